@@ -1,0 +1,68 @@
+package accounting
+
+// Model is what the loaders found in one or more model files: the files
+// themselves and every tensor they hold, in file order. A loader fills it from
+// headers only; no tensor data is read.
+type Model struct {
+	Files   []File
+	Tensors []Tensor
+	// Quantization is the "quantization_config" of a config.json found beside
+	// the model files, if any.
+	Quantization *QuantConfig
+}
+
+// File is one model file as a loader saw it.
+type File struct {
+	Path   string // as given on the command line or found in a directory
+	Format string // "pytorch-zip", "pytorch-legacy", "safetensors", "gguf"
+	// SizeBytes is the size of the file on disk.
+	SizeBytes int64
+}
+
+// QuantConfig is the subset of a Hugging Face quantization_config that the
+// classifier uses.
+type QuantConfig struct {
+	Method              string   // quant_method: "gptq", "awq", "bitsandbytes", "fp8", ...
+	Bits                int      // bits per weight, 0 if not given
+	GroupSize           int      // group size, 0 if not given
+	ModulesNotToConvert []string // modules_to_not_convert
+}
+
+// Tensor is one tensor as it is stored in a file.
+//
+// Bytes are attributed through storages: a storage is a run of bytes in a
+// file, and a tensor is a view into one. Several tensors may view the same
+// storage (tied weights), and a view may cover only part of it (a slice saved
+// with its parent's storage).
+type Tensor struct {
+	// Name is the dotted path a state_dict would use, e.g.
+	// "blocks.0.attn.q.weight". Tensors nested in containers are named by
+	// their path through the container ("optimizer.state.0.exp_avg").
+	Name string
+	// File indexes Model.Files.
+	File int
+	// DType is a canonical dtype name from the dtype table (see LookupDType).
+	DType string
+	// Shape is the logical shape; a scalar has an empty shape.
+	Shape []int64
+	// Strides are in elements; nil means C-contiguous.
+	Strides []int64
+
+	// Storage identifies the storage within its file ("data/3", a
+	// safetensors tensor name, ...). Tensors of one file with equal Storage
+	// share bytes.
+	Storage string
+	// StorageBytes is the number of bytes the storage occupies in the file.
+	StorageBytes int64
+	// ViewOffset is the byte offset of the tensor's first element within
+	// its storage.
+	ViewOffset int64
+	// DataOffset is the absolute file offset of the storage's first byte,
+	// or -1 when the format does not place it at a fixed offset.
+	DataOffset int64
+
+	// QScale and QZeroPoint are the per-tensor quantization parameters of a
+	// PyTorch quantized tensor (qint8, quint8); zero otherwise.
+	QScale     float64
+	QZeroPoint int64
+}

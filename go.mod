@@ -1,0 +1,3 @@
+module github.com/qinsaudit/qinsaudit
+
+go 1.26.8

@@ -1,0 +1,295 @@
+// Package loaders finds the tensors in model files. Each format has its own
+// package behind the Loader interface; Open tries them in the order of the
+// list below, recognising a file by its content, never by its name.
+package loaders
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/loaders/gguf"
+	"github.com/qinsaudit/qinsaudit/loaders/pytorch"
+	"github.com/qinsaudit/qinsaudit/loaders/safetensors"
+)
+
+// Loader reads the tensor table of one file format.
+type Loader interface {
+	// Name is the loader's format family, e.g. "safetensors".
+	Name() string
+	// Sniff reports whether head, the first bytes of a file (up to
+	// HeadSize, fewer for a short file), looks like this format.
+	Sniff(head []byte) bool
+	// Load reads the tensor table from headers only. The returned model
+	// holds exactly one File, whose Path is left empty for the caller to
+	// fill. Malformed input gives an *accounting.FormatError.
+	Load(r io.ReaderAt, size int64) (*accounting.Model, error)
+}
+
+// HeadSize is how many bytes Sniff is shown.
+const HeadSize = 64
+
+// all is every loader, in the order Open asks them.
+var all = []Loader{
+	gguf.Loader{},
+	safetensors.Loader{},
+	pytorch.Loader{},
+}
+
+// ErrUnknownFormat is wrapped by the error for a file no loader recognises.
+var ErrUnknownFormat = errors.New("unknown model file format")
+
+// maxIndexBytes bounds a safetensors index or config.json read into memory.
+const maxIndexBytes = 64 << 20
+
+// Open reads every model file named by paths into one Model. A path may be a
+// model file, a safetensors index (*.safetensors.index.json), or a directory
+// holding either; a config.json beside the files contributes its
+// quantization_config.
+func Open(paths ...string) (*accounting.Model, error) {
+	var files []string
+	seen := map[string]bool{}
+	add := func(p string) {
+		if !seen[p] {
+			seen[p] = true
+			files = append(files, p)
+		}
+	}
+	var configDirs []string
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case fi.IsDir():
+			list, err := dirFiles(p)
+			if err != nil {
+				return nil, err
+			}
+			for _, f := range list {
+				add(f)
+			}
+			configDirs = append(configDirs, p)
+		case strings.HasSuffix(p, ".index.json"):
+			shards, err := indexShards(p)
+			if err != nil {
+				return nil, err
+			}
+			for _, f := range shards {
+				add(f)
+			}
+			configDirs = append(configDirs, filepath.Dir(p))
+		default:
+			add(p)
+			configDirs = append(configDirs, filepath.Dir(p))
+		}
+	}
+	m := &accounting.Model{}
+	for _, p := range files {
+		fm, err := OpenFile(p)
+		if err != nil {
+			return nil, err
+		}
+		base := len(m.Files)
+		m.Files = append(m.Files, fm.Files...)
+		for _, t := range fm.Tensors {
+			t.File += base
+			m.Tensors = append(m.Tensors, t)
+		}
+	}
+	for _, d := range configDirs {
+		q, err := readQuantConfig(filepath.Join(d, "config.json"))
+		if err != nil {
+			return nil, err
+		}
+		if q != nil {
+			m.Quantization = q
+			break
+		}
+	}
+	return m, nil
+}
+
+// OpenFile reads one model file with the loader that recognises it.
+func OpenFile(path string) (*accounting.Model, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, HeadSize)
+	n, err := f.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	head = head[:n]
+	l := Detect(head)
+	if l == nil {
+		return nil, fmt.Errorf("%s: %w (first bytes % x)", path, ErrUnknownFormat, head[:min(len(head), 16)])
+	}
+	m, err := l.Load(f, fi.Size())
+	if err != nil {
+		var fe *accounting.FormatError
+		if errors.As(err, &fe) {
+			fe.Path = path
+			return nil, fe
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for i := range m.Files {
+		m.Files[i].Path = path
+		m.Files[i].SizeBytes = fi.Size()
+	}
+	return m, nil
+}
+
+// Detect returns the first loader that recognises head, or nil.
+func Detect(head []byte) Loader {
+	for _, l := range all {
+		if l.Sniff(head) {
+			return l
+		}
+	}
+	return nil
+}
+
+// dirFiles lists the model files of a directory: the shards of a safetensors
+// index when there is one, else every regular file a loader recognises.
+func dirFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var indexes, files []string
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if strings.HasSuffix(e.Name(), ".safetensors.index.json") {
+			indexes = append(indexes, p)
+			continue
+		}
+		if ok, err := sniffFile(p); err != nil {
+			return nil, err
+		} else if ok {
+			files = append(files, p)
+		}
+	}
+	if len(indexes) > 0 {
+		// An index names the shards that belong together; other files in
+		// the directory (an older consolidated copy, say) are not part of it.
+		var shards []string
+		for _, ix := range indexes {
+			s, err := indexShards(ix)
+			if err != nil {
+				return nil, err
+			}
+			shards = append(shards, s...)
+		}
+		return shards, nil
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s: no model files found", dir)
+	}
+	return files, nil
+}
+
+func sniffFile(p string) (bool, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	head := make([]byte, HeadSize)
+	n, err := f.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
+		return false, fmt.Errorf("%s: %w", p, err)
+	}
+	return Detect(head[:n]) != nil, nil
+}
+
+// indexShards returns the shard files a safetensors index names, sorted,
+// each once, resolved against the index's directory.
+func indexShards(path string) ([]string, error) {
+	data, err := readSmall(path)
+	if err != nil {
+		return nil, err
+	}
+	var ix struct {
+		WeightMap map[string]string `json:"weight_map"`
+	}
+	if err := json.Unmarshal(data, &ix); err != nil {
+		return nil, fmt.Errorf("%s: safetensors index: %w", path, err)
+	}
+	if len(ix.WeightMap) == 0 {
+		return nil, fmt.Errorf("%s: safetensors index: no weight_map", path)
+	}
+	set := map[string]bool{}
+	for name, shard := range ix.WeightMap {
+		if shard == "" || filepath.IsAbs(shard) || strings.Contains(filepath.ToSlash(shard), "../") {
+			return nil, fmt.Errorf("%s: safetensors index: tensor %q: bad shard name %q", path, name, shard)
+		}
+		set[shard] = true
+	}
+	var shards []string
+	for s := range set {
+		shards = append(shards, filepath.Join(filepath.Dir(path), s))
+	}
+	sort.Strings(shards)
+	return shards, nil
+}
+
+// readQuantConfig reads the quantization_config of a config.json; a missing
+// file or key gives nil.
+func readQuantConfig(path string) (*accounting.QuantConfig, error) {
+	data, err := readSmall(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var cfg struct {
+		Q *struct {
+			Method    string   `json:"quant_method"`
+			Bits      int      `json:"bits"`
+			GroupSize int      `json:"group_size"`
+			NotConv   []string `json:"modules_to_not_convert"`
+		} `json:"quantization_config"`
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if cfg.Q == nil {
+		return nil, nil
+	}
+	return &accounting.QuantConfig{Method: cfg.Q.Method, Bits: cfg.Q.Bits, GroupSize: cfg.Q.GroupSize, ModulesNotToConvert: cfg.Q.NotConv}, nil
+}
+
+func readSmall(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxIndexBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > maxIndexBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxIndexBytes)
+	}
+	return data, nil
+}
