@@ -1,0 +1,304 @@
+package accounting
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Options control an audit.
+type Options struct {
+	// Baseline is the dtype a plain, uncompressed weight would use:
+	// "float32" (the default when empty), "float16" or "bfloat16".
+	Baseline string
+}
+
+// Row is the accounting of one tensor.
+type Row struct {
+	Name  string
+	File  int // index into Result.Files
+	DType string
+	Shape []int64
+	Numel int64
+	// ElementSize is bytes per element (fractional for block types).
+	ElementSize float64
+	Class
+	Layer string
+	// TheoreticalBytes is numel x element size, whole blocks.
+	TheoreticalBytes int64
+	// StoredBytes is what the file holds for the tensor: its storage's
+	// bytes, charged to the first tensor that uses the storage; 0 for the
+	// others.
+	StoredBytes int64
+	// BaselineBytes is the size of the logical weight the tensor represents
+	// in the baseline dtype: params x 4 for an fp32 baseline on an encoded
+	// main tensor or a plain float tensor; 0 for side tensors, a tied
+	// tensor and a leftover duplicate; the stored size for non-float
+	// buffers, which have no float reference.
+	BaselineBytes int64
+	// DeadBytes is the part of the storage no tensor views, on the tensor
+	// charged with it.
+	DeadBytes int64
+	// SharesStorageWith names the other tensors on the same storage.
+	SharesStorageWith []string
+}
+
+// Group sums rows by a key: a role, a module, a layer, or the total.
+type Group struct {
+	Key              string
+	Tensors          int64
+	Params           int64
+	BaselineBytes    int64
+	TheoreticalBytes int64
+	StoredBytes      int64
+}
+
+// Ratio is baseline over stored bytes: 2.0 means half the size of the
+// baseline. It is 0 when nothing is stored.
+func (g Group) Ratio() float64 {
+	if g.StoredBytes == 0 {
+		return 0
+	}
+	return float64(g.BaselineBytes) / float64(g.StoredBytes)
+}
+
+// BitsPerWeight is stored bits per logical parameter, 0 without params.
+func (g Group) BitsPerWeight() float64 {
+	if g.Params == 0 {
+		return 0
+	}
+	return float64(g.StoredBytes) * 8 / float64(g.Params)
+}
+
+func (g *Group) add(r *Row) {
+	g.Tensors++
+	g.Params += r.Params
+	g.BaselineBytes += r.BaselineBytes
+	g.TheoreticalBytes += r.TheoreticalBytes
+	g.StoredBytes += r.StoredBytes
+}
+
+// FileResult is the accounting of one file.
+type FileResult struct {
+	File
+	Tensors     int64
+	StoredBytes int64
+	// OverheadBytes is what the file holds besides tensor storages:
+	// headers, pickles, zip records, padding.
+	OverheadBytes int64
+}
+
+// Result is an audit: every number a report shows, and no strings made
+// for humans.
+type Result struct {
+	Baseline string // the baseline dtype
+	Files    []FileResult
+	Rows     []Row
+	// Roles has one group per role that occurs, in Role order.
+	Roles   []Group
+	Modules []Group // in order of first appearance
+	Layers  []Group // in order of first appearance
+	// Total sums every role that is part of the model (not optimizer
+	// state).
+	Total    Group
+	Findings []Finding
+}
+
+// Audit accounts for every tensor of m.
+func Audit(m *Model, opts Options) (*Result, error) {
+	if opts.Baseline == "" {
+		opts.Baseline = "float32"
+	}
+	ref, ok := LookupDType(opts.Baseline)
+	if !ok || !ref.Float || ref.BlockElems != 1 {
+		return nil, fmt.Errorf("baseline %q is not a float dtype", opts.Baseline)
+	}
+	res := &Result{Baseline: opts.Baseline}
+	cls := Classify(m)
+	res.Rows = make([]Row, len(m.Tensors))
+	for i, t := range m.Tensors {
+		r := &res.Rows[i]
+		r.Name, r.File, r.DType, r.Shape, r.Class = t.Name, t.File, t.DType, t.Shape, cls[i]
+		r.Layer = LayerOf(t.Name)
+		n, err := Numel(t.Shape)
+		if err != nil {
+			return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
+		}
+		r.Numel = n
+		if d, ok := LookupDType(t.DType); ok {
+			r.ElementSize = float64(d.BlockBytes) / float64(d.BlockElems)
+			if r.TheoreticalBytes, err = d.Bytes(n); err != nil {
+				return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
+			}
+		} else {
+			// An unknown type: trust the file's span, and say so.
+			r.TheoreticalBytes = t.StorageBytes
+			res.Findings = append(res.Findings, Finding{Kind: UnknownDType, Severity: Warning,
+				Module: r.Module, Tensors: []string{t.Name}, Bytes: t.StorageBytes,
+				Message: fmt.Sprintf("dtype %q is not in qinsaudit's table; its file span is taken as its size", t.DType)})
+		}
+	}
+	chargeStorages(m, res)
+	for i := range res.Rows {
+		r := &res.Rows[i]
+		switch {
+		case r.Leftover, r.Role == EncodedLinear && r.Part != "weight":
+			r.BaselineBytes = 0
+		case r.Role == EncodedLinear || isFloat(r.DType) || r.DType == "":
+			r.BaselineBytes = r.Params * ref.BlockBytes
+		default:
+			r.BaselineBytes = r.TheoreticalBytes
+		}
+	}
+	untieBaselines(m, res)
+	res.Files = fileResults(m, res)
+	group(res)
+	res.Findings = append(res.Findings, findings(m, res)...)
+	sortFindings(res.Findings)
+	return res, nil
+}
+
+// chargeStorages charges each storage once, to the first tensor that views
+// it, and finds the bytes no view covers.
+func chargeStorages(m *Model, res *Result) {
+	type key struct {
+		file    int
+		storage string
+	}
+	users := map[key][]int{}
+	var order []key
+	for i, t := range m.Tensors {
+		k := key{t.File, t.Storage}
+		if _, ok := users[k]; !ok {
+			order = append(order, k)
+		}
+		users[k] = append(users[k], i)
+	}
+	for _, k := range order {
+		idx := users[k]
+		first := &res.Rows[idx[0]]
+		size := m.Tensors[idx[0]].StorageBytes
+		first.StoredBytes = size
+		spans := make([][2]int64, 0, len(idx))
+		for _, i := range idx {
+			spans = append(spans, viewSpan(m.Tensors[i], res.Rows[i].TheoreticalBytes))
+			if len(idx) > 1 {
+				for _, j := range idx {
+					if j != i {
+						res.Rows[i].SharesStorageWith = append(res.Rows[i].SharesStorageWith, m.Tensors[j].Name)
+					}
+				}
+			}
+		}
+		if dead := size - covered(spans, size); dead > 0 {
+			first.DeadBytes = dead
+		}
+	}
+}
+
+// viewSpan returns the byte range of its storage a tensor can touch.
+func viewSpan(t Tensor, theoretical int64) [2]int64 {
+	start := t.ViewOffset
+	if t.Strides == nil || len(t.Strides) != len(t.Shape) {
+		return [2]int64{start, start + theoretical}
+	}
+	d, ok := LookupDType(t.DType)
+	if !ok || d.BlockElems != 1 {
+		return [2]int64{start, start + theoretical}
+	}
+	extent := int64(1)
+	for k, s := range t.Shape {
+		if s == 0 {
+			return [2]int64{start, start}
+		}
+		extent += (s - 1) * t.Strides[k]
+	}
+	return [2]int64{start, start + extent*d.BlockBytes}
+}
+
+// covered returns how many bytes of [0, size) the spans cover.
+func covered(spans [][2]int64, size int64) int64 {
+	sort.Slice(spans, func(a, b int) bool { return spans[a][0] < spans[b][0] })
+	var total, end int64
+	for _, s := range spans {
+		lo, hi := max(s[0], end, 0), min(s[1], size)
+		if hi > lo {
+			total += hi - lo
+			end = hi
+		}
+	}
+	return total
+}
+
+// untieBaselines zeroes the baseline of a tensor that is the very same view
+// as an earlier one (a tied lm_head): it is one weight, not two.
+func untieBaselines(m *Model, res *Result) {
+	type view struct {
+		file          int
+		storage       string
+		offset, bytes int64
+		dtype         string
+	}
+	seen := map[view]bool{}
+	for i, t := range m.Tensors {
+		v := view{t.File, t.Storage, t.ViewOffset, res.Rows[i].TheoreticalBytes, t.DType}
+		if seen[v] {
+			res.Rows[i].BaselineBytes = 0
+			res.Rows[i].Params = 0
+			continue
+		}
+		seen[v] = true
+	}
+}
+
+func fileResults(m *Model, res *Result) []FileResult {
+	out := make([]FileResult, len(m.Files))
+	for i, f := range m.Files {
+		out[i].File = f
+	}
+	for _, r := range res.Rows {
+		if r.File >= 0 && r.File < len(out) {
+			out[r.File].Tensors++
+			out[r.File].StoredBytes += r.StoredBytes
+		}
+	}
+	for i := range out {
+		out[i].OverheadBytes = out[i].SizeBytes - out[i].StoredBytes
+	}
+	return out
+}
+
+func group(res *Result) {
+	var roles [numRoles]Group
+	var seenRole [numRoles]bool
+	modIdx, layerIdx := map[string]int{}, map[string]int{}
+	for i := range res.Rows {
+		r := &res.Rows[i]
+		roles[r.Role].add(r)
+		seenRole[r.Role] = true
+		if !r.Role.InModel() {
+			continue
+		}
+		res.Total.add(r)
+		addTo(&res.Modules, modIdx, r.Module, r)
+		if r.Layer != "" {
+			addTo(&res.Layers, layerIdx, r.Layer, r)
+		}
+	}
+	res.Total.Key = "total"
+	for k := Role(0); k < numRoles; k++ {
+		if seenRole[k] {
+			roles[k].Key = k.String()
+			res.Roles = append(res.Roles, roles[k])
+		}
+	}
+}
+
+func addTo(gs *[]Group, idx map[string]int, key string, r *Row) {
+	i, ok := idx[key]
+	if !ok {
+		i = len(*gs)
+		idx[key] = i
+		*gs = append(*gs, Group{Key: key})
+	}
+	(*gs)[i].add(r)
+}

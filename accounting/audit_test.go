@@ -1,0 +1,309 @@
+package accounting
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+)
+
+// builder makes in-memory models: each tensor gets its own storage unless
+// tied to another.
+type builder struct{ m Model }
+
+func newModel() *builder {
+	return &builder{m: Model{Files: []File{{Path: "m.pt", Format: "pytorch-zip"}}}}
+}
+
+func (b *builder) t(name, dtype string, shape ...int64) *builder {
+	d, _ := LookupDType(dtype)
+	n, _ := Numel(shape)
+	size, _ := d.Bytes(n)
+	b.m.Tensors = append(b.m.Tensors, Tensor{Name: name, DType: dtype, Shape: shape,
+		Storage: fmt.Sprintf("data/%d", len(b.m.Tensors)), StorageBytes: size})
+	return b
+}
+
+// tie makes the last tensor view the storage of the named one.
+func (b *builder) tie(to string) *builder {
+	last := &b.m.Tensors[len(b.m.Tensors)-1]
+	for _, t := range b.m.Tensors {
+		if t.Name == to {
+			last.Storage, last.StorageBytes = t.Storage, t.StorageBytes
+		}
+	}
+	return b
+}
+
+func (b *builder) model() *Model {
+	var size int64 = 1000
+	for _, t := range b.m.Tensors {
+		size += t.StorageBytes
+	}
+	b.m.Files[0].SizeBytes = size
+	return &b.m
+}
+
+var toyLinears = []struct {
+	name    string
+	out, in int64
+}{
+	{"attn.q", 256, 256}, {"attn.k", 256, 256}, {"attn.v", 256, 256}, {"attn.o", 256, 256},
+	{"ffn.up", 1024, 256}, {"ffn.down", 256, 1024},
+}
+
+// seedToy is the seed's toy model: 5000x256 embedding, 3 blocks of six
+// linears; qins swaps each linear for the QINS log codec's buffers.
+func seedToy(qins bool) *Model {
+	b := newModel().t("embed.weight", "float32", 5000, 256)
+	for blk := 0; blk < 3; blk++ {
+		for _, l := range toyLinears {
+			mod := fmt.Sprintf("blocks.%d.%s", blk, l.name)
+			if !qins {
+				b.t(mod+".weight", "float32", l.out, l.in)
+				continue
+			}
+			b.t(mod+".stored", "uint8", l.out, l.in).t(mod+".sign", "int8", l.out, l.in).
+				t(mod+".log_min", "float32").t(mod+".log_max", "float32")
+		}
+	}
+	return b.model()
+}
+
+func role(t *testing.T, r *Result, name string) Group {
+	t.Helper()
+	for _, g := range r.Roles {
+		if g.Key == name {
+			return g
+		}
+	}
+	t.Fatalf("no role %q in %+v", name, r.Roles)
+	return Group{}
+}
+
+const MiB = 1 << 20
+
+func TestSeedToyNumbers(t *testing.T) {
+	fp32, err := Audit(seedToy(false), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without encoding every linear weight is plain: untouched.
+	if g := role(t, fp32, "untouched"); g.Params != 2359296 || g.StoredBytes != 9*MiB {
+		t.Errorf("fp32 linears: %+v", g)
+	}
+	qins, err := Audit(seedToy(true), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lin := role(t, qins, "encoded_linear")
+	if lin.Params != 2359296 || lin.BaselineBytes != 9*MiB || lin.StoredBytes != 9*MiB/2+18*2*4 {
+		t.Errorf("encoded linears: %+v", lin)
+	}
+	if got := fmt.Sprintf("%.2f %.2f", lin.Ratio(), lin.BitsPerWeight()); got != "2.00 16.00" {
+		t.Errorf("encoded linears ratio, bits = %s, want 2.00 16.00", got)
+	}
+	emb := role(t, qins, "embedding")
+	if emb.Params != 1280000 || emb.StoredBytes != 5120000 || emb.BaselineBytes != 5120000 {
+		t.Errorf("embedding: %+v", emb)
+	}
+	tot := qins.Total
+	if got := fmt.Sprintf("%.2f %.2f %.2f", float64(tot.BaselineBytes)/MiB, float64(tot.StoredBytes)/MiB, tot.Ratio()); got != "13.88 9.38 1.48" {
+		t.Errorf("total baseline MiB, stored MiB, ratio = %s, want 13.88 9.38 1.48", got)
+	}
+	if fp32.Total.BaselineBytes != qins.Total.BaselineBytes {
+		t.Errorf("baselines differ: fp32 %d, qins %d", fp32.Total.BaselineBytes, qins.Total.BaselineBytes)
+	}
+	// The int8 sign: one finding per module, 7/8 of its bytes saveable.
+	var side int64
+	n := 0
+	for _, f := range qins.Findings {
+		if f.Kind == SidecarOverhead {
+			n++
+			side += f.Bytes
+		}
+		if f.Kind == EncodedButUncompressed {
+			t.Errorf("unexpected %v", f)
+		}
+	}
+	if n != 18 || side != 2359296*7/8 {
+		t.Errorf("sidecar findings: %d, %d bytes; want 18, %d", n, side, 2359296*7/8)
+	}
+	if len(qins.Layers) != 3 || qins.Layers[2].Key != "blocks.2" || qins.Layers[0].Params != 786432 {
+		t.Errorf("layers: %+v", qins.Layers)
+	}
+}
+
+func TestRationalFloat32IsUncompressed(t *testing.T) {
+	b := newModel().t("embed.weight", "float32", 100, 64)
+	for _, l := range []string{"attn.v", "attn.o"} {
+		b.t("blocks.0."+l+".weight_qins", "float32", 64, 64).t("blocks.0."+l+".alpha", "float32")
+	}
+	r, err := Audit(b.model(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lin := role(t, r, "encoded_linear")
+	if lin.Params != 2*4096 || lin.BaselineBytes != 2*4096*4 || lin.StoredBytes != 2*4096*4+8 {
+		t.Fatalf("encoded: %+v", lin)
+	}
+	if got := fmt.Sprintf("%.2f", lin.Ratio()); got != "1.00" {
+		t.Errorf("ratio %s, want 1.00", got)
+	}
+	var mods []string
+	for _, f := range r.Findings {
+		if f.Kind == EncodedButUncompressed {
+			mods = append(mods, f.Module)
+			if f.Severity != Error || len(f.Tensors) != 2 {
+				t.Errorf("finding %+v", f)
+			}
+		}
+	}
+	if !slices.Equal(mods, []string{"blocks.0.attn.v", "blocks.0.attn.o"}) {
+		t.Errorf("uncompressed modules %v", mods)
+	}
+	// The uint8 twin is compressed 4x and not flagged.
+	b = newModel().t("blocks.0.attn.v.weight_qins", "uint8", 64, 64)
+	r, _ = Audit(b.model(), Options{})
+	if len(r.Findings) != 0 || r.Total.Ratio() != 4 {
+		t.Errorf("uint8 rational: ratio %v, findings %v", r.Total.Ratio(), r.Findings)
+	}
+}
+
+func TestTiedHeadSharedStorage(t *testing.T) {
+	m := newModel().t("embed.weight", "float32", 100, 64).t("blocks.0.attn.q.weight", "float32", 64, 64).
+		t("lm_head.weight", "float32", 100, 64).tie("embed.weight").model()
+	r, err := Audit(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb := role(t, r, "embedding")
+	if emb.Tensors != 2 || emb.StoredBytes != 25600 || emb.BaselineBytes != 25600 || emb.Params != 6400 {
+		t.Errorf("embedding: %+v", emb)
+	}
+	head := r.Rows[2]
+	if head.StoredBytes != 0 || head.BaselineBytes != 0 || !slices.Equal(head.SharesStorageWith, []string{"embed.weight"}) {
+		t.Errorf("head row: %+v", head)
+	}
+	if len(r.Findings) != 1 || r.Findings[0].Kind != SharedStorage || r.Findings[0].Bytes != 25600 {
+		t.Errorf("findings: %+v", r.Findings)
+	}
+}
+
+func TestSliceDeadBytes(t *testing.T) {
+	m := newModel().t("part", "float32", 2, 16).model()
+	m.Tensors[0].StorageBytes = 8 * 16 * 4 // the parent's storage
+	m.Tensors[0].ViewOffset = 2 * 16 * 4
+	r, err := Audit(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := r.Rows[0]
+	if row.StoredBytes != 512 || row.TheoreticalBytes != 128 || row.DeadBytes != 384 {
+		t.Errorf("row: %+v", row)
+	}
+	if len(r.Findings) != 1 || r.Findings[0].Kind != DeadBytes || r.Findings[0].Bytes != 384 {
+		t.Errorf("findings: %+v", r.Findings)
+	}
+}
+
+func TestStridedViewSpan(t *testing.T) {
+	// A Fortran-ordered [2,3,4] int64 tensor (strides 1,2,6) covers its
+	// whole 24-element storage.
+	m := newModel().t("x", "int64", 2, 3, 4).model()
+	m.Tensors[0].Strides = []int64{1, 2, 6}
+	r, _ := Audit(m, Options{})
+	if r.Rows[0].DeadBytes != 0 || r.Rows[0].StoredBytes != 192 {
+		t.Errorf("row: %+v", r.Rows[0])
+	}
+}
+
+func TestLeftoverWeight(t *testing.T) {
+	m := newModel().t("l.stored", "uint8", 8, 8).t("l.sign", "int8", 8, 8).t("l.log_min", "float32").
+		t("l.log_max", "float32").t("l.weight", "float32", 8, 8).t("l.bias", "float32", 8).model()
+	r, _ := Audit(m, Options{})
+	w, b := r.Rows[4], r.Rows[5]
+	if w.Role != Untouched || w.Part != "leftover_weight" || w.BaselineBytes != 0 || w.StoredBytes != 256 {
+		t.Errorf("leftover: %+v", w)
+	}
+	if b.Role != Untouched || b.Part != "bias" || b.Module != "l" || b.BaselineBytes != 32 {
+		t.Errorf("bias: %+v", b)
+	}
+	var kinds []FindingKind
+	for _, f := range r.Findings {
+		kinds = append(kinds, f.Kind)
+	}
+	if !slices.Equal(kinds, []FindingKind{DuplicateWeight, SidecarOverhead}) {
+		t.Errorf("finding kinds %v", kinds)
+	}
+}
+
+func TestGPTQParams(t *testing.T) {
+	m := newModel().t("m.qweight", "int32", 64/8, 32).t("m.qzeros", "int32", 2, 32/8).
+		t("m.scales", "float16", 2, 32).t("m.g_idx", "int32", 64).t("m.bias", "float16", 32).model()
+	r, _ := Audit(m, Options{})
+	lin := role(t, r, "encoded_linear")
+	// 2048 4-bit weights: 1024 bytes + zeros 32 + scales 128 + g_idx 256.
+	if lin.Params != 2048 || lin.StoredBytes != 1024+32+128+256 || lin.Tensors != 4 {
+		t.Errorf("gptq: %+v", lin)
+	}
+	m.Quantization = &QuantConfig{Method: "gptq", Bits: 8}
+	r, _ = Audit(m, Options{})
+	if lin := role(t, r, "encoded_linear"); lin.Params != 1024 {
+		t.Errorf("8-bit gptq params %d, want 1024", lin.Params)
+	}
+}
+
+func TestOptimizerStateExcluded(t *testing.T) {
+	m := newModel().t("model.embed.weight", "float32", 10, 4).t("optimizer.state.0.exp_avg", "float32", 10, 4).
+		t("optimizer.state.0.step", "float32").model()
+	r, _ := Audit(m, Options{})
+	if r.Total.Tensors != 1 || r.Total.StoredBytes != 160 {
+		t.Errorf("total: %+v", r.Total)
+	}
+	if g := role(t, r, "optimizer_state"); g.Tensors != 2 || g.StoredBytes != 164 {
+		t.Errorf("optimizer: %+v", g)
+	}
+	if r.Files[0].StoredBytes != 324 || r.Files[0].OverheadBytes != 1000 {
+		t.Errorf("file: %+v", r.Files[0])
+	}
+}
+
+func TestBaselineOption(t *testing.T) {
+	r, err := Audit(seedToy(true), Options{Baseline: "float16"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lin := role(t, r, "encoded_linear"); lin.BaselineBytes != 9*MiB/2 {
+		t.Errorf("fp16 baseline %d", lin.BaselineBytes)
+	}
+	if _, err := Audit(seedToy(true), Options{Baseline: "int8"}); err == nil {
+		t.Error("int8 baseline accepted")
+	}
+}
+
+func TestUnknownDType(t *testing.T) {
+	m := newModel().model()
+	m.Tensors = append(m.Tensors, Tensor{Name: "blk.0.ffn_up.weight", DType: "ggml_unknown_99", Shape: []int64{4, 4}, Storage: "a", StorageBytes: 10})
+	r, err := Audit(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Rows[0].TheoreticalBytes != 10 || len(r.Findings) != 1 || r.Findings[0].Kind != UnknownDType {
+		t.Errorf("row %+v findings %+v", r.Rows[0], r.Findings)
+	}
+}
+
+func TestLayerOf(t *testing.T) {
+	for name, want := range map[string]string{
+		"model.layers.3.mlp.up_proj.weight": "model.layers.3",
+		"blocks.0.attn.q.stored":            "blocks.0",
+		"transformer.h.11.attn.c_attn.bias": "transformer.h.11",
+		"blk.7.ffn_up.weight":               "blk.7",
+		"embed.weight":                      "",
+		"highway.0.weight":                  "",
+	} {
+		if got := LayerOf(name); got != want {
+			t.Errorf("LayerOf(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

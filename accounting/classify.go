@@ -1,0 +1,213 @@
+package accounting
+
+import (
+	"regexp"
+	"strings"
+)
+
+// Class is what classification says of one tensor.
+type Class struct {
+	Role   Role
+	Part   string // "weight", "bias", "sign", "scale", "norm", ...
+	Module string // dotted prefix, e.g. "blocks.0.attn.q"
+	Scheme string // encoding scheme, "" for plain tensors
+	// Params is the number of logical weights the tensor holds: the
+	// unpacked count for an encoded main tensor, 0 for its side tensors.
+	Params int64
+	// NeedBits is copied from the matched PartRule.
+	NeedBits int
+	// Leftover marks a float weight kept beside its encoded form.
+	Leftover bool
+}
+
+// Classify assigns every tensor of m a role, part, module and scheme.
+// It is a pure function of the tensors' names, dtypes and shapes, and of
+// the model's quantization config.
+func Classify(m *Model) []Class {
+	cls := make([]Class, len(m.Tensors))
+	byName := make(map[string]int, len(m.Tensors))
+	for i, t := range m.Tensors {
+		if _, dup := byName[t.Name]; !dup {
+			byName[t.Name] = i
+		}
+	}
+	done := make([]bool, len(m.Tensors))
+	encoded := map[string]string{} // module -> scheme
+
+	for i, t := range m.Tensors {
+		if isOptimizer(t.Name) {
+			cls[i] = Class{Role: OptimizerState, Part: "state", Module: moduleOf(t.Name), Params: numel(t)}
+			done[i] = true
+		}
+	}
+	// Encoded modules: a main tensor and its sides.
+	for i, t := range m.Tensors {
+		if done[i] {
+			continue
+		}
+		for _, s := range schemes {
+			mod, ok := matchLeaf(t.Name, s.Main.Leaf)
+			if !ok || !s.Main.accepts(t.DType) {
+				continue
+			}
+			sides := make([]int, len(s.Sides))
+			complete := true
+			for k, side := range s.Sides {
+				j, ok := byName[join(mod, side.Leaf)]
+				if !ok || done[j] || !side.accepts(m.Tensors[j].DType) {
+					j = -1
+				}
+				sides[k] = j
+				if j < 0 && !side.Optional {
+					complete = false
+					break
+				}
+			}
+			if !complete {
+				continue
+			}
+			cls[i] = Class{Role: EncodedLinear, Part: s.Main.Part, Module: mod, Scheme: s.Name,
+				Params: logicalParams(t, s, m.Quantization)}
+			done[i] = true
+			for k, j := range sides {
+				if j >= 0 {
+					cls[j] = Class{Role: EncodedLinear, Part: s.Sides[k].Part, Module: mod, Scheme: s.Name, NeedBits: s.Sides[k].NeedBits}
+					done[j] = true
+				}
+			}
+			encoded[mod] = s.Name
+			break
+		}
+	}
+	// GGML block-quantized weights are encoded linears named by their type.
+	for i, t := range m.Tensors {
+		if done[i] || leafOf(t.Name) != "weight" {
+			continue
+		}
+		if d, ok := LookupDType(t.DType); ok && d.BlockElems > 1 && !embeddingModules[lastComponent(moduleOf(t.Name))] {
+			cls[i] = Class{Role: EncodedLinear, Part: "weight", Module: moduleOf(t.Name), Scheme: strings.ToUpper(t.DType), Params: numel(t)}
+			done[i] = true
+		}
+	}
+	// What is left: biases and leftovers of encoded modules, embeddings,
+	// plain tensors.
+	for i, t := range m.Tensors {
+		if done[i] {
+			continue
+		}
+		mod, leaf := moduleOf(t.Name), leafOf(t.Name)
+		c := Class{Role: Untouched, Module: mod, Params: numel(t), Part: plainPart(t, mod, leaf)}
+		for _, b := range biasLeaves {
+			if bm, ok := matchLeaf(t.Name, b); ok && encoded[bm] != "" {
+				c.Module, c.Part = bm, "bias"
+			}
+		}
+		switch {
+		case c.Part == "bias":
+		case encoded[mod] != "" && leaf == "weight" && isFloat(t.DType):
+			c.Part, c.Leftover, c.Scheme = "leftover_weight", true, ""
+		case embeddingModules[lastComponent(mod)] && leaf == "weight":
+			c.Role, c.Part = Embedding, "weight"
+			if d, ok := LookupDType(t.DType); ok && !d.Float {
+				c.Scheme = strings.ToUpper(t.DType)
+			}
+		}
+		cls[i] = c
+	}
+	return cls
+}
+
+func logicalParams(t Tensor, s Scheme, q *QuantConfig) int64 {
+	n := numel(t)
+	bits := s.WeightBits
+	if bits > 0 && q != nil && q.Bits > 0 {
+		bits = q.Bits
+	}
+	d, ok := LookupDType(t.DType)
+	if bits <= 0 || !ok || d.BlockElems != 1 {
+		return n
+	}
+	return n * (d.BlockBytes * 8 / int64(bits))
+}
+
+func plainPart(t Tensor, mod, leaf string) string {
+	last := lastComponent(mod)
+	switch {
+	case strings.Contains(last, "norm") || strings.HasPrefix(last, "ln"):
+		return "norm"
+	case leaf == "bias":
+		return "bias"
+	case !isFloat(t.DType):
+		return "buffer"
+	case leaf == "weight":
+		return "weight"
+	}
+	return "param"
+}
+
+func isFloat(dtype string) bool {
+	d, ok := LookupDType(dtype)
+	return ok && d.Float
+}
+
+func isOptimizer(name string) bool {
+	parts := strings.Split(name, ".")
+	for _, p := range parts[:len(parts)-1] {
+		if optimizerKeys[p] {
+			return true
+		}
+	}
+	return false
+}
+
+// matchLeaf reports whether name is leaf or ends in "."+leaf, and returns
+// the module prefix.
+func matchLeaf(name, leaf string) (string, bool) {
+	if name == leaf {
+		return "", true
+	}
+	if strings.HasSuffix(name, leaf) && len(name) > len(leaf) && name[len(name)-len(leaf)-1] == '.' {
+		return name[:len(name)-len(leaf)-1], true
+	}
+	return "", false
+}
+
+func join(mod, leaf string) string {
+	if mod == "" {
+		return leaf
+	}
+	return mod + "." + leaf
+}
+
+func moduleOf(name string) string {
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		return name[:i]
+	}
+	return ""
+}
+
+func leafOf(name string) string {
+	return name[strings.LastIndexByte(name, '.')+1:]
+}
+
+func lastComponent(mod string) string { return leafOf(mod) }
+
+var layerRE = regexp.MustCompile(`^(?:.*\.)?(?:layers|blocks|h|blk|layer|block)\.\d+(?:\.|$)`)
+
+// LayerOf returns the layer prefix of a tensor or module name
+// ("model.layers.3" for "model.layers.3.mlp.up_proj.weight"), or "".
+func LayerOf(name string) string {
+	loc := layerRE.FindStringIndex(name)
+	if loc == nil {
+		return ""
+	}
+	return strings.TrimSuffix(name[:loc[1]], ".")
+}
+
+func numel(t Tensor) int64 {
+	n, err := Numel(t.Shape)
+	if err != nil {
+		return 0
+	}
+	return n
+}

@@ -1,0 +1,56 @@
+package accounting
+
+import "testing"
+
+func TestDTypeBytes(t *testing.T) {
+	for _, c := range []struct {
+		dtype string
+		n     int64
+		want  int64
+		err   bool
+	}{
+		{"float32", 10, 40, false},
+		{"bfloat16", 3, 6, false},
+		{"bool", 0, 0, false},
+		{"quint4x2", 3, 2, false}, // partial block rounds up
+		{"float64", -1, 0, true},
+		{"float64", 1 << 61, 0, true},
+	} {
+		d, ok := LookupDType(c.dtype)
+		if !ok {
+			t.Fatalf("no dtype %q", c.dtype)
+		}
+		got, err := d.Bytes(c.n)
+		if (err != nil) != c.err || got != c.want {
+			t.Errorf("%s.Bytes(%d) = %d, %v; want %d, err %v", c.dtype, c.n, got, err, c.want, c.err)
+		}
+	}
+}
+
+func TestDTypeTable(t *testing.T) {
+	seen := map[string]bool{}
+	for _, d := range dtypes {
+		if seen[d.Name] || d.BlockElems <= 0 || d.BlockBytes <= 0 {
+			t.Errorf("bad or duplicate row %+v", d)
+		}
+		seen[d.Name] = true
+	}
+}
+
+func TestNumel(t *testing.T) {
+	if n, err := Numel([]int64{5000, 256}); n != 1280000 || err != nil {
+		t.Errorf("Numel = %d, %v", n, err)
+	}
+	if n, err := Numel(nil); n != 1 || err != nil {
+		t.Errorf("scalar Numel = %d, %v", n, err)
+	}
+	if n, err := Numel([]int64{0, 1 << 62, 1 << 62}); n != 0 || err != nil {
+		t.Errorf("zero dim Numel = %d, %v", n, err)
+	}
+	if _, err := Numel([]int64{1 << 32, 1 << 32}); err == nil {
+		t.Error("overflow not detected")
+	}
+	if _, err := Numel([]int64{-1}); err == nil {
+		t.Error("negative dim accepted")
+	}
+}

@@ -1,0 +1,152 @@
+package accounting
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// FindingKind names a kind of finding. Kinds are stable identifiers: CI
+// budgets forbid them by name.
+type FindingKind string
+
+// The finding kinds.
+const (
+	// EncodedButUncompressed: an encoded module whose stored bits per
+	// weight are not below the baseline's (the Phi-3.5 float32 case).
+	EncodedButUncompressed FindingKind = "encoded-but-uncompressed"
+	// SidecarOverhead: a side tensor stored wider than its information
+	// needs (a sign kept as one int8 byte per weight).
+	SidecarOverhead FindingKind = "sidecar-overhead"
+	// DuplicateWeight: an encoded module still carries its float weight.
+	DuplicateWeight FindingKind = "duplicate-weight"
+	// DeadBytes: a storage larger than the views that use it.
+	DeadBytes FindingKind = "dead-bytes"
+	// SharedStorage: tensors sharing one storage; summing per-tensor sizes
+	// counts it more than once.
+	SharedStorage FindingKind = "shared-storage"
+	// UnknownDType: a dtype qinsaudit has no size for.
+	UnknownDType FindingKind = "unknown-dtype"
+)
+
+// FindingKinds lists every kind, for documentation and config validation.
+var FindingKinds = []FindingKind{EncodedButUncompressed, SidecarOverhead, DuplicateWeight, DeadBytes, SharedStorage, UnknownDType}
+
+// Severity ranks findings.
+type Severity string
+
+// Severities, most severe first.
+const (
+	Error   Severity = "error"
+	Warning Severity = "warning"
+	Info    Severity = "info"
+)
+
+func (s Severity) rank() int {
+	switch s {
+	case Error:
+		return 0
+	case Warning:
+		return 1
+	}
+	return 2
+}
+
+// Finding is something the accounting noticed.
+type Finding struct {
+	Kind     FindingKind
+	Severity Severity
+	Module   string   // the module concerned, "" if none
+	Tensors  []string // the tensors concerned
+	// Bytes is what is at stake: the bytes that could be saved, or that a
+	// naive count gets wrong.
+	Bytes   int64
+	Message string
+}
+
+func findings(m *Model, res *Result) []Finding {
+	var out []Finding
+	ref, _ := LookupDType(res.Baseline)
+	refBits := ref.BlockBytes * 8
+
+	// Per encoded module: is it compressed at all? Which side tensors are
+	// wider than they need to be?
+	type mod struct {
+		scheme  string
+		tensors []string
+		stored  int64
+		params  int64
+		dtype   string
+	}
+	mods := map[string]*mod{}
+	var order []string
+	for _, r := range res.Rows {
+		if r.Role != EncodedLinear {
+			continue
+		}
+		md := mods[r.Module]
+		if md == nil {
+			md = &mod{scheme: r.Scheme}
+			mods[r.Module] = md
+			order = append(order, r.Module)
+		}
+		md.tensors = append(md.tensors, r.Name)
+		md.stored += r.StoredBytes
+		md.params += r.Params
+		if r.Part == "weight" {
+			md.dtype = r.DType
+		}
+		if r.NeedBits > 0 && r.StoredBytes > 0 {
+			d, ok := LookupDType(r.DType)
+			if ok && d.Bits() > float64(r.NeedBits) {
+				packed := (r.Numel*int64(r.NeedBits) + 7) / 8
+				if save := r.StoredBytes - packed; save > 0 {
+					out = append(out, Finding{Kind: SidecarOverhead, Severity: Warning, Module: r.Module,
+						Tensors: []string{r.Name}, Bytes: save,
+						Message: fmt.Sprintf("%s stored as %s, %g bits per element where %d would do; bit-packing saves the bytes shown", r.Part, r.DType, d.Bits(), r.NeedBits)})
+				}
+			}
+		}
+	}
+	for _, name := range order {
+		md := mods[name]
+		if md.params == 0 {
+			continue
+		}
+		bits := float64(md.stored) * 8 / float64(md.params)
+		if bits >= float64(refBits) {
+			out = append(out, Finding{Kind: EncodedButUncompressed, Severity: Error, Module: name,
+				Tensors: md.tensors, Bytes: md.stored,
+				Message: fmt.Sprintf("encoded as %s but stored as %s: %.2f bits per weight, no saving over %s", md.scheme, md.dtype, bits, res.Baseline)})
+		}
+	}
+	for _, r := range res.Rows {
+		if r.Leftover {
+			out = append(out, Finding{Kind: DuplicateWeight, Severity: Error, Module: r.Module,
+				Tensors: []string{r.Name}, Bytes: r.StoredBytes,
+				Message: fmt.Sprintf("%s is encoded as %s but still carries its %s weight", r.Module, mods[r.Module].scheme, r.DType)})
+		}
+		if r.DeadBytes > 0 {
+			ts := append([]string{r.Name}, r.SharesStorageWith...)
+			out = append(out, Finding{Kind: DeadBytes, Severity: Warning, Module: r.Module, Tensors: ts, Bytes: r.DeadBytes,
+				Message: fmt.Sprintf("storage of %d bytes holds views covering %d; the rest is saved but unused (a slice saved with its parent?)", r.StoredBytes, r.StoredBytes-r.DeadBytes)})
+		}
+		if r.StoredBytes > 0 && len(r.SharesStorageWith) > 0 {
+			ts := append([]string{r.Name}, r.SharesStorageWith...)
+			out = append(out, Finding{Kind: SharedStorage, Severity: Info, Module: r.Module, Tensors: ts,
+				Bytes:   r.StoredBytes * int64(len(r.SharesStorageWith)),
+				Message: fmt.Sprintf("%d tensors share one storage; summing per-tensor sizes counts it %d times", len(ts), len(ts))})
+		}
+	}
+	return out
+}
+
+func sortFindings(fs []Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if a.Severity.rank() != b.Severity.rank() {
+			return a.Severity.rank() < b.Severity.rank()
+		}
+		return strings.Compare(string(a.Kind), string(b.Kind)) < 0
+	})
+}

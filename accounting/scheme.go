@@ -1,0 +1,120 @@
+package accounting
+
+// Scheme describes one way of storing a linear layer's weight in encoded or
+// quantized form: which tensors of a module make it up and how many logical
+// weights its main tensor holds. A module is recognised as using a scheme
+// when it has the main tensor and every required side tensor, with the
+// dtypes listed.
+type Scheme struct {
+	Name string // "qins-log", "gptq", ...
+	// Main is the tensor that holds the encoded weights.
+	Main PartRule
+	// Sides are the companion tensors: signs, scales, zero points, ranges.
+	Sides []PartRule
+	// WeightBits is the number of bits one logical weight takes in the main
+	// tensor's elements (4 for int4 packed into int32). 0 means one logical
+	// weight per element.
+	WeightBits int
+	// Doc says where the layout comes from.
+	Doc string
+}
+
+// PartRule matches one tensor of an encoded module.
+type PartRule struct {
+	// Leaf is the tensor's name relative to its module: "stored",
+	// "_packed_params._packed_params.0".
+	Leaf string
+	// Part names what the tensor is for: "weight" (the encoded weights),
+	// "sign", "scale", "zero_point", "range", "group_index", "param".
+	Part string
+	// DTypes lists the accepted dtypes; empty accepts any.
+	DTypes []string
+	// Optional parts may be absent.
+	Optional bool
+	// NeedBits, when non-zero, is how many bits per element the part's
+	// information needs (a sign needs 1); a part stored wider than that is
+	// reported as sidecar overhead.
+	NeedBits int
+}
+
+var floats = []string{"float32", "float16", "bfloat16"}
+
+// schemes lists every encoding of linear layers qinsaudit recognises, in
+// the order they are tried. New scheme: one entry here, one case in
+// TestClassifySchemes.
+var schemes = []Scheme{
+	{
+		Name: "qins-log",
+		Doc:  "QINS logarithmic codec (seed src/qins_codec.py QINSLinear): uint8 log-magnitude codes, int8 signs, float32 log range",
+		Main: PartRule{Leaf: "stored", Part: "weight", DTypes: []string{"uint8"}},
+		Sides: []PartRule{
+			{Leaf: "sign", Part: "sign", DTypes: []string{"int8", "uint8", "bool"}, NeedBits: 1},
+			{Leaf: "log_min", Part: "range"},
+			{Leaf: "log_max", Part: "range"},
+		},
+	},
+	{
+		Name: "qins-rational",
+		Doc:  "QINS rational codec (seed qins_weight_codec.py QINSWeightLinear): e = sign/(1+alpha|w|), float or uint8",
+		Main: PartRule{Leaf: "weight_qins", Part: "weight", DTypes: []string{"float32", "float16", "bfloat16", "uint8"}},
+		Sides: []PartRule{
+			{Leaf: "alpha", Part: "param", Optional: true},
+		},
+	},
+	{
+		Name: "torch-dynamic-qint8",
+		Doc:  "PyTorch dynamic quantization (torch.ao.nn.quantized.dynamic.Linear): packed qint8 weight, per-tensor scale and zero point",
+		Main: PartRule{Leaf: "_packed_params._packed_params.0", Part: "weight", DTypes: []string{"qint8", "quint8"}},
+		Sides: []PartRule{
+			{Leaf: "scale", Part: "scale", Optional: true},
+			{Leaf: "zero_point", Part: "zero_point", Optional: true},
+		},
+	},
+	{
+		Name:       "gptq",
+		Doc:        "GPTQ (AutoGPTQ/GPTQModel): int32 qweight packing 32/bits weights along the input dimension, qzeros, scales, g_idx",
+		Main:       PartRule{Leaf: "qweight", Part: "weight", DTypes: []string{"int32"}},
+		WeightBits: 4,
+		Sides: []PartRule{
+			{Leaf: "qzeros", Part: "zero_point", DTypes: []string{"int32"}},
+			{Leaf: "scales", Part: "scale", DTypes: floats},
+			{Leaf: "g_idx", Part: "group_index", DTypes: []string{"int32", "int64"}, Optional: true},
+		},
+	},
+}
+
+// Schemes returns the built-in scheme table.
+func Schemes() []Scheme { return append([]Scheme(nil), schemes...) }
+
+// biasLeaves are the names, relative to an encoded module, of the float bias
+// it may carry. A bias is never encoded: it is counted as untouched.
+var biasLeaves = []string{"bias", "_packed_params._packed_params.1"}
+
+// embeddingModules are the last name components of input embedding tables
+// and output vocabulary projections.
+var embeddingModules = map[string]bool{
+	"embed": true, "embeds": true, "embedding": true, "embeddings": true,
+	"embed_tokens": true, "tok_embeddings": true, "word_embeddings": true,
+	"wte": true, "wpe": true, "position_embeddings": true,
+	"token_type_embeddings": true, "embed_positions": true, "embed_in": true,
+	"token_embd": true, "lm_head": true, "embed_out": true, "output": true,
+}
+
+// optimizerKeys are container keys under which a checkpoint keeps optimizer
+// state.
+var optimizerKeys = map[string]bool{
+	"optimizer": true, "optimizer_state_dict": true, "optim": true,
+	"optimizer_state": true, "opt_state": true, "optimizers": true,
+}
+
+func (r PartRule) accepts(dtype string) bool {
+	if len(r.DTypes) == 0 {
+		return true
+	}
+	for _, d := range r.DTypes {
+		if d == dtype {
+			return true
+		}
+	}
+	return false
+}
