@@ -40,9 +40,14 @@ type Row struct {
 	DeadBytes int64
 	// SharesStorageWith names the other tensors on the same storage.
 	SharesStorageWith []string
+	// Tied marks the very same view as an earlier tensor (a tied lm_head):
+	// one weight under two names. Group sums count it once.
+	Tied bool
 }
 
-// Group sums rows by a key: a role, a module, a layer, or the total.
+// Group sums rows by a key: a role, a module, a layer, or the total. A tied
+// tensor (the same view as an earlier one) adds to Tensors but not to the
+// byte and parameter sums.
 type Group struct {
 	Key              string
 	Tensors          int64
@@ -73,7 +78,9 @@ func (g *Group) add(r *Row) {
 	g.Tensors++
 	g.Params += r.Params
 	g.BaselineBytes += r.BaselineBytes
-	g.TheoreticalBytes += r.TheoreticalBytes
+	if !r.Tied {
+		g.TheoreticalBytes += r.TheoreticalBytes
+	}
 	g.StoredBytes += r.StoredBytes
 }
 
@@ -242,6 +249,7 @@ func untieBaselines(m *Model, res *Result) {
 	for i, t := range m.Tensors {
 		v := view{t.File, t.Storage, t.ViewOffset, res.Rows[i].TheoreticalBytes, t.DType}
 		if seen[v] {
+			res.Rows[i].Tied = true
 			res.Rows[i].BaselineBytes = 0
 			res.Rows[i].Params = 0
 			continue

@@ -177,11 +177,11 @@ func TestTiedHeadSharedStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 	emb := role(t, r, "embedding")
-	if emb.Tensors != 2 || emb.StoredBytes != 25600 || emb.BaselineBytes != 25600 || emb.Params != 6400 {
+	if emb.Tensors != 2 || emb.TheoreticalBytes != 25600 || emb.StoredBytes != 25600 || emb.BaselineBytes != 25600 || emb.Params != 6400 {
 		t.Errorf("embedding: %+v", emb)
 	}
 	head := r.Rows[2]
-	if head.StoredBytes != 0 || head.BaselineBytes != 0 || !slices.Equal(head.SharesStorageWith, []string{"embed.weight"}) {
+	if !head.Tied || head.StoredBytes != 0 || head.BaselineBytes != 0 || !slices.Equal(head.SharesStorageWith, []string{"embed.weight"}) {
 		t.Errorf("head row: %+v", head)
 	}
 	if len(r.Findings) != 1 || r.Findings[0].Kind != SharedStorage || r.Findings[0].Bytes != 25600 {

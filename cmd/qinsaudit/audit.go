@@ -1,0 +1,100 @@
+package main
+
+import (
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/loaders"
+	"github.com/qinsaudit/qinsaudit/report"
+)
+
+// outputFlags are the rendering flags every reporting command shares.
+type outputFlags struct {
+	format *enumFlag
+	by     *enumFlag
+	sort   *enumFlag
+	top    int
+	bytes  bool
+}
+
+func addOutputFlags(c *cobra.Command) *outputFlags {
+	o := &outputFlags{
+		format: newEnum("text", "text", "json", "markdown"),
+		by:     newEnum("role", report.ByValues...),
+		sort:   newEnum("", append([]string{""}, report.SortValues...)...),
+	}
+	f := c.Flags()
+	f.Var(o.format, "format", "output format: text, json or markdown")
+	f.Var(o.by, "by", "detail table: role (summary only), module, layer or tensor")
+	f.Var(o.sort, "sort", "order detail rows by stored, baseline, theoretical, params, ratio, bits or name (default: file order)")
+	f.IntVar(&o.top, "top", 0, "show only the first N detail rows (0: all)")
+	f.BoolVar(&o.bytes, "bytes", false, "print exact byte counts instead of KiB/MiB/GiB")
+	return o
+}
+
+func (o *outputFlags) validate() error {
+	if o.top < 0 {
+		return usageErrorf("--top must be 0 or more, not %d", o.top)
+	}
+	return nil
+}
+
+func (o *outputFlags) write(w io.Writer, rep *report.Report) error {
+	opts := report.TextOptions{By: o.by.value, Sort: o.sort.value, Top: o.top, Bytes: o.bytes}
+	switch o.format.value {
+	case "json":
+		return report.WriteJSON(w, rep)
+	case "markdown":
+		return report.WriteMarkdown(w, rep, opts)
+	}
+	return report.WriteText(w, rep, opts)
+}
+
+func newAuditCmd(stdout io.Writer) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "audit PATH...",
+		Short: "Account for every tensor's bytes in model files",
+		Long: `audit reads each PATH (a model file, a safetensors index, or a directory
+holding either) header-only and reports, per role and in total, the logical
+parameters, the baseline size, the theoretical size and the bytes on disk,
+with findings such as encoded layers still stored as float32.
+Several paths give one report over all their files.`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("audit: no model files given (try: qinsaudit audit fixtures/torch/toy_qins_log.pt)")
+			}
+			return nil
+		},
+	}
+	out := addOutputFlags(c)
+	baseline := newEnum("fp32", "fp32", "fp16", "bf16")
+	c.Flags().Var(baseline, "baseline", "reference dtype of an uncompressed weight: fp32, fp16 or bf16")
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if err := out.validate(); err != nil {
+			return err
+		}
+		rep, err := audit(args, baseline.value)
+		if err != nil {
+			return err
+		}
+		return out.write(stdout, rep)
+	}
+	return c
+}
+
+var baselineDTypes = map[string]string{"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+// audit loads and accounts for the model at paths.
+func audit(paths []string, baseline string) (*report.Report, error) {
+	m, err := loaders.Open(paths...)
+	if err != nil {
+		return nil, badInput(err)
+	}
+	res, err := accounting.Audit(m, accounting.Options{Baseline: baselineDTypes[baseline]})
+	if err != nil {
+		return nil, badInput(err)
+	}
+	return report.New(res), nil
+}

@@ -1,0 +1,217 @@
+// Package report turns an audit into the documents qinsaudit prints: the
+// versioned JSON report (the contract dashboards and CI read), terminal
+// tables and Markdown. Report holds numbers only; each output format is one
+// renderer over it, and every figure a renderer prints comes from the same
+// fields the JSON carries.
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/qinsaudit/qinsaudit/accounting"
+)
+
+// SchemaVersion is the version of the JSON document. It changes only when a
+// field changes meaning or goes away; new fields may appear in any version.
+const SchemaVersion = 1
+
+// Report is the JSON document `qinsaudit audit --format json` writes. See
+// docs/json-schema.md for the meaning of every field.
+type Report struct {
+	SchemaVersion int       `json:"schema_version"`
+	Tool          string    `json:"tool"`
+	Baseline      string    `json:"baseline"` // dtype of the baseline: "float32", "float16", "bfloat16"
+	Files         []File    `json:"files"`
+	Roles         []Group   `json:"roles"`
+	Totals        Group     `json:"totals"`
+	Layers        []Group   `json:"layers"`
+	Modules       []Group   `json:"modules"`
+	Tensors       []Tensor  `json:"tensors"`
+	Findings      []Finding `json:"findings"`
+}
+
+// File is one model file.
+type File struct {
+	Path          string `json:"path"`
+	Format        string `json:"format"`
+	SizeBytes     int64  `json:"size_bytes"`
+	Tensors       int64  `json:"tensors"`
+	StoredBytes   int64  `json:"stored_bytes"`
+	OverheadBytes int64  `json:"overhead_bytes"`
+}
+
+// Group sums tensors by role, layer or module; Totals sums the model.
+// Exactly one of Role, Layer, Module is set.
+type Group struct {
+	Role             string  `json:"role,omitempty"`
+	Layer            string  `json:"layer,omitempty"`
+	Module           *string `json:"module,omitempty"` // "" is the top-level module
+	Tensors          int64   `json:"tensors"`
+	Params           int64   `json:"params"`
+	BaselineBytes    int64   `json:"baseline_bytes"`
+	TheoreticalBytes int64   `json:"theoretical_bytes"`
+	StoredBytes      int64   `json:"stored_bytes"`
+	Ratio            float64 `json:"ratio"`           // baseline_bytes / stored_bytes, 0 if nothing stored
+	BitsPerWeight    float64 `json:"bits_per_weight"` // stored_bytes * 8 / params, 0 without params
+}
+
+// Key returns the group's role, layer or module name.
+func (g Group) Key() string {
+	switch {
+	case g.Role != "":
+		return g.Role
+	case g.Layer != "":
+		return g.Layer
+	case g.Module != nil:
+		return *g.Module
+	}
+	return ""
+}
+
+// Tensor is one tensor's accounting.
+type Tensor struct {
+	Name              string   `json:"name"`
+	File              string   `json:"file"`
+	DType             string   `json:"dtype"`
+	Shape             []int64  `json:"shape"`
+	Numel             int64    `json:"numel"`
+	ElementSize       float64  `json:"element_size"`
+	Role              string   `json:"role"`
+	Part              string   `json:"part"`
+	Module            string   `json:"module"`
+	Layer             string   `json:"layer"`
+	Scheme            string   `json:"scheme"`
+	Params            int64    `json:"params"`
+	TheoreticalBytes  int64    `json:"theoretical_bytes"`
+	StoredBytes       int64    `json:"stored_bytes"`
+	BaselineBytes     int64    `json:"baseline_bytes"`
+	DeadBytes         int64    `json:"dead_bytes"`
+	SharesStorageWith []string `json:"shares_storage_with"`
+}
+
+// Finding is something the audit noticed.
+type Finding struct {
+	Kind     string   `json:"kind"`
+	Severity string   `json:"severity"` // "error", "warning", "info"
+	Module   string   `json:"module"`
+	Tensors  []string `json:"tensors"`
+	Bytes    int64    `json:"bytes"`
+	Message  string   `json:"message"`
+}
+
+// New builds the report of an audit.
+func New(r *accounting.Result) *Report {
+	rep := &Report{
+		SchemaVersion: SchemaVersion,
+		Tool:          "qinsaudit",
+		Baseline:      r.Baseline,
+		Files:         make([]File, 0, len(r.Files)),
+		Roles:         make([]Group, 0, len(r.Roles)),
+		Layers:        make([]Group, 0, len(r.Layers)),
+		Modules:       make([]Group, 0, len(r.Modules)),
+		Tensors:       make([]Tensor, 0, len(r.Rows)),
+		Findings:      make([]Finding, 0, len(r.Findings)),
+	}
+	for _, f := range r.Files {
+		rep.Files = append(rep.Files, File{Path: f.Path, Format: f.Format, SizeBytes: f.SizeBytes,
+			Tensors: f.Tensors, StoredBytes: f.StoredBytes, OverheadBytes: f.OverheadBytes})
+	}
+	for _, g := range r.Roles {
+		rep.Roles = append(rep.Roles, group(g, func(x *Group) { x.Role = g.Key }))
+	}
+	rep.Totals = group(r.Total, func(x *Group) { x.Role = "total" })
+	for _, g := range r.Layers {
+		rep.Layers = append(rep.Layers, group(g, func(x *Group) { x.Layer = g.Key }))
+	}
+	for _, g := range r.Modules {
+		key := g.Key
+		rep.Modules = append(rep.Modules, group(g, func(x *Group) { x.Module = &key }))
+	}
+	for _, row := range r.Rows {
+		t := Tensor{
+			Name: row.Name, DType: row.DType, Shape: row.Shape, Numel: row.Numel,
+			ElementSize: row.ElementSize, Role: row.Role.String(), Part: row.Part,
+			Module: row.Module, Layer: row.Layer, Scheme: row.Scheme, Params: row.Params,
+			TheoreticalBytes: row.TheoreticalBytes, StoredBytes: row.StoredBytes,
+			BaselineBytes: row.BaselineBytes, DeadBytes: row.DeadBytes,
+			SharesStorageWith: row.SharesStorageWith,
+		}
+		if t.Shape == nil {
+			t.Shape = []int64{}
+		}
+		if t.SharesStorageWith == nil {
+			t.SharesStorageWith = []string{}
+		}
+		if row.File >= 0 && row.File < len(r.Files) {
+			t.File = r.Files[row.File].Path
+		}
+		rep.Tensors = append(rep.Tensors, t)
+	}
+	for _, f := range r.Findings {
+		rep.Findings = append(rep.Findings, Finding{Kind: string(f.Kind), Severity: string(f.Severity),
+			Module: f.Module, Tensors: f.Tensors, Bytes: f.Bytes, Message: f.Message})
+	}
+	return rep
+}
+
+func group(g accounting.Group, key func(*Group)) Group {
+	x := Group{Tensors: g.Tensors, Params: g.Params, BaselineBytes: g.BaselineBytes,
+		TheoreticalBytes: g.TheoreticalBytes, StoredBytes: g.StoredBytes,
+		Ratio: g.Ratio(), BitsPerWeight: g.BitsPerWeight()}
+	key(&x)
+	return x
+}
+
+// WriteJSON writes rep as indented JSON.
+func WriteJSON(w io.Writer, rep *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// ReadJSON reads a report written by WriteJSON, refusing one of a schema
+// version this build does not know.
+func ReadJSON(r io.Reader) (*Report, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	var head struct {
+		SchemaVersion *int   `json:"schema_version"`
+		Tool          string `json:"tool"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, fmt.Errorf("not a qinsaudit JSON report: %w", jsonErr(data, err))
+	}
+	if head.SchemaVersion == nil || head.Tool != "qinsaudit" {
+		return nil, fmt.Errorf("not a qinsaudit JSON report: no \"tool\": \"qinsaudit\" and \"schema_version\"")
+	}
+	if *head.SchemaVersion < 1 || *head.SchemaVersion > SchemaVersion {
+		return nil, fmt.Errorf("report schema_version %d is not supported (this qinsaudit reads 1 to %d)", *head.SchemaVersion, SchemaVersion)
+	}
+	var rep Report
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&rep); err != nil {
+		return nil, fmt.Errorf("reading report: %w", jsonErr(data, err))
+	}
+	return &rep, nil
+}
+
+// jsonErr adds a line number to a JSON syntax or type error.
+func jsonErr(data []byte, err error) error {
+	var off int64 = -1
+	switch e := err.(type) {
+	case *json.SyntaxError:
+		off = e.Offset
+	case *json.UnmarshalTypeError:
+		off = e.Offset
+	}
+	if off < 0 {
+		return err
+	}
+	line := 1 + bytes.Count(data[:min(int(off), len(data))], []byte("\n"))
+	return fmt.Errorf("line %d: %w", line, err)
+}

@@ -1,0 +1,369 @@
+package report
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+)
+
+// TextOptions are the choices of the text and Markdown renderers.
+type TextOptions struct {
+	// By adds a detail table: "tensor", "module", "layer"; "role" or ""
+	// shows the role summary only.
+	By string
+	// Sort orders detail rows: "stored", "baseline", "theoretical",
+	// "params", "ratio", "bits", "name"; "" keeps file order.
+	Sort string
+	// Top keeps the first Top detail rows; 0 keeps all.
+	Top int
+	// Bytes prints exact byte counts instead of IEC-scaled ones.
+	Bytes bool
+}
+
+// ByValues and SortValues list the accepted option values.
+var (
+	ByValues   = []string{"role", "module", "layer", "tensor"}
+	SortValues = []string{"stored", "baseline", "theoretical", "params", "ratio", "bits", "name"}
+)
+
+// WriteText writes rep as terminal tables: the files, the role summary with
+// a total row, an optional detail table, and the findings.
+func WriteText(w io.Writer, rep *Report, opts TextOptions) error {
+	return write(w, rep, opts, false)
+}
+
+// WriteMarkdown writes rep as GitHub-flavoured Markdown, for pull-request
+// comments and job summaries.
+func WriteMarkdown(w io.Writer, rep *Report, opts TextOptions) error {
+	return write(w, rep, opts, true)
+}
+
+func write(w io.Writer, rep *Report, opts TextOptions, md bool) error {
+	bw := bufio.NewWriter(w)
+	if md {
+		fmt.Fprintf(bw, "## qinsaudit\n\n")
+	}
+	for _, t := range []*table{filesTable(rep, opts), rolesTable(rep, opts), detailTable(rep, opts), findingsTable(rep, opts)} {
+		if t == nil {
+			continue
+		}
+		if md && t.title != "" {
+			fmt.Fprintf(bw, "### %s\n\n", t.title)
+		} else if t.title != "" {
+			fmt.Fprintf(bw, "%s\n", t.title)
+		}
+		if err := t.render(bw, md); err != nil {
+			return err
+		}
+		if md && len(t.notes) > 0 {
+			fmt.Fprintln(bw)
+		}
+		for _, n := range t.notes {
+			fmt.Fprintf(bw, "%s\n", n)
+		}
+		fmt.Fprintln(bw)
+	}
+	return bw.Flush()
+}
+
+// table is a renderer-neutral table: strings only, made from the report's
+// numbers by the functions below.
+type table struct {
+	title  string
+	header []string
+	right  []bool // right-align column i
+	rows   [][]string
+	footer []string
+	notes  []string
+}
+
+func (t *table) render(w io.Writer, md bool) error {
+	align := make([]tw.Align, len(t.header))
+	for i := range align {
+		align[i] = tw.AlignLeft
+		if t.right[i] {
+			align[i] = tw.AlignRight
+		}
+	}
+	var buf bytes.Buffer
+	opts := []tablewriter.Option{
+		tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithFooterAutoFormat(tw.Off),
+		tablewriter.WithHeaderAlignmentConfig(tw.CellAlignment{PerColumn: align}),
+		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
+		tablewriter.WithFooterAlignmentConfig(tw.CellAlignment{PerColumn: align}),
+		tablewriter.WithRowAutoWrap(tw.WrapNone),
+		tablewriter.WithHeaderAutoWrap(tw.WrapNone),
+	}
+	if md {
+		opts = append(opts, tablewriter.WithRenderer(renderer.NewMarkdown()))
+	} else {
+		opts = append(opts,
+			tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
+				Borders: tw.BorderNone,
+				Symbols: tw.NewSymbols(tw.StyleASCII),
+				Settings: tw.Settings{
+					Separators: tw.Separators{BetweenColumns: tw.Off, BetweenRows: tw.Off},
+					Lines:      tw.Lines{ShowHeaderLine: tw.On, ShowFooterLine: tw.On},
+				},
+			})),
+			tablewriter.WithPadding(tw.Padding{Left: "", Right: "  ", Overwrite: true}),
+		)
+	}
+	tab := tablewriter.NewTable(&buf, opts...)
+	tab.Header(t.header)
+	rows := t.rows
+	if md && t.footer != nil {
+		// Markdown has no footer: the total is a last, bold row.
+		f := make([]string, len(t.footer))
+		for i, c := range t.footer {
+			if c != "" {
+				f[i] = "**" + c + "**"
+			}
+		}
+		rows = append(rows[:len(rows):len(rows)], f)
+	}
+	if err := tab.Bulk(rows); err != nil {
+		return err
+	}
+	if !md && t.footer != nil {
+		tab.Footer(t.footer)
+	}
+	if err := tab.Render(); err != nil {
+		return err
+	}
+	// Trailing blanks from padding make diffs and goldens noisy.
+	for _, line := range strings.SplitAfter(buf.String(), "\n") {
+		trimmed := strings.TrimRight(line, " \n")
+		if line == "" {
+			continue
+		}
+		if _, err := io.WriteString(w, trimmed+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func filesTable(rep *Report, opts TextOptions) *table {
+	var sizes []int64
+	for _, f := range rep.Files {
+		sizes = append(sizes, f.SizeBytes, f.StoredBytes, f.OverheadBytes)
+	}
+	s := columnScale(sizes, opts.Bytes)
+	t := &table{
+		header: []string{"file", "format", "tensors", s.header("size"), s.header("tensor data"), s.header("overhead")},
+		right:  []bool{false, false, true, true, true, true},
+	}
+	for _, f := range rep.Files {
+		t.rows = append(t.rows, []string{f.Path, f.Format, count(f.Tensors), s.format(f.SizeBytes), s.format(f.StoredBytes), s.format(f.OverheadBytes)})
+	}
+	return t
+}
+
+// groupTable lays out groups with one unit per size column.
+func groupTable(title, keyTitle, baseline string, gs []Group, total *Group, opts TextOptions) *table {
+	var base, theo, stored []int64
+	all := gs
+	if total != nil {
+		all = append(all[:len(all):len(all)], *total)
+	}
+	for _, g := range all {
+		base = append(base, g.BaselineBytes)
+		theo = append(theo, g.TheoreticalBytes)
+		stored = append(stored, g.StoredBytes)
+	}
+	sb, st, ss := columnScale(base, opts.Bytes), columnScale(theo, opts.Bytes), columnScale(stored, opts.Bytes)
+	line := func(key string, g Group) []string {
+		return []string{key, count(g.Tensors), count(g.Params), sb.format(g.BaselineBytes), st.format(g.TheoreticalBytes),
+			ss.format(g.StoredBytes), ratio(g.Ratio), bpw(g.BitsPerWeight)}
+	}
+	t := &table{
+		title:  title,
+		header: []string{keyTitle, "tensors", "params", sb.header(baseline + " baseline"), st.header("theoretical"), ss.header("on disk"), "ratio", "bits/weight"},
+		right:  []bool{false, true, true, true, true, true, true, true},
+	}
+	for _, g := range gs {
+		key := g.Key()
+		if key == "" {
+			key = "(top level)"
+		}
+		if g.Role == "optimizer_state" {
+			key += " *"
+			t.notes = append(t.notes, "* optimizer state is saved in the checkpoint but is not part of the model: not in the total")
+		}
+		t.rows = append(t.rows, line(key, g))
+	}
+	if total != nil {
+		t.footer = line("total", *total)
+	}
+	return t
+}
+
+func rolesTable(rep *Report, opts TextOptions) *table {
+	return groupTable("", "role", rep.Baseline, rep.Roles, &rep.Totals, opts)
+}
+
+func detailTable(rep *Report, opts TextOptions) *table {
+	switch opts.By {
+	case "module":
+		return groupTable("by module", "module", rep.Baseline, top(sortGroups(rep.Modules, opts.Sort), opts.Top), nil, opts)
+	case "layer":
+		return groupTable("by layer", "layer", rep.Baseline, top(sortGroups(rep.Layers, opts.Sort), opts.Top), nil, opts)
+	case "tensor":
+		return tensorTable(rep, opts)
+	}
+	return nil
+}
+
+func tensorTable(rep *Report, opts TextOptions) *table {
+	ts := top(sortTensors(rep.Tensors, opts.Sort), opts.Top)
+	var theo, stored, base []int64
+	for _, x := range ts {
+		theo, stored, base = append(theo, x.TheoreticalBytes), append(stored, x.StoredBytes), append(base, x.BaselineBytes)
+	}
+	sb, st, ss := columnScale(base, opts.Bytes), columnScale(theo, opts.Bytes), columnScale(stored, opts.Bytes)
+	t := &table{
+		title:  "by tensor",
+		header: []string{"tensor", "dtype", "shape", "role", "part", "scheme", sb.header(rep.Baseline + " baseline"), st.header("theoretical"), ss.header("on disk")},
+		right:  []bool{false, false, false, false, false, false, true, true, true},
+	}
+	for _, x := range ts {
+		scheme := x.Scheme
+		if scheme == "" {
+			scheme = "-"
+		}
+		dims := make([]string, len(x.Shape))
+		for i, d := range x.Shape {
+			dims[i] = fmt.Sprint(d)
+		}
+		t.rows = append(t.rows, []string{x.Name, x.DType, "[" + strings.Join(dims, ",") + "]", x.Role, x.Part, scheme,
+			sb.format(x.BaselineBytes), st.format(x.TheoreticalBytes), ss.format(x.StoredBytes)})
+	}
+	return t
+}
+
+// findingsTable shows findings grouped by kind and message: one line for
+// the 18 modules that all keep an int8 sign, not 18 lines.
+func findingsTable(rep *Report, opts TextOptions) *table {
+	if len(rep.Findings) == 0 {
+		return &table{title: "findings", header: []string{"none"}, right: []bool{false}}
+	}
+	type agg struct {
+		f       Finding
+		modules []string
+		bytes   int64
+	}
+	var aggs []*agg
+	idx := map[[3]string]*agg{}
+	for _, f := range rep.Findings {
+		k := [3]string{f.Severity, f.Kind, f.Message}
+		a := idx[k]
+		if a == nil {
+			a = &agg{f: f}
+			idx[k] = a
+			aggs = append(aggs, a)
+		}
+		a.modules = append(a.modules, f.Module)
+		a.bytes += f.Bytes
+	}
+	var vals []int64
+	for _, a := range aggs {
+		vals = append(vals, a.bytes)
+	}
+	s := columnScale(vals, opts.Bytes)
+	t := &table{
+		title:  "findings",
+		header: []string{"severity", "finding", "where", s.header("bytes"), "message"},
+		right:  []bool{false, false, false, true, false},
+	}
+	for _, a := range aggs {
+		where := a.modules[0]
+		if where == "" {
+			where = "(top level)"
+		}
+		if n := len(a.modules); n > 1 {
+			where = fmt.Sprintf("%s (+%d more)", where, n-1)
+		}
+		t.rows = append(t.rows, []string{a.f.Severity, a.f.Kind, where, s.format(a.bytes), a.f.Message})
+	}
+	return t
+}
+
+func top[T any](xs []T, n int) []T {
+	if n > 0 && n < len(xs) {
+		return xs[:n]
+	}
+	return xs
+}
+
+func sortGroups(gs []Group, by string) []Group {
+	gs = append([]Group(nil), gs...)
+	key := func(g Group) float64 {
+		switch by {
+		case "stored":
+			return float64(g.StoredBytes)
+		case "baseline":
+			return float64(g.BaselineBytes)
+		case "theoretical":
+			return float64(g.TheoreticalBytes)
+		case "params":
+			return float64(g.Params)
+		case "ratio":
+			return g.Ratio
+		case "bits":
+			return g.BitsPerWeight
+		}
+		return 0
+	}
+	switch by {
+	case "":
+	case "name":
+		sort.SliceStable(gs, func(i, j int) bool { return gs[i].Key() < gs[j].Key() })
+	default:
+		sort.SliceStable(gs, func(i, j int) bool { return key(gs[i]) > key(gs[j]) })
+	}
+	return gs
+}
+
+func sortTensors(ts []Tensor, by string) []Tensor {
+	ts = append([]Tensor(nil), ts...)
+	key := func(t Tensor) float64 {
+		switch by {
+		case "stored":
+			return float64(t.StoredBytes)
+		case "baseline":
+			return float64(t.BaselineBytes)
+		case "theoretical":
+			return float64(t.TheoreticalBytes)
+		case "params":
+			return float64(t.Params)
+		case "ratio":
+			if t.StoredBytes == 0 {
+				return 0
+			}
+			return float64(t.BaselineBytes) / float64(t.StoredBytes)
+		case "bits":
+			if t.Params == 0 {
+				return 0
+			}
+			return float64(t.StoredBytes) * 8 / float64(t.Params)
+		}
+		return 0
+	}
+	switch by {
+	case "":
+	case "name":
+		sort.SliceStable(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
+	default:
+		sort.SliceStable(ts, func(i, j int) bool { return key(ts[i]) > key(ts[j]) })
+	}
+	return ts
+}
