@@ -31,6 +31,9 @@ type Report struct {
 	Modules       []Group   `json:"modules"`
 	Tensors       []Tensor  `json:"tensors"`
 	Findings      []Finding `json:"findings"`
+	// Phases and Comparisons come from decode and crosscheck.
+	Phases      []Phase      `json:"phases,omitempty"`
+	Comparisons []Comparison `json:"comparisons,omitempty"`
 }
 
 // File is one model file.

@@ -50,7 +50,7 @@ func write(w io.Writer, rep *Report, opts TextOptions, md bool) error {
 	if md {
 		fmt.Fprintf(bw, "## qinsaudit\n\n")
 	}
-	for _, t := range []*table{filesTable(rep, opts), rolesTable(rep, opts), detailTable(rep, opts), findingsTable(rep, opts)} {
+	for _, t := range []*table{filesTable(rep, opts), rolesTable(rep, opts), detailTable(rep, opts), phasesTable(rep, opts), comparisonsTable(rep, opts), findingsTable(rep, opts)} {
 		if t == nil {
 			continue
 		}

@@ -47,3 +47,7 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 	return code
 }
+
+// gateFailed marks an outcome that fails a gate: a budget, a regression,
+// a claim that disagrees with a measurement.
+func gateFailed(err error) error { return &exitError{exitGate, err} }
