@@ -17,4 +17,3 @@ type Comparison struct {
 	Verdict        string `json:"verdict"`
 	Message        string `json:"message"`
 }
-
