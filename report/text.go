@@ -50,10 +50,15 @@ func write(w io.Writer, rep *Report, opts TextOptions, md bool) error {
 	if md {
 		fmt.Fprintf(bw, "## qinsaudit\n\n")
 	}
+	sep := false
 	for _, t := range []*table{filesTable(rep, opts), rolesTable(rep, opts), detailTable(rep, opts), phasesTable(rep, opts), comparisonsTable(rep, opts), findingsTable(rep, opts)} {
 		if t == nil {
 			continue
 		}
+		if sep {
+			fmt.Fprintln(bw)
+		}
+		sep = true
 		if md && t.title != "" {
 			fmt.Fprintf(bw, "### %s\n\n", t.title)
 		} else if t.title != "" {
@@ -68,7 +73,6 @@ func write(w io.Writer, rep *Report, opts TextOptions, md bool) error {
 		for _, n := range t.notes {
 			fmt.Fprintf(bw, "%s\n", n)
 		}
-		fmt.Fprintln(bw)
 	}
 	return bw.Flush()
 }

@@ -32,7 +32,7 @@ baseline, its theoretical size, and what the file really stores.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageErrorf("%s: %v", c.CommandPath(), err)
+		return usageErrorf("%s: %v", c.Name(), err)
 	})
 	root.AddCommand(newAuditCmd(stdout))
 	return root
