@@ -34,6 +34,8 @@ type Report struct {
 	// Phases and Comparisons come from decode and crosscheck.
 	Phases      []Phase      `json:"phases,omitempty"`
 	Comparisons []Comparison `json:"comparisons,omitempty"`
+	// Gate comes from check.
+	Gate *Gate `json:"gate,omitempty"`
 }
 
 // File is one model file.
@@ -169,10 +171,12 @@ func group(g accounting.Group, key func(*Group)) Group {
 }
 
 // WriteJSON writes rep as indented JSON.
-func WriteJSON(w io.Writer, rep *Report) error {
+func WriteJSON(w io.Writer, rep *Report) error { return writeJSON(w, rep) }
+
+func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
+	return enc.Encode(v)
 }
 
 // ReadJSON reads a report written by WriteJSON, refusing one of a schema

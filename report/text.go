@@ -51,7 +51,7 @@ func write(w io.Writer, rep *Report, opts TextOptions, md bool) error {
 		fmt.Fprintf(bw, "## qinsaudit\n\n")
 	}
 	sep := false
-	for _, t := range []*table{filesTable(rep, opts), rolesTable(rep, opts), detailTable(rep, opts), phasesTable(rep, opts), comparisonsTable(rep, opts), findingsTable(rep, opts)} {
+	for _, t := range []*table{filesTable(rep, opts), rolesTable(rep, opts), detailTable(rep, opts), phasesTable(rep, opts), comparisonsTable(rep, opts), findingsTable(rep, opts), gateTable(rep, md)} {
 		if t == nil {
 			continue
 		}

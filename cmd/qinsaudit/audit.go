@@ -21,12 +21,12 @@ type outputFlags struct {
 
 func addOutputFlags(c *cobra.Command) *outputFlags {
 	o := &outputFlags{
-		format: newEnum("text", "text", "json", "markdown"),
+		format: newEnum("text", "text", "json", "markdown", "csv", "pprof"),
 		by:     newEnum("role", report.ByValues...),
 		sort:   newEnum("", append([]string{""}, report.SortValues...)...),
 	}
 	f := c.Flags()
-	f.Var(o.format, "format", "output format: text, json or markdown")
+	f.Var(o.format, "format", "output format: text, json, markdown, csv or pprof")
 	f.Var(o.by, "by", "detail table: role (summary only), module, layer or tensor")
 	f.Var(o.sort, "sort", "order detail rows by stored, baseline, theoretical, params, ratio, bits or name (default: file order)")
 	f.IntVar(&o.top, "top", 0, "show only the first N detail rows (0: all)")
@@ -48,6 +48,10 @@ func (o *outputFlags) write(w io.Writer, rep *report.Report) error {
 		return report.WriteJSON(w, rep)
 	case "markdown":
 		return report.WriteMarkdown(w, rep, opts)
+	case "csv":
+		return report.WriteCSV(w, rep, opts)
+	case "pprof":
+		return report.WritePprof(w, rep)
 	}
 	return report.WriteText(w, rep, opts)
 }
@@ -69,8 +73,7 @@ Several paths give one report over all their files.`,
 		},
 	}
 	out := addOutputFlags(c)
-	baseline := newEnum("fp32", "fp32", "fp16", "bf16")
-	c.Flags().Var(baseline, "baseline", "reference dtype of an uncompressed weight: fp32, fp16 or bf16")
+	baseline := addBaselineFlag(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if err := out.validate(); err != nil {
 			return err
@@ -82,6 +85,12 @@ Several paths give one report over all their files.`,
 		return out.write(stdout, rep)
 	}
 	return c
+}
+
+func addBaselineFlag(c *cobra.Command) *enumFlag {
+	b := newEnum("fp32", "fp32", "fp16", "bf16")
+	c.Flags().Var(b, "baseline", "reference dtype of an uncompressed weight: fp32, fp16 or bf16")
+	return b
 }
 
 var baselineDTypes = map[string]string{"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}

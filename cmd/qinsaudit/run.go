@@ -34,7 +34,7 @@ baseline, its theoretical size, and what the file really stores.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%s: %v", c.Name(), err)
 	})
-	root.AddCommand(newAuditCmd(stdout))
+	root.AddCommand(newAuditCmd(stdout), newCheckCmd(stdout), newDiffCmd(stdout))
 	return root
 }
 

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qinsaudit/qinsaudit/report"
+	"github.com/qinsaudit/qinsaudit/report/gate"
+)
+
+// now is the clock waivers expire by; tests set it.
+var now = time.Now
+
+func newCheckCmd(stdout io.Writer) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "check PATH...",
+		Short: "Fail when a model breaks its budgets or regresses against a baseline",
+		Long: `check audits PATH like audit does, then applies a gate: budgets per role,
+module or layer (minimum ratio, maximum bits per weight, maximum stored bytes),
+findings that must not appear, and growth against a saved baseline report.
+Budgets come from --config (qinsaudit.yaml or .toml) and from flags; flags add
+to the config. The gate decides the exit code whatever the output format:
+0 passed, 3 failed, 1 bad input, 2 usage error.`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("check: no model files given")
+			}
+			return nil
+		},
+	}
+	out := addOutputFlags(c)
+	baseline := addBaselineFlag(c)
+	f := c.Flags()
+	configPath := f.String("config", "", "budgets file, YAML (.yaml) or TOML (.toml)")
+	minRatio := f.StringArray("min-ratio", nil, "ROLE=X: the role's baseline/stored ratio must be at least X (ROLE may be total); repeatable")
+	maxBits := f.StringArray("max-bits-per-weight", nil, "ROLE=X: the role's stored bits per weight must be at most X; repeatable")
+	maxStored := f.StringArray("max-stored", nil, "ROLE=SIZE: the role's stored bytes must be at most SIZE (e.g. 4.5MiB); repeatable")
+	forbid := f.StringArray("forbid", nil, "a finding kind that must not appear (e.g. encoded-but-uncompressed); repeatable")
+	against := f.String("against", "", "a saved JSON report to compare with (qinsaudit audit --format json)")
+	maxGrowth := f.String("max-growth", "", "with --against: relative growth of stored bytes allowed per module and in total (e.g. 1%)")
+	maxGrowthBytes := f.String("max-growth-bytes", "", "with --against: absolute growth allowed (e.g. 64KiB)")
+	ignoreBelow := f.String("ignore-below", "", "with --against: ignore changes of fewer bytes than this")
+	updateBaseline := f.Bool("update-baseline", false, "with --against: write this report as the new baseline when nothing grew (a ratchet)")
+
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if err := out.validate(); err != nil {
+			return err
+		}
+		cfg := &gate.Config{}
+		if *configPath != "" {
+			var err error
+			if cfg, err = gate.Load(*configPath); err != nil {
+				return badInput(err)
+			}
+		}
+		if err := addFlagBudgets(cfg, *minRatio, *maxBits, *maxStored, *forbid); err != nil {
+			return err
+		}
+		if err := addAgainst(cfg, *against, *maxGrowth, *maxGrowthBytes, *ignoreBelow); err != nil {
+			return err
+		}
+		if *updateBaseline && cfg.Against == nil {
+			return usageErrorf("--update-baseline needs --against (or against: in the config)")
+		}
+		if len(cfg.Budgets) == 0 && len(cfg.ForbidFindings) == 0 && cfg.Against == nil {
+			return usageErrorf("check: nothing to check: give --config, a budget flag, --forbid or --against")
+		}
+		rep, err := audit(args, baseline.value)
+		if err != nil {
+			return err
+		}
+		var base *report.Report
+		if cfg.Against != nil {
+			base, err = readReport(cfg.Against.Report)
+			if errors.Is(err, os.ErrNotExist) && *updateBaseline {
+				base, err = nil, nil // first run: the baseline is created below
+			}
+			if err != nil {
+				return badInput(err)
+			}
+		}
+		g := gate.Evaluate(rep, cfg, base, now())
+		g.Config = *configPath
+		rep.Gate = g
+		if err := out.write(stdout, rep); err != nil {
+			return err
+		}
+		if *updateBaseline {
+			if err := ratchet(c.ErrOrStderr(), rep, base, cfg); err != nil {
+				return err
+			}
+		}
+		if !g.Passed {
+			n := 0
+			for _, o := range g.Outcomes {
+				if o.Status == "fail" {
+					n++
+				}
+			}
+			return gateFailed(fmt.Errorf("gate failed: %d of %d checks failed", n, len(g.Outcomes)))
+		}
+		return nil
+	}
+	return c
+}
+
+// ratchet writes rep (without its gate) over the baseline when nothing grew.
+func ratchet(stderr io.Writer, rep, base *report.Report, cfg *gate.Config) error {
+	if base != nil && gate.Worse(rep, base, cfg.Against) {
+		fmt.Fprintf(stderr, "qinsaudit: baseline %s kept: something grew\n", cfg.Against.Report)
+		return nil
+	}
+	saved := *rep
+	saved.Gate = nil
+	var buf bytes.Buffer
+	if err := report.WriteJSON(&buf, &saved); err != nil {
+		return err
+	}
+	if err := os.WriteFile(cfg.Against.Report, buf.Bytes(), 0o644); err != nil {
+		return badInput(err)
+	}
+	return nil
+}
+
+// readReport reads a saved JSON report.
+func readReport(path string) (*report.Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rep, err := report.ReadJSON(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return rep, nil
+}
+
+func addFlagBudgets(cfg *gate.Config, minRatio, maxBits, maxStored, forbid []string) error {
+	parse := func(flag, v string) (*gate.Role, string, error) {
+		role, val, ok := strings.Cut(v, "=")
+		var r gate.Role
+		if !ok {
+			return nil, "", usageErrorf("--%s %q: want ROLE=VALUE", flag, v)
+		}
+		if err := r.UnmarshalText([]byte(role)); err != nil {
+			return nil, "", usageErrorf("--%s: %v", flag, err)
+		}
+		return &r, val, nil
+	}
+	for _, v := range minRatio {
+		r, val, err := parse("min-ratio", v)
+		if err != nil {
+			return err
+		}
+		x, perr := strconv.ParseFloat(strings.TrimSuffix(val, "x"), 64)
+		if perr != nil {
+			return usageErrorf("--min-ratio %q: bad number", v)
+		}
+		cfg.Budgets = append(cfg.Budgets, gate.Budget{Role: r, MinRatio: &x})
+	}
+	for _, v := range maxBits {
+		r, val, err := parse("max-bits-per-weight", v)
+		if err != nil {
+			return err
+		}
+		x, perr := strconv.ParseFloat(val, 64)
+		if perr != nil {
+			return usageErrorf("--max-bits-per-weight %q: bad number", v)
+		}
+		cfg.Budgets = append(cfg.Budgets, gate.Budget{Role: r, MaxBitsPerWeight: &x})
+	}
+	for _, v := range maxStored {
+		r, val, err := parse("max-stored", v)
+		if err != nil {
+			return err
+		}
+		n, serr := gate.ParseSize(val)
+		if serr != nil {
+			return usageErrorf("--max-stored: %v", serr)
+		}
+		cfg.Budgets = append(cfg.Budgets, gate.Budget{Role: r, MaxStoredBytes: &gate.Size{Bytes: n}})
+	}
+	for _, v := range forbid {
+		var k gate.FindingKind
+		if err := k.UnmarshalText([]byte(v)); err != nil {
+			return usageErrorf("--forbid: %v", err)
+		}
+		cfg.ForbidFindings = append(cfg.ForbidFindings, k)
+	}
+	return nil
+}
+
+func addAgainst(cfg *gate.Config, against, maxGrowth, maxGrowthBytes, ignoreBelow string) error {
+	if against == "" {
+		if maxGrowth != "" || maxGrowthBytes != "" || ignoreBelow != "" {
+			if cfg.Against == nil {
+				return usageErrorf("--max-growth, --max-growth-bytes and --ignore-below need --against")
+			}
+		} else {
+			return nil
+		}
+	}
+	if cfg.Against == nil {
+		cfg.Against = &gate.Against{}
+	}
+	if against != "" {
+		cfg.Against.Report = against
+	}
+	if maxGrowth != "" {
+		p, err := gate.ParsePercent(maxGrowth)
+		if err != nil {
+			return usageErrorf("--max-growth: %v", err)
+		}
+		cfg.Against.MaxGrowth = &gate.Percent{Value: p}
+	}
+	for _, s := range []struct {
+		flag, v string
+		dst     **gate.Size
+	}{{"max-growth-bytes", maxGrowthBytes, &cfg.Against.MaxGrowthBytes}, {"ignore-below", ignoreBelow, &cfg.Against.IgnoreBelow}} {
+		if s.v == "" {
+			continue
+		}
+		n, err := gate.ParseSize(s.v)
+		if err != nil {
+			return usageErrorf("--%s: %v", s.flag, err)
+		}
+		*s.dst = &gate.Size{Bytes: n}
+	}
+	return nil
+}

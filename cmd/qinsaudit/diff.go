@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qinsaudit/qinsaudit/report"
+)
+
+func newDiffCmd(stdout io.Writer) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "diff OLD NEW",
+		Short: "Compare two models or saved reports side by side",
+		Long: `diff compares OLD and NEW, each a model (file, index or directory) or a JSON
+report saved by 'qinsaudit audit --format json', in any mix. Rows are keyed by
+role, layer, module or tensor name (--by), so re-sharding changes nothing;
+they show stored bytes old, new, delta and delta %, largest change first, with
+a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return usageErrorf("diff: want OLD and NEW, got %d arguments", len(args))
+			}
+			return nil
+		},
+	}
+	format := newEnum("text", "text", "json", "markdown", "csv")
+	by := newEnum("role", report.DiffByValues...)
+	f := c.Flags()
+	f.Var(format, "format", "output format: text, json, markdown or csv")
+	f.Var(by, "by", "key rows by role, layer, module or tensor")
+	top := f.Int("top", 0, "show only the N largest changes (0: all)")
+	exact := f.Bool("bytes", false, "print exact byte counts instead of KiB/MiB/GiB")
+	baseline := addBaselineFlag(c)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if *top < 0 {
+			return usageErrorf("--top must be 0 or more, not %d", *top)
+		}
+		var reps [2]*report.Report
+		for i, p := range args {
+			var err error
+			if reps[i], err = side(p, baseline.value); err != nil {
+				return err
+			}
+		}
+		d := report.NewDiff(reps[0], reps[1], by.value)
+		opts := report.TextOptions{Top: *top, Bytes: *exact}
+		switch format.value {
+		case "json":
+			return report.WriteDiffJSON(stdout, d)
+		case "markdown":
+			return report.WriteDiffMarkdown(stdout, d, opts)
+		case "csv":
+			return report.WriteDiffCSV(stdout, d)
+		}
+		return report.WriteDiffText(stdout, d, opts)
+	}
+	return c
+}
+
+// side reads one side of a diff: a saved JSON report (a file whose first
+// non-blank byte is '{'; no model format starts so) or a model.
+func side(path, baseline string) (*report.Report, error) {
+	if isJSON(path) {
+		rep, err := readReport(path)
+		if err != nil {
+			return nil, badInput(err)
+		}
+		return rep, nil
+	}
+	return audit([]string{path}, baseline)
+}
+
+func isJSON(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.IsDir() {
+		return false
+	}
+	r := bufio.NewReader(f)
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			return false
+		}
+		switch b {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return b == '{'
+	}
+}

@@ -1,0 +1,39 @@
+package report
+
+import (
+	"encoding/csv"
+	"io"
+	"strconv"
+)
+
+// WriteCSV writes the rows of the table `--by` selects (roles with the
+// total by default; modules, layers or tensors) with exact values: bytes
+// as integers, ratios and bits per weight unrounded.
+func WriteCSV(w io.Writer, rep *Report, opts TextOptions) error {
+	cw := csv.NewWriter(w)
+	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+	if opts.By == "tensor" {
+		cw.Write([]string{"tensor", "file", "dtype", "numel", "role", "part", "module", "layer", "scheme", "params",
+			"baseline_bytes", "theoretical_bytes", "stored_bytes", "dead_bytes"})
+		for _, t := range top(sortTensors(rep.Tensors, opts.Sort), opts.Top) {
+			cw.Write([]string{t.Name, t.File, t.DType, i64(t.Numel), t.Role, t.Part, t.Module, t.Layer, t.Scheme, i64(t.Params),
+				i64(t.BaselineBytes), i64(t.TheoreticalBytes), i64(t.StoredBytes), i64(t.DeadBytes)})
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	key, groups := "role", append(rep.Roles[:len(rep.Roles):len(rep.Roles)], rep.Totals)
+	switch opts.By {
+	case "module":
+		key, groups = "module", top(sortGroups(rep.Modules, opts.Sort), opts.Top)
+	case "layer":
+		key, groups = "layer", top(sortGroups(rep.Layers, opts.Sort), opts.Top)
+	}
+	cw.Write([]string{key, "tensors", "params", "baseline_bytes", "theoretical_bytes", "stored_bytes", "ratio", "bits_per_weight"})
+	for _, g := range groups {
+		cw.Write([]string{g.Key(), i64(g.Tensors), i64(g.Params), i64(g.BaselineBytes), i64(g.TheoreticalBytes),
+			i64(g.StoredBytes), f(g.Ratio), f(g.BitsPerWeight)})
+	}
+	cw.Flush()
+	return cw.Error()
+}

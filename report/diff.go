@@ -1,0 +1,242 @@
+package report
+
+import (
+	"bufio"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+)
+
+// Diff compares two reports row by row: per role, layer, module or tensor,
+// keyed by name, so re-sharding a model changes nothing. Sizes are stored
+// bytes.
+type Diff struct {
+	SchemaVersion int       `json:"schema_version"`
+	Tool          string    `json:"tool"`
+	Kind          string    `json:"kind"` // "diff"
+	By            string    `json:"by"`
+	Old           []File    `json:"old_files"`
+	New           []File    `json:"new_files"`
+	Rows          []DiffRow `json:"rows"`
+	Total         DiffRow   `json:"total"`
+}
+
+// DiffRow is one key's stored bytes in the old and the new report.
+type DiffRow struct {
+	Key         string  `json:"key"`
+	Status      string  `json:"status"` // "changed", "same", "added", "removed"
+	OldBytes    int64   `json:"old_bytes"`
+	NewBytes    int64   `json:"new_bytes"`
+	DeltaBytes  int64   `json:"delta_bytes"`
+	DeltaPct    float64 `json:"delta_pct"` // 100*delta/old; 0 when old is 0
+	OldParams   int64   `json:"old_params"`
+	NewParams   int64   `json:"new_params"`
+	OldBaseline int64   `json:"old_baseline_bytes"`
+	NewBaseline int64   `json:"new_baseline_bytes"`
+}
+
+// DiffByValues lists the keys a diff can be taken by.
+var DiffByValues = []string{"role", "layer", "module", "tensor"}
+
+// NewDiff compares old and new by role, layer, module or tensor. Rows are
+// sorted by the size of their change, largest first; unchanged rows last,
+// in name order.
+//
+// By role, a module that is an encoded linear in either report counts as
+// one in both: an fp32 linear replaced by its encoded form is the same
+// linear, shrunk, not one role removed and another added.
+func NewDiff(old, new *Report, by string) *Diff {
+	d := &Diff{SchemaVersion: SchemaVersion, Tool: "qinsaudit", Kind: "diff", By: by, Old: old.Files, New: new.Files}
+	encoded := map[string]bool{}
+	for _, r := range []*Report{old, new} {
+		for _, t := range r.Tensors {
+			if t.Role == "encoded_linear" {
+				encoded[t.Module] = true
+			}
+		}
+	}
+	type acc struct{ bytes, params, baseline int64 }
+	sum := func(r *Report) (map[string]acc, []string) {
+		m := map[string]acc{}
+		var order []string
+		for _, t := range r.Tensors {
+			if t.Role == "optimizer_state" {
+				continue
+			}
+			var key string
+			switch by {
+			case "layer":
+				key = t.Layer
+				if key == "" {
+					key = "(no layer)"
+				}
+			case "module":
+				key = t.Module
+			case "tensor":
+				key = t.Name
+			default:
+				key = t.Role
+				if encoded[t.Module] && (t.Part == "weight" || t.Part == "leftover_weight") {
+					key = "encoded_linear"
+				}
+			}
+			a, ok := m[key]
+			if !ok {
+				order = append(order, key)
+			}
+			a.bytes += t.StoredBytes
+			a.params += t.Params
+			a.baseline += t.BaselineBytes
+			m[key] = a
+		}
+		return m, order
+	}
+	om, oorder := sum(old)
+	nm, norder := sum(new)
+	seen := map[string]bool{}
+	for _, k := range append(oorder, norder...) {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		o, inOld := om[k]
+		n, inNew := nm[k]
+		row := DiffRow{Key: k, OldBytes: o.bytes, NewBytes: n.bytes, OldParams: o.params, NewParams: n.params,
+			OldBaseline: o.baseline, NewBaseline: n.baseline}
+		row.finish()
+		switch {
+		case !inOld:
+			row.Status = "added"
+		case !inNew:
+			row.Status = "removed"
+		}
+		d.Rows = append(d.Rows, row)
+		d.Total.OldBytes += row.OldBytes
+		d.Total.NewBytes += row.NewBytes
+		d.Total.OldParams += row.OldParams
+		d.Total.NewParams += row.NewParams
+		d.Total.OldBaseline += row.OldBaseline
+		d.Total.NewBaseline += row.NewBaseline
+	}
+	d.Total.Key = "total"
+	d.Total.finish()
+	sort.SliceStable(d.Rows, func(i, j int) bool {
+		a, b := d.Rows[i], d.Rows[j]
+		if x, y := abs(a.DeltaBytes), abs(b.DeltaBytes); x != y {
+			return x > y
+		}
+		return a.Key < b.Key
+	})
+	if d.Rows == nil {
+		d.Rows = []DiffRow{}
+	}
+	return d
+}
+
+func (r *DiffRow) finish() {
+	r.DeltaBytes = r.NewBytes - r.OldBytes
+	r.Status = "same"
+	if r.DeltaBytes != 0 || r.OldParams != r.NewParams {
+		r.Status = "changed"
+	}
+	if r.OldBytes != 0 {
+		r.DeltaPct = 100 * float64(r.DeltaBytes) / float64(r.OldBytes)
+	}
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// WriteDiffJSON writes d as indented JSON.
+func WriteDiffJSON(w io.Writer, d *Diff) error { return writeJSON(w, d) }
+
+// WriteDiffText writes d as a side-by-side table: old, new, delta and
+// delta %, with one unit for the three size columns so they compare at a
+// glance.
+func WriteDiffText(w io.Writer, d *Diff, opts TextOptions) error {
+	return writeDiff(w, d, opts, false)
+}
+
+// WriteDiffMarkdown writes d as a Markdown table.
+func WriteDiffMarkdown(w io.Writer, d *Diff, opts TextOptions) error {
+	return writeDiff(w, d, opts, true)
+}
+
+func writeDiff(w io.Writer, d *Diff, opts TextOptions, md bool) error {
+	bw := bufio.NewWriter(w)
+	if md {
+		fmt.Fprintf(bw, "## qinsaudit diff\n\n")
+	}
+	if err := diffTable(d, opts).render(bw, md); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func diffTable(d *Diff, opts TextOptions) *table {
+	rows := top(d.Rows, opts.Top)
+	var vals []int64
+	for _, r := range append(rows[:len(rows):len(rows)], d.Total) {
+		vals = append(vals, r.OldBytes, r.NewBytes, r.DeltaBytes)
+	}
+	s := columnScale(vals, opts.Bytes)
+	line := func(r DiffRow) []string {
+		return []string{r.Key, s.format(r.OldBytes), s.format(r.NewBytes), signed(s, r.DeltaBytes), pct(r)}
+	}
+	t := &table{
+		header: []string{d.By, s.header("old"), s.header("new"), s.header("delta"), "delta %"},
+		right:  []bool{false, true, true, true, true},
+	}
+	for _, r := range rows {
+		t.rows = append(t.rows, line(r))
+	}
+	t.footer = line(d.Total)
+	return t
+}
+
+func signed(s scale, v int64) string {
+	if v > 0 {
+		return "+" + s.format(v)
+	}
+	return s.format(v)
+}
+
+// pct formats a row's relative change; rows that appear or disappear say
+// so instead.
+func pct(r DiffRow) string {
+	switch r.Status {
+	case "added":
+		return "new"
+	case "removed":
+		return "removed"
+	}
+	if r.DeltaBytes == 0 {
+		return "~"
+	}
+	if r.OldBytes == 0 {
+		return "-"
+	}
+	return fmtPct(r.DeltaPct)
+}
+
+func fmtPct(p float64) string { return fmt.Sprintf("%+.1f%%", p) }
+
+// WriteDiffCSV writes d's rows and total with exact values.
+func WriteDiffCSV(w io.Writer, d *Diff) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{d.By, "status", "old_bytes", "new_bytes", "delta_bytes", "delta_pct", "old_params", "new_params", "old_baseline_bytes", "new_baseline_bytes"})
+	for _, r := range append(d.Rows[:len(d.Rows):len(d.Rows)], d.Total) {
+		cw.Write([]string{r.Key, r.Status, i64(r.OldBytes), i64(r.NewBytes), i64(r.DeltaBytes),
+			strconv.FormatFloat(r.DeltaPct, 'g', -1, 64), i64(r.OldParams), i64(r.NewParams), i64(r.OldBaseline), i64(r.NewBaseline)})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func i64(v int64) string { return strconv.FormatInt(v, 10) }
