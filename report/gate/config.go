@@ -100,11 +100,6 @@ func Load(path string) (*Config, error) {
 }
 
 func tomlErr(err error) string {
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		row, col := de.Position()
-		return fmt.Sprintf("line %d, column %d: %s", row, col, strings.TrimPrefix(de.Error(), "toml: "))
-	}
 	var se *toml.StrictMissingError
 	if errors.As(err, &se) {
 		var keys []string
@@ -113,6 +108,11 @@ func tomlErr(err error) string {
 			keys = append(keys, fmt.Sprintf("line %d: unknown key %q", row, strings.Join(e.Key(), ".")))
 		}
 		return strings.Join(keys, "; ")
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		return fmt.Sprintf("line %d, column %d: %s", row, col, strings.TrimPrefix(de.Error(), "toml: "))
 	}
 	return err.Error()
 }

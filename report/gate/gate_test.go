@@ -1,0 +1,159 @@
+package gate
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qinsaudit/qinsaudit/report"
+)
+
+func TestLoadYAMLAndTOMLAgree(t *testing.T) {
+	y, err := Load("testdata/ok.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := Load("testdata/ok.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(y, tm) {
+		t.Errorf("yaml and toml differ:\n%+v\n%+v", y, tm)
+	}
+	if len(y.Budgets) != 3 || *y.Budgets[0].MaxBitsPerWeight != 9 || y.Budgets[1].MaxStoredBytes.Bytes != 1<<20 ||
+		y.Budgets[2].MaxStoredBytes.Bytes != 10_000_000 || y.Against.MaxGrowth.Value != 1 || y.Against.IgnoreBelow.Bytes != 4096 ||
+		y.Waivers[0].Expires.Format(time.DateOnly) != "2027-01-31" || y.ForbidFindings[0].Kind != "encoded-but-uncompressed" {
+		t.Errorf("parsed %+v", y)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ name, body, want string }{
+		{"unknown.yaml", "budgets:\n  - role: encoded_linear\n    max_bits: 9\n", "line 3: field max_bits not found"},
+		{"role.yaml", "budgets:\n  - role: encoded\n    max_bits_per_weight: 9\n", `line 2: unknown role "encoded"`},
+		{"kind.yaml", "forbid_findings:\n  - encoded-uncompressed\n", `line 2: unknown finding "encoded-uncompressed"`},
+		{"size.yaml", "budgets:\n  - role: total\n    max_stored_bytes: lots\n", `line 3: bad size "lots"`},
+		{"date.yaml", "waivers:\n  - check: dead-bytes\n    reason: x\n    expires: soon\n", `line 4: bad date "soon"`},
+		{"number.yaml", "budgets:\n  - role: total\n    min_ratio: two\n", "line 3: cannot unmarshal"},
+		{"nolimit.yaml", "budgets:\n  - role: total\n", "budgets[0]: no limit"},
+		{"tworoles.yaml", "budgets:\n  - role: total\n    module: a\n    min_ratio: 1\n", "exactly one of role, module, layer"},
+		{"reason.yaml", "waivers:\n  - check: dead-bytes\n", "needs a reason"},
+		{"unknown.toml", "[[budgets]]\nrole = \"total\"\nmax_bits = 9\n", `line 3: unknown key "budgets.max_bits"`},
+		{"role.toml", "[[budgets]]\nrole = \"encoded\"\n", `line 2, column 8: unknown role "encoded"`},
+		{"syntax.toml", "[[budgets]\n", "line 1"},
+		{"config.json", "{}", "must be .yaml, .yml or .toml"},
+	} {
+		p := filepath.Join(dir, c.name)
+		os.WriteFile(p, []byte(c.body), 0o644)
+		_, err := Load(p)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: %v, want an error naming the file and containing %q", c.name, err, c.want)
+		}
+	}
+	empty := filepath.Join(dir, "empty.yaml")
+	os.WriteFile(empty, nil, 0o644)
+	if c, err := Load(empty); err != nil || len(c.Budgets) != 0 {
+		t.Errorf("empty config: %v", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func rep(bitsEncoded float64, findings ...report.Finding) *report.Report {
+	mod := func(s string) *string { return &s }
+	return &report.Report{
+		Roles: []report.Group{
+			{Role: "encoded_linear", Params: 1000, StoredBytes: int64(bitsEncoded * 1000 / 8), BitsPerWeight: bitsEncoded, Ratio: 32 / bitsEncoded},
+			{Role: "embedding", Params: 100, StoredBytes: 400, BitsPerWeight: 32, Ratio: 1},
+		},
+		Totals:   report.Group{Role: "total", StoredBytes: int64(bitsEncoded*1000/8) + 400},
+		Modules:  []report.Group{{Module: mod("blocks.0.attn.v"), StoredBytes: 1000, Ratio: 1}, {Module: mod("blocks.1.attn.v"), StoredBytes: 250, Ratio: 4}},
+		Findings: findings,
+		Tensors: []report.Tensor{
+			{Name: "blocks.0.attn.v.weight_qins", Module: "blocks.0.attn.v", Role: "encoded_linear", StoredBytes: 1000},
+			{Name: "blocks.1.attn.v.weight_qins", Module: "blocks.1.attn.v", Role: "encoded_linear", StoredBytes: 250},
+		},
+	}
+}
+
+func statuses(g *report.Gate) string {
+	var s []string
+	for _, o := range g.Outcomes {
+		s = append(s, o.Check+":"+o.Subject+":"+o.Status)
+	}
+	return strings.Join(s, " ")
+}
+
+func TestBudgets(t *testing.T) {
+	day := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	cfg := &Config{Budgets: []Budget{
+		{Role: &Role{"encoded_linear"}, MaxBitsPerWeight: ptr(9.0)},
+		{Module: &Glob{"blocks.*.attn.v"}, MinRatio: ptr(2.0)},
+	}}
+	g := Evaluate(rep(32), cfg, nil, day)
+	want := "max_bits_per_weight:role encoded_linear:fail min_ratio:module blocks.0.attn.v:fail min_ratio:module blocks.1.attn.v:pass"
+	if statuses(g) != want || g.Passed {
+		t.Errorf("float32: %s", statuses(g))
+	}
+	cfg.Budgets = cfg.Budgets[:1]
+	if g := Evaluate(rep(8), cfg, nil, day); !g.Passed {
+		t.Errorf("uint8: %s", statuses(g))
+	}
+	// A budget on a role the model does not have fails.
+	cfg.Budgets = []Budget{{Role: &Role{"optimizer_state"}, MaxStoredBytes: &Size{10}}}
+	if g := Evaluate(rep(8), cfg, nil, day); g.Passed || !strings.Contains(g.Outcomes[0].Message, "matches no tensors") {
+		t.Errorf("missing role: %+v", g.Outcomes)
+	}
+}
+
+func TestForbiddenFindingsAndWaivers(t *testing.T) {
+	f := report.Finding{Kind: "encoded-but-uncompressed", Severity: "error", Module: "blocks.0.attn.v", Bytes: 1000}
+	cfg := &Config{ForbidFindings: []FindingKind{{"encoded-but-uncompressed"}}}
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	if g := Evaluate(rep(32, f), cfg, nil, day); g.Passed || g.Outcomes[0].Status != "fail" {
+		t.Errorf("forbidden: %s", statuses(g))
+	}
+	if g := Evaluate(rep(8), cfg, nil, day); !g.Passed || g.Outcomes[0].Status != "pass" {
+		t.Errorf("clean: %s", statuses(g))
+	}
+	cfg.Waivers = []Waiver{{Check: "encoded-but-uncompressed", Module: &Glob{"blocks.0.*"}, Reason: "ticket 42", Expires: &Date{time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)}}}
+	g := Evaluate(rep(32, f), cfg, nil, day.Add(23*time.Hour))
+	if !g.Passed || g.Outcomes[0].Status != "waived" || g.Outcomes[0].Waiver != "ticket 42" {
+		t.Errorf("waived on its last day: %+v", g.Outcomes)
+	}
+	g = Evaluate(rep(32, f), cfg, nil, day.Add(24*time.Hour))
+	if g.Passed || statuses(g) != "encoded-but-uncompressed:module blocks.0.attn.v:fail waiver_expired:waiver encoded-but-uncompressed on blocks.0.*:fail" ||
+		!strings.Contains(g.Outcomes[1].Message, "expired on 2026-11-25") {
+		t.Errorf("expired: %s %+v", statuses(g), g.Outcomes)
+	}
+}
+
+func TestAgainst(t *testing.T) {
+	base := rep(8)
+	grown := rep(8)
+	grown.Tensors[0].StoredBytes = 1020 // +2%
+	grown.Tensors[1].StoredBytes = 240  // the total grows 0.8%
+	a := &Against{Report: "base.json", MaxGrowth: &Percent{1}}
+	cfg := &Config{Against: a}
+	day := time.Now()
+	g := Evaluate(grown, cfg, base, day)
+	if g.Passed || statuses(g) != "max_growth:module blocks.0.attn.v:fail max_growth:total:pass" {
+		t.Errorf("2%% growth against 1%%: %s", statuses(g))
+	}
+	a.IgnoreBelow = &Size{64}
+	if g := Evaluate(grown, cfg, base, day); !g.Passed {
+		t.Errorf("20 bytes below a 64-byte floor: %s", statuses(g))
+	}
+	if !Worse(grown, base, &Against{}) || Worse(base, base, nil) || Worse(grown, base, a) {
+		t.Error("Worse")
+	}
+	// An error finding the baseline did not have fails.
+	f := report.Finding{Kind: "duplicate-weight", Severity: "error", Module: "blocks.1.attn.v"}
+	if g := Evaluate(rep(8, f), cfg, base, day); g.Passed || !strings.Contains(statuses(g), "new_finding:module blocks.1.attn.v:fail") {
+		t.Errorf("new finding: %s", statuses(g))
+	}
+}
