@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/schematest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -89,6 +90,9 @@ func TestRenderers(t *testing.T) {
 				t.Fatal(err)
 			}
 			golden(t, c.name, b.Bytes())
+			if strings.HasSuffix(c.name, ".json") {
+				schematest.Validate(t, b.Bytes())
+			}
 		})
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/qinsaudit/qinsaudit/internal/schematest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files and the outputs of the examples in docs/")
@@ -86,6 +88,9 @@ func TestDocs(t *testing.T) {
 			}
 			var stdout, stderr bytes.Buffer
 			code := run(ex.args, &stdout, &stderr)
+			if bytes.HasPrefix(stdout.Bytes(), []byte("{")) {
+				schematest.Validate(t, stdout.Bytes())
+			}
 			got := stdout.String() + stderr.String()
 			gotFull := got
 			if code != 0 {

@@ -8,21 +8,27 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qinsaudit/qinsaudit/internal/schematest"
 	"github.com/qinsaudit/qinsaudit/report"
 )
 
 const fixtures = "../../fixtures"
 
-// runCmd runs the command line in-process.
-func runCmd(args ...string) (stdout, stderr string, code int) {
+// runCmd runs the command line in-process. JSON it prints is validated
+// against the published schemas.
+func runCmd(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	var o, e bytes.Buffer
 	code = run(args, &o, &e)
+	if strings.HasPrefix(o.String(), "{") {
+		schematest.Validate(t, o.Bytes())
+	}
 	return o.String(), e.String(), code
 }
 
 func auditJSON(t *testing.T, paths ...string) *report.Report {
 	t.Helper()
-	out, errOut, code := runCmd(append([]string{"audit", "--format", "json"}, paths...)...)
+	out, errOut, code := runCmd(t, append([]string{"audit", "--format", "json"}, paths...)...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -48,7 +54,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"audit", "--no-such-flag", small}, "unknown flag"},
 		{[]string{"frobnicate"}, "unknown command"},
 	} {
-		out, errOut, code := runCmd(c.args...)
+		out, errOut, code := runCmd(t, c.args...)
 		if code != exitUsage || out != "" || !strings.Contains(errOut, c.want) || !strings.HasPrefix(errOut, "qinsaudit: ") {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and %q", c.args, code, out, errOut, c.want)
 		}
@@ -64,7 +70,7 @@ func TestBadInputExit1(t *testing.T) {
 		filepath.Join(fixtures, "torch/truncated.pt"), filepath.Join(fixtures, "torch/not_a_checkpoint.zip"),
 		filepath.Join(fixtures, "no/such/file.pt"), "README.md")
 	for _, p := range bad {
-		out, errOut, code := runCmd("audit", p)
+		out, errOut, code := runCmd(t, "audit", p)
 		if code != exitBadInput || out != "" || !strings.Contains(errOut, p) || strings.Count(errOut, "\n") != 1 {
 			t.Errorf("audit %s: exit %d, stdout %q, stderr %q", p, code, out, errOut)
 		}
@@ -74,7 +80,7 @@ func TestBadInputExit1(t *testing.T) {
 // TestJSONIsRawIntegers: the JSON has no human-formatted sizes, and every
 // byte count is an integer.
 func TestJSONIsRawIntegers(t *testing.T) {
-	out, _, code := runCmd("audit", "--format", "json", filepath.Join(fixtures, "safetensors/sharded"))
+	out, _, code := runCmd(t, "audit", "--format", "json", filepath.Join(fixtures, "safetensors/sharded"))
 	if code != 0 {
 		t.Fatal(code)
 	}
@@ -115,8 +121,8 @@ func TestJSONIsRawIntegers(t *testing.T) {
 func TestFormatsAgree(t *testing.T) {
 	path := filepath.Join(fixtures, "safetensors/qins_log_small.safetensors")
 	rep := auditJSON(t, path)
-	text, _, _ := runCmd("audit", "--bytes", path)
-	md, _, _ := runCmd("audit", "--bytes", "--format", "markdown", path)
+	text, _, _ := runCmd(t, "audit", "--bytes", path)
+	md, _, _ := runCmd(t, "audit", "--bytes", "--format", "markdown", path)
 	for _, g := range append(rep.Roles, rep.Totals) {
 		for _, n := range []int64{g.BaselineBytes, g.TheoreticalBytes, g.StoredBytes} {
 			s := " " + itoa(n) + " "
@@ -139,7 +145,7 @@ func TestNoWriteToInput(t *testing.T) {
 	path := filepath.Join(fixtures, "safetensors/small_f32.safetensors")
 	before, _ := os.Stat(path)
 	data, _ := os.ReadFile(path)
-	runCmd("audit", "--format", "json", path)
+	runCmd(t, "audit", "--format", "json", path)
 	after, _ := os.Stat(path)
 	again, _ := os.ReadFile(path)
 	if !before.ModTime().Equal(after.ModTime()) || !bytes.Equal(data, again) {
