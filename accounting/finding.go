@@ -117,7 +117,7 @@ func findings(m *Model, res *Result) []Finding {
 		if bits >= float64(refBits) {
 			out = append(out, Finding{Kind: EncodedButUncompressed, Severity: Error, Module: name,
 				Tensors: md.tensors, Bytes: md.stored,
-				Message: fmt.Sprintf("encoded as %s but stored as %s: %.2f bits per weight, no saving over %s", md.scheme, md.dtype, bits, res.Baseline)})
+				Message: fmt.Sprintf("encoded as %s but stored as %s: %.0f bits per weight, no saving over %s", md.scheme, md.dtype, bits, res.Baseline)})
 		}
 	}
 	for _, r := range res.Rows {

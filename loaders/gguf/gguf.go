@@ -1,23 +1,206 @@
-// Package gguf reads the tensor table of gguf files. (Being written.)
+// Package gguf reads the tensor table of GGUF files, the format of ggml and
+// llama.cpp.
+//
+// A GGUF file (versions 2 and 3) is, in the file's byte order:
+//
+//	"GGUF" u32 version, u64 tensor_count, u64 kv_count
+//	kv_count × (string key, u32 value type, value)
+//	tensor_count × (string name, u32 n_dims, n_dims × u64 ne, u32 ggml type, u64 offset)
+//	padding to the alignment, then the data section
+//
+// A string is a u64 length and that many bytes; an array value is a u32
+// element type, a u64 count and the elements. Tensor offsets are relative to
+// the data section, which starts at the first multiple of general.alignment
+// (default 32) after the tensor infos. ne[0] is the innermost dimension.
+// Specification:
+// https://github.com/ggml-org/ggml/blob/d99724f2b141fed9e1a9f402213506c081433465/docs/gguf.md
+//
+// The reader walks the metadata without keeping it: of the key-value pairs
+// it keeps general.alignment, general.architecture, general.file_type and the
+// split.* counts, and skips every other value by its lengths, so a
+// tokenizer's 100,000-string array costs no allocation. Every count and
+// length is checked against the bytes left in the file before it is used.
+//
+// Unlike llama.cpp, which wants tensors packed in order, the loader accepts
+// tensors in any order with gaps between them: a tensor's storage is its
+// whole span, up to the next tensor's data or the end of the file, so padding
+// and gaps show as overhead in the accounting. Big-endian files (version 3
+// allows them) are read too.
 package gguf
 
 import (
-	"errors"
+	"bytes"
+	"fmt"
 	"io"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 )
 
-// Loader reads gguf files.
+// format is the Format of the model's File and of every FormatError.
+const format = "gguf"
+
+const (
+	magic            = "GGUF"
+	defaultAlignment = 32
+	maxDims          = 4     // GGML_MAX_DIMS
+	maxKeyLen        = 65535 // the specification's limit
+	maxArrayDepth    = 16    // nesting of arrays of arrays
+	minKVBytes       = 8 + 4 + 1
+	minTensorInfo    = 8 + 4 + 4 + 8 // empty name, no dims
+)
+
+// GGUF metadata value types.
+const (
+	typeUint8 = iota
+	typeInt8
+	typeUint16
+	typeInt16
+	typeUint32
+	typeInt32
+	typeFloat32
+	typeBool
+	typeString
+	typeArray
+	typeUint64
+	typeInt64
+	typeFloat64
+	numValueTypes
+)
+
+var valueTypeNames = [numValueTypes]string{
+	"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32",
+	"bool", "string", "array", "uint64", "int64", "float64",
+}
+
+// valueSizes is the size of each fixed-size value type, 0 for string and
+// array.
+var valueSizes = [numValueTypes]int64{1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8}
+
+func valueTypeName(t uint32) string {
+	if t < numValueTypes {
+		return valueTypeNames[t]
+	}
+	return fmt.Sprintf("type %d", t)
+}
+
+// Header is what ReadHeader keeps of a GGUF file.
+type Header struct {
+	Version   uint32
+	BigEndian bool
+	KVCount   uint64
+	// Alignment is general.alignment, or 32 when the file has none.
+	Alignment int64
+	// Architecture is general.architecture, "" when absent.
+	Architecture string
+	// FileType is general.file_type (llama.cpp's LLAMA_FTYPE_*, e.g. 15 for
+	// "mostly Q4_K_M"), or -1 when absent.
+	FileType int64
+	// SplitNo and SplitCount are split.no and split.count of a file that
+	// gguf-split cut into parts (SplitNo counts from 0); SplitCount is 0 for
+	// a file that is not a part. SplitTensors is split.tensors.count, the
+	// tensors of all parts, or -1 when absent.
+	SplitNo, SplitCount, SplitTensors int64
+	// Tensors are the tensor infos in file order.
+	Tensors []TensorInfo
+	// DataOffset is the file offset of the data section: the end of the
+	// tensor infos rounded up to Alignment. It may lie past the end of a
+	// file without tensors.
+	DataOffset int64
+}
+
+// TensorInfo is one tensor info of a GGUF file, checked against the file.
+type TensorInfo struct {
+	Name string
+	// Dims are ggml's ne, innermost first: the reverse of a PyTorch shape.
+	Dims []int64
+	// Type is the ggml type id; DType its canonical name (see DTypeName).
+	Type  uint32
+	DType string
+	// Offset is the tensor's data offset relative to Header.DataOffset.
+	Offset int64
+	// Bytes is the size its dims and type give, -1 for an unknown type.
+	Bytes int64
+	// Span is the bytes from its data to the next tensor's data (by offset)
+	// or to the end of the file: Bytes plus any padding or gap.
+	Span int64
+	// InfoOffset is the file offset of the tensor info.
+	InfoOffset int64
+}
+
+// Loader reads GGUF files.
 type Loader struct{}
 
 // Name returns "gguf".
-func (Loader) Name() string { return "gguf" }
+func (Loader) Name() string { return format }
 
-// Sniff reports whether head looks like a gguf file.
-func (Loader) Sniff(head []byte) bool { return false }
+// Sniff reports whether head starts with the GGUF magic and a plausible
+// version in either byte order.
+func (Loader) Sniff(head []byte) bool {
+	if !bytes.HasPrefix(head, []byte(magic)) {
+		return false
+	}
+	if len(head) < 8 {
+		return true
+	}
+	le := uint32(head[4]) | uint32(head[5])<<8 | uint32(head[6])<<16 | uint32(head[7])<<24
+	be := uint32(head[7]) | uint32(head[6])<<8 | uint32(head[5])<<16 | uint32(head[4])<<24
+	return le != 0 && (le <= 0xffff || be <= 0xffff)
+}
 
-// Load is not written yet.
+// Load reads the tensor table: one File and its tensors in tensor-info
+// order. A tensor's storage is named after it and spans its data and the
+// padding after it (TensorInfo.Span). A tensor of an unknown ggml type gets
+// the dtype UnknownDTypePrefix+id, which the dtype table does not hold.
 func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
-	return nil, errors.New("gguf: not implemented")
+	h, err := ReadHeader(r, size)
+	if err != nil {
+		return nil, err
+	}
+	nDims := 0
+	for _, t := range h.Tensors {
+		nDims += len(t.Dims)
+	}
+	shapes := make([]int64, nDims)
+	m := &accounting.Model{
+		Files:   []accounting.File{{Format: format}},
+		Tensors: make([]accounting.Tensor, len(h.Tensors)),
+	}
+	for i, t := range h.Tensors {
+		shape := shapes[:len(t.Dims):len(t.Dims)]
+		shapes = shapes[len(t.Dims):]
+		for j, d := range t.Dims {
+			shape[len(shape)-1-j] = d
+		}
+		m.Tensors[i] = accounting.Tensor{
+			Name:         t.Name,
+			DType:        t.DType,
+			Shape:        shape,
+			Storage:      t.Name,
+			StorageBytes: t.Span,
+			DataOffset:   h.DataOffset + t.Offset,
+		}
+	}
+	return m, nil
+}
+
+// ReadHeader reads and checks a GGUF file's header, metadata and tensor
+// infos, and checks each tensor's data against the file: aligned, within the
+// file, and not overlapping the next tensor. Malformed input gives an
+// *accounting.FormatError; a failed read its own error.
+func ReadHeader(r io.ReaderAt, size int64) (*Header, error) {
+	p := &parser{r: newReader(r, size)}
+	h := &Header{Alignment: defaultAlignment, FileType: -1, SplitTensors: -1}
+	if err := p.header(h); err != nil {
+		return nil, err
+	}
+	if err := p.metadata(h); err != nil {
+		return nil, err
+	}
+	if err := p.tensorInfos(h); err != nil {
+		return nil, err
+	}
+	if err := checkLayout(h, size); err != nil {
+		return nil, err
+	}
+	return h, nil
 }

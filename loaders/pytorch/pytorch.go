@@ -1,23 +1,223 @@
-// Package pytorch reads the tensor table of pytorch files. (Being written.)
 package pytorch
 
 import (
+	"archive/zip"
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"math"
+	"strings"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 )
 
-// Loader reads pytorch files.
+// Formats of the model's File and of FormatErrors.
+const (
+	formatZip    = "pytorch-zip"
+	formatLegacy = "pytorch-legacy"
+	formatAny    = "pytorch" // before the layout is known
+)
+
+// Loader reads torch.save checkpoints.
 type Loader struct{}
 
 // Name returns "pytorch".
 func (Loader) Name() string { return "pytorch" }
 
-// Sniff reports whether head looks like a pytorch file.
-func (Loader) Sniff(head []byte) bool { return false }
+var (
+	zipMagic      = []byte("PK\x03\x04")
+	emptyZipMagic = []byte("PK\x05\x06")
+	// legacyMagic is the legacy format's magic number,
+	// 0x1950a86a20f9469cfc6c, pickled as LONG1 (protocol 2 and later) and
+	// as text LONG (protocols 0 and 1).
+	legacyMagicLong1 = []byte("\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19")
+	legacyMagicText  = []byte("L119547037146038801333356L\n")
+)
 
-// Load is not written yet.
+// Sniff reports whether head looks like a torch.save checkpoint: any zip
+// archive (Load says so when it is not a checkpoint), a pickle that starts
+// with the legacy magic number, or a tar from torch's earliest releases.
+func (Loader) Sniff(head []byte) bool {
+	return bytes.HasPrefix(head, zipMagic) || bytes.HasPrefix(head, emptyZipMagic) ||
+		isLegacyHead(head) || isTarHead(head)
+}
+
+// isLegacyHead reports whether head starts with the pickled legacy magic
+// number: PROTO 2..5, an optional FRAME, then LONG1; or a text LONG.
+func isLegacyHead(head []byte) bool {
+	if bytes.HasPrefix(head, legacyMagicText) {
+		return true
+	}
+	if len(head) < 2 || head[0] != 0x80 || head[1] < 2 || head[1] > 5 {
+		return false
+	}
+	head = head[2:]
+	if len(head) >= 9 && head[0] == 0x95 {
+		head = head[9:]
+	}
+	return bytes.HasPrefix(head, legacyMagicLong1)
+}
+
+// tarMembers are the member names of torch's tar checkpoints, the first of
+// which comes first in the file.
+var tarMembers = []string{"sys_info", "pickle", "storages", "tensors"}
+
+// isTarHead reports whether head starts with a tar header for one of
+// torch's tar members (the name field, NUL-padded).
+func isTarHead(head []byte) bool {
+	for _, m := range tarMembers {
+		if bytes.HasPrefix(head, []byte(m+"\x00")) {
+			return true
+		}
+	}
+	return false
+}
+
+// Load reads the tensor table of a checkpoint from its headers and pickle.
 func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
-	return nil, errors.New("pytorch: not implemented")
+	if size < 0 {
+		return nil, accounting.Errorf(formatAny, -1, "", "negative file size %d", size)
+	}
+	head := make([]byte, min(size, 512))
+	if _, err := r.ReadAt(head, 0); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("pytorch: reading header: %w", err)
+	}
+	switch {
+	case bytes.HasPrefix(head, zipMagic), bytes.HasPrefix(head, emptyZipMagic):
+		return loadZip(r, size)
+	case isLegacyHead(head):
+		return loadLegacy(r, size)
+	case isTarHead(head) && len(head) >= 262 && string(head[257:262]) == "ustar":
+		return nil, accounting.Errorf(formatAny, 0, "", "tar-based checkpoint from an early torch release: unsupported (load and re-save it with a current torch)")
+	}
+	return nil, accounting.Errorf(formatAny, 0, "", "not a torch.save checkpoint (first bytes % x)", head[:min(len(head), 16)])
+}
+
+// loadZip reads a zip checkpoint (torch >= 1.6): <prefix>/data.pkl holds the
+// pickle, <prefix>/data/<key> the bytes of each storage.
+func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
+	zr, err := zip.NewReader(r, size)
+	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+		return nil, accounting.Errorf(formatZip, -1, "", "reading zip central directory: %v", err)
+	}
+	// torch names the archive's one folder after the file's stem
+	// ("archive" for older releases); data.pkl is its first record.
+	var pkl *zip.File
+	for _, f := range zr.File {
+		dir, base, ok := strings.Cut(f.Name, "/")
+		if ok && dir != "" && base == "data.pkl" {
+			pkl = f
+			break
+		}
+	}
+	if pkl == nil {
+		return nil, accounting.Errorf(formatZip, -1, "", "zip archive has no data.pkl: not a torch.save checkpoint")
+	}
+	prefix := strings.TrimSuffix(pkl.Name, "data.pkl")
+	records := map[string]*zip.File{}
+	for _, f := range zr.File {
+		if name, ok := strings.CutPrefix(f.Name, prefix); ok {
+			if _, dup := records[name]; !dup {
+				records[name] = f
+			}
+		}
+	}
+
+	pklOff, err := pkl.DataOffset()
+	if err != nil {
+		return nil, accounting.Errorf(formatZip, -1, "", "record %q: local header: %v", pkl.Name, err)
+	}
+	if pkl.UncompressedSize64 > uint64(min(size, maxPickleBytes)) {
+		return nil, accounting.Errorf(formatZip, pklOff, "", "record %q: %d bytes, more than the file size or the %d-byte limit",
+			pkl.Name, pkl.UncompressedSize64, int64(maxPickleBytes))
+	}
+	rc, err := pkl.Open()
+	if err != nil {
+		return nil, accounting.Errorf(formatZip, pklOff, "", "record %q: %v", pkl.Name, err)
+	}
+	defer rc.Close()
+	// A stored data.pkl maps pickle offsets to file offsets; torch never
+	// compresses it, but a re-zipped archive might.
+	base := pklOff
+	if pkl.Method != zip.Store {
+		base = -1
+	}
+	fail := func(e error) error {
+		var se *scanError
+		if errors.As(e, &se) {
+			if base < 0 {
+				return accounting.Errorf(formatZip, -1, "", "data.pkl (compressed) byte %d: %s", se.pos, se.msg)
+			}
+			return accounting.Errorf(formatZip, base+se.pos, "", "data.pkl: %s", se.msg)
+		}
+		return e
+	}
+	data, err := scanPickle(newPickleInput(rc, int64(pkl.UncompressedSize64)))
+	if err != nil {
+		return nil, fail(err)
+	}
+
+	storages := map[string]*storageRef{}
+	u := &unpickler{base: base}
+	u.persistent = func(pid any) (any, error) {
+		typename, id, _, err := parsePersistentID(pid, false)
+		if err != nil {
+			return nil, err
+		}
+		if id == nil {
+			return nil, fmt.Errorf("persistent id of type %q (want 'storage')", typename)
+		}
+		if ref, ok := storages[id.key]; ok {
+			return ref, nil
+		}
+		s, err := zipStorage(records, size, prefix, id)
+		if err != nil {
+			return nil, err
+		}
+		ref := &storageRef{s: s}
+		storages[id.key] = ref
+		return ref, nil
+	}
+	root, err := u.load(data)
+	if err != nil {
+		return nil, fail(err)
+	}
+	tensors, err := nameTensors(formatZip, root)
+	if err != nil {
+		return nil, err
+	}
+	return &accounting.Model{Files: []accounting.File{{Format: formatZip}}, Tensors: tensors}, nil
+}
+
+// zipStorage finds the record of the storage a persistent id names.
+func zipStorage(records map[string]*zip.File, size int64, prefix string, id *persistentID) (*storage, error) {
+	name := "data/" + id.key
+	f, ok := records[name]
+	if !ok {
+		return nil, fmt.Errorf("storage %q: the archive has no record %q", id.key, prefix+name)
+	}
+	off, err := f.DataOffset()
+	if err != nil {
+		return nil, fmt.Errorf("storage %q: record %q: local header: %v", id.key, f.Name, err)
+	}
+	// torch stores storages uncompressed. Should a record be compressed
+	// anyway, what it occupies in the file is its compressed size; views
+	// may still address its uncompressed bytes.
+	if off < 0 || off > size || f.CompressedSize64 > uint64(size-off) || f.UncompressedSize64 > math.MaxInt64 {
+		return nil, fmt.Errorf("storage %q: record %q (%d bytes at offset %d) runs past the end of the file (%d bytes)",
+			id.key, f.Name, f.CompressedSize64, off, size)
+	}
+	avail := int64(f.UncompressedSize64)
+	if f.Method == zip.Store {
+		avail = int64(f.CompressedSize64)
+	}
+	return &storage{
+		key:        name,
+		typ:        id.typ,
+		numel:      id.numel,
+		bytes:      int64(f.CompressedSize64),
+		avail:      avail,
+		dataOffset: off,
+	}, nil
 }

@@ -1,0 +1,197 @@
+package accounting
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// toyQINS is the seed's toy model with every linear QINS-log encoded: an
+// fp32 embedding (5000 x 256) and 3 blocks of 4 attention (256 x 256) and 2
+// FFN (1024 x 256) linears, each as uint8 stored + int8 sign + two f32
+// scalars.
+func toyQINS(t *testing.T) *Result {
+	t.Helper()
+	m := &Model{Files: []File{{Path: "toy_qins_log.pt", Format: "pytorch-zip", SizeBytes: 9_900_000}}}
+	add := func(name, dtype string, shape ...int64) {
+		d, _ := LookupDType(dtype)
+		n, _ := Numel(shape)
+		b, _ := d.Bytes(n)
+		m.Tensors = append(m.Tensors, Tensor{Name: name, DType: dtype, Shape: shape, Storage: fmt.Sprint(len(m.Tensors)), StorageBytes: b})
+	}
+	add("embed.weight", "float32", 5000, 256)
+	for blk := range 3 {
+		lin := func(name string, out, in int64) {
+			p := fmt.Sprintf("blocks.%d.%s.", blk, name)
+			add(p+"stored", "uint8", out, in)
+			add(p+"sign", "int8", out, in)
+			add(p+"log_min", "float32")
+			add(p+"log_max", "float32")
+		}
+		for _, l := range []string{"q", "k", "v", "o"} {
+			lin("attn."+l, 256, 256)
+		}
+		lin("ffn.up", 1024, 256)
+		lin("ffn.down", 256, 1024)
+	}
+	res, err := Audit(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+const (
+	toyStored  = 9_838_736  // 2,359,296 x 2 + 18 x 8 + 5,120,000
+	toyDecoded = 9_437_184  // 2,359,296 x 4
+	toyFP32    = 14_557_184 // 13.88 MiB
+	toyParams  = 5_120_000  // sum over model.parameters(): the embedding only
+)
+
+func TestToyFigures(t *testing.T) {
+	f := figures(toyQINS(t))
+	if f.stored != toyStored || f.decoded != toyDecoded || f.baseline != toyFP32 || f.stored-f.unshown != toyParams {
+		t.Errorf("figures = %+v, want stored %d, decoded %d, baseline %d, without encoded %d", f, toyStored, toyDecoded, toyFP32, toyParams)
+	}
+	if f.largest != 1024*256*4 || !strings.Contains(f.largestM, "ffn") {
+		t.Errorf("largest decoded module %s %d, want an ffn linear of %d", f.largestM, f.largest, 1024*256*4)
+	}
+}
+
+func TestCompareVerdicts(t *testing.T) {
+	res := toyQINS(t)
+	exact := func(n int64) HeapMeasurement {
+		return HeapMeasurement{Profile: "p.heap", Base: "base.heap", Format: "test", InUseBytes: n, SampleRate: 1}
+	}
+	for _, c := range []struct {
+		name     string
+		m        HeapMeasurement
+		verdict  Verdict
+		expected int64
+		msg      string
+		finding  FindingKind
+	}{
+		{"stored", exact(toyStored + 60_000), Consistent, toyStored, "no decoded copies", ""},
+		{"cached decode", exact(toyStored + toyDecoded + 140_000), HoldsDecodedCopies, toyStored + toyDecoded,
+			"more than the float32 model itself (13.88 MiB", ""},
+		{"streaming", exact(toyStored + 1024*256*4 + 10_000), HoldsDecodedCopies, toyStored + 1024*256*4, "one decoded float32 layer", ""},
+		{"late start", exact(200_000), Unexplained, toyStored, "started after the weights were allocated", HeapProfileLate},
+		{"no base", HeapMeasurement{Profile: "p.heap", Format: "test", InUseBytes: 76_000_000, SampleRate: 1}, Unexplained, toyStored,
+			"without --base", HeapProfileNoBase},
+		{"sampled within sigma", HeapMeasurement{Format: "test", Base: "b", InUseBytes: toyStored + 1_000_000, SampleRate: 512 << 10, SigmaBytes: 400_000},
+			Consistent, toyStored, "sampled every 512 KiB on average: ±391 KiB (1σ)", ""},
+		{"sampled beyond sigma", HeapMeasurement{Format: "test", Base: "b", InUseBytes: toyStored + 2_000_000, SampleRate: 512 << 10, SigmaBytes: 100_000},
+			Unexplained, toyStored, "more in use than the stored weights", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cc := Compare(res, c.m, nil, CompareOptions{})
+			got := cc.Comparisons[0]
+			if got.Verdict != c.verdict || got.ExpectedBytes != c.expected || !strings.Contains(got.Message, c.msg) {
+				t.Errorf("got %s, expected %d, %q; want %s, %d, message containing %q", got.Verdict, got.ExpectedBytes, got.Message, c.verdict, c.expected, c.msg)
+			}
+			if got.ToleranceBytes <= 0 {
+				t.Errorf("tolerance %d, want > 0", got.ToleranceBytes)
+			}
+			if c.finding != "" && !hasFinding(cc.Findings, c.finding) {
+				t.Errorf("findings %v, want %s", cc.Findings, c.finding)
+			}
+			if (len(cc.Failures()) > 0) != c.verdict.Failing() {
+				t.Errorf("Failures() = %v for verdict %s", cc.Failures(), c.verdict)
+			}
+		})
+	}
+}
+
+func hasFinding(fs []Finding, k FindingKind) bool {
+	for _, f := range fs {
+		if f.Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+func TestCompareTolerance(t *testing.T) {
+	res := toyQINS(t)
+	m := HeapMeasurement{Format: "test", Base: "b", InUseBytes: toyStored, SampleRate: 512 << 10, SigmaBytes: 1000, UnlistedBytes: 7}
+	got := Compare(res, m, nil, CompareOptions{RelTolerance: 0.01, MinToleranceBytes: 1}).Comparisons[0].ToleranceBytes
+	want := int64(98_388) + 3*1000 + 7 // 1% of stored, rounded up, + 3 sigma + unlisted
+	if got != want {
+		t.Errorf("tolerance %d, want %d", got, want)
+	}
+	got = Compare(res, HeapMeasurement{InUseBytes: toyStored}, nil, CompareOptions{RelTolerance: 0.001}).Comparisons[0].ToleranceBytes
+	if got != DefaultMinToleranceBytes {
+		t.Errorf("tolerance %d, want the floor %d", got, DefaultMinToleranceBytes)
+	}
+}
+
+func TestCompareClaims(t *testing.T) {
+	res := toyQINS(t)
+	claims := []Claim{
+		{Name: "weights", Text: "0.41MB", Bytes: 410_000, PrecisionBytes: 5_000, OtherUnitBytes: 429_916},
+		{Name: "parameters()", Text: "5120000", Bytes: toyParams},
+		{Name: "weights", Text: "9.4MiB", Bytes: 9_856_614, PrecisionBytes: 52_428, OtherUnitBytes: 9_400_000},
+		{Name: "weights", Text: "9.38MB", Bytes: 9_380_000, PrecisionBytes: 5_000, OtherUnitBytes: 9_835_643},
+		{Name: "fp32", Text: "13.88MiB", Bytes: 14_554_235, PrecisionBytes: 5_242, OtherUnitBytes: 13_880_000},
+	}
+	for _, c := range []struct {
+		measured int64
+		verdicts []Verdict
+		msgs     []string
+	}{
+		{toyStored + 60_000,
+			[]Verdict{ClaimDisagrees, ClaimDisagrees, Consistent, ClaimDisagrees, ClaimDisagrees},
+			[]string{"24x more than the claim", "summing model.parameters() skips registered buffers", "matches", "other unit", "the encoding does not show"}},
+		{toyStored + toyDecoded + 140_000,
+			[]Verdict{ClaimDisagrees, ClaimDisagrees, Consistent, ClaimDisagrees, ClaimDisagrees},
+			[]string{"with its decoded copies", "model.parameters()", "weights at rest", "other unit", "the encoding does not show"}},
+	} {
+		cc := Compare(res, HeapMeasurement{Format: "test", Base: "b", InUseBytes: c.measured, SampleRate: 1}, claims, CompareOptions{})
+		if len(cc.Comparisons) != 1+len(claims) {
+			t.Fatalf("%d comparisons, want %d", len(cc.Comparisons), 1+len(claims))
+		}
+		for i, x := range cc.Comparisons[1:] {
+			if x.Verdict != c.verdicts[i] || !strings.Contains(x.Message, c.msgs[i]) {
+				t.Errorf("measured %d, %s: %s %q; want %s, message containing %q", c.measured, x.Subject, x.Verdict, x.Message, c.verdicts[i], c.msgs[i])
+			}
+			if x.ExpectedBytes != claims[i].Bytes || x.MeasuredBytes != c.measured {
+				t.Errorf("%s: measured %d expected %d", x.Subject, x.MeasuredBytes, x.ExpectedBytes)
+			}
+		}
+	}
+}
+
+func TestCompareBudget(t *testing.T) {
+	res := toyQINS(t)
+	m := HeapMeasurement{Format: "test", Base: "b", InUseBytes: toyStored + toyDecoded, SampleRate: 1}
+	if cc := Compare(res, m, nil, CompareOptions{MaxHeapOverStored: 2.5}); cc.OverBudget != "" {
+		t.Errorf("under budget: %q", cc.OverBudget)
+	}
+	cc := Compare(res, m, nil, CompareOptions{MaxHeapOverStored: 1.1})
+	if !strings.Contains(cc.OverBudget, "1.96x the stored weights") || !hasFinding(cc.Findings, HeapOverBudget) {
+		t.Errorf("over budget: %q, findings %v", cc.OverBudget, cc.Findings)
+	}
+	if len(cc.Failures()) != 0 {
+		t.Errorf("an explained difference failed: %v", cc.Failures())
+	}
+}
+
+func TestBytesFormat(t *testing.T) {
+	for _, c := range []struct {
+		got, want string
+	}{
+		{ib(9_838_736), "9.38 MiB (9,838,736 B)"},
+		{db(410_000), "410.00 kB (410,000 B)"},
+		{db(-19_275_920), "-19.28 MB (-19,275,920 B)"},
+		{ib(512), "512 B"},
+		{short(512 << 10), "512 KiB"},
+		{short(9_838_736), "9.38 MiB"},
+		{short(100), "100 B"},
+		{times(9_838_736, 410_000), "24x more than"},
+		{times(5_120_000, 9_838_736), "48% less than"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package decode
+
+// forward multiplies decoded weights with one batch of inputs: y = x Wᵀ for
+// a [rows, cols] weight W and x of Batch rows. x and y are allocated once,
+// for the widest and tallest weight, from the activations site.
+type forward struct {
+	p     *Pass
+	batch int
+	x, y  []float32
+}
+
+// newForward allocates the batch buffers, or returns nil when the pass has
+// no batch.
+func (p *Pass) newForward(led *ledger) *forward {
+	if p.opts.Batch <= 0 || len(p.units) == 0 {
+		return nil
+	}
+	var rows, cols int
+	for _, u := range p.units {
+		rows, cols = max(rows, u.rows), max(cols, u.cols)
+	}
+	f := &forward{p: p, batch: p.opts.Batch}
+	b := int64(f.batch)
+	var sx, sy int64
+	f.x, sx = allocActivations(b * int64(cols))
+	f.y, sy = allocActivations(b * int64(rows))
+	led.add(KeyActivations, 4*b*int64(cols+rows), sx+sy)
+	// Inputs in [-1, 1) from a fixed generator (splitmix64), so runs
+	// compare by their checksum.
+	s := uint64(0x9e3779b97f4a7c15)
+	for i := range f.x {
+		s += 0x9e3779b97f4a7c15
+		z := s
+		z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+		z = (z ^ z>>27) * 0x94d049bb133111eb
+		z ^= z >> 31
+		f.x[i] = float32(z>>40)/(1<<23) - 1
+	}
+	return f
+}
+
+// apply computes y = x Wᵀ for u's decoded weight, split across the workers
+// by output rows, and returns the sum of y.
+func (f *forward) apply(u *unit) float64 {
+	rows, cols, w := u.rows, u.cols, u.out
+	y := f.y[:f.batch*rows]
+	parallel(rows, grainRows(cols*f.batch), f.p.opts.workers(), func(lo, hi int) {
+		for o := lo; o < hi; o++ {
+			wr := w[o*cols : (o+1)*cols]
+			for b := range f.batch {
+				y[b*rows+o] = dot(f.x[b*cols:(b+1)*cols], wr)
+			}
+		}
+	})
+	var sum float64
+	for _, v := range y {
+		sum += float64(v)
+	}
+	return sum
+}
+
+// dot returns the dot product of a and b (len(b) >= len(a)), in four
+// independent sums so the additions pipeline.
+func dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return s0 + s1 + s2 + s3
+}

@@ -1,0 +1,182 @@
+package decode
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// The kernels below decode a run of elements into float32. They are plain
+// loops over byte slices, re-sliced up front so the compiler drops the
+// bounds checks, and they allocate nothing.
+
+// qinsLogTable returns the 256 magnitudes of a QINS log module:
+// exp(log_min + (255 - s)/254 * (log_max - log_min)) for each code s, in
+// float32 arithmetic step by step as PyTorch evaluates the seed's
+// QINSCodec.decode. The explicit float32 conversion keeps the compiler from
+// fusing the multiply and add, which PyTorch does not do either; exp is
+// computed in float64 and rounded, within an ulp of PyTorch's float32 exp.
+func qinsLogTable(logMin, logMax float32) *[256]float32 {
+	var t [256]float32
+	span := logMax - logMin
+	for s := range t {
+		n := (255 - float32(s)) / 254
+		t[s] = float32(math.Exp(float64(logMin + float32(n*span))))
+	}
+	return &t
+}
+
+// signTable maps a sign byte to the float32 PyTorch's sign.to(float32)
+// gives: int8 values for int8 signs, 0..255 for uint8, 0 or 1 for bool.
+func signTable(dtype string) *[256]float32 {
+	var t [256]float32
+	for b := range t {
+		if dtype == "int8" {
+			t[b] = float32(int8(b))
+		} else {
+			t[b] = float32(b)
+		}
+	}
+	return &t
+}
+
+// qinsLog decodes QINS log codes: dst[i] = sgn[sign[i]] * mag[stored[i]].
+// Two table loads and a multiply per weight; no exp.
+func qinsLog(dst []float32, stored, sign []byte, mag, sgn *[256]float32) {
+	sign = sign[:len(stored)]
+	dst = dst[:len(stored)]
+	for i, s := range stored {
+		dst[i] = sgn[sign[i]] * mag[s]
+	}
+}
+
+// lookup decodes one-byte codes through a 256-entry table: QINS rational
+// uint8 codes, PyTorch qint8 and quint8.
+func lookup(dst []float32, src []byte, t *[256]float32) {
+	dst = dst[:len(src)]
+	for i, s := range src {
+		dst[i] = t[s]
+	}
+}
+
+// rational inverts the QINS rational codec e = sign(w)/(1 + alpha|w|):
+// |w| = (1/|e| - 1)/alpha, with the sign of e.
+func rational(e, alpha float32) float32 {
+	const signBit = 1 << 31
+	eb := math.Float32bits(e)
+	w := (1/math.Float32frombits(eb&^signBit) - 1) / alpha
+	return math.Float32frombits(math.Float32bits(w)&^signBit | eb&signBit)
+}
+
+// rationalTable decodes uint8 rational codes q, stored as (e+1)*127.5
+// rounded: e = q/127.5 - 1.
+func rationalTable(alpha float32) *[256]float32 {
+	var t [256]float32
+	for q := range t {
+		t[q] = rational(float32(q)/127.5-1, alpha)
+	}
+	return &t
+}
+
+// rationalFloat decodes rational codes stored as floats of dtype; src holds
+// len(dst) elements.
+func rationalFloat(dst []float32, src []byte, dtype string, alpha float32) {
+	widen(dst, src, dtype)
+	for i, e := range dst {
+		dst[i] = rational(e, alpha)
+	}
+}
+
+// widen converts float32, float16 or bfloat16 elements to float32.
+func widen(dst []float32, src []byte, dtype string) {
+	switch dtype {
+	case "float32":
+		src = src[:4*len(dst)]
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+		}
+	case "float16":
+		src = src[:2*len(dst)]
+		for i := range dst {
+			dst[i] = halfToFloat(binary.LittleEndian.Uint16(src[2*i:]))
+		}
+	case "bfloat16":
+		src = src[:2*len(dst)]
+		for i := range dst {
+			dst[i] = bfloatToFloat(binary.LittleEndian.Uint16(src[2*i:]))
+		}
+	}
+}
+
+// quantTable dequantizes PyTorch per-tensor affine codes the way ATen does:
+// float(scale) * (q - zero_point). signed selects qint8 over quint8.
+func quantTable(scale float64, zero int64, signed bool) *[256]float32 {
+	var t [256]float32
+	for b := range t {
+		q := int64(b)
+		if signed {
+			q = int64(int8(b))
+		}
+		t[b] = float32(scale) * float32(q-zero)
+	}
+	return &t
+}
+
+// gptqLayout is a GPTQ-packed weight (AutoGPTQ "v1" layout) of out
+// outputs and in inputs: qweight is int32 [in/per, out], input row per*j+k
+// in bits bits*k and up of qweight[j, o]; qzeros is int32 [groups, out/per],
+// (zero-1) packed the same way along the outputs; scales is [groups, out];
+// input i belongs to group gidx[i], or to i/groupSize without g_idx.
+type gptqLayout struct {
+	bits, per, in, out int
+	groupSize          int
+	qweight, qzeros    []byte
+	scales             []byte // [groups, out] of scaleType
+	scaleType          string
+	gidx               []byte // int32 or int64 [in]; nil: groups of groupSize consecutive inputs
+	gidxWidth          int    // 4 or 8
+}
+
+// group returns the group of input i.
+func (l *gptqLayout) group(i int) int {
+	switch {
+	case l.gidx == nil:
+		return i / l.groupSize
+	case l.gidxWidth == 8:
+		return int(int64(binary.LittleEndian.Uint64(l.gidx[8*i:])))
+	}
+	return int(int32(binary.LittleEndian.Uint32(l.gidx[4*i:])))
+}
+
+// scale returns scales[g, o] as float32.
+func (l *gptqLayout) scale(g, o int) float32 {
+	k := g*l.out + o
+	switch l.scaleType {
+	case "float16":
+		return halfToFloat(binary.LittleEndian.Uint16(l.scales[2*k:]))
+	case "bfloat16":
+		return bfloatToFloat(binary.LittleEndian.Uint16(l.scales[2*k:]))
+	}
+	return math.Float32frombits(binary.LittleEndian.Uint32(l.scales[4*k:]))
+}
+
+// rows decodes output rows [lo, hi) of the [out, in] weight into dst:
+// w[o, i] = scale[g, o] * (q[i, o] - zero[g, o]), zero being the stored
+// value plus one.
+func (l *gptqLayout) rows(dst []float32, lo, hi int) {
+	mask := uint32(1)<<l.bits - 1
+	for o := lo; o < hi; o++ {
+		row := dst[o*l.in : (o+1)*l.in]
+		zshift := uint(l.bits * (o % l.per))
+		g, scale, zero := -1, float32(0), int32(0)
+		for i := range row {
+			if gi := l.group(i); gi != g {
+				g, scale = gi, l.scale(gi, o)
+				zword := binary.LittleEndian.Uint32(l.qzeros[4*(g*(l.out/l.per)+o/l.per):])
+				zero = int32((zword>>zshift)&mask) + 1
+			}
+			word := binary.LittleEndian.Uint32(l.qweight[4*((i/l.per)*l.out+o):])
+			q := int32((word >> uint(l.bits*(i%l.per))) & mask)
+			row[i] = scale * float32(q-zero)
+		}
+	}
+}

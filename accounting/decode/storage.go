@@ -1,0 +1,204 @@
+package decode
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"math"
+	"os"
+
+	"github.com/qinsaudit/qinsaudit/accounting"
+)
+
+// storageID names a storage: tensors of one file with equal Storage share it.
+type storageID struct {
+	file int
+	name string
+}
+
+// storage is one storage read into memory.
+type storage struct {
+	data []byte
+	slot int64  // allocator slot size of data
+	key  string // allocation site key
+}
+
+// tensorError returns an error naming tensor t's file and the problem; off
+// is the file offset concerned, -1 if none.
+func tensorError(m *accounting.Model, t *accounting.Tensor, off int64, msg string, args ...any) error {
+	e := accounting.Errorf("", off, t.Name, msg, args...)
+	if t.File >= 0 && t.File < len(m.Files) {
+		e.Path, e.Format = m.Files[t.File].Path, m.Files[t.File].Format
+	}
+	return e
+}
+
+// readStorages reads every storage of m once, in file order, each into a
+// buffer from the allocation site of the role it is charged to (the role of
+// its first tensor, as the accounting charges it).
+func readStorages(m *accounting.Model, rows []accounting.Row) (map[storageID]*storage, error) {
+	files := make([]*os.File, len(m.Files))
+	sizes := make([]int64, len(m.Files))
+	defer func() {
+		for _, f := range files {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	out := make(map[storageID]*storage)
+	for i := range m.Tensors {
+		t := &m.Tensors[i]
+		id := storageID{t.File, t.Storage}
+		if out[id] != nil {
+			continue
+		}
+		if t.File < 0 || t.File >= len(m.Files) {
+			return nil, tensorError(m, t, -1, "file index %d out of range", t.File)
+		}
+		if files[t.File] == nil {
+			f, err := os.Open(m.Files[t.File].Path)
+			if err != nil {
+				return nil, err
+			}
+			fi, err := f.Stat()
+			if err != nil {
+				f.Close()
+				return nil, err
+			}
+			files[t.File], sizes[t.File] = f, fi.Size()
+		}
+		s, err := readStorage(m, t, files[t.File], sizes[t.File], storageSites[rows[i].Role])
+		if err != nil {
+			return nil, err
+		}
+		s.key = rows[i].Role.String()
+		out[id] = s
+	}
+	return out, nil
+}
+
+// readStorage reads the storage of t from f, of size bytes, into a buffer
+// from alloc, after checking that the file holds it.
+func readStorage(m *accounting.Model, t *accounting.Tensor, f io.ReaderAt, size int64, alloc func(int64) ([]byte, int64)) (*storage, error) {
+	off, n := t.DataOffset, t.StorageBytes
+	switch {
+	case off == -1:
+		return nil, tensorError(m, t, -1, "storage %q has no fixed offset in the file (compressed or not located by the loader), so its data cannot be read", t.Storage)
+	case off < 0 || n < 0:
+		return nil, tensorError(m, t, -1, "storage %q: bad offset %d or size %d", t.Storage, off, n)
+	case n > size || off > size-n:
+		return nil, tensorError(m, t, off, "storage %q: %d bytes at offset %d run past the end of the file (%d bytes)", t.Storage, n, off, size)
+	case n > math.MaxInt:
+		return nil, tensorError(m, t, off, "storage %q: %d bytes do not fit in memory on this platform", t.Storage, n)
+	}
+	if alloc == nil {
+		return nil, tensorError(m, t, off, "storage %q: no allocation site for its role", t.Storage)
+	}
+	data, slot := alloc(n)
+	if _, err := f.ReadAt(data, off); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, tensorError(m, t, off, "storage %q: file truncated: %d bytes expected at offset %d", t.Storage, n, off)
+		}
+		return nil, tensorError(m, t, off, "storage %q: %v", t.Storage, err)
+	}
+	return &storage{data: data, slot: slot}, nil
+}
+
+// tensorData is one tensor's bytes, in its stored dtype.
+type tensorData struct {
+	t     *accounting.Tensor
+	dtype accounting.DType
+	numel int64
+	data  []byte
+}
+
+// view returns the bytes of tensor t within its storage s, checking that the
+// view is contiguous, of a plain dtype, and inside the storage.
+func view(m *accounting.Model, t *accounting.Tensor, s *storage) (tensorData, error) {
+	d, ok := accounting.LookupDType(t.DType)
+	if !ok || d.BlockElems != 1 {
+		return tensorData{}, tensorError(m, t, -1, "dtype %q cannot be decoded", t.DType)
+	}
+	n, err := accounting.Numel(t.Shape)
+	if err != nil {
+		return tensorData{}, tensorError(m, t, -1, "%v", err)
+	}
+	if !contiguous(t.Shape, t.Strides) {
+		return tensorData{}, tensorError(m, t, -1, "strides %v of shape %v are not contiguous; decode reads contiguous tensors only", t.Strides, t.Shape)
+	}
+	nbytes, err := d.Bytes(n)
+	if err != nil {
+		return tensorData{}, tensorError(m, t, -1, "%v", err)
+	}
+	size := int64(len(s.data))
+	if t.ViewOffset < 0 || t.ViewOffset > size || nbytes > size-t.ViewOffset {
+		return tensorData{}, tensorError(m, t, -1, "view of %d bytes at offset %d does not fit its storage %q of %d bytes", nbytes, t.ViewOffset, t.Storage, size)
+	}
+	return tensorData{t: t, dtype: d, numel: n, data: s.data[t.ViewOffset : t.ViewOffset+nbytes]}, nil
+}
+
+// contiguous reports whether strides (in elements) lay shape out in C
+// order; nil strides are contiguous. Dimensions of size 1 may have any
+// stride.
+func contiguous(shape, strides []int64) bool {
+	if strides == nil {
+		return true
+	}
+	if len(strides) != len(shape) {
+		return false
+	}
+	want := int64(1)
+	for k := len(shape) - 1; k >= 0; k-- {
+		if shape[k] != 1 && strides[k] != want {
+			return false
+		}
+		want *= shape[k]
+	}
+	return true
+}
+
+// scalar returns the single element of a one-element tensor as float64.
+func scalar(m *accounting.Model, td tensorData) (float64, error) {
+	if td.numel != 1 {
+		return 0, tensorError(m, td.t, -1, "want a single value, have shape %v", td.t.Shape)
+	}
+	b := td.data
+	switch td.dtype.Name {
+	case "float32":
+		return float64(math.Float32frombits(binary.LittleEndian.Uint32(b))), nil
+	case "float64":
+		return math.Float64frombits(binary.LittleEndian.Uint64(b)), nil
+	case "float16":
+		return float64(halfToFloat(binary.LittleEndian.Uint16(b))), nil
+	case "bfloat16":
+		return float64(bfloatToFloat(binary.LittleEndian.Uint16(b))), nil
+	case "int64":
+		return float64(int64(binary.LittleEndian.Uint64(b))), nil
+	case "int32":
+		return float64(int32(binary.LittleEndian.Uint32(b))), nil
+	case "int8":
+		return float64(int8(b[0])), nil
+	case "uint8":
+		return float64(b[0]), nil
+	}
+	return 0, tensorError(m, td.t, -1, "dtype %q is not a scalar type decode reads", td.dtype.Name)
+}
+
+// halfToFloat widens an IEEE 754 binary16 value exactly.
+func halfToFloat(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h & 0x3ff)
+	switch {
+	case exp == 0x1f: // infinity or NaN
+		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	case exp != 0: // normal: rebias the exponent from 15 to 127
+		return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
+	}
+	// Zero or subnormal: mant × 2^-24, exact in float32.
+	return math.Float32frombits(sign | math.Float32bits(float32(mant)*0x1p-24))
+}
+
+// bfloatToFloat widens a bfloat16 value: its bits are a float32's top half.
+func bfloatToFloat(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }

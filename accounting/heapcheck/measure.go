@@ -1,0 +1,157 @@
+package heapcheck
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/qinsaudit/qinsaudit/accounting"
+)
+
+// Measure returns the bytes in use in p, less those in use in base (a
+// profile taken before the weights were loaded; nil for none), counting only
+// stacks with a frame that focus matches (nil for all).
+//
+// A frame matches when focus matches its function's name or system name or
+// the file of its mapping: symbolized profiles (Go's) match by function,
+// address-only ones (gperftools, jemalloc) by library, e.g. "libc10" for
+// every tensor storage PyTorch's CPU allocator makes.
+//
+// Stacks present in both profiles are subtracted stack by stack, like
+// pprof's -diff_base, so the sampling error of what both hold cancels; the
+// standard deviation is estimated from what is left.
+//
+// Without a focus, a truncated legacy profile is measured by its header
+// totals (scaled as its listed stacks were), so nothing is under-counted;
+// with a focus the unlisted bytes cannot be attributed and are reported as
+// UnlistedBytes.
+func Measure(p, base *Profile, focus *regexp.Regexp) (accounting.HeapMeasurement, error) {
+	m := accounting.HeapMeasurement{Profile: p.Path, Format: string(p.Format), SampleRate: p.SampleRate}
+	m.Notices = append(m.Notices, p.Notices...)
+	if focus != nil {
+		m.Focus = focus.String()
+	}
+	stacks := map[string][2]int64{} // key -> objects, bytes
+	add := func(q *Profile, sign int64) int64 {
+		var sum int64
+		for _, s := range q.P.Sample {
+			if focus != nil && !matches(s, focus) {
+				continue
+			}
+			k := stackKey(s)
+			v := stacks[k]
+			if q.objects >= 0 {
+				v[0] += sign * s.Value[q.objects]
+			}
+			v[1] += sign * s.Value[q.space]
+			stacks[k] = v
+			sum += s.Value[q.space]
+		}
+		return sum
+	}
+	total := add(p, 1)
+	if focus == nil {
+		total += p.unlisted()
+	} else {
+		m.UnlistedBytes = p.unlisted()
+	}
+	if base != nil {
+		if base.Format != p.Format {
+			return m, fmt.Errorf("%s is a %s profile but the base %s is a %s profile: take both the same way", p.Path, p.Format, base.Path, base.Format)
+		}
+		if base.SampleRate != p.SampleRate {
+			return m, fmt.Errorf("%s samples every %d bytes but the base %s every %d: take both the same way", p.Path, p.SampleRate, base.Path, base.SampleRate)
+		}
+		m.Base = base.Path
+		m.Notices = append(m.Notices, base.Notices...)
+		total -= add(base, -1)
+		if focus == nil {
+			total -= base.unlisted()
+		} else {
+			m.UnlistedBytes += base.unlisted()
+		}
+	}
+	m.InUseBytes = total
+
+	var variance float64
+	for _, v := range stacks {
+		variance += stackVariance(v[0], v[1], p.SampleRate)
+	}
+	m.SigmaBytes = int64(math.Ceil(math.Sqrt(variance)))
+	return m, nil
+}
+
+// unlisted estimates the un-sampled bytes a truncated profile's header
+// counts beyond its listed stacks.
+func (p *Profile) unlisted() int64 {
+	if p.HeaderInUseBytes < 0 || p.HeaderInUseBytes <= p.ListedInUseBytes {
+		return 0
+	}
+	raw := p.HeaderInUseBytes - p.ListedInUseBytes
+	if p.SampleRate <= 1 || p.ListedInUseBytes == 0 {
+		return raw
+	}
+	// Scale the missing bytes as the listed ones were scaled.
+	var scaled int64
+	for _, s := range p.P.Sample {
+		scaled += s.Value[p.space]
+	}
+	return sat(float64(raw) * float64(scaled) / float64(p.ListedInUseBytes))
+}
+
+// stackVariance is the variance of the un-sampled estimate of one stack's
+// bytes: for objects of s bytes sampled with probability q = 1-exp(-s/R),
+// the Horvitz-Thompson estimator over the n = objects*q that were sampled
+// has variance n * s² * (1-q)/q², estimated here from the un-sampled counts.
+func stackVariance(objects, bytes, rate int64) float64 {
+	if rate <= 1 || bytes == 0 {
+		return 0
+	}
+	o, b := math.Abs(float64(objects)), math.Abs(float64(bytes))
+	if o < 1 {
+		o = 1 // no object counts: take the bytes as one object
+	}
+	s := b / o
+	q := -math.Expm1(-s / float64(rate))
+	return o * s * s * (1 - q) / q
+}
+
+// stackKey identifies a stack across two profiles of one process: its
+// addresses, or its function names where a location has no address.
+func stackKey(s *profile.Sample) string {
+	var b strings.Builder
+	for _, l := range s.Location {
+		if l.Address != 0 {
+			b.WriteString(strconv.FormatUint(l.Address, 16))
+		} else {
+			for _, ln := range l.Line {
+				if ln.Function != nil {
+					b.WriteString(ln.Function.Name)
+					b.WriteByte(':')
+					b.WriteString(strconv.FormatInt(ln.Line, 10))
+				}
+			}
+		}
+		b.WriteByte(' ')
+	}
+	return b.String()
+}
+
+// matches reports whether a frame of s matches focus.
+func matches(s *profile.Sample, focus *regexp.Regexp) bool {
+	for _, l := range s.Location {
+		if l.Mapping != nil && l.Mapping.File != "" && focus.MatchString(l.Mapping.File) {
+			return true
+		}
+		for _, ln := range l.Line {
+			if f := ln.Function; f != nil && (focus.MatchString(f.Name) || f.SystemName != f.Name && focus.MatchString(f.SystemName)) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,71 @@
+package gguf
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/loaders/gguf/gguftest"
+)
+
+// FuzzLoad checks that Load never panics, fails only with a FormatError, and
+// returns tensors that fit the file.
+func FuzzLoad(f *testing.F) {
+	// Real files are cut to their first 16 KiB (the vocab files' headers
+	// run to megabytes), fixtures to their tensor infos.
+	realFiles, _ := filepath.Glob(filepath.Join(realworld, "*", "*.gguf"))
+	fixtures, _ := filepath.Glob("../../fixtures/gguf/*.gguf")
+	for _, p := range append(realFiles, fixtures...) {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if h, err := ReadHeader(bytes.NewReader(data), int64(len(data))); err == nil && len(h.Tensors) > 0 && h.DataOffset < 16<<10 {
+			data = data[:h.DataOffset]
+		}
+		f.Add(data[:min(len(data), 16<<10)])
+	}
+	f.Add(allKinds())
+	f.Add(manyTensors(20))
+	f.Add(newFile().BigEndian().KV("general.alignment", uint32(8)).KV("a", [][]uint8{{1}}).
+		Tensor("w", gguftest.Q4_K, 256).Tensor("u", 77, 5).Bytes())
+	for _, c := range malformedFiles() {
+		f.Add(c.data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		size := int64(len(data))
+		m, err := Loader{}.Load(bytes.NewReader(data), size)
+		if err != nil {
+			var fe *accounting.FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a FormatError", err)
+			}
+			if fe.Offset < 0 || fe.Offset > size {
+				t.Fatalf("error offset %d outside the file: %v", fe.Offset, err)
+			}
+			return
+		}
+		var total int64
+		for _, x := range m.Tensors {
+			if x.StorageBytes < 0 || x.DataOffset < 0 || x.DataOffset > size-x.StorageBytes {
+				t.Fatalf("%s: %d bytes at %d in a file of %d", x.Name, x.StorageBytes, x.DataOffset, size)
+			}
+			total += x.StorageBytes
+			if d, ok := accounting.LookupDType(x.DType); ok {
+				n, err := accounting.Numel(x.Shape)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b, err := d.Bytes(n); err != nil || b > x.StorageBytes {
+					t.Fatalf("%s: %d bytes of %s %v in a span of %d (%v)", x.Name, b, x.DType, x.Shape, x.StorageBytes, err)
+				}
+			}
+		}
+		if total > size {
+			t.Fatalf("spans total %d bytes in a file of %d", total, size)
+		}
+	})
+}

@@ -1,0 +1,463 @@
+package gguf
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/qinsaudit/qinsaudit/accounting"
+)
+
+// parser reads one file. For errors, it knows which kv entry or tensor info
+// it is reading: item is its index (-1 in the file header), tensors tells
+// which of the two, and name is its key or name once read (nameOK).
+type parser struct {
+	r        *reader
+	nTensors uint64
+	item     int64
+	tensors  bool
+	name     []byte
+	nameOK   bool
+}
+
+// errorf returns a FormatError at off, naming the kv entry or tensor being
+// read.
+func (p *parser) errorf(off int64, msg string, args ...any) error {
+	msg = fmt.Sprintf(msg, args...)
+	tensor := ""
+	switch {
+	case p.item < 0:
+	case p.tensors && p.nameOK:
+		tensor = string(p.name)
+	case p.tensors:
+		msg = fmt.Sprintf("tensor info %d: %s", p.item, msg)
+	case p.nameOK:
+		msg = fmt.Sprintf("kv %d %q: %s", p.item, p.name, msg)
+	default:
+		msg = fmt.Sprintf("kv %d: %s", p.item, msg)
+	}
+	return accounting.Errorf(format, off, tensor, "%s", msg)
+}
+
+// short is the error of a read of what at off that the file ends before (or
+// that failed).
+func (p *parser) short(off int64, what string) error {
+	if p.r.err != nil {
+		return fmt.Errorf("gguf: reading %s at %#x: %w", what, off, p.r.err)
+	}
+	return p.errorf(off, "file ends in %s (%d bytes left)", what, p.r.size-off)
+}
+
+func (p *parser) u32(what string) (uint32, error) {
+	off := p.r.pos()
+	v, ok := p.r.u32()
+	if !ok {
+		return 0, p.short(off, what)
+	}
+	return v, nil
+}
+
+func (p *parser) u64(what string) (uint64, error) {
+	off := p.r.pos()
+	v, ok := p.r.u64()
+	if !ok {
+		return 0, p.short(off, what)
+	}
+	return v, nil
+}
+
+// count reads a u64 count of items of at least minSize bytes each and checks
+// that the rest of the file can hold them.
+func (p *parser) count(what string, minSize int64) (uint64, error) {
+	off := p.r.pos()
+	n, err := p.u64(what)
+	if err != nil {
+		return 0, err
+	}
+	if left := p.r.remaining(); n > uint64(left/minSize) {
+		return 0, p.errorf(off, "%s %d exceeds remaining %d bytes", what, n, left)
+	}
+	return n, nil
+}
+
+func (p *parser) header(h *Header) error {
+	p.item = -1
+	b, ok := p.r.peek(4)
+	if !ok {
+		return p.short(0, "magic")
+	}
+	if string(b) != magic {
+		return p.errorf(0, "bad magic %q, want %q", b, magic)
+	}
+	v, err := p.u32("version")
+	if err != nil {
+		return err
+	}
+	// Version 3 files may be big-endian. Versions are small, so a
+	// big-endian one read as little-endian has its low 16 bits zero.
+	if v&0xffff == 0 && v != 0 {
+		p.r.be = true
+		h.BigEndian = true
+		v = v>>24 | v>>8&0xff00
+	}
+	h.Version = v
+	if v != 2 && v != 3 {
+		return p.errorf(4, "version %d is not supported (want 2 or 3)", v)
+	}
+	if p.nTensors, err = p.count("tensor_count", minTensorInfo); err != nil {
+		return err
+	}
+	h.KVCount, err = p.count("kv_count", minKVBytes)
+	return err
+}
+
+// Metadata keys the reader keeps.
+const (
+	keyAlignment    = "general.alignment"
+	keyArchitecture = "general.architecture"
+	keyFileType     = "general.file_type"
+	keySplitNo      = "split.no"
+	keySplitCount   = "split.count"
+	keySplitTensors = "split.tensors.count"
+)
+
+func (p *parser) metadata(h *Header) error {
+	var seen []string // kept keys, to refuse duplicates
+	for p.item = 0; uint64(p.item) < h.KVCount; p.item++ {
+		p.nameOK = false
+		off := p.r.pos()
+		n, err := p.count("key length", 1)
+		if err != nil {
+			return err
+		}
+		if n > maxKeyLen {
+			return p.errorf(off, "key length %d exceeds %d", n, maxKeyLen)
+		}
+		key, ok := p.r.peek(int(n))
+		if !ok {
+			return p.short(off+8, "key")
+		}
+		// Copied: skipping the value reuses the buffer.
+		p.name = append(p.name[:0], key...)
+		p.nameOK = true
+		typOff := p.r.pos()
+		typ, err := p.u32("value type")
+		if err != nil {
+			return err
+		}
+		var dst *int64
+		switch string(p.name) {
+		case keyAlignment, keyArchitecture, keyFileType, keySplitNo, keySplitCount, keySplitTensors:
+			if slices.Contains(seen, string(p.name)) {
+				return p.errorf(off, "duplicate key")
+			}
+			seen = append(seen, string(p.name))
+		}
+		switch string(p.name) {
+		case keyAlignment:
+			if typ != typeUint32 {
+				return p.errorf(typOff, "type %s, want uint32", valueTypeName(typ))
+			}
+			valOff := p.r.pos()
+			a, err := p.u32("value")
+			if err != nil {
+				return err
+			}
+			if a == 0 || a&(a-1) != 0 {
+				return p.errorf(valOff, "alignment %d is not a power of two", a)
+			}
+			h.Alignment = int64(a)
+			continue
+		case keyArchitecture:
+			if typ != typeString {
+				return p.errorf(typOff, "type %s, want string", valueTypeName(typ))
+			}
+			if h.Architecture, err = p.str("value"); err != nil {
+				return err
+			}
+			continue
+		case keyFileType:
+			dst = &h.FileType
+		case keySplitNo:
+			dst = &h.SplitNo
+		case keySplitCount:
+			dst = &h.SplitCount
+		case keySplitTensors:
+			dst = &h.SplitTensors
+		}
+		if dst != nil {
+			if *dst, err = p.integer(typ, typOff); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := p.skipValue(typ, typOff, 0); err != nil {
+			return err
+		}
+	}
+	p.item, p.nameOK = -1, false
+	return nil
+}
+
+// str reads a string.
+func (p *parser) str(what string) (string, error) {
+	off := p.r.pos()
+	n, err := p.count(what+" length", 1)
+	if err != nil {
+		return "", err
+	}
+	b, ok := p.r.appendN(make([]byte, 0, n), int64(n))
+	if !ok {
+		return "", p.short(off+8, what)
+	}
+	return string(b), nil
+}
+
+// integer reads a value of any integer type as a non-negative int64.
+func (p *parser) integer(typ uint32, typOff int64) (int64, error) {
+	signed := false
+	switch typ {
+	case typeInt8, typeInt16, typeInt32, typeInt64:
+		signed = true
+	case typeUint8, typeUint16, typeUint32, typeUint64:
+	default:
+		return 0, p.errorf(typOff, "type %s, want an integer", valueTypeName(typ))
+	}
+	off := p.r.pos()
+	size := valueSizes[typ]
+	v, ok := p.r.uint(int(size))
+	if !ok {
+		return 0, p.short(off, "value")
+	}
+	if signed && v>>(size*8-1) != 0 || v > math.MaxInt64 {
+		return 0, p.errorf(off, "%s value is negative or too large", valueTypeName(typ))
+	}
+	return int64(v), nil
+}
+
+// skipValue skips a value of type typ at the given depth of array nesting.
+func (p *parser) skipValue(typ uint32, typOff int64, depth int) error {
+	if typ >= numValueTypes {
+		return p.errorf(typOff, "unknown value type %d", typ)
+	}
+	if size := valueSizes[typ]; size > 0 {
+		if p.r.remaining() < size {
+			return p.short(p.r.pos(), "value")
+		}
+		p.r.skip(size)
+		return nil
+	}
+	if typ == typeString {
+		return p.skipStrings(1)
+	}
+	if depth >= maxArrayDepth {
+		return p.errorf(typOff, "arrays nested deeper than %d", maxArrayDepth)
+	}
+	elemOff := p.r.pos()
+	elem, err := p.u32("array type")
+	if err != nil {
+		return err
+	}
+	if elem >= numValueTypes {
+		return p.errorf(elemOff, "unknown array type %d", elem)
+	}
+	minSize := valueSizes[elem]
+	switch elem {
+	case typeString:
+		minSize = 8
+	case typeArray:
+		minSize = 4 + 8
+	}
+	n, err := p.count("array length", minSize)
+	if err != nil {
+		return err
+	}
+	switch elem {
+	case typeString:
+		return p.skipStrings(n)
+	case typeArray:
+		for ; n > 0; n-- {
+			if err := p.skipValue(typeArray, p.r.pos(), depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	p.r.skip(int64(n) * minSize) // count checked it against remaining
+	return nil
+}
+
+// skipStrings skips n strings.
+func (p *parser) skipStrings(n uint64) error {
+	off, length, ok := p.r.skipStrings(n)
+	if ok {
+		return nil
+	}
+	if length > 0 {
+		return p.errorf(off, "string length %d exceeds remaining %d bytes", length, p.r.size-off-8)
+	}
+	return p.short(off, "string length")
+}
+
+// tensorInfos reads the tensor infos and finds the data section.
+func (p *parser) tensorInfos(h *Header) error {
+	n := p.nTensors
+	if left := p.r.remaining(); n > uint64(left/minTensorInfo) {
+		return p.errorf(p.r.pos(), "tensor_count %d exceeds the %d bytes after the metadata", n, left)
+	}
+	// Preallocate for at most 4096 tensors: n can still be far too large
+	// when the file is mostly tensor data.
+	capN := min(n, 1<<12)
+	h.Tensors = make([]TensorInfo, 0, capN)
+	dims := make([]int64, 0, 2*capN)
+	ends := make([]int, 0, capN) // where each name ends in names
+	var names []byte             // all names, made one string at the end
+	p.tensors = true
+	for p.item = 0; uint64(p.item) < n; p.item++ {
+		p.nameOK = false
+		off := p.r.pos()
+		l, err := p.count("name length", 1)
+		if err != nil {
+			return err
+		}
+		start := len(names)
+		var ok bool
+		if names, ok = p.r.appendN(names, int64(l)); !ok {
+			return p.short(off+8, "name")
+		}
+		ends = append(ends, len(names))
+		p.name, p.nameOK = names[start:], true
+		ndOff := p.r.pos()
+		nd, err := p.u32("n_dims")
+		if err != nil {
+			return err
+		}
+		if nd > maxDims {
+			return p.errorf(ndOff, "n_dims %d exceeds %d", nd, maxDims)
+		}
+		first := len(dims)
+		for j := range nd {
+			dOff := p.r.pos()
+			d, err := p.u64("ne")
+			if err != nil {
+				return err
+			}
+			if d > math.MaxInt64 {
+				return p.errorf(dOff, "ne[%d] %d overflows int64", j, d)
+			}
+			dims = append(dims, int64(d))
+		}
+		typ, err := p.u32("type")
+		if err != nil {
+			return err
+		}
+		oOff := p.r.pos()
+		o, err := p.u64("offset")
+		if err != nil {
+			return err
+		}
+		if o > uint64(p.r.size) {
+			return p.errorf(oOff, "offset %d is past the end of the file", o)
+		}
+		h.Tensors = append(h.Tensors, TensorInfo{
+			Dims:       dims[first:len(dims):len(dims)],
+			Type:       typ,
+			DType:      DTypeName(typ),
+			Offset:     int64(o),
+			InfoOffset: off,
+		})
+	}
+	p.item, p.tensors, p.nameOK = -1, false, false
+	all := string(names)
+	start := 0
+	for i, end := range ends {
+		h.Tensors[i].Name = all[start:end]
+		start = end
+	}
+
+	// The data section starts at the next multiple of the alignment.
+	pos, a := p.r.pos(), h.Alignment
+	if rem := pos % a; rem != 0 {
+		if pos > math.MaxInt64-(a-rem) {
+			return p.errorf(pos, "data section offset overflows int64")
+		}
+		pos += a - rem
+	}
+	h.DataOffset = pos
+	return nil
+}
+
+// checkLayout sets each tensor's Bytes and Span and checks them against the
+// file: names unique, data aligned, within the file, and not overlapping.
+func checkLayout(h *Header, size int64) error {
+	ts := h.Tensors
+	order := make([]int32, len(ts))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(ts[a].Name, ts[b].Name) })
+	for k := 1; k < len(order); k++ {
+		if t := &ts[order[k]]; t.Name == ts[order[k-1]].Name {
+			return accounting.Errorf(format, t.InfoOffset, t.Name, "duplicate tensor name")
+		}
+	}
+	dataLeft := size - h.DataOffset // negative when the section starts past EOF
+	for i := range ts {
+		t := &ts[i]
+		t.Bytes = -1
+		n, err := accounting.Numel(t.Dims)
+		if err != nil {
+			return accounting.Errorf(format, t.InfoOffset, t.Name, "ne %v: element count overflows int64", t.Dims)
+		}
+		if d, ok := layout(t.Type); ok {
+			ne0 := int64(1)
+			if len(t.Dims) > 0 {
+				ne0 = t.Dims[0]
+			}
+			if ne0%d.BlockElems != 0 {
+				return accounting.Errorf(format, t.InfoOffset, t.Name,
+					"row of %d elements is not a whole number of %s blocks of %d", ne0, d.Name, d.BlockElems)
+			}
+			if t.Bytes, err = d.Bytes(n); err != nil {
+				return accounting.Errorf(format, t.InfoOffset, t.Name, "%v", err)
+			}
+		}
+		if t.Offset%h.Alignment != 0 {
+			return accounting.Errorf(format, t.InfoOffset, t.Name,
+				"offset %d is not a multiple of the alignment %d", t.Offset, h.Alignment)
+		}
+		if t.Offset > dataLeft {
+			return accounting.Errorf(format, t.InfoOffset, t.Name,
+				"offset %d (file offset %d) is past the end of the file (%d bytes)", t.Offset, h.DataOffset+t.Offset, size)
+		}
+	}
+	// By offset; of tensors at one offset, empty ones first.
+	slices.SortFunc(order, func(a, b int32) int {
+		if c := cmp.Compare(ts[a].Offset, ts[b].Offset); c != 0 {
+			return c
+		}
+		return cmp.Compare(ts[a].Bytes, ts[b].Bytes)
+	})
+	for k, i := range order {
+		t := &ts[i]
+		end := dataLeft
+		if k+1 < len(order) {
+			end = ts[order[k+1]].Offset
+		}
+		t.Span = end - t.Offset
+		if t.Bytes <= t.Span {
+			continue
+		}
+		at := h.DataOffset + t.Offset
+		if k+1 < len(order) {
+			next := &ts[order[k+1]]
+			return accounting.Errorf(format, at, t.Name, "%d bytes of data at offset %d overlap tensor %q at offset %d",
+				t.Bytes, t.Offset, next.Name, next.Offset)
+		}
+		return accounting.Errorf(format, at, t.Name, "%d bytes of data at offset %d run %d bytes past the end of the file",
+			t.Bytes, t.Offset, t.Bytes-t.Span)
+	}
+	return nil
+}

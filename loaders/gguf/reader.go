@@ -1,0 +1,171 @@
+package gguf
+
+import (
+	"encoding/binary"
+	"io"
+	"math/bits"
+)
+
+// bufSize is the read buffer; it holds the longest key GGUF allows (65,535
+// bytes), so a key can always be looked at in place.
+const bufSize = 64 << 10
+
+// reader is a buffered little- or big-endian reader over an io.ReaderAt that
+// knows its position and how many bytes the file has left. Skipping past the
+// buffer moves the position without reading.
+type reader struct {
+	ra   io.ReaderAt
+	size int64
+	buf  []byte
+	base int64 // file offset of buf[0]
+	i, n int   // buf[i:n] is read but not consumed
+	be   bool  // big-endian file
+	err  error // the I/O error that stopped a read, if any
+}
+
+func newReader(ra io.ReaderAt, size int64) *reader {
+	return &reader{ra: ra, size: size, buf: make([]byte, min(size, bufSize))}
+}
+
+// pos is the file offset of the next byte.
+func (r *reader) pos() int64 { return r.base + int64(r.i) }
+
+// remaining is the number of bytes after pos.
+func (r *reader) remaining() int64 { return r.size - r.pos() }
+
+// fill makes k <= len(r.buf) bytes available at buf[i:]. It fails when the
+// file has fewer left or a read fails (r.err is then set).
+func (r *reader) fill(k int) bool {
+	if r.n-r.i >= k {
+		return true
+	}
+	if int64(k) > r.remaining() {
+		return false
+	}
+	copy(r.buf, r.buf[r.i:r.n])
+	r.base += int64(r.i)
+	r.n -= r.i
+	r.i = 0
+	want := int(min(int64(len(r.buf)-r.n), r.size-r.base-int64(r.n)))
+	m, err := r.ra.ReadAt(r.buf[r.n:r.n+want], r.base+int64(r.n))
+	r.n += m
+	if m < want {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		r.err = err
+		return false
+	}
+	return true
+}
+
+func (r *reader) u32() (uint32, bool) {
+	if !r.fill(4) {
+		return 0, false
+	}
+	v := binary.LittleEndian.Uint32(r.buf[r.i:])
+	r.i += 4
+	if r.be {
+		v = bits.ReverseBytes32(v)
+	}
+	return v, true
+}
+
+func (r *reader) u64() (uint64, bool) {
+	if !r.fill(8) {
+		return 0, false
+	}
+	v := binary.LittleEndian.Uint64(r.buf[r.i:])
+	r.i += 8
+	if r.be {
+		v = bits.ReverseBytes64(v)
+	}
+	return v, true
+}
+
+// uint reads an unsigned integer of 1, 2, 4 or 8 bytes.
+func (r *reader) uint(size int) (uint64, bool) {
+	switch size {
+	case 4:
+		v, ok := r.u32()
+		return uint64(v), ok
+	case 8:
+		return r.u64()
+	}
+	if !r.fill(size) {
+		return 0, false
+	}
+	b := r.buf[r.i : r.i+size]
+	r.i += size
+	if size == 1 {
+		return uint64(b[0]), true
+	}
+	if r.be {
+		return uint64(binary.BigEndian.Uint16(b)), true
+	}
+	return uint64(binary.LittleEndian.Uint16(b)), true
+}
+
+// peek returns the next k <= len(r.buf) bytes and consumes them; they stay
+// valid until the next read.
+func (r *reader) peek(k int) ([]byte, bool) {
+	if !r.fill(k) {
+		return nil, false
+	}
+	b := r.buf[r.i : r.i+k]
+	r.i += k
+	return b, true
+}
+
+// skip consumes k bytes, k <= remaining.
+func (r *reader) skip(k int64) {
+	if k <= int64(r.n-r.i) {
+		r.i += int(k)
+		return
+	}
+	r.base = r.pos() + k
+	r.i, r.n = 0, 0
+}
+
+// appendN appends the next n bytes, n <= remaining, to dst.
+func (r *reader) appendN(dst []byte, n int64) ([]byte, bool) {
+	for n > 0 {
+		k := int(min(n, int64(len(r.buf))))
+		if !r.fill(k) {
+			return dst, false
+		}
+		dst = append(dst, r.buf[r.i:r.i+k]...)
+		r.i += k
+		n -= int64(k)
+	}
+	return dst, true
+}
+
+// skipStrings skips count strings (u64 length and bytes). It returns the
+// offset and length of the first string that runs past the end of the file,
+// or a failed read.
+func (r *reader) skipStrings(count uint64) (off int64, length uint64, ok bool) {
+	for ; count > 0; count-- {
+		// Fast path: the length and the string are in the buffer.
+		if r.n-r.i >= 8 {
+			n := binary.LittleEndian.Uint64(r.buf[r.i:])
+			if r.be {
+				n = bits.ReverseBytes64(n)
+			}
+			if n <= uint64(r.n-r.i-8) {
+				r.i += 8 + int(n)
+				continue
+			}
+		}
+		off = r.pos()
+		n, ok := r.u64()
+		if !ok {
+			return off, 0, false
+		}
+		if n > uint64(r.remaining()) {
+			return off, n, false
+		}
+		r.skip(int64(n))
+	}
+	return 0, 0, true
+}

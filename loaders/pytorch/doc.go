@@ -1,0 +1,34 @@
+// Package pytorch reads the tensor table of torch.save checkpoints from their
+// headers and pickle, never from tensor data.
+//
+// Two layouts exist:
+//
+//   - Zip (torch >= 1.6, the default): an uncompressed zip archive with one
+//     folder, <prefix>/ (the file's stem, or "archive"). <prefix>/data.pkl is
+//     the pickled object; each storage is the record <prefix>/data/<key>. A
+//     storage takes the record's size in the file and starts at the record's
+//     data offset.
+//   - Legacy (_use_new_zipfile_serialization=False): pickles back to back
+//     (magic number, protocol version, sys_info, the object, the list of
+//     storage keys), then each storage in key order as an int64 element count
+//     followed by its bytes.
+//
+// In both, the pickle refers to storages by persistent id
+// ('storage', torch.FloatStorage, key, location, numel[, view]) and rebuilds
+// tensors with torch._utils._rebuild_tensor_v2 and friends. The pickle is
+// first validated by scanPickle (see scan.go for why), then unpickled with
+// github.com/nlpodyssey/gopickle; no class named by the pickle is ever run:
+// an allow-list maps torch's rebuild functions, storage classes and dtypes to
+// Go stand-ins, and any other class becomes an inert object that records its
+// arguments and state.
+//
+// Tensors are named by their path through the unpickled value, as
+// state_dict() would name them: dict keys joined with "." (int keys in
+// decimal), list and tuple elements by index, object attributes by name,
+// except that an nn.Module's _parameters, _buffers and _modules are
+// transparent. So a whole pickled module (torch.save(model)) gives
+// "blocks.0.attn.q.weight" and a training checkpoint gives
+// "optimizer.state.0.exp_avg". A tensor object reached twice is listed once;
+// tensors that share a storage (tied weights, slices) share
+// accounting.Tensor.Storage, the record name ("data/3") or legacy key.
+package pytorch

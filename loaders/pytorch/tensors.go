@@ -1,0 +1,349 @@
+package pytorch
+
+import (
+	"fmt"
+	"math/bits"
+
+	"github.com/nlpodyssey/gopickle/types"
+)
+
+// storage is one storage of the file: a run of bytes that tensors view.
+type storage struct {
+	key   string      // Tensor.Storage: the zip record name ("data/3") or the legacy key
+	typ   storageType // element type, from the first persistent id naming it
+	numel int64       // elements, as the persistent id says
+	// bytes is the number of bytes the storage takes in the file.
+	bytes int64
+	// avail is how many bytes a view may address: bytes, or for a
+	// compressed zip record its uncompressed size.
+	avail      int64
+	dataOffset int64
+}
+
+// storageRef is what a persistent id resolves to: a whole storage or, in
+// legacy files only, a slice of one.
+type storageRef struct {
+	s     *storage
+	view  bool  // a slice of s (legacy view metadata)
+	start int64 // the slice's first element
+	numel int64 // the slice's elements
+}
+
+// region returns the byte range of s a tensor on r may address.
+func (r *storageRef) region() (start, end int64) {
+	if !r.view {
+		return 0, r.s.avail
+	}
+	// Both products were checked against the storage's size when the
+	// persistent id was read.
+	eb := r.s.typ.elemBytes
+	return r.start * eb, (r.start + r.numel) * eb
+}
+
+// tensor is a tensor rebuilt from the pickle: a view of a storage.
+type tensor struct {
+	ref    *storageRef
+	dtype  string  // canonical dtype name
+	offset int64   // storage_offset, in elements of dtype
+	shape  []int64 // size
+	stride []int64 // in elements
+	qscale float64
+	qzero  int64
+	// attrs are values carried with the tensor that may hold more
+	// tensors: per-channel quantizer parameters, a Parameter's or tensor
+	// subclass's state.
+	attrs []entry
+	// at is the file offset of the opcode that rebuilt it, -1 if unknown.
+	at int64
+}
+
+// PySetState takes a BUILD state, as torch's Tensor.__setstate__ would.
+func (t *tensor) PySetState(state any) error {
+	attrs, rest := splitState(state)
+	t.attrs = append(t.attrs, attrs...)
+	if rest != nil {
+		t.attrs = append(t.attrs, entry{"state", rest})
+	}
+	return nil
+}
+
+// newTensor reads the (storage, storage_offset, size, stride) arguments
+// that every rebuild function starts with.
+func newTensor(u *unpickler, args []any) (*tensor, error) {
+	ref, ok := args[0].(*storageRef)
+	if !ok {
+		return nil, fmt.Errorf("argument 0 is %s, not a storage", typeName(args[0]))
+	}
+	off, ok := args[1].(int)
+	if !ok {
+		return nil, fmt.Errorf("storage offset is %s, not an int", typeName(args[1]))
+	}
+	shape, err := intTuple(args[2], "size")
+	if err != nil {
+		return nil, err
+	}
+	stride, err := intTuple(args[3], "stride")
+	if err != nil {
+		return nil, err
+	}
+	if len(stride) != len(shape) {
+		return nil, fmt.Errorf("size has %d dimensions, stride %d", len(shape), len(stride))
+	}
+	return &tensor{ref: ref, dtype: ref.s.typ.dtype, offset: int64(off), shape: shape, stride: stride, at: u.offset()}, nil
+}
+
+// intTuple reads a tuple or list of ints.
+func intTuple(v any, what string) ([]int64, error) {
+	items, ok := sequence(v)
+	if !ok {
+		return nil, fmt.Errorf("%s is %s, not a tuple", what, typeName(v))
+	}
+	out := make([]int64, len(items))
+	for i, x := range items {
+		n, ok := x.(int)
+		if !ok {
+			return nil, fmt.Errorf("%s[%d] is %s, not an int", what, i, typeName(x))
+		}
+		out[i] = int64(n)
+	}
+	return out, nil
+}
+
+func wantArgs(args []any, lo, hi int) error {
+	if len(args) < lo || len(args) > hi {
+		if lo == hi {
+			return fmt.Errorf("%d arguments, want %d", len(args), lo)
+		}
+		return fmt.Errorf("%d arguments, want %d to %d", len(args), lo, hi)
+	}
+	return nil
+}
+
+// rebuildTensor is torch._utils._rebuild_tensor(storage, storage_offset,
+// size, stride).
+func rebuildTensor(u *unpickler, args []any) (any, error) {
+	if err := wantArgs(args, 4, 4); err != nil {
+		return nil, err
+	}
+	return newTensor(u, args)
+}
+
+// rebuildTensorV2 is torch._utils._rebuild_tensor_v2(storage,
+// storage_offset, size, stride, requires_grad, backward_hooks[, metadata]).
+func rebuildTensorV2(u *unpickler, args []any) (any, error) {
+	if err := wantArgs(args, 6, 7); err != nil {
+		return nil, err
+	}
+	return newTensor(u, args)
+}
+
+// rebuildTensorV3 is torch._utils._rebuild_tensor_v3(storage,
+// storage_offset, size, stride, requires_grad, backward_hooks, dtype[,
+// metadata]): a tensor whose dtype is not its storage's (an UntypedStorage
+// holding float8 or uint16 data, say).
+func rebuildTensorV3(u *unpickler, args []any) (any, error) {
+	if err := wantArgs(args, 7, 8); err != nil {
+		return nil, err
+	}
+	t, err := newTensor(u, args)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := args[6].(dtypeObj)
+	if !ok {
+		return nil, fmt.Errorf("dtype is %s, not a torch dtype", typeName(args[6]))
+	}
+	t.dtype = string(d)
+	return t, nil
+}
+
+// rebuildQTensor is torch._utils._rebuild_qtensor(storage, storage_offset,
+// size, stride, quantizer_params, requires_grad, backward_hooks).
+// quantizer_params is (qscheme, scale, zero_point) for per-tensor schemes
+// and (qscheme, scales, zero_points, axis) for per-channel ones, whose
+// scale and zero-point tensors become <name>.q_scales and
+// <name>.q_zero_points.
+func rebuildQTensor(u *unpickler, args []any) (any, error) {
+	if err := wantArgs(args, 7, 7); err != nil {
+		return nil, err
+	}
+	t, err := newTensor(u, args)
+	if err != nil {
+		return nil, err
+	}
+	q, ok := sequence(args[4])
+	if !ok || len(q) == 0 {
+		return nil, fmt.Errorf("quantizer parameters are %s, not a tuple", typeName(args[4]))
+	}
+	scheme, ok := q[0].(qscheme)
+	if !ok {
+		return nil, fmt.Errorf("qscheme is %s, not a torch qscheme", typeName(q[0]))
+	}
+	switch scheme {
+	case "per_tensor_affine", "per_tensor_symmetric":
+		if len(q) < 3 {
+			return nil, fmt.Errorf("%s parameters have %d elements, want 3", scheme, len(q))
+		}
+		switch s := q[1].(type) {
+		case float64:
+			t.qscale = s
+		case int:
+			t.qscale = float64(s)
+		default:
+			return nil, fmt.Errorf("scale is %s, not a float", typeName(q[1]))
+		}
+		zp, ok := q[2].(int)
+		if !ok {
+			return nil, fmt.Errorf("zero point is %s, not an int", typeName(q[2]))
+		}
+		t.qzero = int64(zp)
+	default: // per-channel
+		if len(q) < 3 {
+			return nil, fmt.Errorf("%s parameters have %d elements, want 4", scheme, len(q))
+		}
+		t.attrs = append(t.attrs, entry{"q_scales", q[1]}, entry{"q_zero_points", q[2]})
+	}
+	return t, nil
+}
+
+// rebuildParameter is torch._utils._rebuild_parameter(data,
+// requires_grad, backward_hooks): the parameter is its data tensor.
+func rebuildParameter(_ *unpickler, args []any) (any, error) {
+	if err := wantArgs(args, 3, 3); err != nil {
+		return nil, err
+	}
+	return asTensor(args[0])
+}
+
+// rebuildParameterWithState is torch._utils._rebuild_parameter_with_state(
+// data, requires_grad, backward_hooks, state), used by Parameter
+// subclasses with attributes (bitsandbytes' Params4bit keeps its
+// quantization state there).
+func rebuildParameterWithState(_ *unpickler, args []any) (any, error) {
+	if err := wantArgs(args, 4, 4); err != nil {
+		return nil, err
+	}
+	t, err := asTensor(args[0])
+	if err != nil {
+		return nil, err
+	}
+	return t, t.PySetState(args[3])
+}
+
+// asTensor checks that a parameter's data is a tensor. Passing other values
+// through would also let a bytes value reach gopickle where the scan
+// assumed a hashable one.
+func asTensor(v any) (*tensor, error) {
+	t, ok := v.(*tensor)
+	if !ok {
+		return nil, fmt.Errorf("data is %s, not a tensor", typeName(v))
+	}
+	return t, nil
+}
+
+// rebuildFromType is torch._tensor._rebuild_from_type[_v2](func, type,
+// args, state), used for tensor subclasses and tensors with attributes:
+// func(*args) rebuilds the tensor, state is its __dict__.
+func rebuildFromType(_ *unpickler, args []any) (any, error) {
+	if err := wantArgs(args, 4, 4); err != nil {
+		return nil, err
+	}
+	f, ok := args[0].(types.Callable)
+	if !ok {
+		return nil, fmt.Errorf("function is %s, not callable", typeName(args[0]))
+	}
+	fargs, ok := sequence(args[2])
+	if !ok {
+		return nil, fmt.Errorf("arguments are %s, not a tuple", typeName(args[2]))
+	}
+	v, err := f.Call(fargs...)
+	if err != nil {
+		return nil, err
+	}
+	switch x := v.(type) {
+	case *tensor:
+		return x, x.PySetState(args[3])
+	case []byte: // see asTensor
+		return nil, fmt.Errorf("function returned bytes, not a tensor")
+	}
+	return v, nil
+}
+
+// persistentID is a parsed storage persistent id:
+// ('storage', storage_type, key, location, numel[, view_metadata]).
+type persistentID struct {
+	typ   storageType
+	key   string
+	numel int64
+	view  any // legacy only: None or (view_key, offset, size)
+}
+
+// parsePersistentID reads a persistent id tuple, returning its typename
+// and fields. Only 'storage' ids are parsed further; for any other the
+// tuple is returned.
+func parsePersistentID(pid any, legacy bool) (string, *persistentID, []any, error) {
+	t, ok := pid.(*types.Tuple)
+	if !ok || t.Len() == 0 {
+		return "", nil, nil, fmt.Errorf("persistent id is %s, not a tuple", typeName(pid))
+	}
+	f := []any(*t)
+	typename, ok := asString(f[0])
+	if !ok {
+		return "", nil, nil, fmt.Errorf("persistent id typename is %s, not a str", typeName(f[0]))
+	}
+	if typename != "storage" {
+		return typename, nil, f, nil
+	}
+	if len(f) != 5 && !(legacy && len(f) == 6) {
+		return "", nil, nil, fmt.Errorf("storage persistent id has %d fields", len(f))
+	}
+	class, ok := f[1].(*storageClass)
+	if !ok {
+		return "", nil, nil, fmt.Errorf("storage type is %s, not a torch storage class", typeName(f[1]))
+	}
+	if !class.known {
+		return "", nil, nil, fmt.Errorf("storage type torch.%s names no dtype", class.name)
+	}
+	key, ok := asString(f[2])
+	if !ok {
+		return "", nil, nil, fmt.Errorf("storage key is %s, not a str", typeName(f[2]))
+	}
+	numel, ok := f[4].(int)
+	if !ok || numel < 0 {
+		return "", nil, nil, fmt.Errorf("storage %q: element count is %s, not a non-negative int", key, typeName(f[4]))
+	}
+	if _, ok := mul(int64(numel), class.typ.elemBytes); !ok {
+		return "", nil, nil, fmt.Errorf("storage %q: %d elements overflow int64 bytes", key, numel)
+	}
+	id := &persistentID{typ: class.typ, key: key, numel: int64(numel)}
+	if len(f) == 6 {
+		id.view = f[5]
+	}
+	return typename, id, f, nil
+}
+
+// asString accepts a str, or bytes as Python 2 pickles give them.
+func asString(v any) (string, bool) {
+	switch s := v.(type) {
+	case string:
+		return s, true
+	case []byte:
+		return string(s), true
+	}
+	return "", false
+}
+
+// mul returns a*b for non-negative a and b, and false on overflow.
+func mul(a, b int64) (int64, bool) {
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	if hi != 0 || lo > 1<<63-1 {
+		return 0, false
+	}
+	return int64(lo), true
+}
+
+// add returns a+b for non-negative a and b, and false on overflow.
+func add(a, b int64) (int64, bool) {
+	s := a + b
+	return s, s >= a
+}

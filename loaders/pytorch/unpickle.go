@@ -1,0 +1,345 @@
+package pytorch
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/nlpodyssey/gopickle/pickle"
+	"github.com/nlpodyssey/gopickle/types"
+)
+
+// unpickler runs gopickle over one pickle that scanPickle has validated.
+// Nothing in the pickle is ever executed: classes resolve to the Go values
+// of the allow-list below or to pyClass, which only records how it was
+// called.
+type unpickler struct {
+	r *bytes.Reader
+	// base is the file offset of the pickle's first byte, or -1 when the
+	// pickle is not stored as is (a compressed data.pkl).
+	base int64
+	// persistent resolves a persistent id (a storage); nil when the pickle
+	// may hold none.
+	persistent func(pid any) (any, error)
+	calls      int // rebuild calls in progress (they may nest)
+}
+
+// maxCalls bounds nested rebuild calls (_rebuild_from_type_v2 calling a
+// function that is itself _rebuild_from_type_v2, ...).
+const maxCalls = 32
+
+// load unpickles data; an error carries the offset within data where
+// gopickle stopped.
+func (u *unpickler) load(data []byte) (any, error) {
+	u.r = bytes.NewReader(data)
+	p := pickle.NewUnpickler(u.r)
+	p.FindClass = u.findClass
+	p.PersistentLoad = func(pid any) (any, error) {
+		if u.persistent == nil {
+			return nil, fmt.Errorf("unexpected persistent id")
+		}
+		return u.persistent(pid)
+	}
+	v, err := p.Load()
+	if err != nil {
+		return nil, &scanError{u.pos(), "unpickling: " + clip(err.Error())}
+	}
+	return v, nil
+}
+
+// pos is the offset within the pickle of the last byte read.
+func (u *unpickler) pos() int64 {
+	return max(0, u.r.Size()-int64(u.r.Len())-1)
+}
+
+// offset is the file offset of the last byte read, -1 if unknown.
+func (u *unpickler) offset() int64 {
+	if u.base < 0 {
+		return -1
+	}
+	return u.base + u.pos()
+}
+
+// clip shortens gopickle's messages, which may print whole values.
+func clip(s string) string {
+	const limit = 200
+	if len(s) > limit {
+		return s[:limit] + "..."
+	}
+	return s
+}
+
+// findClass resolves a GLOBAL: allow-listed names to their Go stand-ins,
+// everything else to a pyClass. (gopickle itself answers
+// collections.OrderedDict, __builtin__.object and copy_reg._reconstructor
+// before asking.)
+func (u *unpickler) findClass(module, name string) (any, error) {
+	full := module + "." + name
+	if v, ok := allowed[full]; ok {
+		return v, nil
+	}
+	if fn, ok := rebuilders[full]; ok {
+		return &callable{name: name, fn: fn, u: u}, nil
+	}
+	return &pyClass{module: module, name: name}, nil
+}
+
+// allowed maps the module-qualified names of classes and constants that
+// torch checkpoints reference to stateless Go stand-ins.
+var allowed = func() map[string]any {
+	m := map[string]any{
+		"torch.UntypedStorage":         &storageClass{name: "UntypedStorage", typ: untypedStorage, known: true},
+		"torch.storage.UntypedStorage": &storageClass{name: "UntypedStorage", typ: untypedStorage, known: true},
+		"torch.storage.TypedStorage":   &storageClass{name: "TypedStorage"},
+		"torch.storage._TypedStorage":  &storageClass{name: "_TypedStorage"},
+		"torch.nn.parameter.Parameter": parameterClass{},
+		"copyreg._reconstructor":       reconstructor{},
+		"builtins.set":                 setClass{},
+		"builtins.frozenset":           setClass{},
+		"__builtin__.set":              setClass{},
+		"__builtin__.frozenset":        setClass{},
+	}
+	for name, t := range storageTypes {
+		m["torch."+name] = &storageClass{name: name, typ: t, known: true}
+	}
+	for name, canon := range torchDTypes {
+		m["torch."+name] = dtypeObj(canon)
+	}
+	for _, q := range qschemes {
+		m["torch."+q] = qscheme(q)
+	}
+	return m
+}()
+
+// rebuilders are the torch functions that torch.save's pickles call to
+// rebuild tensors and parameters; they are reimplemented in tensors.go.
+var rebuilders = map[string]func(u *unpickler, args []any) (any, error){
+	"torch._utils._rebuild_tensor":                rebuildTensor,
+	"torch._utils._rebuild_tensor_v2":             rebuildTensorV2,
+	"torch._utils._rebuild_tensor_v3":             rebuildTensorV3,
+	"torch._utils._rebuild_qtensor":               rebuildQTensor,
+	"torch._utils._rebuild_parameter":             rebuildParameter,
+	"torch._utils._rebuild_parameter_with_state":  rebuildParameterWithState,
+	"torch._tensor._rebuild_from_type":            rebuildFromType,
+	"torch._tensor._rebuild_from_type_v2":         rebuildFromType,
+	"torch.tensor._rebuild_from_type":             rebuildFromType,
+	"torch.tensor._rebuild_from_type_v2":          rebuildFromType,
+}
+
+// callable is an allow-listed torch function.
+type callable struct {
+	name string
+	fn   func(u *unpickler, args []any) (any, error)
+	u    *unpickler
+}
+
+func (c *callable) Call(args ...any) (any, error) {
+	if c.u.calls >= maxCalls {
+		return nil, fmt.Errorf("%s: calls nested more than %d deep", c.name, maxCalls)
+	}
+	c.u.calls++
+	defer func() { c.u.calls-- }()
+	v, err := c.fn(c.u, args)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.name, err)
+	}
+	return v, nil
+}
+
+// storageClass is a torch storage class (torch.FloatStorage, ...), as named
+// in a persistent id. known is false for TypedStorage, which names no dtype.
+type storageClass struct {
+	name  string
+	typ   storageType
+	known bool
+}
+
+// dtypeObj is a torch dtype object (torch.float16), by canonical name.
+type dtypeObj string
+
+// qscheme is a torch quantization scheme (torch.per_tensor_affine).
+type qscheme string
+
+// parameterClass is torch.nn.Parameter: a Parameter is its data tensor.
+type parameterClass struct{}
+
+func (parameterClass) Call(args ...any) (any, error) {
+	if len(args) == 0 {
+		return nil, fmt.Errorf("Parameter: no data argument")
+	}
+	return asTensor(args[0])
+}
+
+func (c parameterClass) PyNew(args ...any) (any, error) { return c.Call(args...) }
+
+// reconstructor is copyreg._reconstructor(cls, base, state), which protocol
+// 0 and 1 pickles use to create instances: it creates an empty instance of
+// cls.
+type reconstructor struct{}
+
+func (reconstructor) Call(args ...any) (any, error) {
+	if len(args) == 0 {
+		return nil, fmt.Errorf("_reconstructor: no class argument")
+	}
+	c, ok := args[0].(types.PyNewable)
+	if !ok {
+		return nil, fmt.Errorf("_reconstructor: %s is not a class", typeName(args[0]))
+	}
+	return c.PyNew()
+}
+
+// setClass is builtins.set and frozenset. Its sets keep insertion order
+// (gopickle's own sets, from EMPTY_SET and FROZENSET, are Go maps).
+type setClass struct{}
+
+func (setClass) Call(args ...any) (any, error) {
+	s := &pySet{}
+	switch len(args) {
+	case 0:
+	case 1:
+		items, ok := sequence(args[0])
+		if !ok {
+			return nil, fmt.Errorf("set: cannot iterate over %s", typeName(args[0]))
+		}
+		s.elems = append(s.elems, items...)
+	default:
+		return nil, fmt.Errorf("set: %d arguments", len(args))
+	}
+	return s, nil
+}
+
+func (c setClass) PyNew(args ...any) (any, error) { return c.Call(args...) }
+
+// pySet is a set built by setClass.
+type pySet struct{ elems []any }
+
+func (s *pySet) Add(v any) { s.elems = append(s.elems, v) }
+
+// pyClass is any class or function outside the allow-list (a user's
+// nn.Module subclass, torch.nn.modules.*, argparse.Namespace, numpy...).
+// Calling or instantiating it runs nothing; it records the arguments in an
+// object.
+type pyClass struct{ module, name string }
+
+func (c *pyClass) Call(args ...any) (any, error) { return &object{class: c, args: args}, nil }
+
+func (c *pyClass) PyNew(args ...any) (any, error) { return c.Call(args...) }
+
+// object is an instance of a pyClass, holding whatever the pickle gave it.
+type object struct {
+	class *pyClass
+	args  []any   // constructor arguments
+	attrs []entry // __dict__ and slots, from BUILD
+	items []entry // SETITEM(S): a dict subclass
+	elems []any   // APPEND(S), ADDITEMS: a list or set subclass
+	state []any   // BUILD states that are not attribute dicts
+}
+
+// entry is one key/value pair of a dict, or one attribute.
+type entry struct{ key, value any }
+
+func (o *object) PySetState(state any) error {
+	attrs, rest := splitState(state)
+	o.attrs = append(o.attrs, attrs...)
+	if rest != nil {
+		o.state = append(o.state, rest)
+	}
+	return nil
+}
+
+func (o *object) Set(k, v any) { o.items = append(o.items, entry{k, v}) }
+func (o *object) Append(v any) { o.elems = append(o.elems, v) }
+func (o *object) Add(v any)    { o.elems = append(o.elems, v) }
+
+// splitState splits a BUILD state into attributes (a __dict__, or the
+// (__dict__, slots) pair of a class with __slots__) and anything else.
+func splitState(state any) (attrs []entry, rest any) {
+	if d, ok := dictEntries(state); ok {
+		return d, nil
+	}
+	if t, ok := state.(*types.Tuple); ok && t.Len() == 2 {
+		a, okA := dictEntries(t.Get(0))
+		b, okB := dictEntries(t.Get(1))
+		if (okA || t.Get(0) == nil) && (okB || t.Get(1) == nil) {
+			return append(a, b...), nil
+		}
+	}
+	if state == nil {
+		return nil, nil
+	}
+	return nil, state
+}
+
+// dictEntries returns the items of a dict or OrderedDict in order.
+func dictEntries(v any) ([]entry, bool) {
+	switch d := v.(type) {
+	case *types.Dict:
+		out := make([]entry, 0, d.Len())
+		for _, e := range *d {
+			out = append(out, entry{e.Key, e.Value})
+		}
+		return out, true
+	case *types.OrderedDict:
+		out := make([]entry, 0, d.Len())
+		for el := d.List.Front(); el != nil; el = el.Next() {
+			if e, ok := el.Value.(*types.OrderedDictEntry); ok {
+				out = append(out, entry{e.Key, e.Value})
+			}
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// sequence returns the elements of a list, tuple or set built in order.
+func sequence(v any) ([]any, bool) {
+	switch s := v.(type) {
+	case *types.List:
+		return *s, true
+	case *types.Tuple:
+		return *s, true
+	case *pySet:
+		return s.elems, true
+	}
+	return nil, false
+}
+
+// typeName names the Python type of a value for error messages.
+func typeName(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "None"
+	case int:
+		return "int"
+	case float64:
+		return "float"
+	case bool:
+		return "bool"
+	case string:
+		return "str"
+	case []byte:
+		return "bytes"
+	case *types.Tuple:
+		return "tuple"
+	case *types.List:
+		return "list"
+	case *types.Dict:
+		return "dict"
+	case *types.OrderedDict:
+		return "OrderedDict"
+	case *storageRef:
+		return "storage"
+	case *tensor:
+		return "tensor"
+	case *storageClass:
+		return "torch." + x.name
+	case *pyClass:
+		return "class " + x.module + "." + x.name
+	case *object:
+		return x.class.module + "." + x.class.name
+	case dtypeObj:
+		return "torch." + string(x)
+	case qscheme:
+		return "torch." + string(x)
+	}
+	return fmt.Sprintf("%T", v)
+}
