@@ -223,7 +223,7 @@ func parseHeader(header []byte, dataLen int64) ([]tensor, error) {
 		if t.begin == t.end {
 			continue
 		}
-		if last >= 0 && t.begin < tensors[i-1].end {
+		if last >= 0 && t.begin < tensors[last].end {
 			p := tensors[last]
 			return nil, accounting.Errorf(format, t.at, t.t.Name, "data_offsets [%d, %d] overlap those of tensor %q [%d, %d]",
 				t.begin, t.end, p.t.Name, p.begin, p.end)

@@ -553,6 +553,7 @@ func TestWellFormed(t *testing.T) {
 		{"padding", `{}      `, 0, nil},
 		{"leading whitespace", " \n{}", 0, nil},
 		{"scalar", header(tensorJSON("s", "F64", "[]", 0, 8)), 8, []want{{"s", 0, 8}}},
+		{"4-d", header(tensorJSON("w", "BF16", "[1,2,3,4]", 0, 48)), 48, []want{{"w", 0, 48}}},
 		{"empty tensor", header(tensorJSON("e", "F32", "[0,5]", 0, 0)), 0, []want{{"e", 0, 0}}},
 		{"holes and trailing bytes", header(tensorJSON("a", "U8", "[4]", 4, 8), tensorJSON("b", "I16", "[2]", 12, 16)), 40,
 			[]want{{"a", 4, 4}, {"b", 12, 4}}},
