@@ -33,6 +33,12 @@ var plainDTypes = []DType{
 	{Name: "float8_e4m3fnuz", BlockElems: 1, BlockBytes: 1, Float: true},
 	{Name: "float8_e5m2", BlockElems: 1, BlockBytes: 1, Float: true},
 	{Name: "float8_e5m2fnuz", BlockElems: 1, BlockBytes: 1, Float: true},
+	// OCP microscaling element types: an e8m0 shared scale, 4-bit and
+	// 6-bit floats packed without padding (safetensors F8_E8M0, F4, F6_*).
+	{Name: "float8_e8m0fnu", BlockElems: 1, BlockBytes: 1, Float: true},
+	{Name: "float4_e2m1fn", BlockElems: 2, BlockBytes: 1, Float: true},
+	{Name: "float6_e2m3fn", BlockElems: 4, BlockBytes: 3, Float: true},
+	{Name: "float6_e3m2fn", BlockElems: 4, BlockBytes: 3, Float: true},
 	{Name: "complex128", BlockElems: 1, BlockBytes: 16, Float: true},
 	{Name: "complex64", BlockElems: 1, BlockBytes: 8, Float: true},
 	{Name: "complex32", BlockElems: 1, BlockBytes: 4, Float: true},
