@@ -35,6 +35,7 @@ baseline, its theoretical size, and what the file really stores.`,
 		return usageErrorf("%s: %v", c.Name(), err)
 	})
 	root.AddCommand(newAuditCmd(stdout), newCheckCmd(stdout), newDiffCmd(stdout))
+	root.AddCommand(newDecodeCmd(stdout))
 	return root
 }
 

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/qinsaudit/qinsaudit/report"
+)
+
+const mib = 1 << 20
+
+func role(t *testing.T, rep *report.Report, name string) report.Group {
+	t.Helper()
+	for _, g := range rep.Roles {
+		if g.Role == name {
+			return g
+		}
+	}
+	t.Fatalf("no role %s", name)
+	return report.Group{}
+}
+
+// TestSeedNumbers: the seed's toy model, from the real torch.save file,
+// gives the seed's true numbers; the Phi-3.5-style float32 codec 1.00x.
+func TestSeedNumbers(t *testing.T) {
+	rep := auditJSON(t, filepath.Join(fixtures, "torch/toy_qins_log.pt"))
+	lin := role(t, rep, "encoded_linear")
+	if lin.Params != 2359296 || lin.BaselineBytes != 9*mib || lin.StoredBytes != 9*mib/2+18*8 ||
+		fmt.Sprintf("%.2f %.2f", lin.Ratio, lin.BitsPerWeight) != "2.00 16.00" {
+		t.Errorf("linear: %+v", lin)
+	}
+	emb := role(t, rep, "embedding")
+	if emb.Params != 1280000 || emb.StoredBytes != 5120000 {
+		t.Errorf("embedding: %+v", emb)
+	}
+	tot := rep.Totals
+	if got := fmt.Sprintf("%.2f %.2f %.2f", float64(tot.BaselineBytes)/mib, float64(tot.StoredBytes)/mib, tot.Ratio); got != "13.88 9.38 1.48" {
+		t.Errorf("total MiB baseline, stored, ratio = %s", got)
+	}
+	if rep.Files[0].Format != "pytorch-zip" || rep.Files[0].OverheadBytes != rep.Files[0].SizeBytes-tot.StoredBytes {
+		t.Errorf("file: %+v", rep.Files[0])
+	}
+
+	phi := auditJSON(t, filepath.Join(fixtures, "torch/qins_rational_f32.pt"))
+	if lin := role(t, phi, "encoded_linear"); fmt.Sprintf("%.2f", lin.Ratio) != "1.00" {
+		t.Errorf("rational float32 ratio %.4f", lin.Ratio)
+	}
+	n := 0
+	for _, f := range phi.Findings {
+		if f.Kind == "encoded-but-uncompressed" {
+			n++
+		}
+	}
+	if n != 12 {
+		t.Errorf("%d encoded-but-uncompressed findings, want one per linear (12)", n)
+	}
+}
+
+// TestFixturesAgreeWithTorch: every torch fixture's tensors, as torch.load
+// saw them (fixtures/torch/expected.json), are found with the same stored
+// bytes, whatever the container: state_dict, legacy, whole module,
+// checkpoint.
+func TestFixturesAgreeWithTorch(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(fixtures, "torch/expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var expected struct {
+		Files map[string]struct {
+			Format      string `json:"format"`
+			StoredBytes int64  `json:"stored_bytes"`
+			Tensors     []struct {
+				Name string `json:"name"`
+			} `json:"tensors"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal(data, &expected); err != nil {
+		t.Fatal(err)
+	}
+	if len(expected.Files) < 15 {
+		t.Fatalf("expected.json lists %d files", len(expected.Files))
+	}
+	for name, want := range expected.Files {
+		if want.Format == "invalid" {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			rep := auditJSON(t, filepath.Join(fixtures, "torch", name))
+			f := rep.Files[0]
+			if f.Format != want.Format || f.StoredBytes != want.StoredBytes || int(f.Tensors) != len(want.Tensors) {
+				t.Errorf("%s %d tensors, %d stored; torch: %s %d tensors, %d stored", f.Format, f.Tensors, f.StoredBytes, want.Format, len(want.Tensors), want.StoredBytes)
+			}
+		})
+	}
+}
+
+// TestGateAcceptance: the budgets of issue 4 on the bundled fixtures.
+func TestGateAcceptance(t *testing.T) {
+	cfg := filepath.Join(fixtures, "ci/qinsaudit.yaml")
+	f32, u8 := filepath.Join(fixtures, "torch/qins_rational_f32.pt"), filepath.Join(fixtures, "torch/qins_rational_u8.pt")
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"check", f32, "--max-bits-per-weight", "encoded_linear=9"}, exitGate, "FAIL    max_bits_per_weight"},
+		{[]string{"check", u8, "--max-bits-per-weight", "encoded_linear=9"}, exitOK, "gate: passed"},
+		{[]string{"check", f32, "--forbid", "encoded-but-uncompressed"}, exitGate, "forbidden finding"},
+		{[]string{"check", f32, "--config", cfg}, exitGate, "gate: FAILED"},
+		{[]string{"check", u8, "--config", cfg}, exitOK, "gate: passed"},
+		{[]string{"check", f32, "--config", filepath.Join(fixtures, "ci/expired-waiver.yaml")}, exitGate, "waiver for encoded-but-uncompressed (\"rational codec ships float32 until the uint8 path lands (QINS-12)\") expired on 2025-06-30"},
+		// The gate decides the exit code whatever the format.
+		{[]string{"check", f32, "--config", cfg, "--format", "json"}, exitGate, `"passed": false`},
+		{[]string{"check", f32, "--config", cfg, "--format", "markdown"}, exitGate, "❌ fail"},
+	} {
+		out, errOut, code := runCmd(t, c.args...)
+		if code != c.code || !strings.Contains(out, c.want) {
+			t.Errorf("%v: exit %d (want %d), want %q in:\n%s%s", c.args, code, c.code, c.want, out, errOut)
+		}
+		if code == exitGate && !strings.Contains(errOut, "gate failed") {
+			t.Errorf("%v: stderr %q", c.args, errOut)
+		}
+	}
+}
+
+func TestDiffAcceptance(t *testing.T) {
+	fp32, qins := filepath.Join(fixtures, "torch/toy_fp32.pt"), filepath.Join(fixtures, "torch/toy_qins_log.pt")
+	out, _, code := runCmd(t, "diff", fp32, qins, "--by", "role", "--format", "json")
+	if code != 0 {
+		t.Fatal(code)
+	}
+	var d report.Diff
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]report.DiffRow{}
+	for _, r := range d.Rows {
+		rows[r.Key] = r
+	}
+	if r := rows["encoded_linear"]; r.OldBytes != 9*mib || r.NewBytes != 9*mib/2+144 {
+		t.Errorf("linear row %+v", r)
+	}
+	if d.Total.Key != "total" || fmt.Sprintf("%.1f %.1f", float64(d.Total.OldBytes)/mib, float64(d.Total.NewBytes)/mib) != "13.9 9.4" {
+		t.Errorf("total %+v", d.Total)
+	}
+	// A report saved as JSON diffs the same as the model file.
+	saved := filepath.Join(t.TempDir(), "old.json")
+	js, _, _ := runCmd(t, "audit", "--format", "json", fp32)
+	os.WriteFile(saved, []byte(js), 0o644)
+	out2, _, _ := runCmd(t, "diff", saved, qins, "--by", "role", "--format", "json")
+	if out2 != strings.Replace(out, `"path": "`+fp32, `"path": "`+fp32, 1) {
+		t.Errorf("diff from saved report differs:\n%s\n%s", out, out2)
+	}
+	// Self-diff: all zeros, every row "same".
+	for _, by := range report.DiffByValues {
+		out, _, _ := runCmd(t, "diff", qins, qins, "--by", by, "--format", "json")
+		var d report.Diff
+		json.Unmarshal([]byte(out), &d)
+		for _, r := range append(d.Rows, d.Total) {
+			if r.DeltaBytes != 0 || r.Status != "same" {
+				t.Errorf("self-diff by %s: %+v", by, r)
+			}
+		}
+	}
+}
+
+func TestBaselineRatchet(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.json")
+	fp32, qins := filepath.Join(fixtures, "torch/toy_fp32.pt"), filepath.Join(fixtures, "torch/toy_qins_log.pt")
+	// First run creates the baseline.
+	if _, e, code := runCmd(t, "check", fp32, "--against", base, "--update-baseline"); code != 0 {
+		t.Fatalf("bootstrap: %d %s", code, e)
+	}
+	// Shrinking passes and moves the baseline down.
+	if _, e, code := runCmd(t, "check", qins, "--against", base, "--max-growth", "1%", "--update-baseline"); code != 0 {
+		t.Fatalf("shrink: %d %s", code, e)
+	}
+	saved, _ := os.ReadFile(base)
+	if !strings.Contains(string(saved), "toy_qins_log.pt") || strings.Contains(string(saved), `"gate"`) {
+		t.Error("baseline not moved to the smaller model, or saved with its gate")
+	}
+	// Growing back fails, and the baseline stays.
+	out, e, code := runCmd(t, "check", fp32, "--against", base, "--max-growth", "1%", "--update-baseline")
+	if code != exitGate || !strings.Contains(out, "max_growth") || !strings.Contains(e, "baseline "+base+" kept") {
+		t.Errorf("growth: exit %d\n%s\n%s", code, out, e)
+	}
+	if again, _ := os.ReadFile(base); string(again) != string(saved) {
+		t.Error("baseline changed after a regression")
+	}
+}
+
+func TestCheckBadInput(t *testing.T) {
+	dir := t.TempDir()
+	notJSON := filepath.Join(dir, "base.json")
+	os.WriteFile(notJSON, []byte("{ nope"), 0o644)
+	future := filepath.Join(dir, "future.json")
+	os.WriteFile(future, []byte(`{"tool": "qinsaudit", "schema_version": 7}`), 0o644)
+	badCfg := filepath.Join(dir, "q.yaml")
+	os.WriteFile(badCfg, []byte("budgets:\n  - role: encoded_linear\n    max_bits: 9\n"), 0o644)
+	u8 := filepath.Join(fixtures, "torch/qins_rational_u8.pt")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"check", u8, "--against", notJSON}, "not a qinsaudit JSON report"},
+		{[]string{"check", u8, "--against", future}, "schema_version 7 is not supported"},
+		{[]string{"check", u8, "--config", badCfg}, "line 3: field max_bits not found"},
+		{[]string{"diff", notJSON, u8}, "base.json"},
+	} {
+		_, e, code := runCmd(t, c.args...)
+		if code != exitBadInput || !strings.Contains(e, c.want) {
+			t.Errorf("%v: exit %d, %q", c.args, code, e)
+		}
+	}
+	for _, args := range [][]string{
+		{"check", u8},
+		{"check", u8, "--max-bits-per-weight", "linear=9"},
+		{"check", u8, "--max-growth", "1%"},
+		{"check", u8, "--forbid", "x", "--max-bits-per-weight", "total=3"},
+		{"diff", u8},
+	} {
+		if _, e, code := runCmd(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, %q", args, code, e)
+		}
+	}
+}

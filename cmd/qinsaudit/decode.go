@@ -1,0 +1,194 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/accounting/decode"
+	"github.com/qinsaudit/qinsaudit/internal/heapsnap"
+	"github.com/qinsaudit/qinsaudit/loaders"
+	"github.com/qinsaudit/qinsaudit/report"
+)
+
+// decodeFlags are the flags of the decode command.
+type decodeFlags struct {
+	out           *outputFlags
+	cache, stream bool
+	forward       bool
+	batch         int
+	alpha         float64
+	dir           string
+	maxOver       float64
+	timing        bool
+}
+
+func newDecodeCmd(stdout io.Writer) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "decode PATH...",
+		Short: "Decode the weights for real and reconcile exact heap profiles with the accounting",
+		Long: `decode loads every tensor of the model at PATH into memory in its stored
+dtype, decodes each encoded linear to float32 with its scheme's arithmetic
+(QINS log and rational, PyTorch qint8, GPTQ int4; float16 and bfloat16
+weights are widened), and profiles the heap exactly at named phases:
+after-load, after each layer, after-decode and end. It reports the heap in
+use per role at each phase beside what the accounting expects, and compares
+stored bytes, decoded bytes and the peak with the accounting. A difference
+no known cause explains exits 3.`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("decode: no model files given (try: qinsaudit decode fixtures/torch/toy_qins_log.pt)")
+			}
+			return nil
+		},
+	}
+	f := &decodeFlags{out: addOutputFlags(c)}
+	fl := c.Flags()
+	fl.BoolVar(&f.cache, "cache", false, "keep every decoded weight until the pass ends")
+	fl.BoolVar(&f.stream, "stream", false, "decode layer by layer into one reused buffer (the default)")
+	fl.BoolVar(&f.forward, "forward", false, "multiply each decoded weight with a batch of inputs (a forward pass)")
+	fl.IntVar(&f.batch, "batch", 8, "input rows of the forward pass")
+	fl.Float64Var(&f.alpha, "alpha", 1, "QINS rational alpha for modules that do not store one")
+	fl.StringVarP(&f.dir, "out", "o", "", "write the heap profile of each phase to `DIR` as NN-PHASE.pb.gz")
+	fl.Float64Var(&f.maxOver, "max-heap-over-stored", 0, "fail when the peak weights in use exceed this multiple of the stored bytes (0: no budget)")
+	fl.BoolVar(&f.timing, "time", false, "print the pass's timing to stderr")
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if err := f.validate(); err != nil {
+			return err
+		}
+		return runDecode(stdout, c.ErrOrStderr(), args, f)
+	}
+	return c
+}
+
+func (f *decodeFlags) validate() error {
+	if err := f.out.validate(); err != nil {
+		return err
+	}
+	switch {
+	case f.cache && f.stream:
+		return usageErrorf("decode: --cache and --stream exclude each other")
+	case f.batch < 1:
+		return usageErrorf("decode: --batch must be 1 or more, not %d", f.batch)
+	case !(f.alpha > 0) || f.alpha > 1e30:
+		return usageErrorf("decode: --alpha must be a positive number, not %v", f.alpha)
+	case f.maxOver < 0:
+		return usageErrorf("decode: --max-heap-over-stored must be 0 (none) or a positive ratio, not %v", f.maxOver)
+	}
+	return nil
+}
+
+func runDecode(stdout, stderr io.Writer, paths []string, f *decodeFlags) error {
+	// Exact heap profiling from here on, before the model is opened: every
+	// buffer the pass measures is allocated after this line, so each one is
+	// in the profile with its exact size. Only this command sets the rate;
+	// audit and the others keep Go's default sampling and its speed.
+	defer heapsnap.Exact()()
+
+	if f.dir != "" {
+		if err := os.MkdirAll(f.dir, 0o755); err != nil {
+			return badInput(err)
+		}
+	}
+	m, err := loaders.Open(paths...)
+	if err != nil {
+		return badInput(err)
+	}
+	res, err := accounting.Audit(m, accounting.Options{})
+	if err != nil {
+		return badInput(err)
+	}
+	rec := &heapsnap.Recorder{Dir: f.dir, Site: decode.Site}
+	opts := decode.Options{Alpha: float32(f.alpha), Measure: rec.Take, Progress: progress(stderr)}
+	if f.cache {
+		opts.Policy = decode.Cache
+	}
+	if f.forward {
+		opts.Batch = f.batch
+	}
+	pass, err := decode.Load(m, res, opts)
+	if err != nil {
+		return badInput(err)
+	}
+	st, err := pass.Run()
+	if err != nil {
+		return err
+	}
+	phases, cmps := decode.Reconcile(res, st)
+	rep := report.New(res)
+	rep.Phases = report.NewPhases(phases)
+	for _, c := range cmps {
+		rep.Comparisons = append(rep.Comparisons, report.Comparison{Subject: c.Subject, MeasuredBytes: c.MeasuredBytes,
+			ExpectedBytes: c.ExpectedBytes, ToleranceBytes: c.ToleranceBytes, Verdict: string(c.Verdict), Message: c.Message})
+	}
+	for _, s := range st.Skipped {
+		fmt.Fprintf(stderr, "qinsaudit: decode: %s (%s) not decoded: %s\n", s.Module, s.Scheme, s.Reason)
+	}
+	if f.timing {
+		fmt.Fprintf(stderr, "decoded %s weights of %d tensors (%s) in %v: %.0f M weights/s on %d goroutines; load %v, forward %v\n",
+			humanize.Comma(st.Weights), st.Units, st.Policy, st.Decode.Round(time.Microsecond), st.WeightsPerSecond()/1e6,
+			st.Workers, st.Load.Round(time.Microsecond), st.Forward.Round(time.Microsecond))
+	}
+	if err := f.out.write(stdout, rep); err != nil {
+		return err
+	}
+	return decodeGate(cmps, phases, res, f.maxOver)
+}
+
+// decodeGate fails on a comparison no known cause explains, and on a peak
+// over the --max-heap-over-stored budget.
+func decodeGate(cmps []accounting.Comparison, phases []accounting.Phase, res *accounting.Result, maxOver float64) error {
+	var failed []string
+	for _, c := range cmps {
+		if c.Verdict.Failing() {
+			failed = append(failed, fmt.Sprintf("%s: %s", c.Subject, c.Message))
+		}
+	}
+	if len(failed) > 0 {
+		return gateFailed(fmt.Errorf("decode: %s", strings.Join(failed, "; ")))
+	}
+	if maxOver > 0 {
+		var stored, peak int64
+		for _, r := range res.Rows {
+			stored += r.StoredBytes
+		}
+		for _, p := range phases {
+			peak = max(peak, p.InUseBytes-p.ByRole[decode.KeyActivations])
+		}
+		if stored > 0 && float64(peak) > maxOver*float64(stored) {
+			return gateFailed(fmt.Errorf("decode: weights in use peak at %s, %.2fx the %s stored, over --max-heap-over-stored %g",
+				humanize.IBytes(uint64(peak)), float64(peak)/float64(stored), humanize.IBytes(uint64(stored)), maxOver))
+		}
+	}
+	return nil
+}
+
+// progress returns a progress callback drawing a bar on w once the pass has
+// run for a second, when w is a terminal; nil otherwise.
+func progress(w io.Writer) func(done, total int64) {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	start := time.Now()
+	var bar *progressbar.ProgressBar
+	return func(done, total int64) {
+		if bar == nil {
+			if time.Since(start) < time.Second {
+				return
+			}
+			bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(w),
+				progressbar.OptionSetDescription("decoding weights"), progressbar.OptionShowCount(),
+				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+		}
+		_ = bar.Set64(done)
+	}
+}
