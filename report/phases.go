@@ -1,5 +1,88 @@
 package report
 
-// phasesTable renders the decode phases; nil when the report has none.
-// (Filled in with the decode pass.)
-func phasesTable(rep *Report, opts TextOptions) *table { return nil }
+import (
+	"slices"
+	"sort"
+
+	"github.com/qinsaudit/qinsaudit/accounting"
+)
+
+// NewPhases converts the phases of a decode pass for the report.
+func NewPhases(ps []accounting.Phase) []Phase {
+	out := make([]Phase, 0, len(ps))
+	for _, p := range ps {
+		by := make(map[string]int64, len(p.ByRole))
+		for k, v := range p.ByRole {
+			by[k] = v
+		}
+		out = append(out, Phase{Phase: p.Name, InUseBytes: p.InUseBytes, ExpectedBytes: p.ExpectedBytes, ByRole: by})
+	}
+	return out
+}
+
+// phaseKeyOrder orders the by-role columns: stored roles in role order, then
+// the decode pass's own buffers. Other keys follow, sorted.
+var phaseKeyOrder = []string{"encoded_linear", "embedding", "untouched", "optimizer_state", "decoded", "activations"}
+
+// phasesTable renders the decode phases, one row each: the heap in use,
+// what the accounting expects, and the in-use bytes per role (columns that
+// are zero in every phase are left out); nil when the report has none.
+func phasesTable(rep *Report, opts TextOptions) *table {
+	if len(rep.Phases) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, p := range rep.Phases {
+		for k, v := range p.ByRole {
+			seen[k] = seen[k] || v != 0
+		}
+	}
+	var keys, extra []string
+	for _, k := range phaseKeyOrder {
+		if seen[k] {
+			keys = append(keys, k)
+		}
+	}
+	for k, nonzero := range seen {
+		if nonzero && !slices.Contains(phaseKeyOrder, k) {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(extra)
+	keys = append(keys, extra...)
+
+	// In use and expected share one unit so they read side by side; each
+	// role column has its own.
+	var both []int64
+	for _, p := range rep.Phases {
+		both = append(both, p.InUseBytes, p.ExpectedBytes)
+	}
+	s := columnScale(both, opts.Bytes)
+	scales := make([]scale, len(keys))
+	t := &table{
+		title:  "decode phases",
+		header: []string{"phase", s.header("in use"), s.header("expected")},
+		right:  []bool{false, true, true},
+		notes: []string{
+			"in use: bytes the heap profile holds at the pass's allocation sites (allocator slots: Go size classes, 8 KiB pages)",
+			"expected: the accounting's stored bytes, plus the decoded weights' fp32 size and the activations the pass holds",
+		},
+	}
+	for i, k := range keys {
+		var col []int64
+		for _, p := range rep.Phases {
+			col = append(col, p.ByRole[k])
+		}
+		scales[i] = columnScale(col, opts.Bytes)
+		t.header = append(t.header, scales[i].header(k))
+		t.right = append(t.right, true)
+	}
+	for _, p := range rep.Phases {
+		row := []string{p.Phase, s.format(p.InUseBytes), s.format(p.ExpectedBytes)}
+		for i, k := range keys {
+			row = append(row, scales[i].format(p.ByRole[k]))
+		}
+		t.rows = append(t.rows, row)
+	}
+	return t
+}
