@@ -10,6 +10,9 @@ type Options struct {
 	// Baseline is the dtype a plain, uncompressed weight would use:
 	// "float32" (the default when empty), "float16" or "bfloat16".
 	Baseline string
+	// Schemes are a user's encoding schemes, tried before the built-in
+	// ones (qinsaudit audit --rules).
+	Schemes []Scheme
 }
 
 // Row is the accounting of one tensor.
@@ -120,7 +123,7 @@ func Audit(m *Model, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("baseline %q is not a float dtype", opts.Baseline)
 	}
 	res := &Result{Baseline: opts.Baseline}
-	cls := Classify(m)
+	cls := Classify(m, opts.Schemes...)
 	res.Rows = make([]Row, len(m.Tensors))
 	for i, t := range m.Tensors {
 		r := &res.Rows[i]
@@ -148,9 +151,9 @@ func Audit(m *Model, opts Options) (*Result, error) {
 	for i := range res.Rows {
 		r := &res.Rows[i]
 		switch {
-		case r.Leftover, r.Role == EncodedLinear && r.Part != "weight":
+		case r.Leftover, r.Encoded && r.Part != "weight":
 			r.BaselineBytes = 0
-		case r.Role == EncodedLinear || isFloat(r.DType) || r.DType == "":
+		case r.Encoded || isFloat(r.DType) || r.DType == "":
 			r.BaselineBytes = r.Params * ref.BlockBytes
 		default:
 			r.BaselineBytes = r.TheoreticalBytes

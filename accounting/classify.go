@@ -18,12 +18,17 @@ type Class struct {
 	NeedBits int
 	// Leftover marks a float weight kept beside its encoded form.
 	Leftover bool
+	// Encoded marks a tensor of an encoded or quantized module (main or
+	// side), whatever its role: a quantized embedding is encoded too.
+	Encoded bool
 }
 
 // Classify assigns every tensor of m a role, part, module and scheme.
 // It is a pure function of the tensors' names, dtypes and shapes, and of
-// the model's quantization config.
-func Classify(m *Model) []Class {
+// the model's quantization config. The extra schemes (a user's rules) are
+// tried before the built-in ones.
+func Classify(m *Model, extra ...Scheme) []Class {
+	all := append(append([]Scheme(nil), extra...), schemes...)
 	cls := make([]Class, len(m.Tensors))
 	byName := make(map[string]int, len(m.Tensors))
 	for i, t := range m.Tensors {
@@ -45,9 +50,9 @@ func Classify(m *Model) []Class {
 		if done[i] {
 			continue
 		}
-		for _, s := range schemes {
+		for _, s := range all {
 			mod, ok := matchLeaf(t.Name, s.Main.Leaf)
-			if !ok || !s.Main.accepts(t.DType) {
+			if !ok || !s.Main.accepts(t.DType) || !methodFits(s, m.Quantization) {
 				continue
 			}
 			sides := make([]int, len(s.Sides))
@@ -63,15 +68,19 @@ func Classify(m *Model) []Class {
 					break
 				}
 			}
-			if !complete {
+			if !complete || !packingFits(m, s, t, sides) {
 				continue
 			}
-			cls[i] = Class{Role: EncodedLinear, Part: s.Main.Part, Module: mod, Scheme: s.Name,
-				Params: logicalParams(t, s, m.Quantization)}
+			role := EncodedLinear
+			if embeddingModules[lastComponent(mod)] {
+				role = Embedding // a quantized embedding table (MLX quantizes them)
+			}
+			cls[i] = Class{Role: role, Part: s.Main.Part, Module: mod, Scheme: s.Name,
+				Params: logicalParams(t, s, m.Quantization), Encoded: true}
 			done[i] = true
 			for k, j := range sides {
 				if j >= 0 {
-					cls[j] = Class{Role: EncodedLinear, Part: s.Sides[k].Part, Module: mod, Scheme: s.Name, NeedBits: s.Sides[k].NeedBits}
+					cls[j] = Class{Role: role, Part: s.Sides[k].Part, Module: mod, Scheme: s.Name, NeedBits: s.Sides[k].NeedBits, Encoded: true}
 					done[j] = true
 				}
 			}
@@ -79,13 +88,19 @@ func Classify(m *Model) []Class {
 			break
 		}
 	}
-	// GGML block-quantized weights are encoded linears named by their type.
+	// GGML block-quantized weights are encoded linears (or embeddings)
+	// named by their type; their scales are inside the blocks.
 	for i, t := range m.Tensors {
 		if done[i] || leafOf(t.Name) != "weight" {
 			continue
 		}
-		if d, ok := LookupDType(t.DType); ok && d.BlockElems > 1 && !embeddingModules[lastComponent(moduleOf(t.Name))] {
-			cls[i] = Class{Role: EncodedLinear, Part: "weight", Module: moduleOf(t.Name), Scheme: strings.ToUpper(t.DType), Params: numel(t)}
+		if d, ok := LookupDType(t.DType); ok && d.BlockElems > 1 {
+			mod := moduleOf(t.Name)
+			role := EncodedLinear
+			if embeddingModules[lastComponent(mod)] {
+				role = Embedding
+			}
+			cls[i] = Class{Role: role, Part: "weight", Module: mod, Scheme: strings.ToUpper(t.DType), Params: numel(t), Encoded: true}
 			done[i] = true
 		}
 	}
@@ -108,13 +123,52 @@ func Classify(m *Model) []Class {
 			c.Part, c.Leftover, c.Scheme = "leftover_weight", true, ""
 		case embeddingModules[lastComponent(mod)] && leaf == "weight":
 			c.Role, c.Part = Embedding, "weight"
-			if d, ok := LookupDType(t.DType); ok && !d.Float {
-				c.Scheme = strings.ToUpper(t.DType)
-			}
 		}
 		cls[i] = c
 	}
 	return cls
+}
+
+// methodFits reports whether a scheme may apply under the model's
+// quantization config: a config naming another method rules it out.
+func methodFits(s Scheme, q *QuantConfig) bool {
+	return s.Method == "" || q == nil || q.Method == "" || strings.EqualFold(s.Method, q.Method)
+}
+
+// packingFits tells GPTQ's and AWQ's identically named tensors apart by
+// shape (see Scheme.Packed).
+func packingFits(m *Model, s Scheme, main Tensor, sides []int) bool {
+	if s.Packed == "" || len(main.Shape) != 2 {
+		return true
+	}
+	for k, j := range sides {
+		if j < 0 || s.Sides[k].Part != "scale" {
+			continue
+		}
+		scale := m.Tensors[j].Shape
+		if len(scale) == 0 {
+			return true
+		}
+		out := scale[len(scale)-1]
+		pack := logicalParams(main, s, m.Quantization) / max(numel(main), 1)
+		switch s.Packed {
+		case "rows":
+			return main.Shape[1] == out
+		case "cols":
+			return main.Shape[1]*pack == out
+		}
+	}
+	return true
+}
+
+// NotConverted reports whether the config keeps the module unquantized.
+func (q *QuantConfig) NotConverted(module string) bool {
+	for _, n := range q.ModulesNotToConvert {
+		if module == n || strings.HasSuffix(module, "."+n) || strings.HasPrefix(module, n+".") {
+			return true
+		}
+	}
+	return false
 }
 
 func logicalParams(t Tensor, s Scheme, q *QuantConfig) int64 {

@@ -81,7 +81,7 @@ func findings(m *Model, res *Result) []Finding {
 	mods := map[string]*mod{}
 	var order []string
 	for _, r := range res.Rows {
-		if r.Role != EncodedLinear {
+		if !r.Encoded {
 			continue
 		}
 		md := mods[r.Module]
@@ -120,6 +120,9 @@ func findings(m *Model, res *Result) []Finding {
 				Message: fmt.Sprintf("encoded as %s but stored as %s: %.0f bits per weight, no saving over %s", md.scheme, md.dtype, bits, res.Baseline)})
 		}
 	}
+	if q := m.Quantization; q != nil && q.Method != "" {
+		out = append(out, configFloatLayers(q, res)...)
+	}
 	for _, r := range res.Rows {
 		if r.Leftover {
 			out = append(out, Finding{Kind: DuplicateWeight, Severity: Error, Module: r.Module,
@@ -149,4 +152,23 @@ func sortFindings(fs []Finding) {
 		}
 		return strings.Compare(string(a.Kind), string(b.Kind)) < 0
 	})
+}
+
+// configFloatLayers finds linear weights that the quantization config says
+// are quantized but that the file holds in float: 2-D float weights inside
+// layers, not embeddings, not listed as left unconverted.
+func configFloatLayers(q *QuantConfig, res *Result) []Finding {
+	var out []Finding
+	for _, r := range res.Rows {
+		if r.Role != Untouched || r.Part != "weight" || len(r.Shape) != 2 || r.Layer == "" || !isFloat(r.DType) || q.NotConverted(r.Module) {
+			continue
+		}
+		bits := ""
+		if q.Bits > 0 {
+			bits = fmt.Sprintf(" (%d bits)", q.Bits)
+		}
+		out = append(out, Finding{Kind: EncodedButUncompressed, Severity: Error, Module: r.Module, Tensors: []string{r.Name}, Bytes: r.StoredBytes,
+			Message: fmt.Sprintf("quantization_config says %s%s, but this layer is stored as %s and is not in modules_to_not_convert", q.Method, bits, r.DType)})
+	}
+	return out
 }

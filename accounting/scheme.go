@@ -13,8 +13,17 @@ type Scheme struct {
 	Sides []PartRule
 	// WeightBits is the number of bits one logical weight takes in the main
 	// tensor's elements (4 for int4 packed into int32). 0 means one logical
-	// weight per element.
+	// weight per element. A quantization_config's bits override it.
 	WeightBits int
+	// Packed tells layouts that pack along different axes apart, by the
+	// last dimension of the "scale" side, which is the output dimension:
+	// "rows" packs the first axis (GPTQ's qweight [in/8, out]: same last
+	// dimension as the scales), "cols" the last (AWQ's [in, out/8]: the
+	// scales' last dimension is 8 times larger). "" checks nothing.
+	Packed string
+	// Method is the quantization_config quant_method the scheme belongs to;
+	// when a config names another method, the scheme is not tried.
+	Method string
 	// Doc says where the layout comes from.
 	Doc string
 }
@@ -71,20 +80,100 @@ var schemes = []Scheme{
 		},
 	},
 	{
-		Name:       "gptq",
-		Doc:        "GPTQ (AutoGPTQ/GPTQModel): int32 qweight packing 32/bits weights along the input dimension, qzeros, scales, g_idx",
-		Main:       PartRule{Leaf: "qweight", Part: "weight", DTypes: []string{"int32"}},
-		WeightBits: 4,
+		Name: "gptq", Method: "gptq", WeightBits: 4, Packed: "rows",
+		Doc:  "GPTQ (AutoGPTQ, GPTQModel): int32 qweight [in*bits/32, out] packed along the input dimension, qzeros, scales [in/group, out], g_idx",
+		Main: PartRule{Leaf: "qweight", Part: "weight", DTypes: []string{"int32"}},
 		Sides: []PartRule{
 			{Leaf: "qzeros", Part: "zero_point", DTypes: []string{"int32"}},
 			{Leaf: "scales", Part: "scale", DTypes: floats},
 			{Leaf: "g_idx", Part: "group_index", DTypes: []string{"int32", "int64"}, Optional: true},
 		},
 	},
+	{
+		Name: "awq", Method: "awq", WeightBits: 4, Packed: "cols",
+		Doc:  "AWQ (AutoAWQ GEMM): int32 qweight [in, out*bits/32] packed along the output dimension, qzeros, scales [in/group, out]; no g_idx",
+		Main: PartRule{Leaf: "qweight", Part: "weight", DTypes: []string{"int32"}},
+		Sides: []PartRule{
+			{Leaf: "qzeros", Part: "zero_point", DTypes: []string{"int32"}},
+			{Leaf: "scales", Part: "scale", DTypes: floats},
+		},
+	},
+	{
+		Name: "compressed-tensors", Method: "compressed-tensors", WeightBits: 4,
+		Doc:  "compressed-tensors pack-quantized (llm-compressor): int32 weight_packed, weight_shape, weight_scale, optional zero point and g_idx",
+		Main: PartRule{Leaf: "weight_packed", Part: "weight", DTypes: []string{"int32"}},
+		Sides: []PartRule{
+			{Leaf: "weight_scale", Part: "scale"},
+			{Leaf: "weight_shape", Part: "shape", Optional: true},
+			{Leaf: "weight_zero_point", Part: "zero_point", Optional: true},
+			{Leaf: "weight_g_idx", Part: "group_index", Optional: true},
+		},
+	},
+	{
+		Name: "bnb-4bit", Method: "bitsandbytes", WeightBits: 4,
+		Doc:  "bitsandbytes Linear4bit (NF4/FP4): uint8 weight packing two 4-bit codes, absmax per block, quant_map, nested absmax with double quantization, and a quant_state entry holding the logical shape",
+		Main: PartRule{Leaf: "weight", Part: "weight", DTypes: []string{"uint8"}},
+		Sides: []PartRule{
+			{Leaf: "weight.absmax", Part: "scale"},
+			{Leaf: "weight.quant_map", Part: "codebook"},
+			{Leaf: "weight.nested_absmax", Part: "scale", Optional: true},
+			{Leaf: "weight.nested_quant_map", Part: "codebook", Optional: true},
+			{Leaf: "weight.quant_state.bitsandbytes__nf4", Part: "quant_state", Optional: true},
+			{Leaf: "weight.quant_state.bitsandbytes__fp4", Part: "quant_state", Optional: true},
+		},
+	},
+	{
+		Name: "bnb-8bit", Method: "bitsandbytes",
+		Doc:  "bitsandbytes Linear8bitLt (LLM.int8()): int8 weight and a float32 SCB row scale",
+		Main: PartRule{Leaf: "weight", Part: "weight", DTypes: []string{"int8"}},
+		Sides: []PartRule{
+			{Leaf: "SCB", Part: "scale", DTypes: []string{"float32"}},
+			{Leaf: "weight_format", Part: "param", Optional: true},
+		},
+	},
+	{
+		Name: "fp8-block",
+		Doc:  "FP8 with 128x128 block scales (DeepSeek-V3, HF finegrained FP8): float8 weight and weight_scale_inv",
+		Main: PartRule{Leaf: "weight", Part: "weight", DTypes: fp8},
+		Sides: []PartRule{
+			{Leaf: "weight_scale_inv", Part: "scale"},
+			{Leaf: "input_scale", Part: "scale", Optional: true},
+		},
+	},
+	{
+		Name: "fp8",
+		Doc:  "FP8 with per-tensor or per-channel scales (compressed-tensors float-quantized, FBGEMM FP8): float8 weight and weight_scale",
+		Main: PartRule{Leaf: "weight", Part: "weight", DTypes: fp8},
+		Sides: []PartRule{
+			{Leaf: "weight_scale", Part: "scale"},
+			{Leaf: "input_scale", Part: "scale", Optional: true},
+		},
+	},
+	{
+		Name: "mlx", Method: "mlx", WeightBits: 4,
+		Doc:  "MLX affine quantization (mlx.nn.QuantizedLinear): uint32 weight packing 32/bits codes, scales and biases per group",
+		Main: PartRule{Leaf: "weight", Part: "weight", DTypes: []string{"uint32"}},
+		Sides: []PartRule{
+			{Leaf: "scales", Part: "scale", DTypes: floats},
+			{Leaf: "biases", Part: "zero_point", DTypes: floats},
+		},
+	},
 }
+
+var fp8 = []string{"float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"}
 
 // Schemes returns the built-in scheme table.
 func Schemes() []Scheme { return append([]Scheme(nil), schemes...) }
+
+// BuiltinScheme returns the built-in scheme of that name.
+func BuiltinScheme(name string) (Scheme, bool) {
+	for _, s := range schemes {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Scheme{}, false
+}
 
 // biasLeaves are the names, relative to an encoded module, of the float bias
 // it may carry. A bias is never encoded: it is counted as untouched.

@@ -4,6 +4,7 @@
 package loaders
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -251,8 +252,9 @@ func indexShards(path string) ([]string, error) {
 	return shards, nil
 }
 
-// readQuantConfig reads the quantization_config of a config.json; a missing
-// file or key gives nil.
+// readQuantConfig reads the quantization settings of a config.json: the
+// Hugging Face quantization_config (GPTQ, AWQ, bitsandbytes, FP8,
+// compressed-tensors) or MLX's quantization. A missing file or key gives nil.
 func readQuantConfig(path string) (*accounting.QuantConfig, error) {
 	data, err := readSmall(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -261,21 +263,56 @@ func readQuantConfig(path string) (*accounting.QuantConfig, error) {
 	if err != nil {
 		return nil, err
 	}
+	type quant struct {
+		Method       string   `json:"quant_method"`
+		Bits         int      `json:"bits"`
+		WBit         int      `json:"w_bit"`
+		GroupSize    int      `json:"group_size"`
+		QGroupSize   int      `json:"q_group_size"`
+		NotConv      []string `json:"modules_to_not_convert"`
+		Int8Skip     []string `json:"llm_int8_skip_modules"`
+		Ignore       []string `json:"ignore"`
+		LoadIn4Bit   bool     `json:"load_in_4bit"`
+		LoadIn8Bit   bool     `json:"load_in_8bit"`
+		ConfigGroups map[string]struct {
+			Weights *struct {
+				NumBits   int `json:"num_bits"`
+				GroupSize int `json:"group_size"`
+			} `json:"weights"`
+		} `json:"config_groups"`
+	}
 	var cfg struct {
-		Q *struct {
-			Method    string   `json:"quant_method"`
-			Bits      int      `json:"bits"`
-			GroupSize int      `json:"group_size"`
-			NotConv   []string `json:"modules_to_not_convert"`
-		} `json:"quantization_config"`
+		Q   *quant `json:"quantization_config"`
+		MLX *quant `json:"quantization"`
 	}
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if cfg.Q == nil {
+	q := cfg.Q
+	if q == nil && cfg.MLX != nil {
+		q = cfg.MLX
+		q.Method = "mlx"
+	}
+	if q == nil {
 		return nil, nil
 	}
-	return &accounting.QuantConfig{Method: cfg.Q.Method, Bits: cfg.Q.Bits, GroupSize: cfg.Q.GroupSize, ModulesNotToConvert: cfg.Q.NotConv}, nil
+	out := &accounting.QuantConfig{Method: q.Method, Bits: q.Bits, GroupSize: q.GroupSize}
+	out.Bits = cmp.Or(q.Bits, q.WBit)
+	out.GroupSize = cmp.Or(q.GroupSize, q.QGroupSize)
+	for _, g := range q.ConfigGroups {
+		if g.Weights != nil {
+			out.Bits = cmp.Or(out.Bits, g.Weights.NumBits)
+			out.GroupSize = cmp.Or(out.GroupSize, g.Weights.GroupSize)
+		}
+	}
+	if out.Bits == 0 && q.LoadIn4Bit {
+		out.Bits = 4
+	}
+	if out.Bits == 0 && q.LoadIn8Bit {
+		out.Bits = 8
+	}
+	out.ModulesNotToConvert = append(append(append([]string(nil), q.NotConv...), q.Int8Skip...), q.Ignore...)
+	return out, nil
 }
 
 func readSmall(path string) ([]byte, error) {
