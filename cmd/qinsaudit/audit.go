@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/accounting/rules"
 	"github.com/qinsaudit/qinsaudit/loaders"
 	"github.com/qinsaudit/qinsaudit/report"
 )
@@ -73,12 +74,12 @@ Several paths give one report over all their files.`,
 		},
 	}
 	out := addOutputFlags(c)
-	baseline := addBaselineFlag(c)
+	af := addAuditFlags(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if err := out.validate(); err != nil {
 			return err
 		}
-		rep, err := audit(args, baseline.value)
+		rep, err := audit(args, af)
 		if err != nil {
 			return err
 		}
@@ -87,21 +88,35 @@ Several paths give one report over all their files.`,
 	return c
 }
 
-func addBaselineFlag(c *cobra.Command) *enumFlag {
-	b := newEnum("fp32", "fp32", "fp16", "bf16")
-	c.Flags().Var(b, "baseline", "reference dtype of an uncompressed weight: fp32, fp16 or bf16")
-	return b
+// auditFlags are the flags that change what an audit counts.
+type auditFlags struct {
+	baseline *enumFlag
+	rules    string
+}
+
+func addAuditFlags(c *cobra.Command) *auditFlags {
+	a := &auditFlags{baseline: newEnum("fp32", "fp32", "fp16", "bf16")}
+	c.Flags().Var(a.baseline, "baseline", "reference dtype of an uncompressed weight: fp32, fp16 or bf16")
+	c.Flags().StringVar(&a.rules, "rules", "", "YAML file of extra encoding schemes for in-house codecs (see docs/accounting.md)")
+	return a
 }
 
 var baselineDTypes = map[string]string{"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 // audit loads and accounts for the model at paths.
-func audit(paths []string, baseline string) (*report.Report, error) {
+func audit(paths []string, af *auditFlags) (*report.Report, error) {
+	opts := accounting.Options{Baseline: baselineDTypes[af.baseline.value]}
+	if af.rules != "" {
+		var err error
+		if opts.Schemes, err = rules.Load(af.rules); err != nil {
+			return nil, badInput(err)
+		}
+	}
 	m, err := loaders.Open(paths...)
 	if err != nil {
 		return nil, badInput(err)
 	}
-	res, err := accounting.Audit(m, accounting.Options{Baseline: baselineDTypes[baseline]})
+	res, err := accounting.Audit(m, opts)
 	if err != nil {
 		return nil, badInput(err)
 	}

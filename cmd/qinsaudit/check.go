@@ -37,7 +37,7 @@ to the config. The gate decides the exit code whatever the output format:
 		},
 	}
 	out := addOutputFlags(c)
-	baseline := addBaselineFlag(c)
+	af := addAuditFlags(c)
 	f := c.Flags()
 	configPath := f.String("config", "", "budgets file, YAML (.yaml) or TOML (.toml)")
 	minRatio := f.StringArray("min-ratio", nil, "ROLE=X: the role's baseline/stored ratio must be at least X (ROLE may be total); repeatable")
@@ -73,7 +73,7 @@ to the config. The gate decides the exit code whatever the output format:
 		if len(cfg.Budgets) == 0 && len(cfg.ForbidFindings) == 0 && cfg.Against == nil {
 			return usageErrorf("check: nothing to check: give --config, a budget flag, --forbid or --against")
 		}
-		rep, err := audit(args, baseline.value)
+		rep, err := audit(args, af)
 		if err != nil {
 			return err
 		}

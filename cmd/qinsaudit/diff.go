@@ -33,7 +33,7 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 	f.Var(by, "by", "key rows by role, layer, module or tensor")
 	top := f.Int("top", 0, "show only the N largest changes (0: all)")
 	exact := f.Bool("bytes", false, "print exact byte counts instead of KiB/MiB/GiB")
-	baseline := addBaselineFlag(c)
+	af := addAuditFlags(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if *top < 0 {
 			return usageErrorf("--top must be 0 or more, not %d", *top)
@@ -41,7 +41,7 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 		var reps [2]*report.Report
 		for i, p := range args {
 			var err error
-			if reps[i], err = side(p, baseline.value); err != nil {
+			if reps[i], err = side(p, af); err != nil {
 				return err
 			}
 		}
@@ -62,7 +62,7 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 
 // side reads one side of a diff: a saved JSON report (a file whose first
 // non-blank byte is '{'; no model format starts so) or a model.
-func side(path, baseline string) (*report.Report, error) {
+func side(path string, af *auditFlags) (*report.Report, error) {
 	if isJSON(path) {
 		rep, err := readReport(path)
 		if err != nil {
@@ -70,7 +70,7 @@ func side(path, baseline string) (*report.Report, error) {
 		}
 		return rep, nil
 	}
-	return audit([]string{path}, baseline)
+	return audit([]string{path}, af)
 }
 
 func isJSON(path string) bool {
