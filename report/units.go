@@ -68,11 +68,3 @@ func bpw(b float64) string {
 }
 
 func count(n int64) string { return humanize.Comma(n) }
-
-// size formats one byte count on its own, as IEC with the exact count.
-func size(n int64) string {
-	if n < 1024 {
-		return fmt.Sprintf("%d B", n)
-	}
-	return fmt.Sprintf("%s (%s B)", humanize.IBytes(uint64(n)), humanize.Comma(n))
-}
