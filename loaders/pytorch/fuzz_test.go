@@ -1,10 +1,17 @@
 package pytorch
 
 import (
+	"archive/zip"
+	"bytes"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime/metrics"
+	"strings"
 	"testing"
+
+	"github.com/qinsaudit/qinsaudit/accounting"
 )
 
 // maxSeedBytes leaves the largest fixtures (toy models of several MB) out of
@@ -54,6 +61,62 @@ func FuzzLoad(f *testing.F) {
 		// input and allocated unchecked costs far more.
 		if got, limit := heapAllocs()-before, uint64(64<<20+1024*len(data)); got > limit {
 			t.Fatalf("allocated %d bytes for a %d-byte input (limit %d)", got, len(data), limit)
+		}
+	})
+}
+
+// FuzzPickle fuzzes the pickle layer (scan, unpickle, naming) without the
+// zip around it, where mutations of a checkpoint's data.pkl land more
+// often. Every persistent id resolves to a 4 KiB storage.
+func FuzzPickle(f *testing.F) {
+	for _, name := range []string{"whole_module.pt", "dynamic_qint8_bias.pt", "nested_checkpoint.pt", "tied_head.pt", "slice_view.pt"} {
+		data, err := os.ReadFile(filepath.Join(fixturesDir, name))
+		if err != nil {
+			continue
+		}
+		zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, zf := range zr.File {
+			if strings.HasSuffix(zf.Name, "/data.pkl") {
+				rc, err := zf.Open()
+				if err != nil {
+					f.Fatal(err)
+				}
+				pkl, err := io.ReadAll(rc)
+				rc.Close()
+				if err != nil {
+					f.Fatal(err)
+				}
+				f.Add(pkl)
+			}
+		}
+	}
+	f.Add(newPickle().odict().str("w").tensor("FloatStorage", "0", 2, 2).raw('s').stop())
+	f.Add([]byte("\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00}\x94N."))
+
+	f.Fuzz(func(t *testing.T, pkl []byte) {
+		before := heapAllocs()
+		tensors, err := zipTensors(newPickleInput(bytes.NewReader(pkl), int64(len(pkl))), 0, func(id *persistentID) (*storage, error) {
+			return &storage{key: "data/" + id.key, typ: id.typ, numel: id.numel, bytes: 4096, avail: 4096, dataOffset: 0}, nil
+		})
+		if err != nil {
+			var fe *accounting.FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a FormatError", err)
+			}
+		}
+		for _, tt := range tensors {
+			if _, ok := accounting.LookupDType(tt.DType); !ok {
+				t.Fatalf("tensor %q: unknown dtype %q", tt.Name, tt.DType)
+			}
+			if tt.ViewOffset < 0 || tt.ViewOffset > 4096 {
+				t.Fatalf("tensor %q: view offset %d outside its 4096-byte storage", tt.Name, tt.ViewOffset)
+			}
+		}
+		if got, limit := heapAllocs()-before, uint64(64<<20+1024*len(pkl)); got > limit {
+			t.Fatalf("allocated %d bytes for a %d-byte pickle (limit %d)", got, len(pkl), limit)
 		}
 	})
 }

@@ -123,9 +123,26 @@ func TestMalformed(t *testing.T) {
 		{"stride overflow", stateDict(t, "w", func(p *pb) {
 			p.tensorOn(func(p *pb) { p.storage("FloatStorage", "0", 4, false) }, 0, []int{1 << 30, 2}, []int{1 << 30, 1 << 30})
 		}, map[string]int{"0": 16}), "runs past the end", "w", -1},
+		{"parameter of bytes used as a key", onePickle(t, newPickle().odict().
+			global("torch._utils", "_rebuild_parameter").mark().raw('C', 1, 'a').raw(0x89).odict().tuple().raw('R').
+			raw('N', 's').stop()), "_rebuild_parameter: data is bytes, not a tensor", "", -1},
+		{"Parameter of bytes", onePickle(t, newPickle().global("torch.nn.parameter", "Parameter").mark().raw('C', 1, 'a').tuple().raw('R', '.').b.Bytes()),
+			"data is bytes, not a tensor", "", -1},
+		{"rebuild calls nested too deep", onePickle(t, nestedRebuilds(40)), "calls nested more than 32 deep", "", -1},
 		{"nesting too deep", onePickle(t, []byte("\x80\x02"+strings.Repeat("]", 1100)+strings.Repeat("a", 1099)+".")),
 			"nested deeper than 1000 levels", "", -1},
 
+		{"record past the end of the file", patchCentral(t, goodZip(t), "archive/data/0", 20, 0x7fffffff),
+			`storage "0": record "archive/data/0" (2147483647 bytes at offset`, "", -1},
+		{"record's local header outside the file", patchCentral(t, goodZip(t), "archive/data/0", 42, 0x7fffff00),
+			`storage "0": record "archive/data/0": local header`, "", -1},
+		{"data.pkl's local header outside the file", patchCentral(t, goodZip(t), "archive/data.pkl", 42, 0x7fffff00),
+			`record "archive/data.pkl": local header`, "", -1},
+		{"data.pkl larger than the file", patchCentral(t, patchCentral(t, goodZip(t), "archive/data.pkl", 20, 1<<30), "archive/data.pkl", 24, 1<<30),
+			"more than the file size", "", -1},
+		{"zip end record smashed", bytes.Replace(goodZip(t), []byte("PK\x05\x06"), []byte("PK\x00\x00"), 1),
+			"reading zip central directory", "", -1},
+		{"zip directory count wrong", patchEnd(t, goodZip(t), 10, 9), "reading zip central directory", "", -1},
 		{"no data.pkl", buildZip(t, record{"archive/version", []byte("3\n")}, record{"archive/data/0", make([]byte, 4)}),
 			"zip archive has no data.pkl: not a torch.save checkpoint", "", -1},
 		{"empty zip", buildZip(t), "no data.pkl", "", -1},
@@ -170,6 +187,43 @@ func TestMalformed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// goodZip is a valid one-tensor zip checkpoint.
+func goodZip(t testing.TB) []byte {
+	return stateDict(t, "w", func(p *pb) { p.tensor("FloatStorage", "0", 4) }, map[string]int{"0": 16})
+}
+
+// patchCentral overwrites the 4-byte field at off in the central directory
+// header of the named record.
+func patchCentral(t testing.TB, data []byte, name string, off int, v uint32) []byte {
+	t.Helper()
+	data = slices.Clone(data)
+	for i := 0; ; i++ {
+		j := bytes.Index(data[i:], []byte("PK\x01\x02"))
+		if j < 0 {
+			t.Fatalf("no central directory header for %q", name)
+		}
+		i += j
+		n := int(binary.LittleEndian.Uint16(data[i+28:]))
+		if string(data[i+46:i+46+n]) == name {
+			binary.LittleEndian.PutUint32(data[i+off:], v)
+			return data
+		}
+	}
+}
+
+// patchEnd overwrites the 2-byte field at off in the end of central
+// directory record.
+func patchEnd(t testing.TB, data []byte, off int, v uint16) []byte {
+	t.Helper()
+	data = slices.Clone(data)
+	i := bytes.LastIndex(data, []byte("PK\x05\x06"))
+	if i < 0 {
+		t.Fatal("no end of central directory record")
+	}
+	binary.LittleEndian.PutUint16(data[i+off:], v)
+	return data
 }
 
 // dataPklOffset is where onePickle puts data.pkl's bytes.
@@ -348,11 +402,21 @@ func TestTruncated(t *testing.T) {
 			files[name] = data
 		}
 	}
+	for _, name := range []string{"slice_view.pt", "legacy_small.pt", "dynamic_qint8.pt"} {
+		if data, err := os.ReadFile(filepath.Join(fixturesDir, name)); err == nil {
+			files[name] = data
+		}
+	}
 	for name, data := range files {
 		if _, err := loadBytes(data); err != nil {
 			t.Fatalf("%s: whole file: %v", name, err)
 		}
+		// Every length of small files; for large ones, every 257th plus
+		// the first and last 4 KiB, where the headers and pickles are.
 		for n := range len(data) {
+			if len(data) > 1<<16 && n%257 != 0 && n > 4096 && n < len(data)-4096 {
+				continue
+			}
 			_, err := loadBytes(data[:n])
 			var fe *accounting.FormatError
 			if !errors.As(err, &fe) {
@@ -406,4 +470,24 @@ func checkAnyOutcome(t *testing.T, data []byte) {
 
 func readShared(name string) ([]byte, error) {
 	return os.ReadFile(filepath.Join(sharedDir, name))
+}
+
+// nestedRebuilds is _rebuild_from_type_v2(f, None, (f, None, (..., ), {}), {})
+// nested depth times: each level calls the next.
+func nestedRebuilds(depth int) []byte {
+	p := newPickle().global("torch._tensor", "_rebuild_from_type_v2").raw('q', 0)
+	var build func(int)
+	build = func(d int) {
+		if d == 0 {
+			p.raw(')')
+			return
+		}
+		p.mark().raw('h', 0, 'N')
+		build(d - 1)
+		p.raw('}').tuple()
+	}
+	p.raw('0') // the GLOBAL stays in the memo
+	p.raw('h', 0)
+	build(depth)
+	return p.raw('R').stop()
 }

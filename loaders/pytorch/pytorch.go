@@ -143,6 +143,20 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	if pkl.Method != zip.Store {
 		base = -1
 	}
+	in := newPickleInput(rc, int64(pkl.UncompressedSize64))
+	tensors, err := zipTensors(in, base, func(id *persistentID) (*storage, error) {
+		return zipStorage(records, size, prefix, id)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &accounting.Model{Files: []accounting.File{{Format: formatZip}}, Tensors: tensors}, nil
+}
+
+// zipTensors validates, unpickles and names the tensors of data.pkl, whose
+// first byte is at file offset base (-1: compressed); storageFor finds the
+// storage a persistent id names.
+func zipTensors(in *pickleInput, base int64, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, error) {
 	fail := func(e error) error {
 		var se *scanError
 		if errors.As(e, &se) {
@@ -153,12 +167,11 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		}
 		return e
 	}
-	data, err := scanPickle(newPickleInput(rc, int64(pkl.UncompressedSize64)))
+	data, err := scanPickle(in)
 	if err != nil {
 		return nil, fail(err)
 	}
-
-	storages := map[string]*storageRef{}
+	refs := map[string]*storageRef{}
 	u := &unpickler{base: base}
 	u.persistent = func(pid any) (any, error) {
 		typename, id, _, err := parsePersistentID(pid, false)
@@ -168,26 +181,22 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		if id == nil {
 			return nil, fmt.Errorf("persistent id of type %q (want 'storage')", typename)
 		}
-		if ref, ok := storages[id.key]; ok {
+		if ref, ok := refs[id.key]; ok {
 			return ref, nil
 		}
-		s, err := zipStorage(records, size, prefix, id)
+		s, err := storageFor(id)
 		if err != nil {
 			return nil, err
 		}
 		ref := &storageRef{s: s}
-		storages[id.key] = ref
+		refs[id.key] = ref
 		return ref, nil
 	}
 	root, err := u.load(data)
 	if err != nil {
 		return nil, fail(err)
 	}
-	tensors, err := nameTensors(formatZip, root)
-	if err != nil {
-		return nil, err
-	}
-	return &accounting.Model{Files: []accounting.File{{Format: formatZip}}, Tensors: tensors}, nil
+	return nameTensors(formatZip, root)
 }
 
 // zipStorage finds the record of the storage a persistent id names.

@@ -2,6 +2,7 @@ package pytorch
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/nlpodyssey/gopickle/pickle"
@@ -113,16 +114,16 @@ var allowed = func() map[string]any {
 // rebuilders are the torch functions that torch.save's pickles call to
 // rebuild tensors and parameters; they are reimplemented in tensors.go.
 var rebuilders = map[string]func(u *unpickler, args []any) (any, error){
-	"torch._utils._rebuild_tensor":                rebuildTensor,
-	"torch._utils._rebuild_tensor_v2":             rebuildTensorV2,
-	"torch._utils._rebuild_tensor_v3":             rebuildTensorV3,
-	"torch._utils._rebuild_qtensor":               rebuildQTensor,
-	"torch._utils._rebuild_parameter":             rebuildParameter,
-	"torch._utils._rebuild_parameter_with_state":  rebuildParameterWithState,
-	"torch._tensor._rebuild_from_type":            rebuildFromType,
-	"torch._tensor._rebuild_from_type_v2":         rebuildFromType,
-	"torch.tensor._rebuild_from_type":             rebuildFromType,
-	"torch.tensor._rebuild_from_type_v2":          rebuildFromType,
+	"torch._utils._rebuild_tensor":               rebuildTensor,
+	"torch._utils._rebuild_tensor_v2":            rebuildTensorV2,
+	"torch._utils._rebuild_tensor_v3":            rebuildTensorV3,
+	"torch._utils._rebuild_qtensor":              rebuildQTensor,
+	"torch._utils._rebuild_parameter":            rebuildParameter,
+	"torch._utils._rebuild_parameter_with_state": rebuildParameterWithState,
+	"torch._tensor._rebuild_from_type":           rebuildFromType,
+	"torch._tensor._rebuild_from_type_v2":        rebuildFromType,
+	"torch.tensor._rebuild_from_type":            rebuildFromType,
+	"torch.tensor._rebuild_from_type_v2":         rebuildFromType,
 }
 
 // callable is an allow-listed torch function.
@@ -140,10 +141,23 @@ func (c *callable) Call(args ...any) (any, error) {
 	defer func() { c.u.calls-- }()
 	v, err := c.fn(c.u, args)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.name, err)
+		var ce *callError
+		if errors.As(err, &ce) {
+			return nil, err // named by the innermost call already
+		}
+		return nil, &callError{c.name, err}
 	}
 	return v, nil
 }
+
+// callError is an error of an allow-listed function, named after it.
+type callError struct {
+	name string
+	err  error
+}
+
+func (e *callError) Error() string { return e.name + ": " + e.err.Error() }
+func (e *callError) Unwrap() error { return e.err }
 
 // storageClass is a torch storage class (torch.FloatStorage, ...), as named
 // in a persistent id. known is false for TypedStorage, which names no dtype.
@@ -164,7 +178,7 @@ type parameterClass struct{}
 
 func (parameterClass) Call(args ...any) (any, error) {
 	if len(args) == 0 {
-		return nil, fmt.Errorf("Parameter: no data argument")
+		return nil, fmt.Errorf("parameter: no data argument")
 	}
 	return asTensor(args[0])
 }
