@@ -4,12 +4,14 @@
 package loaders
 
 import (
+	"archive/zip"
 	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -184,7 +186,7 @@ func dirFiles(dir string) ([]string, error) {
 		}
 		if ok, err := sniffFile(p); err != nil {
 			return nil, err
-		} else if ok {
+		} else if ok && !strayZip(p) {
 			files = append(files, p)
 		}
 	}
@@ -205,6 +207,23 @@ func dirFiles(dir string) ([]string, error) {
 		return nil, fmt.Errorf("%s: no model files found", dir)
 	}
 	return files, nil
+}
+
+// strayZip reports whether p is a zip archive that is not a torch.save
+// checkpoint (no data.pkl record): in a directory it is some other file, not
+// a broken model. Named on the command line, it is still an error.
+func strayZip(p string) bool {
+	z, err := zip.OpenReader(p)
+	if err != nil {
+		return false
+	}
+	defer z.Close()
+	for _, f := range z.File {
+		if path.Base(f.Name) == "data.pkl" {
+			return false
+		}
+	}
+	return true
 }
 
 func sniffFile(p string) (bool, error) {

@@ -137,6 +137,20 @@ func TestOpenErrors(t *testing.T) {
 			t.Errorf("Open(%s) = %v, want an error naming the file and containing %q", c.path, err, c.want)
 		}
 	}
+	// In a directory, a zip that is not a checkpoint is some other file.
+	mixed := t.TempDir()
+	for _, f := range []string{"small_f32.safetensors"} {
+		data, _ := os.ReadFile(filepath.Join("../fixtures/safetensors", f))
+		os.WriteFile(filepath.Join(mixed, f), data, 0o644)
+	}
+	notCkpt, _ := os.ReadFile("../fixtures/torch/not_a_checkpoint.zip")
+	os.WriteFile(filepath.Join(mixed, "docs.zip"), notCkpt, 0o644)
+	if m, err := loaders.Open(mixed); err != nil || len(m.Files) != 1 {
+		t.Errorf("directory with a stray zip: %v", err)
+	}
+	if _, err := loaders.Open(filepath.Join(mixed, "docs.zip")); err == nil || !strings.Contains(err.Error(), "no data.pkl") {
+		t.Errorf("stray zip named directly: %v", err)
+	}
 	empty := t.TempDir()
 	if _, err := loaders.Open(empty); err == nil || !strings.Contains(err.Error(), "no model files") {
 		t.Errorf("empty dir: %v", err)
