@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // Heap cross-check finding kinds: what a heap profile or its comparison with
@@ -174,47 +175,47 @@ func Compare(res *Result, m HeapMeasurement, claims []Claim, opts CompareOptions
 	measured := m.InUseBytes
 	how := measurementNote(m)
 
-	main := Comparison{Subject: "heap in use vs stored weights", MeasuredBytes: measured,
+	heap := Comparison{Subject: "heap in use vs stored weights", MeasuredBytes: measured,
 		ExpectedBytes: f.stored, ToleranceBytes: tol(f.stored)}
 	atRest := measured // the measurement less any decoded copies it is explained by
 	switch {
 	case within(measured, f.stored):
-		main.Verdict = Consistent
-		main.Message = fmt.Sprintf("the heap holds the stored weights (%s) and no decoded copies; %s", ib(f.stored), how)
+		heap.Verdict = Consistent
+		heap.Message = fmt.Sprintf("the heap holds the stored weights, %s, and no decoded copies; %s", short(f.stored), how)
 	case f.decoded > 0 && within(measured, f.stored+f.decoded):
-		main = Comparison{Subject: "heap in use vs stored + decoded " + f.dtype, MeasuredBytes: measured,
+		heap = Comparison{Subject: "heap in use vs stored + decoded " + f.dtype, MeasuredBytes: measured,
 			ExpectedBytes: f.stored + f.decoded, ToleranceBytes: tol(f.stored + f.decoded), Verdict: HoldsDecodedCopies}
-		main.Message = fmt.Sprintf("the runtime keeps a decoded %s copy of every encoded weight: %s in use = %s stored + %s decoded",
-			f.dtype, db(measured), ib(f.stored), ib(f.decoded))
+		heap.Message = fmt.Sprintf("the runtime keeps a decoded %s copy of every encoded weight: %s in use = %s stored + %s decoded",
+			f.dtype, both(measured), short(f.stored), short(f.decoded))
 		if measured > f.baseline {
-			main.Message += fmt.Sprintf(", more than the %s model itself (%s)", f.dtype, ib(f.baseline))
+			heap.Message += fmt.Sprintf(", more than the %s model itself, %s", f.dtype, short(f.baseline))
 		}
-		main.Message += "; " + how
+		heap.Message += "; " + how
 		atRest = measured - f.decoded
 	case f.largest > 0 && f.largest < f.decoded && within(measured, f.stored+f.largest):
-		main = Comparison{Subject: "heap in use vs stored + one decoded layer", MeasuredBytes: measured,
+		heap = Comparison{Subject: "heap in use vs stored + one decoded layer", MeasuredBytes: measured,
 			ExpectedBytes: f.stored + f.largest, ToleranceBytes: tol(f.stored + f.largest), Verdict: HoldsDecodedCopies}
-		main.Message = fmt.Sprintf("the runtime holds one decoded %s layer at a time (the largest, %s, is %s): a streaming decode's working buffer; %s",
-			f.dtype, f.largestM, ib(f.largest), how)
+		heap.Message = fmt.Sprintf("the runtime holds one decoded %s layer at a time (the largest, %s, is %s): a streaming decode's working buffer; %s",
+			f.dtype, f.largestM, short(f.largest), how)
 		atRest = measured - f.largest
 	case measured < f.stored:
-		main.Verdict = Unexplained
-		main.Message = fmt.Sprintf("%s less in use than the file stores: the profile may have started after the weights were allocated, "+
-			"the runtime may map the file instead of allocating, or --focus drops the weights' allocations; %s", ib(f.stored-measured), how)
+		heap.Verdict = Unexplained
+		heap.Message = fmt.Sprintf("%s less in use than the file stores: the profile may have started after the weights were allocated, "+
+			"the runtime may map the file instead of allocating, or --focus drops the weights' allocations; %s", short(f.stored-measured), how)
 		cc.Findings = append(cc.Findings, Finding{Kind: HeapProfileLate, Severity: Warning, Bytes: f.stored - measured,
-			Message: fmt.Sprintf("%s is in use, the file stores %s: start the profiler before the weights are loaded (and pass a dump taken before loading as --base)",
-				ib(measured), ib(f.stored))})
+			Message: fmt.Sprintf("%s is in use where the file stores %s: start the profiler before the weights are loaded (and pass a dump taken before loading as --base)",
+				short(measured), short(f.stored))})
 	default:
-		main.Verdict = Unexplained
-		main.Message = fmt.Sprintf("%s more in use than the stored weights, and not the size of their decoded copies (%s)", ib(measured-f.stored), ib(f.decoded))
+		heap.Verdict = Unexplained
+		heap.Message = fmt.Sprintf("%s more in use than the stored weights, and not the size of their decoded copies, %s", short(measured-f.stored), short(f.decoded))
 		if m.Base == "" {
-			main.Message += ": without --base the profile counts everything the process holds, interpreter and libraries included"
+			heap.Message += ": without --base the profile counts everything the process holds, interpreter and libraries included"
 			cc.Findings = append(cc.Findings, Finding{Kind: HeapProfileNoBase, Severity: Warning, Bytes: measured - f.stored,
 				Message: "no base profile: pass a dump taken before the weights were loaded (e.g. right after import torch) as --base"})
 		}
-		main.Message += "; " + how
+		heap.Message += "; " + how
 	}
-	cc.Comparisons = append(cc.Comparisons, main)
+	cc.Comparisons = append(cc.Comparisons, heap)
 
 	for _, c := range claims {
 		cc.Comparisons = append(cc.Comparisons, compareClaim(c, measured, atRest, f, tol))
@@ -223,7 +224,7 @@ func Compare(res *Result, m HeapMeasurement, claims []Claim, opts CompareOptions
 	if opts.MaxHeapOverStored > 0 && f.stored > 0 {
 		if r := float64(measured) / float64(f.stored); r > opts.MaxHeapOverStored {
 			cc.OverBudget = fmt.Sprintf("heap in use is %.2fx the stored weights (%s of %s), over the budget of %gx",
-				r, db(measured), ib(f.stored), opts.MaxHeapOverStored)
+				r, short(measured), short(f.stored), opts.MaxHeapOverStored)
 			cc.Findings = append(cc.Findings, Finding{Kind: HeapOverBudget, Severity: Error,
 				Bytes: measured - int64(opts.MaxHeapOverStored*float64(f.stored)), Message: cc.OverBudget})
 		}
@@ -240,18 +241,22 @@ func compareClaim(c Claim, measured, atRest int64, f modelFigures, tol func(int6
 	switch {
 	case abs(measured-c.Bytes) <= t:
 		x.Verdict = Consistent
-		x.Message = fmt.Sprintf("the claim matches the %s measured", db(measured))
+		x.Message = fmt.Sprintf("the claim matches the %s measured", both(measured))
 		return x
 	case atRest != measured && near(c.Bytes, atRest):
 		x.Verdict = Consistent
-		x.Message = fmt.Sprintf("the claim matches the weights at rest (%s); the runtime holds %s of decoded copies on top", db(atRest), ib(measured-atRest))
+		x.Message = fmt.Sprintf("the claim matches the weights at rest, %s; the runtime holds %s of decoded copies on top", both(atRest), short(measured-atRest))
 		x.ToleranceBytes = tol(atRest) + c.PrecisionBytes
 		return x
 	}
 	x.Verdict = ClaimDisagrees
-	x.Message = fmt.Sprintf("claimed %s, but the process holds %s of weights", db(c.Bytes), db(atRest))
+	claimed := c.Text + " = " + comma(c.Bytes) + " B"
+	if strings.Trim(c.Text, "0123456789,") == "" {
+		claimed = comma(c.Bytes) + " B"
+	}
+	x.Message = fmt.Sprintf("claimed %s, but the process holds %s of weights", claimed, both(atRest))
 	if atRest != measured {
-		x.Message += fmt.Sprintf(" (%s with its decoded copies)", db(measured))
+		x.Message += fmt.Sprintf(", %s with their decoded copies", short(measured))
 	}
 	if c.Bytes > 0 {
 		x.Message += fmt.Sprintf(": %s the claim", times(atRest, c.Bytes))
@@ -260,7 +265,7 @@ func compareClaim(c Claim, measured, atRest int64, f modelFigures, tol func(int6
 	case c.OtherUnitBytes > 0 && near(c.OtherUnitBytes, atRest):
 		x.Message += "; read with the other unit it would match: MB/GB are powers of 10, MiB/GiB powers of 2"
 	case f.unshown > 0 && near(c.Bytes, f.stored-f.unshown):
-		x.Message += fmt.Sprintf("; it is the model without its encoded linears (%s): summing model.parameters() skips registered buffers, where the encoded weights live", ib(f.stored-f.unshown))
+		x.Message += fmt.Sprintf("; it is the model without its encoded linears, %s: summing model.parameters() skips registered buffers, where the encoded weights live", short(f.stored-f.unshown))
 	case near(c.Bytes, f.baseline):
 		x.Message += fmt.Sprintf("; it is the %s size of the whole model: the encoding does not show in it", f.dtype)
 	case near(c.Bytes, f.stored) && !near(atRest, f.stored):
@@ -291,8 +296,14 @@ func measurementNote(m HeapMeasurement) string {
 }
 
 // AddFindings appends fs to res's findings, keeping them in severity order.
+// A finding about no tensor gets an empty, not a nil, tensor list.
 func AddFindings(res *Result, fs []Finding) {
-	res.Findings = append(res.Findings, fs...)
+	for _, f := range fs {
+		if f.Tensors == nil {
+			f.Tensors = []string{}
+		}
+		res.Findings = append(res.Findings, f)
+	}
 	sortFindings(res.Findings)
 }
 
@@ -315,40 +326,28 @@ func times(a, b int64) string {
 	return fmt.Sprintf("%.0f%% less than", (1-r)*100)
 }
 
-// ib formats bytes in IEC units with the exact count: "9.38 MiB (9,838,736 B)".
-func ib(n int64) string { return scaled(n, 1024, "KiB", "MiB", "GiB", "TiB") }
+// short formats bytes in IEC units to two decimals, dropping trailing
+// zeros: "9.38 MiB", "512 KiB", "100 B". Messages use it; the exact counts
+// are in the comparison's fields.
+func short(n int64) string { return unit(n, 1024, "KiB", "MiB", "GiB", "TiB") }
 
-// db formats bytes in decimal units with the exact count, as claims are
-// usually written: "9.84 MB (9,838,736 B)".
-func db(n int64) string { return scaled(n, 1000, "kB", "MB", "GB", "TB") }
-
-// short formats bytes in IEC units to 3 significant digits: "512 KiB".
-func short(n int64) string {
-	v, unit := float64(n), "B"
-	for _, u := range []string{"KiB", "MiB", "GiB", "TiB"} {
-		if math.Abs(v) < 1024 {
-			break
-		}
-		v, unit = v/1024, u
-	}
-	return strconv.FormatFloat(v, 'g', 3, 64) + " " + unit
+// both formats a measured figure in IEC and decimal units, since claims are
+// written in either: "9.44 MiB (9.9 MB)".
+func both(n int64) string {
+	return short(n) + " (" + unit(n, 1000, "kB", "MB", "GB", "TB") + ")"
 }
 
-func scaled(n int64, base float64, units ...string) string {
-	v, unit := math.Abs(float64(n)), ""
-	for _, u := range units {
-		if v < base {
+func unit(n int64, base float64, units ...string) string {
+	v, u := float64(n), "B"
+	for _, next := range units {
+		if math.Abs(v) < base {
 			break
 		}
-		v, unit = v/base, u
+		v, u = v/base, next
 	}
-	if unit == "" {
-		return comma(n) + " B"
-	}
-	if n < 0 {
-		v = -v
-	}
-	return fmt.Sprintf("%.2f %s (%s B)", v, unit, comma(n))
+	s := strconv.FormatFloat(v, 'f', 2, 64)
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	return s + " " + u
 }
 
 // comma writes n with thousands separators.

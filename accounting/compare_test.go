@@ -73,13 +73,13 @@ func TestCompareVerdicts(t *testing.T) {
 	}{
 		{"stored", exact(toyStored + 60_000), Consistent, toyStored, "no decoded copies", ""},
 		{"cached decode", exact(toyStored + toyDecoded + 140_000), HoldsDecodedCopies, toyStored + toyDecoded,
-			"more than the float32 model itself (13.88 MiB", ""},
+			"more than the float32 model itself, 13.88 MiB", ""},
 		{"streaming", exact(toyStored + 1024*256*4 + 10_000), HoldsDecodedCopies, toyStored + 1024*256*4, "one decoded float32 layer", ""},
 		{"late start", exact(200_000), Unexplained, toyStored, "started after the weights were allocated", HeapProfileLate},
 		{"no base", HeapMeasurement{Profile: "p.heap", Format: "test", InUseBytes: 76_000_000, SampleRate: 1}, Unexplained, toyStored,
 			"without --base", HeapProfileNoBase},
 		{"sampled within sigma", HeapMeasurement{Format: "test", Base: "b", InUseBytes: toyStored + 1_000_000, SampleRate: 512 << 10, SigmaBytes: 400_000},
-			Consistent, toyStored, "sampled every 512 KiB on average: ±391 KiB (1σ)", ""},
+			Consistent, toyStored, "sampled every 512 KiB on average: ±390.62 KiB (1σ)", ""},
 		{"sampled beyond sigma", HeapMeasurement{Format: "test", Base: "b", InUseBytes: toyStored + 2_000_000, SampleRate: 512 << 10, SigmaBytes: 100_000},
 			Unexplained, toyStored, "more in use than the stored weights", ""},
 	} {
@@ -144,7 +144,7 @@ func TestCompareClaims(t *testing.T) {
 			[]string{"24x more than the claim", "summing model.parameters() skips registered buffers", "matches", "other unit", "the encoding does not show"}},
 		{toyStored + toyDecoded + 140_000,
 			[]Verdict{ClaimDisagrees, ClaimDisagrees, Consistent, ClaimDisagrees, ClaimDisagrees},
-			[]string{"with its decoded copies", "model.parameters()", "weights at rest", "other unit", "the encoding does not show"}},
+			[]string{"with their decoded copies", "model.parameters()", "weights at rest", "other unit", "the encoding does not show"}},
 	} {
 		cc := Compare(res, HeapMeasurement{Format: "test", Base: "b", InUseBytes: c.measured, SampleRate: 1}, claims, CompareOptions{})
 		if len(cc.Comparisons) != 1+len(claims) {
@@ -168,7 +168,7 @@ func TestCompareBudget(t *testing.T) {
 		t.Errorf("under budget: %q", cc.OverBudget)
 	}
 	cc := Compare(res, m, nil, CompareOptions{MaxHeapOverStored: 1.1})
-	if !strings.Contains(cc.OverBudget, "1.96x the stored weights") || !hasFinding(cc.Findings, HeapOverBudget) {
+	if !strings.Contains(cc.OverBudget, "1.96x the stored weights (18.38 MiB of 9.38 MiB), over the budget of 1.1x") || !hasFinding(cc.Findings, HeapOverBudget) {
 		t.Errorf("over budget: %q, findings %v", cc.OverBudget, cc.Findings)
 	}
 	if len(cc.Failures()) != 0 {
@@ -180,13 +180,14 @@ func TestBytesFormat(t *testing.T) {
 	for _, c := range []struct {
 		got, want string
 	}{
-		{ib(9_838_736), "9.38 MiB (9,838,736 B)"},
-		{db(410_000), "410.00 kB (410,000 B)"},
-		{db(-19_275_920), "-19.28 MB (-19,275,920 B)"},
-		{ib(512), "512 B"},
-		{short(512 << 10), "512 KiB"},
 		{short(9_838_736), "9.38 MiB"},
+		{short(512 << 10), "512 KiB"},
+		{short(9 << 20), "9 MiB"},
 		{short(100), "100 B"},
+		{short(-19_275_920), "-18.38 MiB"},
+		{both(9_902_431), "9.44 MiB (9.9 MB)"},
+		{comma(9_838_736), "9,838,736"},
+		{comma(-410_000), "-410,000"},
 		{times(9_838_736, 410_000), "24x more than"},
 		{times(5_120_000, 9_838_736), "48% less than"},
 	} {

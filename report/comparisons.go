@@ -1,5 +1,44 @@
 package report
 
-// comparisonsTable renders the comparisons; nil when the report has none.
-// (Filled in with the heap cross-check.)
-func comparisonsTable(rep *Report, opts TextOptions) *table { return nil }
+import "github.com/qinsaudit/qinsaudit/accounting"
+
+// NewComparisons converts comparisons of measured and expected bytes for the
+// report.
+func NewComparisons(cs []accounting.Comparison) []Comparison {
+	out := make([]Comparison, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, Comparison{Subject: c.Subject, MeasuredBytes: c.MeasuredBytes, ExpectedBytes: c.ExpectedBytes,
+			ToleranceBytes: c.ToleranceBytes, Verdict: string(c.Verdict), Message: c.Message})
+	}
+	return out
+}
+
+// comparisonsTable renders the comparisons side by side: what was measured,
+// what was expected of it, the tolerance allowed and the verdict, with the
+// message saying why. Measured, expected and tolerance share one unit, so
+// they read against each other. Nil when the report has none.
+func comparisonsTable(rep *Report, opts TextOptions) *table {
+	if len(rep.Comparisons) == 0 {
+		return nil
+	}
+	var vals []int64
+	for _, c := range rep.Comparisons {
+		vals = append(vals, c.MeasuredBytes, c.ExpectedBytes)
+	}
+	s := columnScale(vals, opts.Bytes)
+	t := &table{
+		title:  "measured vs expected",
+		header: []string{"subject", s.header("measured"), s.header("expected"), s.header("tolerance"), "verdict", "message"},
+		right:  []bool{false, true, true, true, false, false},
+	}
+	failing := false
+	for _, c := range rep.Comparisons {
+		t.rows = append(t.rows, []string{c.Subject, s.format(c.MeasuredBytes), s.format(c.ExpectedBytes),
+			"±" + s.format(c.ToleranceBytes), c.Verdict, c.Message})
+		failing = failing || accounting.Verdict(c.Verdict).Failing()
+	}
+	if failing {
+		t.notes = append(t.notes, "claim-disagrees and unexplained-difference fail the command (exit 3)")
+	}
+	return t
+}

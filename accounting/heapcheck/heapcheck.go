@@ -33,6 +33,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/dustin/go-humanize"
 	"github.com/google/pprof/profile"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
@@ -73,8 +74,8 @@ type Profile struct {
 	// SampleRate is the mean number of bytes allocated between samples: 1
 	// when every allocation was recorded.
 	SampleRate int64
-	// HeaderInUseBytes is the in-use total a legacy or jemalloc header
-	// states, as sampled (not un-sampled); -1 when the format has none.
+	// HeaderInUseBytes is the in-use total a legacy text profile's header
+	// states, as sampled (not un-sampled); -1 for other formats.
 	HeaderInUseBytes int64
 	// ListedInUseBytes is the sum of the listed stacks' in-use bytes, as
 	// sampled, for comparison with HeaderInUseBytes; -1 with no header.
@@ -247,15 +248,10 @@ func types(p *profile.Profile) string {
 // notice records what would mislead: a truncated dump, no in-use values.
 func (p *Profile) notice() {
 	if p.HeaderInUseBytes >= 0 && p.HeaderInUseBytes > p.ListedInUseBytes {
-		missing := p.HeaderInUseBytes - p.ListedInUseBytes
-		// jemalloc's header and stacks are summed a moment apart; a few
-		// bytes of difference are not a truncation.
-		if missing > p.HeaderInUseBytes/1000 || p.Format == Gperftools {
-			p.Notices = append(p.Notices, accounting.Finding{Kind: accounting.HeapProfileTruncated, Severity: accounting.Warning,
-				Bytes: missing,
-				Message: fmt.Sprintf("%s: the header counts %d bytes in use but the listed stacks only %d (gperftools writes at most 1 MiB per dump and drops the smallest stacks): "+
-					"totals use the header; --focus sees only the listed stacks", p.Path, p.HeaderInUseBytes, p.ListedInUseBytes)})
-		}
+		p.Notices = append(p.Notices, accounting.Finding{Kind: accounting.HeapProfileTruncated, Severity: accounting.Warning,
+			Bytes: p.HeaderInUseBytes - p.ListedInUseBytes,
+			Message: fmt.Sprintf("%s: the header counts %s bytes in use but the listed stacks only %s (gperftools writes at most 1 MiB per dump and drops the smallest stacks): "+
+				"totals use the header; --focus sees only the listed stacks", p.Path, humanize.Comma(p.HeaderInUseBytes), humanize.Comma(p.ListedInUseBytes))})
 	}
 	var inuse, alloc int64
 	for _, s := range p.P.Sample {
@@ -267,7 +263,7 @@ func (p *Profile) notice() {
 	if inuse == 0 && p.HeaderInUseBytes <= 0 {
 		msg := fmt.Sprintf("%s: the profile holds no in-use bytes", p.Path)
 		if alloc > 0 {
-			msg += fmt.Sprintf(" (only allocations: %d bytes)", alloc)
+			msg += fmt.Sprintf(" (only allocations: %s bytes)", humanize.Comma(alloc))
 		}
 		msg += "; a Go heap profile shows the heap as of the last garbage collection: call runtime.GC() before writing it"
 		p.Notices = append(p.Notices, accounting.Finding{Kind: accounting.HeapProfileNoInUse, Severity: accounting.Warning, Message: msg})

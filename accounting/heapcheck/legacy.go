@@ -3,6 +3,7 @@ package heapcheck
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -62,7 +63,7 @@ func parseLegacy(data []byte) (*Profile, error) {
 	}
 	p.ListedInUseBytes = listed
 	if !maps && p.Format != GoLegacy {
-		return p, fmt.Errorf("no %s section: the file is cut short (gperftools and tcmalloc end every dump with the process's memory map)", mapsSentinel)
+		return p, errors.New("no MAPPED_LIBRARIES section: the file is cut short (gperftools and tcmalloc end every dump with the process's memory map)")
 	}
 
 	pp, err := safely(func() (*profile.Profile, error) { return profile.ParseData(data) })

@@ -28,7 +28,7 @@ import (
 // Without a focus, a truncated legacy profile is measured by its header
 // totals (scaled as its listed stacks were), so nothing is under-counted;
 // with a focus the unlisted bytes cannot be attributed and are reported as
-// UnlistedBytes.
+// UnlistedBytes (with a base: how much the unlisted bytes changed).
 func Measure(p, base *Profile, focus *regexp.Regexp) (accounting.HeapMeasurement, error) {
 	m := accounting.HeapMeasurement{Profile: p.Path, Format: string(p.Format), SampleRate: p.SampleRate}
 	m.Notices = append(m.Notices, p.Notices...)
@@ -66,13 +66,18 @@ func Measure(p, base *Profile, focus *regexp.Regexp) (accounting.HeapMeasurement
 		if base.SampleRate != p.SampleRate {
 			return m, fmt.Errorf("%s samples every %d bytes but the base %s every %d: take both the same way", p.Path, p.SampleRate, base.Path, base.SampleRate)
 		}
+		if a, b := p.program(), base.program(); a != "" && b != "" && a != b {
+			return m, fmt.Errorf("%s is a profile of %s but the base %s is one of %s: take both from the same program", p.Path, a, base.Path, b)
+		}
 		m.Base = base.Path
 		m.Notices = append(m.Notices, base.Notices...)
 		total -= add(base, -1)
 		if focus == nil {
 			total -= base.unlisted()
 		} else {
-			m.UnlistedBytes += base.unlisted()
+			// What both dumps leave unlisted mostly cancels; the change
+			// between them is the part a focus may have missed.
+			m.UnlistedBytes = abs(m.UnlistedBytes - base.unlisted())
 		}
 	}
 	m.InUseBytes = total
@@ -83,6 +88,22 @@ func Measure(p, base *Profile, focus *regexp.Regexp) (accounting.HeapMeasurement
 	}
 	m.SigmaBytes = int64(math.Ceil(math.Sqrt(variance)))
 	return m, nil
+}
+
+// program is the file of the profile's main mapping (the executable), ""
+// when the profile does not say.
+func (p *Profile) program() string {
+	if len(p.P.Mapping) == 0 {
+		return ""
+	}
+	return p.P.Mapping[0].File
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // unlisted estimates the un-sampled bytes a truncated profile's header

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/accounting/heapcheck"
+	"github.com/qinsaudit/qinsaudit/loaders"
+	"github.com/qinsaudit/qinsaudit/report"
+)
+
+// crosscheckFlags are the flags of the crosscheck command.
+type crosscheckFlags struct {
+	out        *outputFlags
+	baseline   *enumFlag
+	heap, base string
+	focus      string
+	claims     []string
+	claimsFile string
+	maxOver    float64
+	tolerance  float64
+}
+
+func newCrosscheckCmd(stdout io.Writer) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "crosscheck PATH... --heap PROFILE",
+		Short: "Reconcile a heap profile of your own decode pass with the accounting and your claims",
+		Long: `crosscheck reads a heap profile of a process that loaded (and perhaps decoded)
+the model at PATH: a Go profile.proto, a gperftools/tcmalloc heap profile
+(HEAPPROFILE dumps or tcmalloc's sampled heap) or a jemalloc prof.dump. It
+measures the bytes in use (less a --base profile taken before the weights
+were loaded, restricted to --focus stacks), un-sampling sampled profiles, and
+compares them with the accounting and with the sizes your own script claimed.
+
+Verdicts: consistent; runtime-holds-decoded-copies (the heap holds the stored
+weights plus decoded copies: explained); claim-disagrees and
+unexplained-difference, which exit 3 like a failed CI gate. An explained
+difference exits 0 unless --max-heap-over-stored is exceeded.
+See docs/heap-recipe.md for taking the profiles from PyTorch.`,
+		Example: `  qinsaudit crosscheck fixtures/torch/toy_qins_log.pt \
+    --heap fixtures/heap/tcmalloc-cache-after-load.heap.gz \
+    --base fixtures/heap/tcmalloc-cache-after-import.heap.gz --claim weights=0.41MB`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("crosscheck: no model files given (try: qinsaudit crosscheck fixtures/torch/toy_qins_log.pt --heap PROFILE)")
+			}
+			return nil
+		},
+	}
+	f := &crosscheckFlags{out: addOutputFlags(c), baseline: newEnum("fp32", "fp32", "fp16", "bf16")}
+	fl := c.Flags()
+	fl.Var(f.baseline, "baseline", "dtype the runtime decodes to and the baseline of the accounting: fp32, fp16 or bf16")
+	fl.StringVar(&f.heap, "heap", "", "heap `PROFILE` of the process to measure: profile.proto, gperftools/tcmalloc or jemalloc heap_v2, gzipped or not")
+	fl.StringVar(&f.base, "base", "", "heap `PROFILE` of the same process taken before the weights were loaded, subtracted from --heap")
+	fl.StringVar(&f.focus, "focus", "", "count only stacks with a frame whose function or library matches `REGEX` (e.g. libc10)")
+	fl.StringArrayVar(&f.claims, "claim", nil, "a size your script reported, as `NAME=SIZE` (0.41MB, 9.4MiB, 9838736); repeatable")
+	fl.StringVar(&f.claimsFile, "claims", "", "JSON `FILE` of claims: {\"name\": \"0.41MB\" or bytes, ...}")
+	fl.Float64Var(&f.maxOver, "max-heap-over-stored", 0, "fail when the heap in use exceeds this multiple of the stored bytes (0: no budget)")
+	fl.Float64Var(&f.tolerance, "tolerance", accounting.DefaultRelTolerance, "fraction of an expected figure allowed for allocator rounding and interpreter noise, besides the sampling error")
+	c.RunE = func(c *cobra.Command, args []string) error {
+		claims, focus, err := f.validate()
+		if err != nil {
+			return err
+		}
+		return runCrosscheck(stdout, args, f, claims, focus)
+	}
+	return c
+}
+
+// validate checks the flags and parses the --claim values and --focus.
+func (f *crosscheckFlags) validate() ([]accounting.Claim, *regexp.Regexp, error) {
+	if err := f.out.validate(); err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case f.heap == "":
+		return nil, nil, usageErrorf("crosscheck: --heap PROFILE is required (a heap profile of your decode pass; see docs/heap-recipe.md)")
+	case f.maxOver < 0:
+		return nil, nil, usageErrorf("crosscheck: --max-heap-over-stored must be 0 (none) or a positive ratio, not %v", f.maxOver)
+	case !(f.tolerance > 0 && f.tolerance < 1):
+		return nil, nil, usageErrorf("crosscheck: --tolerance must be a fraction between 0 and 1, not %v", f.tolerance)
+	}
+	var focus *regexp.Regexp
+	if f.focus != "" {
+		var err error
+		if focus, err = regexp.Compile(f.focus); err != nil {
+			return nil, nil, usageErrorf("crosscheck: --focus: %v", err)
+		}
+	}
+	var claims []accounting.Claim
+	for _, s := range f.claims {
+		c, err := heapcheck.ParseClaim(s)
+		if err != nil {
+			return nil, nil, usageErrorf("crosscheck: --claim: %v", err)
+		}
+		claims = append(claims, c)
+	}
+	return claims, focus, nil
+}
+
+func runCrosscheck(stdout io.Writer, paths []string, f *crosscheckFlags, claims []accounting.Claim, focus *regexp.Regexp) error {
+	m, err := loaders.Open(paths...)
+	if err != nil {
+		return badInput(err)
+	}
+	res, err := accounting.Audit(m, accounting.Options{Baseline: baselineDTypes[f.baseline.value]})
+	if err != nil {
+		return badInput(err)
+	}
+	if f.claimsFile != "" {
+		more, err := heapcheck.ReadClaims(f.claimsFile)
+		if err != nil {
+			return badInput(err)
+		}
+		claims = append(claims, more...)
+	}
+	prof, err := heapcheck.Read(f.heap)
+	if err != nil {
+		return badInput(err)
+	}
+	var base *heapcheck.Profile
+	if f.base != "" {
+		if base, err = heapcheck.Read(f.base); err != nil {
+			return badInput(err)
+		}
+	}
+	hm, err := heapcheck.Measure(prof, base, focus)
+	if err != nil {
+		return badInput(err)
+	}
+	cc := accounting.Compare(res, hm, claims, accounting.CompareOptions{RelTolerance: f.tolerance, MaxHeapOverStored: f.maxOver})
+	accounting.AddFindings(res, cc.Findings)
+	rep := report.New(res)
+	rep.Comparisons = report.NewComparisons(cc.Comparisons)
+	if err := f.out.write(stdout, rep); err != nil {
+		return err
+	}
+
+	var failed []string
+	for _, c := range cc.Failures() {
+		failed = append(failed, fmt.Sprintf("%s: %s", c.Subject, c.Verdict))
+	}
+	if cc.OverBudget != "" {
+		failed = append(failed, cc.OverBudget)
+	}
+	if len(failed) > 0 {
+		return gateFailed(fmt.Errorf("crosscheck: %s", strings.Join(failed, "; ")))
+	}
+	return nil
+}
