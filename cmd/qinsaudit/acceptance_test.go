@@ -229,3 +229,20 @@ func TestCheckBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestTiedWholeModule: torch.save(model) of a tied model pickles the shared
+// Parameter once; both names are reported, as state_dict() gives them
+// (fixtures/torch/gen_tied.py printed them), and the storage is charged once.
+func TestTiedWholeModule(t *testing.T) {
+	rep := auditJSON(t, filepath.Join(fixtures, "torch/whole_module_tied.pt"))
+	var names []string
+	for _, x := range rep.Tensors {
+		names = append(names, x.Name)
+	}
+	if strings.Join(names, " ") != "embed.weight proj.weight lm_head.weight" {
+		t.Errorf("tensors %v", names)
+	}
+	if emb := role(t, rep, "embedding"); emb.Tensors != 2 || emb.StoredBytes != 25600 || emb.Params != 6400 {
+		t.Errorf("embedding %+v", emb)
+	}
+}

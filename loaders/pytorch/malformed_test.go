@@ -252,13 +252,13 @@ func TestBuilt(t *testing.T) {
 		want   []want
 	}{
 		{
-			"same tensor object twice is listed once",
+			"same tensor object twice is listed under both names, as state_dict would",
 			checkpoint(t, newPickle().odict().
 				str("a").tensor("FloatStorage", "0", 4).raw('q', 9).raw('s').
 				str("b").raw('h', 9).raw('s').
 				str("c").tensorOn(float4, 2, []int{2}, []int{1}).raw('s').stop(), map[string]int{"0": 16}),
 			formatZip,
-			[]want{{"a", "float32", []int64{4}, nil, "data/0", 16, 0}, {"c", "float32", []int64{2}, nil, "data/0", 16, 8}},
+			[]want{{"a", "float32", []int64{4}, nil, "data/0", 16, 0}, {"b", "float32", []int64{4}, nil, "data/0", 16, 0}, {"c", "float32", []int64{2}, nil, "data/0", 16, 8}},
 		},
 		{
 			"non-contiguous strides, size-1 dims and empty tensors",

@@ -22,13 +22,18 @@ var moduleBookkeeping = map[string]bool{"_parameters": true, "_buffers": true, "
 // as state_dict would name them.
 type namer struct {
 	format  string
-	seen    map[any]bool
+	onPath  map[any]bool // containers being walked: a cycle guard
+	steps   int
 	tensors []accounting.Tensor
 }
 
+// maxSteps bounds the walk: a pickle that shares containers can name the
+// same tensor by exponentially many paths.
+const maxSteps = 1 << 20
+
 // nameTensors lists the tensors of v in walk order.
 func nameTensors(format string, v any) ([]accounting.Tensor, error) {
-	n := &namer{format: format, seen: map[any]bool{}}
+	n := &namer{format: format, onPath: map[any]bool{}}
 	if err := n.walk(v, "", 0); err != nil {
 		return nil, err
 	}
@@ -53,12 +58,23 @@ func join(path, key string) string {
 }
 
 // walk lists the tensors in v, whose name is name. A value reached twice
-// (the same object, through the pickle's memo) is walked once.
+// (the same object, through the pickle's memo) is listed under each name,
+// as state_dict lists a tied weight or a shared submodule under both
+// paths; the accounting sees their shared storage and charges it once. A
+// container inside itself is walked once.
 func (n *namer) walk(v any, name string, depth int) error {
-	if !holdsTensors(v) || n.seen[v] {
+	if !holdsTensors(v) || n.onPath[v] {
 		return nil
 	}
-	n.seen[v] = true
+	if n.steps++; n.steps > maxSteps {
+		return accounting.Errorf(n.format, -1, "", "more than %d tensor paths: shared containers nested too deep, under %q", maxSteps, clip(name))
+	}
+	switch v.(type) {
+	case *tensor, *storageRef:
+	default:
+		n.onPath[v] = true
+		defer delete(n.onPath, v)
+	}
 	if depth > maxDepth {
 		return accounting.Errorf(n.format, -1, "", "values nested deeper than %d levels, under %q", maxDepth, clip(name))
 	}

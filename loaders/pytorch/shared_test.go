@@ -1,0 +1,46 @@
+package pytorch
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestSharedContainerBomb: lists that hold the previous list twice name one
+// tensor by 2^30 paths. The walk lists shared values under every name (as
+// state_dict does), so it must stop with an error, not run out of memory.
+func TestSharedContainerBomb(t *testing.T) {
+	p := newPickle().tensor("FloatStorage", "0", 4).raw('q', 0, '0')
+	const levels = 30
+	for i := 1; i <= levels; i++ {
+		p.raw(']', 'h', byte(i-1), 'a', 'h', byte(i-1), 'a', 'q', byte(i))
+		if i < levels {
+			p.raw('0')
+		}
+	}
+	_, err := loadBytes(checkpoint(t, p.stop(), map[string]int{"0": 16}))
+	if err == nil || !strings.Contains(err.Error(), "tensor paths") {
+		t.Fatalf("got %v, want the walk bounded", err)
+	}
+	// Two levels are fine: four names for one tensor, one storage.
+	p = newPickle().tensor("FloatStorage", "0", 4).raw('q', 0, '0')
+	for i := 1; i <= 2; i++ {
+		p.raw(']', 'h', byte(i-1), 'a', 'h', byte(i-1), 'a', 'q', byte(i))
+		if i < 2 {
+			p.raw('0')
+		}
+	}
+	m, err := loadBytes(checkpoint(t, p.stop(), map[string]int{"0": 16}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, x := range m.Tensors {
+		names = append(names, x.Name)
+		if x.Storage != "data/0" {
+			t.Errorf("%s on %s", x.Name, x.Storage)
+		}
+	}
+	if strings.Join(names, " ") != "0.0 0.1 1.0 1.1" {
+		t.Errorf("names %v", names)
+	}
+}
