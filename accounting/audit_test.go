@@ -301,6 +301,11 @@ func TestLayerOf(t *testing.T) {
 		"blk.7.ffn_up.weight":               "blk.7",
 		"embed.weight":                      "",
 		"highway.0.weight":                  "",
+		"model.layers.3.blocks.2.attn":      "model.layers.3.blocks.2",
+		"layers.12":                         "layers.12",
+		"layers.x.weight":                   "",
+		"h.":                                "",
+		"":                                  "",
 	} {
 		if got := LayerOf(name); got != want {
 			t.Errorf("LayerOf(%q) = %q, want %q", name, got, want)

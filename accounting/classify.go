@@ -1,9 +1,6 @@
 package accounting
 
-import (
-	"regexp"
-	"strings"
-)
+import "strings"
 
 // Class is what classification says of one tensor.
 type Class struct {
@@ -246,16 +243,47 @@ func leafOf(name string) string {
 
 func lastComponent(mod string) string { return leafOf(mod) }
 
-var layerRE = regexp.MustCompile(`^(?:.*\.)?(?:layers|blocks|h|blk|layer|block)\.\d+(?:\.|$)`)
+// layerWords are the container names under which models number their
+// layers: "layers.3", "blocks.0", "h.11", "blk.7".
+var layerWords = map[string]bool{"layers": true, "blocks": true, "h": true, "blk": true, "layer": true, "block": true}
 
 // LayerOf returns the layer prefix of a tensor or module name
-// ("model.layers.3" for "model.layers.3.mlp.up_proj.weight"), or "".
+// ("model.layers.3" for "model.layers.3.mlp.up_proj.weight"), or "": the
+// name up to the last "<word>.<number>" pair.
 func LayerOf(name string) string {
-	loc := layerRE.FindStringIndex(name)
-	if loc == nil {
+	end := -1
+	// Walk the components; prev is the one before the current.
+	prevStart, prevEnd := -1, -1
+	start := 0
+	for start <= len(name) {
+		stop := strings.IndexByte(name[start:], '.')
+		if stop < 0 {
+			stop = len(name)
+		} else {
+			stop += start
+		}
+		if prevStart >= 0 && isDigits(name[start:stop]) && layerWords[name[prevStart:prevEnd]] {
+			end = stop
+		}
+		prevStart, prevEnd = start, stop
+		start = stop + 1
+	}
+	if end < 0 {
 		return ""
 	}
-	return strings.TrimSuffix(name[:loc[1]], ".")
+	return name[:end]
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func numel(t Tensor) int64 {
