@@ -56,3 +56,13 @@ var ggmlDTypes = []DType{
 	{Name: "q4_0_8_8", BlockElems: 32, BlockBytes: 18},
 	{Name: "iq4_nl_4_4", BlockElems: 32, BlockBytes: 18},
 }
+
+// ggmlRemoved are the GGML types ggml has dropped.
+var ggmlRemoved = map[string]bool{
+	"q4_2": true, "q4_3": true,
+	"q4_0_4_4": true, "q4_0_4_8": true, "q4_0_8_8": true, "iq4_nl_4_4": true,
+}
+
+// GGMLRemoved reports whether the named dtype is a GGML type that ggml has
+// dropped: older releases wrote it, current llama.cpp refuses to load it.
+func GGMLRemoved(name string) bool { return ggmlRemoved[name] }

@@ -5,7 +5,7 @@ import "testing"
 // TestGGMLDTypes checks GGML's block layouts against ggml-common.h's block
 // structs, each written out field by field.
 func TestGGMLDTypes(t *testing.T) {
-	const half, qk = 2, 256 // sizeof(ggml_half), QK_K
+	const half, qk = 2, 256      // sizeof(ggml_half), QK_K
 	want := map[string][2]int64{ // elements, bytes
 		"q4_0":       {32, half + 32/2},
 		"q4_1":       {32, 2*half + 32/2},
@@ -62,6 +62,10 @@ func TestGGMLDTypes(t *testing.T) {
 		}
 		if plain[d.Name] {
 			t.Errorf("%s: also a plain dtype", d.Name)
+		}
+		removed := map[string]bool{"q4_2": true, "q4_3": true, "q4_0_4_4": true, "q4_0_4_8": true, "q4_0_8_8": true, "iq4_nl_4_4": true}[d.Name]
+		if GGMLRemoved(d.Name) != removed {
+			t.Errorf("GGMLRemoved(%q) = %v", d.Name, !removed)
 		}
 		if got, ok := LookupDType(d.Name); !ok || got != d {
 			t.Errorf("LookupDType(%q) = %v, %v", d.Name, got, ok)

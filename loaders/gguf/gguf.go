@@ -24,8 +24,13 @@
 // Unlike llama.cpp, which wants tensors packed in order, the loader accepts
 // tensors in any order with gaps between them: a tensor's storage is its
 // whole span, up to the next tensor's data or the end of the file, so padding
-// and gaps show as overhead in the accounting. Big-endian files (version 3
-// allows them) are read too.
+// and gaps show as overhead in the accounting. Like llama.cpp it refuses a
+// tensor whose rows (ne[0]) are not whole blocks of its type, and one whose
+// data is misaligned, overlaps the next tensor or runs past the end of the
+// file. A ggml type id it does not know is not an error: the tensor gets the
+// dtype "ggml_unknown_<id>" and its span. Big-endian files (which version 3
+// allows) are read too. A failed read is returned as is; every defect of the
+// file is an *accounting.FormatError.
 package gguf
 
 import (
@@ -188,6 +193,9 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 // file, and not overlapping the next tensor. Malformed input gives an
 // *accounting.FormatError; a failed read its own error.
 func ReadHeader(r io.ReaderAt, size int64) (*Header, error) {
+	if size < 0 {
+		return nil, accounting.Errorf(format, -1, "", "negative file size %d", size)
+	}
 	p := &parser{r: newReader(r, size)}
 	h := &Header{Alignment: defaultAlignment, FileType: -1, SplitTensors: -1}
 	if err := p.header(h); err != nil {

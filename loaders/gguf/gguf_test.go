@@ -595,6 +595,9 @@ func TestReadError(t *testing.T) {
 			t.Errorf("fail at %d: %v", off, err)
 		}
 	}
+	if _, err := ReadHeader(bytes.NewReader(data), -1); err == nil {
+		t.Error("negative size: no error")
+	}
 	_, err := ReadHeader(bytes.NewReader(data[:50]), int64(len(data)))
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("short reader: %v", err)

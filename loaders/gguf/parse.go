@@ -4,8 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
-	"strings"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 )
@@ -100,7 +100,7 @@ func (p *parser) header(h *Header) error {
 	if v&0xffff == 0 && v != 0 {
 		p.r.be = true
 		h.BigEndian = true
-		v = v>>24 | v>>8&0xff00
+		v = bits.ReverseBytes32(v)
 	}
 	h.Version = v
 	if v != 2 && v != 3 {
@@ -123,8 +123,10 @@ const (
 	keySplitTensors = "split.tensors.count"
 )
 
+var keptKeys = [...]string{keyAlignment, keyArchitecture, keyFileType, keySplitNo, keySplitCount, keySplitTensors}
+
 func (p *parser) metadata(h *Header) error {
-	var seen []string // kept keys, to refuse duplicates
+	var seen uint // bit k: keptKeys[k] was read
 	for p.item = 0; uint64(p.item) < h.KVCount; p.item++ {
 		p.nameOK = false
 		off := p.r.pos()
@@ -147,53 +149,18 @@ func (p *parser) metadata(h *Header) error {
 		if err != nil {
 			return err
 		}
-		var dst *int64
-		switch string(p.name) {
-		case keyAlignment, keyArchitecture, keyFileType, keySplitNo, keySplitCount, keySplitTensors:
-			if slices.Contains(seen, string(p.name)) {
-				return p.errorf(off, "duplicate key")
-			}
-			seen = append(seen, string(p.name))
-		}
-		switch string(p.name) {
-		case keyAlignment:
-			if typ != typeUint32 {
-				return p.errorf(typOff, "type %s, want uint32", valueTypeName(typ))
-			}
-			valOff := p.r.pos()
-			a, err := p.u32("value")
-			if err != nil {
-				return err
-			}
-			if a == 0 || a&(a-1) != 0 {
-				return p.errorf(valOff, "alignment %d is not a power of two", a)
-			}
-			h.Alignment = int64(a)
-			continue
-		case keyArchitecture:
-			if typ != typeString {
-				return p.errorf(typOff, "type %s, want string", valueTypeName(typ))
-			}
-			if h.Architecture, err = p.str("value"); err != nil {
-				return err
-			}
-			continue
-		case keyFileType:
-			dst = &h.FileType
-		case keySplitNo:
-			dst = &h.SplitNo
-		case keySplitCount:
-			dst = &h.SplitCount
-		case keySplitTensors:
-			dst = &h.SplitTensors
-		}
-		if dst != nil {
-			if *dst, err = p.integer(typ, typOff); err != nil {
+		k := slices.IndexFunc(keptKeys[:], func(k string) bool { return k == string(p.name) })
+		if k < 0 {
+			if err := p.skipValue(typ, typOff, 0); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := p.skipValue(typ, typOff, 0); err != nil {
+		if seen&(1<<k) != 0 {
+			return p.errorf(off, "duplicate key")
+		}
+		seen |= 1 << k
+		if err := p.keep(h, keptKeys[k], typ, typOff); err != nil {
 			return err
 		}
 	}
@@ -201,18 +168,55 @@ func (p *parser) metadata(h *Header) error {
 	return nil
 }
 
-// str reads a string.
-func (p *parser) str(what string) (string, error) {
+// keep reads the value of a kept key into h.
+func (p *parser) keep(h *Header, key string, typ uint32, typOff int64) error {
+	var err error
+	switch key {
+	case keyAlignment:
+		if typ != typeUint32 {
+			return p.errorf(typOff, "type %s, want uint32", valueTypeName(typ))
+		}
+		off := p.r.pos()
+		a, err := p.u32("value")
+		if err != nil {
+			return err
+		}
+		if a == 0 || a&(a-1) != 0 {
+			return p.errorf(off, "alignment %d is not a power of two", a)
+		}
+		h.Alignment = int64(a)
+	case keyArchitecture:
+		if typ != typeString {
+			return p.errorf(typOff, "type %s, want string", valueTypeName(typ))
+		}
+		h.Architecture, err = p.str()
+	case keyFileType:
+		h.FileType, err = p.integer(typ, typOff)
+	case keySplitNo:
+		h.SplitNo, err = p.integer(typ, typOff)
+	case keySplitCount:
+		h.SplitCount, err = p.integer(typ, typOff)
+	case keySplitTensors:
+		h.SplitTensors, err = p.integer(typ, typOff)
+	}
+	return err
+}
+
+// str reads a string value.
+func (p *parser) str() (string, error) {
 	off := p.r.pos()
-	n, err := p.count(what+" length", 1)
+	n, err := p.count("string length", 1)
 	if err != nil {
 		return "", err
 	}
-	b, ok := p.r.appendN(make([]byte, 0, n), int64(n))
-	if !ok {
-		return "", p.short(off+8, what)
+	if n <= uint64(len(p.r.buf)) {
+		if b, ok := p.r.peek(int(n)); ok {
+			return string(b), nil
+		}
+	} else if b, ok := p.r.appendN(make([]byte, 0, n), int64(n)); ok {
+		return string(b), nil
 	}
-	return string(b), nil
+	return "", p.short(off+8, "string")
 }
 
 // integer reads a value of any integer type as a non-negative int64.
@@ -312,8 +316,8 @@ func (p *parser) tensorInfos(h *Header) error {
 	capN := min(n, 1<<12)
 	h.Tensors = make([]TensorInfo, 0, capN)
 	dims := make([]int64, 0, 2*capN)
-	ends := make([]int, 0, capN) // where each name ends in names
-	var names []byte             // all names, made one string at the end
+	ends := make([]int, 0, capN)      // where each name ends in names
+	names := make([]byte, 0, 32*capN) // all names, made one string at the end
 	p.tensors = true
 	for p.item = 0; uint64(p.item) < n; p.item++ {
 		p.nameOK = false
@@ -393,15 +397,13 @@ func (p *parser) tensorInfos(h *Header) error {
 // file: names unique, data aligned, within the file, and not overlapping.
 func checkLayout(h *Header, size int64) error {
 	ts := h.Tensors
-	order := make([]int32, len(ts))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(ts[a].Name, ts[b].Name) })
-	for k := 1; k < len(order); k++ {
-		if t := &ts[order[k]]; t.Name == ts[order[k-1]].Name {
+	names := make(map[string]struct{}, len(ts))
+	for i := range ts {
+		t := &ts[i]
+		if _, dup := names[t.Name]; dup {
 			return accounting.Errorf(format, t.InfoOffset, t.Name, "duplicate tensor name")
 		}
+		names[t.Name] = struct{}{}
 	}
 	dataLeft := size - h.DataOffset // negative when the section starts past EOF
 	for i := range ts {
@@ -433,13 +435,21 @@ func checkLayout(h *Header, size int64) error {
 				"offset %d (file offset %d) is past the end of the file (%d bytes)", t.Offset, h.DataOffset+t.Offset, size)
 		}
 	}
-	// By offset; of tensors at one offset, empty ones first.
-	slices.SortFunc(order, func(a, b int32) int {
+	// By offset; of tensors at one offset, empty ones first. Files written
+	// by llama.cpp are in this order already.
+	order := make([]int32, len(ts))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	byOffset := func(a, b int32) int {
 		if c := cmp.Compare(ts[a].Offset, ts[b].Offset); c != 0 {
 			return c
 		}
 		return cmp.Compare(ts[a].Bytes, ts[b].Bytes)
-	})
+	}
+	if !slices.IsSortedFunc(order, byOffset) {
+		slices.SortFunc(order, byOffset)
+	}
 	for k, i := range order {
 		t := &ts[i]
 		end := dataLeft

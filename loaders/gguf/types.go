@@ -56,10 +56,6 @@ var ggmlTypes = []string{
 	42: "q2_0",       // Q2_0
 }
 
-// removedTypes are the ids ggml has dropped: llama.cpp refuses files that use
-// them, though older releases wrote them.
-var removedTypes = map[uint32]bool{4: true, 5: true, 31: true, 32: true, 33: true, 36: true}
-
 // layouts holds the dtype of each id of ggmlTypes; BlockElems is 0 for an
 // unknown id.
 var layouts = func() []accounting.DType {
@@ -85,8 +81,11 @@ func DTypeName(id uint32) string {
 }
 
 // Removed reports whether ggml has dropped type id; current llama.cpp
-// refuses to load such a tensor.
-func Removed(id uint32) bool { return removedTypes[id] }
+// refuses to load such a tensor (see accounting.GGMLRemoved).
+func Removed(id uint32) bool {
+	d, ok := layout(id)
+	return ok && accounting.GGMLRemoved(d.Name)
+}
 
 func layout(id uint32) (accounting.DType, bool) {
 	if int64(id) >= int64(len(layouts)) || layouts[id].BlockElems == 0 {
