@@ -107,6 +107,7 @@ type Result struct {
 	Roles   []Group
 	Modules []Group // in order of first appearance
 	Layers  []Group // in order of first appearance
+	DTypes  []Group // per dtype, most stored bytes first
 	// Total sums every role that is part of the model (not optimizer
 	// state).
 	Total    Group
@@ -281,7 +282,7 @@ func fileResults(m *Model, res *Result) []FileResult {
 func group(res *Result) {
 	var roles [numRoles]Group
 	var seenRole [numRoles]bool
-	modIdx, layerIdx := map[string]int{}, map[string]int{}
+	modIdx, layerIdx, dtypeIdx := map[string]int{}, map[string]int{}, map[string]int{}
 	for i := range res.Rows {
 		r := &res.Rows[i]
 		roles[r.Role].add(r)
@@ -291,11 +292,13 @@ func group(res *Result) {
 		}
 		res.Total.add(r)
 		addTo(&res.Modules, modIdx, r.Module, r)
+		addTo(&res.DTypes, dtypeIdx, r.DType, r)
 		if r.Layer != "" {
 			addTo(&res.Layers, layerIdx, r.Layer, r)
 		}
 	}
 	res.Total.Key = "total"
+	sort.SliceStable(res.DTypes, func(i, j int) bool { return res.DTypes[i].StoredBytes > res.DTypes[j].StoredBytes })
 	for k := Role(0); k < numRoles; k++ {
 		if seenRole[k] {
 			roles[k].Key = k.String()

@@ -312,3 +312,33 @@ func TestLayerOf(t *testing.T) {
 		}
 	}
 }
+
+func TestFileLabelAndRemovedTypes(t *testing.T) {
+	m := newModel().t("blk.0.ffn_up.weight", "q8_0", 64, 256).t("blk.0.ffn_down.weight", "q4_0_4_4", 256, 64).
+		t("output_norm.weight", "float32", 64).model()
+	m.Files[0].Label, m.Files[0].LabelDType = "MOSTLY_Q4_K_M", "q4_k"
+	r, err := Audit(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []FindingKind
+	for _, f := range r.Findings {
+		kinds = append(kinds, f.Kind)
+	}
+	if !slices.Equal(kinds, []FindingKind{FileTypeMismatch, RemovedGGMLType}) {
+		t.Fatalf("findings %+v", r.Findings)
+	}
+	if msg := r.Findings[0].Message; msg != "m.pt says MOSTLY_Q4_K_M (mostly q4_k), but no tensor is q4_k; present: q8_0 17408 bytes, q4_0_4_4 9216 bytes, float32 256 bytes" {
+		t.Errorf("message %q", msg)
+	}
+	if got := r.DTypes[0].Key + " " + r.DTypes[2].Key; got != "q8_0 float32" {
+		t.Errorf("dtype groups by stored bytes: %+v", r.DTypes)
+	}
+	// The label's dtype present: no mismatch.
+	m.Tensors[0].DType = "q4_k"
+	m.Tensors[0].StorageBytes = 9216
+	r, _ = Audit(m, Options{})
+	if len(r.Findings) != 1 || r.Findings[0].Kind != RemovedGGMLType {
+		t.Errorf("findings %+v", r.Findings)
+	}
+}

@@ -27,10 +27,17 @@ const (
 	SharedStorage FindingKind = "shared-storage"
 	// UnknownDType: a dtype qinsaudit has no size for.
 	UnknownDType FindingKind = "unknown-dtype"
+	// FileTypeMismatch: a file's quantization label (GGUF's
+	// general.file_type) names a dtype none of its tensors has.
+	FileTypeMismatch FindingKind = "file-type-mismatch"
+	// RemovedGGMLType: a GGML type ggml has dropped; current llama.cpp
+	// refuses the file.
+	RemovedGGMLType FindingKind = "removed-ggml-type"
 )
 
 // FindingKinds lists every kind, for documentation and config validation.
 var FindingKinds = []FindingKind{EncodedButUncompressed, SidecarOverhead, DuplicateWeight, DeadBytes, SharedStorage, UnknownDType,
+	FileTypeMismatch, RemovedGGMLType,
 	HeapProfileTruncated, HeapProfileNoInUse, HeapProfileLate, HeapProfileNoBase, HeapOverBudget}
 
 // Severity ranks findings.
@@ -124,6 +131,7 @@ func findings(m *Model, res *Result) []Finding {
 	if q := m.Quantization; q != nil && q.Method != "" {
 		out = append(out, configFloatLayers(q, res)...)
 	}
+	out = append(out, labelFindings(m, res)...)
 	for _, r := range res.Rows {
 		if r.Leftover {
 			out = append(out, Finding{Kind: DuplicateWeight, Severity: Error, Module: r.Module,
@@ -170,6 +178,46 @@ func configFloatLayers(q *QuantConfig, res *Result) []Finding {
 		}
 		out = append(out, Finding{Kind: EncodedButUncompressed, Severity: Error, Module: r.Module, Tensors: []string{r.Name}, Bytes: r.StoredBytes,
 			Message: fmt.Sprintf("quantization_config says %s%s, but this layer is stored as %s and is not in modules_to_not_convert", q.Method, bits, r.DType)})
+	}
+	return out
+}
+
+// labelFindings checks each file's quantization label against the dtypes
+// its tensors have, and flags GGML types ggml has removed.
+func labelFindings(m *Model, res *Result) []Finding {
+	var out []Finding
+	for i, f := range m.Files {
+		present := map[string]int64{}
+		var order []string
+		for _, r := range res.Rows {
+			if r.File != i {
+				continue
+			}
+			if _, ok := present[r.DType]; !ok {
+				order = append(order, r.DType)
+			}
+			present[r.DType] += r.StoredBytes
+		}
+		if f.LabelDType != "" && len(order) > 0 && present[f.LabelDType] == 0 {
+			mix := make([]string, len(order))
+			for k, d := range order {
+				mix[k] = fmt.Sprintf("%s %d bytes", d, present[d])
+			}
+			out = append(out, Finding{Kind: FileTypeMismatch, Severity: Warning, Module: "", Tensors: []string{}, Bytes: 0,
+				Message: fmt.Sprintf("%s says %s (mostly %s), but no tensor is %s; present: %s", f.Path, f.Label, f.LabelDType, f.LabelDType, strings.Join(mix, ", "))})
+		}
+		for _, d := range order {
+			if GGMLRemoved(d) {
+				var ts []string
+				for _, r := range res.Rows {
+					if r.File == i && r.DType == d {
+						ts = append(ts, r.Name)
+					}
+				}
+				out = append(out, Finding{Kind: RemovedGGMLType, Severity: Warning, Tensors: ts, Bytes: present[d],
+					Message: fmt.Sprintf("%s: %d tensors of %s, a type ggml has removed: current llama.cpp refuses this file", f.Path, len(ts), d)})
+			}
+		}
 	}
 	return out
 }

@@ -17,6 +17,11 @@ type File struct {
 	Format string // "pytorch-zip", "pytorch-legacy", "safetensors", "gguf"
 	// SizeBytes is the size of the file on disk.
 	SizeBytes int64
+	// Label is the quantization the file says it holds (GGUF's
+	// general.file_type: "MOSTLY_Q4_K_M"), "" if it says none; LabelDType
+	// is the dtype that label says most weights have ("q4_k").
+	Label      string
+	LabelDType string
 }
 
 // QuantConfig is the subset of a Hugging Face quantization_config that the

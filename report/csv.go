@@ -28,6 +28,8 @@ func WriteCSV(w io.Writer, rep *Report, opts TextOptions) error {
 		key, groups = "module", top(sortGroups(rep.Modules, opts.Sort), opts.Top)
 	case "layer":
 		key, groups = "layer", top(sortGroups(rep.Layers, opts.Sort), opts.Top)
+	case "dtype":
+		key, groups = "dtype", top(sortGroups(rep.DTypes, opts.Sort), opts.Top)
 	}
 	cw.Write([]string{key, "tensors", "params", "baseline_bytes", "theoretical_bytes", "stored_bytes", "ratio", "bits_per_weight"})
 	for _, g := range groups {

@@ -38,9 +38,9 @@ type DiffRow struct {
 }
 
 // DiffByValues lists the keys a diff can be taken by.
-var DiffByValues = []string{"role", "layer", "module", "tensor"}
+var DiffByValues = []string{"role", "layer", "module", "dtype", "tensor"}
 
-// NewDiff compares old and new by role, layer, module or tensor. Rows are
+// NewDiff compares old and new by role, layer, module, dtype or tensor. Rows are
 // sorted by the size of their change, largest first; unchanged rows last,
 // in name order.
 //
@@ -76,6 +76,8 @@ func NewDiff(old, new *Report, by string) *Diff {
 				key = t.Module
 			case "tensor":
 				key = t.Name
+			case "dtype":
+				key = t.DType
 			default:
 				key = t.Role
 				if encoded[t.Module] && (t.Part == "weight" || t.Part == "leftover_weight") {

@@ -29,6 +29,7 @@ type Report struct {
 	Totals        Group     `json:"totals"`
 	Layers        []Group   `json:"layers"`
 	Modules       []Group   `json:"modules"`
+	DTypes        []Group   `json:"dtypes"`
 	Tensors       []Tensor  `json:"tensors"`
 	Findings      []Finding `json:"findings"`
 	// Phases and Comparisons come from decode and crosscheck.
@@ -40,20 +41,24 @@ type Report struct {
 
 // File is one model file.
 type File struct {
-	Path          string `json:"path"`
-	Format        string `json:"format"`
+	Path   string `json:"path"`
+	Format string `json:"format"`
+	// Label is the quantization the file declares (GGUF general.file_type,
+	// e.g. "MOSTLY_Q4_K_M"); absent when it declares none.
+	Label         string `json:"label,omitempty"`
 	SizeBytes     int64  `json:"size_bytes"`
 	Tensors       int64  `json:"tensors"`
 	StoredBytes   int64  `json:"stored_bytes"`
 	OverheadBytes int64  `json:"overhead_bytes"`
 }
 
-// Group sums tensors by role, layer or module; Totals sums the model.
-// Exactly one of Role, Layer, Module is set.
+// Group sums tensors by role, layer, module or dtype; Totals sums the
+// model. Exactly one of Role, Layer, Module, DType is set.
 type Group struct {
 	Role             string  `json:"role,omitempty"`
 	Layer            string  `json:"layer,omitempty"`
 	Module           *string `json:"module,omitempty"` // "" is the top-level module
+	DType            string  `json:"dtype,omitempty"`
 	Tensors          int64   `json:"tensors"`
 	Params           int64   `json:"params"`
 	BaselineBytes    int64   `json:"baseline_bytes"`
@@ -72,6 +77,8 @@ func (g Group) Key() string {
 		return g.Layer
 	case g.Module != nil:
 		return *g.Module
+	case g.DType != "":
+		return g.DType
 	}
 	return ""
 }
@@ -117,11 +124,12 @@ func New(r *accounting.Result) *Report {
 		Roles:         make([]Group, 0, len(r.Roles)),
 		Layers:        make([]Group, 0, len(r.Layers)),
 		Modules:       make([]Group, 0, len(r.Modules)),
+		DTypes:        make([]Group, 0, len(r.DTypes)),
 		Tensors:       make([]Tensor, 0, len(r.Rows)),
 		Findings:      make([]Finding, 0, len(r.Findings)),
 	}
 	for _, f := range r.Files {
-		rep.Files = append(rep.Files, File{Path: f.Path, Format: f.Format, SizeBytes: f.SizeBytes,
+		rep.Files = append(rep.Files, File{Path: f.Path, Format: f.Format, Label: f.Label, SizeBytes: f.SizeBytes,
 			Tensors: f.Tensors, StoredBytes: f.StoredBytes, OverheadBytes: f.OverheadBytes})
 	}
 	for _, g := range r.Roles {
@@ -134,6 +142,9 @@ func New(r *accounting.Result) *Report {
 	for _, g := range r.Modules {
 		key := g.Key
 		rep.Modules = append(rep.Modules, group(g, func(x *Group) { x.Module = &key }))
+	}
+	for _, g := range r.DTypes {
+		rep.DTypes = append(rep.DTypes, group(g, func(x *Group) { x.DType = g.Key }))
 	}
 	for _, row := range r.Rows {
 		t := Tensor{

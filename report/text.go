@@ -15,8 +15,8 @@ import (
 
 // TextOptions are the choices of the text and Markdown renderers.
 type TextOptions struct {
-	// By adds a detail table: "tensor", "module", "layer"; "role" or ""
-	// shows the role summary only.
+	// By adds a detail table: "tensor", "module", "layer", "dtype"; "role"
+	// or "" shows the role summary only.
 	By string
 	// Sort orders detail rows: "stored", "baseline", "theoretical",
 	// "params", "ratio", "bits", "name"; "" keeps file order.
@@ -29,7 +29,7 @@ type TextOptions struct {
 
 // ByValues and SortValues list the accepted option values.
 var (
-	ByValues   = []string{"role", "module", "layer", "tensor"}
+	ByValues   = []string{"role", "module", "layer", "dtype", "tensor"}
 	SortValues = []string{"stored", "baseline", "theoretical", "params", "ratio", "bits", "name"}
 )
 
@@ -166,8 +166,20 @@ func filesTable(rep *Report, opts TextOptions) *table {
 		header: []string{"file", "format", "tensors", s.header("size"), s.header("tensor data"), s.header("overhead")},
 		right:  []bool{false, false, true, true, true, true},
 	}
+	labels := false
 	for _, f := range rep.Files {
-		t.rows = append(t.rows, []string{f.Path, f.Format, count(f.Tensors), s.format(f.SizeBytes), s.format(f.StoredBytes), s.format(f.OverheadBytes)})
+		labels = labels || f.Label != ""
+	}
+	if labels {
+		t.header = append(t.header, "declared")
+		t.right = append(t.right, false)
+	}
+	for _, f := range rep.Files {
+		row := []string{f.Path, f.Format, count(f.Tensors), s.format(f.SizeBytes), s.format(f.StoredBytes), s.format(f.OverheadBytes)}
+		if labels {
+			row = append(row, f.Label)
+		}
+		t.rows = append(t.rows, row)
 	}
 	return t
 }
@@ -221,6 +233,8 @@ func detailTable(rep *Report, opts TextOptions) *table {
 		return groupTable("by module", "module", rep.Baseline, top(sortGroups(rep.Modules, opts.Sort), opts.Top), nil, opts)
 	case "layer":
 		return groupTable("by layer", "layer", rep.Baseline, top(sortGroups(rep.Layers, opts.Sort), opts.Top), nil, opts)
+	case "dtype":
+		return groupTable("by dtype", "dtype", rep.Baseline, top(sortGroups(rep.DTypes, opts.Sort), opts.Top), nil, opts)
 	case "tensor":
 		return tensorTable(rep, opts)
 	}

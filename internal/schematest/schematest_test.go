@@ -8,7 +8,7 @@ import (
 const minimal = `{"schema_version": 1, "tool": "qinsaudit", "baseline": "float32", "files": [],
  "roles": [], "totals": {"role": "total", "tensors": 0, "params": 0, "baseline_bytes": 0,
  "theoretical_bytes": 0, "stored_bytes": STORED, "ratio": 0, "bits_per_weight": 0},
- "layers": [], "modules": [], "tensors": [], "findings": []}`
+ "layers": [], "modules": [], "dtypes": [], "tensors": [], "findings": []}`
 
 // The schema must reject what the contract forbids, or validating against
 // it proves nothing.

@@ -166,8 +166,9 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		nDims += len(t.Dims)
 	}
 	shapes := make([]int64, nDims)
+	label, labelDType := FileTypeLabel(h.FileType)
 	m := &accounting.Model{
-		Files:   []accounting.File{{Format: format}},
+		Files:   []accounting.File{{Format: format, Label: label, LabelDType: labelDType}},
 		Tensors: make([]accounting.Tensor, len(h.Tensors)),
 	}
 	for i, t := range h.Tensors {

@@ -603,3 +603,20 @@ func TestReadError(t *testing.T) {
 		t.Errorf("short reader: %v", err)
 	}
 }
+
+func TestFileTypeLabel(t *testing.T) {
+	for ft, want := range map[int64][2]string{15: {"MOSTLY_Q4_K_M", "q4_k"}, 1: {"MOSTLY_F16", "float16"}, -1: {"", ""}, 99: {"file_type 99", ""}} {
+		label, dtype := FileTypeLabel(ft)
+		if label != want[0] || dtype != want[1] {
+			t.Errorf("FileTypeLabel(%d) = %q, %q", ft, label, dtype)
+		}
+		if _, ok := accounting.LookupDType(dtype); dtype != "" && !ok {
+			t.Errorf("%d: %q not in the dtype table", ft, dtype)
+		}
+	}
+	for ft, f := range fileTypes {
+		if _, ok := accounting.LookupDType(f.dtype); !ok {
+			t.Errorf("file type %d (%s): dtype %q not in the dtype table", ft, f.label, f.dtype)
+		}
+	}
+}
