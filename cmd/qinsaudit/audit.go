@@ -28,7 +28,7 @@ func addOutputFlags(c *cobra.Command) *outputFlags {
 	}
 	f := c.Flags()
 	f.Var(o.format, "format", "output format: text, json, markdown, csv or pprof")
-	f.Var(o.by, "by", "detail table: role (summary only), module, layer or tensor")
+	f.Var(o.by, "by", "detail table: role (summary only), module, layer, dtype or tensor")
 	f.Var(o.sort, "sort", "order detail rows by stored, baseline, theoretical, params, ratio, bits or name (default: file order)")
 	f.IntVar(&o.top, "top", 0, "show only the first N detail rows (0: all)")
 	f.BoolVar(&o.bytes, "bytes", false, "print exact byte counts instead of KiB/MiB/GiB")

@@ -47,7 +47,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"audit"}, "no model files given"},
 		{[]string{"audit", "--format", "yaml", small}, `invalid argument "yaml" for "--format"`},
-		{[]string{"audit", "--by", "file", small}, "must be one of role, module, layer, tensor"},
+		{[]string{"audit", "--by", "file", small}, "must be one of role, module, layer, dtype, tensor"},
 		{[]string{"audit", "--sort", "size", small}, "--sort"},
 		{[]string{"audit", "--top", "-3", small}, "--top must be 0 or more"},
 		{[]string{"audit", "--baseline", "int8", small}, "--baseline"},
