@@ -10,12 +10,19 @@
 //
 // Usage:
 //
-//	qinsaudit audit [--format text|json|markdown] [--by role|module|layer|tensor]
-//	                [--sort KEY] [--top N] [--bytes] [--baseline fp32|fp16|bf16] PATH...
+//	qinsaudit audit [--format text|json|markdown|csv|pprof] [--by role|module|layer|dtype|tensor]
+//	                [--sort KEY] [--top N] [--bytes] [--baseline fp32|fp16|bf16] [--rules FILE] PATH...
+//	qinsaudit check [--config qinsaudit.yaml] [--max-bits-per-weight ROLE=X] [--min-ratio ROLE=X]
+//	                [--max-stored ROLE=SIZE] [--forbid KIND] [--against BASE.json --max-growth 1%
+//	                [--update-baseline]] PATH...
+//	qinsaudit diff [--by role|layer|module|dtype|tensor] [--format text|json|markdown|csv] OLD NEW
+//	qinsaudit decode [--cache|--stream] [--forward] [-o DIR] PATH...
+//	qinsaudit crosscheck --heap PROFILE [--base PROFILE] [--focus REGEX] [--claim NAME=SIZE] PATH...
 //
-// The manual is docs/usage.md; its examples are run by this package's
-// tests against the bundled fixtures, so they stay true. The JSON report is
-// described in docs/json-schema.md.
+// The manual is docs/ (usage.md, ci.md, usage-decode.md, heap-recipe.md);
+// every "$ qinsaudit" example there is run by this package's tests against
+// the bundled fixtures, so the docs stay true. The JSON report is described
+// in docs/json-schema.md and docs/report.schema.json.
 //
 // # Exit codes
 //
