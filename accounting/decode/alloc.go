@@ -101,10 +101,10 @@ func Site(function string) (key string, ok bool) {
 
 // Keys lists every site key in a stable order: the stored roles in role
 // order, then KeyDecoded and KeyActivations.
-func Keys() []string {
-	return []string{
-		accounting.EncodedLinear.String(), accounting.Embedding.String(),
-		accounting.Untouched.String(), accounting.OptimizerState.String(),
-		KeyDecoded, KeyActivations,
-	}
+func Keys() []string { return append([]string(nil), siteKeys...) }
+
+var siteKeys = []string{
+	accounting.EncodedLinear.String(), accounting.Embedding.String(),
+	accounting.Untouched.String(), accounting.OptimizerState.String(),
+	KeyDecoded, KeyActivations,
 }

@@ -3,6 +3,7 @@ package decode
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/loaders"
 )
 
 // The PyTorch fixtures' ground truth (fixtures/torch/expected.json) locates
@@ -306,4 +308,94 @@ func truncated(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestThroughLoader: decoding the toy model as qinsaudit's PyTorch loader
+// reads it gives the same weights as decoding it from the ground truth.
+func TestThroughLoader(t *testing.T) {
+	m, err := loaders.Open(filepath.Join(torchDir, "toy_qins_log.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := accounting.Audit(m, accounting.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load(m, res, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := load(t, "toy_qins_log.pt", Options{})
+	if len(p.units) != 18 || len(ref.units) != 18 {
+		t.Fatalf("%d and %d units, want 18", len(p.units), len(ref.units))
+	}
+	for _, u := range ref.units {
+		a, _, _, err := p.Decode(u.module)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _, _, _ := ref.Decode(u.module)
+		if !slices.Equal(a, b) {
+			t.Errorf("%s decodes differently through the loader", u.module)
+		}
+	}
+}
+
+// TestMissingSide: a module the accounting calls QINS log whose sign is not
+// in the model (the accounting and the model out of step) is an error
+// naming the tensor and the side, not a panic.
+func TestMissingSide(t *testing.T) {
+	m, res := torchModel(t, "toy_qins_log.pt")
+	m.Tensors[2].Name = "renamed"
+	_, err := Load(m, res, Options{})
+	want := `tensor "blocks.0.attn.q.stored": qins-log needs "blocks.0.attn.q.sign" beside it, and the model has no such tensor`
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "toy_qins_log.pt") {
+		t.Errorf("error %v\nwant %s", err, want)
+	}
+}
+
+// TestLoadNeverPanics mutates the tensor tables of the fixtures at random
+// (shapes, offsets, sizes, dtypes, strides, quantization parameters): Load
+// and Run either work or return an error.
+func TestLoadNeverPanics(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	files := []string{"qins_rational_u8.pt", "qins_rational_f32.pt", "dynamic_qint8.pt", "gptq_small.pt", "small_bf16.pt", "slice_view.pt"}
+	dtypes := []string{"uint8", "int8", "int32", "int64", "float16", "bfloat16", "float32", "qint8", "q4_0", "bogus"}
+	vals := []int64{-1, 0, 1, 2, 3, 7, 64, 4096, 1 << 20, 1 << 40, 1<<63 - 1}
+	for i := range 400 {
+		m, _ := torchModel(t, files[i%len(files)])
+		for range 1 + r.IntN(3) {
+			x := &m.Tensors[r.IntN(len(m.Tensors))]
+			v := vals[r.IntN(len(vals))]
+			switch r.IntN(8) {
+			case 0:
+				x.Shape = []int64{v, vals[r.IntN(len(vals))]}
+			case 1:
+				x.ViewOffset = v
+			case 2:
+				x.DataOffset = v
+			case 3:
+				x.StorageBytes = v
+			case 4:
+				x.DType = dtypes[r.IntN(len(dtypes))]
+			case 5:
+				x.Strides = []int64{v, 1}
+			case 6:
+				x.QScale, x.QZeroPoint = float64(v)/1e6, v
+			case 7:
+				x.Shape = nil
+			}
+		}
+		res, err := accounting.Audit(m, accounting.Options{})
+		if err != nil {
+			continue
+		}
+		p, err := Load(m, res, Options{Batch: 2})
+		if err != nil {
+			continue
+		}
+		if _, err := p.Run(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

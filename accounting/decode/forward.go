@@ -2,9 +2,9 @@ package decode
 
 // forward multiplies decoded weights with one batch of inputs: y = x Wᵀ for
 // a [rows, cols] weight W and x of Batch rows. x and y are allocated once,
-// for the widest and tallest weight, from the activations site.
+// from the activations site: x for the widest weight, y for the outputs of
+// the tallest layer, each weight of a layer writing its own part.
 type forward struct {
-	p     *Pass
 	batch int
 	x, y  []float32
 }
@@ -16,10 +16,15 @@ func (p *Pass) newForward(led *ledger) *forward {
 		return nil
 	}
 	var rows, cols int
-	for _, u := range p.units {
-		rows, cols = max(rows, u.rows), max(cols, u.cols)
+	for _, l := range p.layers {
+		var r int
+		for _, i := range l.units {
+			r += p.units[i].rows
+			cols = max(cols, p.units[i].cols)
+		}
+		rows = max(rows, r)
 	}
-	f := &forward{p: p, batch: p.opts.Batch}
+	f := &forward{batch: p.opts.Batch}
 	b := int64(f.batch)
 	var sx, sy int64
 	f.x, sx = allocActivations(b * int64(cols))
@@ -39,24 +44,35 @@ func (p *Pass) newForward(led *ledger) *forward {
 	return f
 }
 
-// apply computes y = x Wᵀ for u's decoded weight, split across the workers
-// by output rows, and returns the sum of y.
-func (f *forward) apply(u *unit) float64 {
-	rows, cols, w := u.rows, u.cols, u.out
-	y := f.y[:f.batch*rows]
-	parallel(rows, grainRows(cols*f.batch), f.p.opts.workers(), func(lo, hi int) {
-		for o := lo; o < hi; o++ {
-			wr := w[o*cols : (o+1)*cols]
-			for b := range f.batch {
-				y[b*rows+o] = dot(f.x[b*cols:(b+1)*cols], wr)
-			}
-		}
-	})
-	var sum float64
-	for _, v := range y {
-		sum += float64(v)
+// apply multiplies the decoded weights of one layer with the batch, on the
+// crew, and returns the sum of the outputs.
+func (f *forward) apply(c *crew, units []*unit) float64 {
+	off := 0
+	for _, u := range units {
+		u.y = f.y[off : off+f.batch*u.rows]
+		off += len(u.y)
 	}
-	return sum
+	c.run(units, f)
+	var s float64
+	for _, v := range f.y[:off] {
+		s += float64(v)
+	}
+	for _, u := range units {
+		u.y = nil
+	}
+	return s
+}
+
+// rows computes rows [lo, hi) of u's outputs y = x Wᵀ: one output per
+// weight row and batch row.
+func (f *forward) rows(u *unit, lo, hi int) {
+	rows, cols := u.rows, u.cols
+	for o := lo; o < hi; o++ {
+		w := u.out[o*cols : (o+1)*cols]
+		for b := range f.batch {
+			u.y[b*rows+o] = dot(f.x[b*cols:(b+1)*cols], w)
+		}
+	}
 }
 
 // dot returns the dot product of a and b (len(b) >= len(a)), in four

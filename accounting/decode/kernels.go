@@ -15,14 +15,12 @@ import (
 // QINSCodec.decode. The explicit float32 conversion keeps the compiler from
 // fusing the multiply and add, which PyTorch does not do either; exp is
 // computed in float64 and rounded, within an ulp of PyTorch's float32 exp.
-func qinsLogTable(logMin, logMax float32) *[256]float32 {
-	var t [256]float32
+func qinsLogTable(t *[256]float32, logMin, logMax float32) {
 	span := logMax - logMin
 	for s := range t {
 		n := (255 - float32(s)) / 254
 		t[s] = float32(math.Exp(float64(logMin + float32(n*span))))
 	}
-	return &t
 }
 
 // signTable maps a sign byte to the float32 PyTorch's sign.to(float32)
@@ -39,8 +37,9 @@ func signTable(dtype string) *[256]float32 {
 	return &t
 }
 
-// qinsLog decodes QINS log codes: dst[i] = sgn[sign[i]] * mag[stored[i]].
-// Two table loads and a multiply per weight; no exp.
+// qinsLog decodes QINS log codes with any sign bytes:
+// dst[i] = sgn[sign[i]] * mag[stored[i]]. Two table loads and a multiply
+// per weight; no exp.
 func qinsLog(dst []float32, stored, sign []byte, mag, sgn *[256]float32) {
 	sign = sign[:len(stored)]
 	dst = dst[:len(stored)]
@@ -49,12 +48,69 @@ func qinsLog(dst []float32, stored, sign []byte, mag, sgn *[256]float32) {
 	}
 }
 
-// lookup decodes one-byte codes through a 256-entry table: QINS rational
-// uint8 codes, PyTorch qint8 and quint8.
+// signedTable completes the 512 values of a QINS log module whose signs are
+// all int8 ±1: t holds the magnitudes mag[s] at s, and gets -mag[s] at
+// 256+s. Negation is exact, so t[(sign>>7)<<8 | s] equals
+// float32(int8(sign)) * mag[s].
+func signedTable(t *[512]float32) {
+	for s := range 256 {
+		t[256+s] = -t[s]
+	}
+}
+
+// unitSigns reports whether every sign byte is int8 1 or -1.
+func unitSigns(sign []byte) bool {
+	ok := true
+	for _, b := range sign {
+		ok = ok && (b == 1 || b == 0xff)
+	}
+	return ok
+}
+
+// qinsLogUnit decodes QINS log codes whose signs are all ±1 with one load
+// from the signed table per weight. It reads eight codes and eight signs at
+// a time as two uint64 words and forms the eight table indexes
+// (sign bit << 8 | code) in two words of four 16-bit lanes: even bytes in
+// lo, odd bytes in hi.
+func qinsLogUnit(dst []float32, stored, sign []byte, t *[512]float32) {
+	const (
+		even = 0x00ff00ff00ff00ff
+		neg  = 0x0080008000800080 // the sign bit of each even byte
+	)
+	n := len(stored) &^ 7
+	sign = sign[:len(stored)]
+	dst = dst[:len(stored)]
+	for i := 0; i < n; i += 8 {
+		s := binary.LittleEndian.Uint64(stored[i:])
+		g := binary.LittleEndian.Uint64(sign[i:])
+		lo := s&even | (g&neg)<<1
+		hi := s>>8&even | (g>>8&neg)<<1
+		d := dst[i : i+8 : i+8]
+		d[0] = t[lo&0x1ff]
+		d[1] = t[hi&0x1ff]
+		d[2] = t[lo>>16&0x1ff]
+		d[3] = t[hi>>16&0x1ff]
+		d[4] = t[lo>>32&0x1ff]
+		d[5] = t[hi>>32&0x1ff]
+		d[6] = t[lo>>48&0x1ff]
+		d[7] = t[hi>>48&0x1ff]
+	}
+	for i := n; i < len(stored); i++ {
+		dst[i] = t[uint(sign[i]>>7)<<8|uint(stored[i])]
+	}
+}
+
+// lookup decodes one-byte codes through a 256-entry table, four per
+// iteration: QINS rational uint8 codes, PyTorch qint8 and quint8.
 func lookup(dst []float32, src []byte, t *[256]float32) {
+	n := len(src) &^ 3
 	dst = dst[:len(src)]
-	for i, s := range src {
-		dst[i] = t[s]
+	for i := 0; i < n; i += 4 {
+		s, d := src[i:i+4:i+4], dst[i:i+4:i+4]
+		d[0], d[1], d[2], d[3] = t[s[0]], t[s[1]], t[s[2]], t[s[3]]
+	}
+	for i := n; i < len(src); i++ {
+		dst[i] = t[src[i]]
 	}
 }
 
@@ -69,12 +125,10 @@ func rational(e, alpha float32) float32 {
 
 // rationalTable decodes uint8 rational codes q, stored as (e+1)*127.5
 // rounded: e = q/127.5 - 1.
-func rationalTable(alpha float32) *[256]float32 {
-	var t [256]float32
+func rationalTable(t *[256]float32, alpha float32) {
 	for q := range t {
 		t[q] = rational(float32(q)/127.5-1, alpha)
 	}
-	return &t
 }
 
 // rationalFloat decodes rational codes stored as floats of dtype; src holds
@@ -109,8 +163,7 @@ func widen(dst []float32, src []byte, dtype string) {
 
 // quantTable dequantizes PyTorch per-tensor affine codes the way ATen does:
 // float(scale) * (q - zero_point). signed selects qint8 over quint8.
-func quantTable(scale float64, zero int64, signed bool) *[256]float32 {
-	var t [256]float32
+func quantTable(t *[256]float32, scale float64, zero int64, signed bool) {
 	for b := range t {
 		q := int64(b)
 		if signed {
@@ -118,7 +171,6 @@ func quantTable(scale float64, zero int64, signed bool) *[256]float32 {
 		}
 		t[b] = float32(scale) * float32(q-zero)
 	}
-	return &t
 }
 
 // gptqLayout is a GPTQ-packed weight (AutoGPTQ "v1" layout) of out

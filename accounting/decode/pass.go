@@ -1,8 +1,8 @@
 package decode
 
 import (
+	"cmp"
 	"fmt"
-	"math"
 	"runtime"
 	"time"
 
@@ -46,8 +46,8 @@ type Options struct {
 	// Measure, when set, is called at each phase and returns the heap in
 	// use per allocation site key (see Site and Keys).
 	Measure func(phase string) (map[string]int64, error)
-	// Progress, when set, is called after each decoded weight with the
-	// weights decoded so far and the total.
+	// Progress, when set, is called after each decoded layer with the
+	// number of weights decoded so far and the total.
 	Progress func(done, total int64)
 }
 
@@ -87,7 +87,7 @@ type Pass struct {
 	res      *accounting.Result
 	opts     Options
 	storages map[storageID]*storage
-	units    []*unit
+	units    []unit
 	layers   []layerUnits
 	skipped  []Skipped
 	loadTime time.Duration
@@ -95,7 +95,7 @@ type Pass struct {
 
 type layerUnits struct {
 	Layer
-	units []*unit
+	units []int // indexes into Pass.units
 }
 
 // Load reads every storage of m into memory and prepares the decoder of
@@ -122,57 +122,50 @@ func Load(m *accounting.Model, res *accounting.Result, opts Options) (*Pass, err
 // prepare builds a unit for every encoded linear and every float16 or
 // bfloat16 weight, grouped by layer in file order.
 func (p *Pass) prepare() error {
-	byName := make(map[string]int, len(p.m.Tensors))
+	b := &builder{p: p, byName: make(map[string]int, len(p.m.Tensors))}
 	for i, t := range p.m.Tensors {
-		if _, dup := byName[t.Name]; !dup {
-			byName[t.Name] = i
+		if _, dup := b.byName[t.Name]; !dup {
+			b.byName[t.Name] = i
 		}
 	}
-	layerIdx := map[string]int{}
+	builds := make([]func(*builder, *unit) error, len(p.res.Rows))
+	n := 0
 	for i, r := range p.res.Rows {
-		build := codecs[r.Scheme]
 		switch {
 		case r.Tied:
-			continue
 		case r.Role == accounting.EncodedLinear && r.Part == "weight":
-			if build == nil {
+			if builds[i] = codecs[r.Scheme]; builds[i] == nil {
 				p.skipped = append(p.skipped, Skipped{Module: r.Module, Scheme: r.Scheme, Reason: "no decoder for this scheme"})
-				continue
 			}
 		case (r.Role == accounting.Untouched || r.Role == accounting.Embedding) && r.Part == "weight" &&
 			(r.DType == "float16" || r.DType == "bfloat16"):
-			build = widenCodec
-		default:
+			builds[i] = widenCodec
+		}
+		if builds[i] != nil {
+			n++
+		}
+	}
+	p.units = make([]unit, 0, n)
+	layerIdx := map[string]int{}
+	for i, r := range p.res.Rows {
+		if builds[i] == nil {
 			continue
 		}
 		main, err := p.tensor(i)
 		if err != nil {
 			return err
 		}
-		b := &builder{m: p.m, module: r.Module, main: main, opts: &p.opts, cfg: p.m.Quantization,
-			side: func(leaf string) (tensorData, bool, error) {
-				j, ok := byName[join(r.Module, leaf)]
-				if !ok {
-					return tensorData{}, false, nil
-				}
-				td, err := p.tensor(j)
-				return td, true, err
-			}}
-		u, err := build(b)
-		if err != nil {
+		b.module, b.main = r.Module, main
+		p.units = append(p.units, unit{module: r.Module, tensor: r.Name, expected: r.Params * 4, scheme: r.Scheme, layer: r.Layer})
+		u := &p.units[len(p.units)-1]
+		if err := builds[i](b, u); err != nil {
 			return err
 		}
-		u.module, u.tensor, u.expected = r.Module, r.Name, r.Params*4
-		u.scheme = r.Scheme
 		if u.scheme == "" {
 			u.scheme = r.DType
 		}
-		u.layer = r.Layer
 		if u.layer == "" {
-			u.layer = r.Module
-		}
-		if u.layer == "" {
-			u.layer = r.Name
+			u.layer = cmp.Or(r.Module, r.Name)
 		}
 		k, ok := layerIdx[u.layer]
 		if !ok {
@@ -181,11 +174,10 @@ func (p *Pass) prepare() error {
 			p.layers = append(p.layers, layerUnits{Layer: Layer{Name: u.layer}})
 		}
 		l := &p.layers[k]
-		l.units = append(l.units, u)
+		l.units = append(l.units, len(p.units)-1)
 		l.Units++
 		l.Weights += u.numel()
 		l.ExpectedBytes += u.expected
-		p.units = append(p.units, u)
 	}
 	return nil
 }
@@ -212,27 +204,19 @@ func (p *Pass) Skipped() []Skipped { return p.skipped }
 // tensor of that name), as a [rows, cols] float32 matrix in row-major
 // order.
 func (p *Pass) Decode(module string) (w []float32, rows, cols int, err error) {
-	for _, u := range p.units {
-		if u.module == module || u.tensor == module {
+	for i := range p.units {
+		if u := &p.units[i]; u.module == module || u.tensor == module {
 			w, _ = allocDecoded(u.numel())
-			p.run(u, w)
+			c := newCrew(p.opts.workers())
+			defer c.stop()
+			v := *u // decode a copy, so that the pass's own unit keeps its buffer
+			v.out = w
+			c.run([]*unit{&v}, nil)
 			return w, u.rows, u.cols, nil
 		}
 	}
 	return nil, 0, 0, fmt.Errorf("decode: no decoded weight for %q", module)
 }
-
-// run decodes u into dst, split across the workers by rows.
-func (p *Pass) run(u *unit, dst []float32) {
-	parallel(u.rows, grainRows(u.cols), p.opts.workers(), func(lo, hi int) { u.decode(dst, lo, hi) })
-}
-
-// grain is the number of elements one worker decodes at a time: large enough
-// to amortise handing the chunk out, small enough to share a 64K-weight
-// attention matrix between cores.
-const grain = 16 << 10
-
-func grainRows(cols int) int { return max(1, grain/max(cols, 1)) }
 
 // PhaseRecord is what the pass held at one named phase, and what Measure
 // found in use then.
@@ -265,7 +249,7 @@ type Stats struct {
 	Layers       []Layer
 	Skipped      []Skipped
 	// Load, Decode and Forward are the time spent reading storages,
-	// decoding and multiplying.
+	// decoding (allocating the decoded weights included) and multiplying.
 	Load, Decode, Forward time.Duration
 	// Checksum sums the forward pass's outputs, so a run can be compared.
 	Checksum float64
@@ -281,8 +265,8 @@ func (l *ledger) add(key string, n, slot int64) {
 }
 
 func (l *ledger) snapshot() (live, slots map[string]int64) {
-	live, slots = make(map[string]int64), make(map[string]int64)
-	for _, k := range Keys() {
+	live, slots = make(map[string]int64, len(siteKeys)), make(map[string]int64, len(siteKeys))
+	for _, k := range siteKeys {
 		live[k], slots[k] = l.live[k], l.slots[k]
 	}
 	return live, slots
@@ -296,7 +280,7 @@ func (l *ledger) snapshot() (live, slots map[string]int64) {
 func (p *Pass) Run() (*Stats, error) {
 	st := &Stats{Policy: p.opts.Policy, Workers: p.opts.workers(), Batch: p.opts.Batch,
 		Units: len(p.units), Load: p.loadTime, Layers: p.Layers(), Skipped: p.skipped}
-	led := &ledger{live: map[string]int64{}, slots: map[string]int64{}}
+	led := &ledger{live: make(map[string]int64, len(siteKeys)), slots: make(map[string]int64, len(siteKeys))}
 	for _, s := range p.storages {
 		led.add(s.key, int64(len(s.data)), s.slot)
 	}
@@ -324,6 +308,8 @@ func (p *Pass) Run() (*Stats, error) {
 		return nil, err
 	}
 
+	c := newCrew(p.opts.workers())
+	defer c.stop()
 	fw := p.newForward(led)
 	var shared []float32
 	if p.opts.Policy == Stream {
@@ -336,9 +322,13 @@ func (p *Pass) Run() (*Stats, error) {
 		led.add(KeyDecoded, 4*most, slot)
 	}
 	var done, cached int64
+	units := make([]*unit, 0, len(p.units))
 	for _, l := range p.layers {
+		units = units[:0]
 		var off int64
-		for _, u := range l.units {
+		t := time.Now() // decode time includes allocating the weights, as PyTorch's does
+		for _, i := range l.units {
+			u := &p.units[i]
 			n := u.numel()
 			if p.opts.Policy == Cache {
 				var slot int64
@@ -348,19 +338,19 @@ func (p *Pass) Run() (*Stats, error) {
 				u.out = shared[off : off+n]
 				off += n
 			}
-			t := time.Now()
-			p.run(u, u.out)
-			st.Decode += time.Since(t)
-			if fw != nil {
-				t = time.Now()
-				st.Checksum += fw.apply(u)
-				st.Forward += time.Since(t)
-			}
-			st.Weights += n
-			done += n
-			if p.opts.Progress != nil {
-				p.opts.Progress(done, total)
-			}
+			units = append(units, u)
+		}
+		c.run(units, nil)
+		st.Decode += time.Since(t)
+		if fw != nil {
+			t = time.Now()
+			st.Checksum += fw.apply(c, units)
+			st.Forward += time.Since(t)
+		}
+		st.Weights += l.Weights
+		done += l.Weights
+		if p.opts.Progress != nil {
+			p.opts.Progress(done, total)
 		}
 		cached += l.ExpectedBytes
 		expected := cached
@@ -379,23 +369,30 @@ func (p *Pass) Run() (*Stats, error) {
 	if err := record("after-decode", last); err != nil {
 		return nil, err
 	}
-	// Release the decoded weights; shared and fw are not used again, so
-	// the collector frees them too.
-	for _, u := range p.units {
-		u.out = nil
+	// The buffers are not used after this point, so without KeepAlive the
+	// collector could free them before the phase above is measured.
+	runtime.KeepAlive(shared)
+	runtime.KeepAlive(fw)
+
+	// Release the decoded weights and the activations; the pass keeps the
+	// loaded storages.
+	for i := range p.units {
+		p.units[i].out = nil
 	}
 	led.live[KeyDecoded], led.slots[KeyDecoded] = 0, 0
 	led.live[KeyActivations], led.slots[KeyActivations] = 0, 0
 	if err := record("end", 0); err != nil {
 		return nil, err
 	}
+	runtime.KeepAlive(p.storages)
 	return st, nil
 }
 
-// WeightsPerSecond is the decode throughput of a pass.
+// WeightsPerSecond is the decode throughput of a pass; 0 when it decoded
+// nothing.
 func (s *Stats) WeightsPerSecond() float64 {
-	if s.Decode <= 0 {
-		return math.Inf(1)
+	if s.Weights == 0 || s.Decode <= 0 {
+		return 0
 	}
 	return float64(s.Weights) / s.Decode.Seconds()
 }

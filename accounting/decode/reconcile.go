@@ -3,6 +3,8 @@ package decode
 import (
 	"fmt"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/qinsaudit/qinsaudit/accounting"
 )
 
@@ -16,7 +18,7 @@ import (
 //     layer, what a streaming runtime needs; a peak that matches stored
 //     plus every decoded weight is explained: the runtime holds decoded
 //     copies;
-//   - decoded weights still in use at the end vs none.
+//   - decoded weights and activations still in use at the end vs none.
 //
 // Measured bytes are allocator slots: each buffer rounded up to its Go size
 // class (or to whole 8 KiB pages above 32 KiB, and to at least 16 bytes).
@@ -43,11 +45,11 @@ func Reconcile(res *accounting.Result, st *Stats) ([]accounting.Phase, []account
 		if r.Measured == nil {
 			continue
 		}
-		by := make(map[string]int64, len(Keys()))
-		for _, k := range Keys() {
+		by := make(map[string]int64, len(siteKeys))
+		for _, k := range siteKeys {
 			by[k] = r.Measured[k]
 		}
-		phases = append(phases, accounting.Phase{Name: r.Name, InUseBytes: sum(by, Keys()...),
+		phases = append(phases, accounting.Phase{Name: r.Name, InUseBytes: sum(by, siteKeys...),
 			ExpectedBytes: stored + r.ExpectedDecoded + r.Live[KeyActivations], ByRole: by})
 		records = append(records, r)
 	}
@@ -76,7 +78,7 @@ func Reconcile(res *accounting.Result, st *Stats) ([]accounting.Phase, []account
 		}
 	}
 	subject := "decoded weights vs fp32 baseline"
-	if st.Policy == Stream {
+	if st.Policy == Stream && st.LargestLayer.Name != "" {
 		subject = "decode buffer vs largest layer at fp32 (" + st.LargestLayer.Name + ")"
 	}
 	cmps = append(cmps, within(fmt.Sprintf("%s (%s)", subject, after.Name),
@@ -94,8 +96,8 @@ func Reconcile(res *accounting.Result, st *Stats) ([]accounting.Phase, []account
 		}
 		if d := weights(peak) - (stored + all); d >= -tol && d <= tol {
 			c.Verdict = accounting.HoldsDecodedCopies
-			c.Message = fmt.Sprintf("the pass keeps every decoded weight (--cache): the peak is stored + all decoded fp32 = %d bytes, %d over stored + the largest layer",
-				stored+all, weights(peak)-largest)
+			c.Message = fmt.Sprintf("the pass keeps every decoded weight (--cache): its peak, %s (%s), is stored + every layer decoded to fp32, %s over stored + the largest layer",
+				size(weights(peak)), humanize.BytesN(uint64(weights(peak)), 3), size(weights(peak)-largest))
 		}
 	}
 	cmps = append(cmps, c)
@@ -103,8 +105,8 @@ func Reconcile(res *accounting.Result, st *Stats) ([]accounting.Phase, []account
 	// Nothing decoded is left at the end.
 	end := records[len(records)-1]
 	if end.Name == "end" {
-		cmps = append(cmps, within("decoded weights in use at end vs none", end.Measured[KeyDecoded], 0, 0,
-			"the pass released every decoded weight"))
+		cmps = append(cmps, within("decoded weights and activations in use at end vs none",
+			end.Measured[KeyDecoded]+end.Measured[KeyActivations], 0, 0, "the pass released every decoded weight and activation"))
 	}
 	return phases, cmps
 }
@@ -116,11 +118,32 @@ func within(subject string, measured, expected, tol int64, ok string) accounting
 	if d := measured - expected; d >= -tol && d <= tol {
 		c.Verdict, c.Message = accounting.Consistent, ok
 		if d != 0 {
-			c.Message += fmt.Sprintf(" (+%d bytes of allocator rounding)", d)
+			c.Message += fmt.Sprintf(" (+%s of allocator rounding)", size(abs(d)))
 		}
 		return c
 	}
+	d, sign := measured-expected, "+"
+	if d < 0 {
+		sign = "-"
+	}
 	c.Verdict = accounting.Unexplained
-	c.Message = fmt.Sprintf("differs by %+d bytes, beyond the %d bytes of allocator rounding; no known cause explains it", measured-expected, tol)
+	c.Message = fmt.Sprintf("differs by %s%s, beyond the %s of allocator rounding; no known cause explains it",
+		sign, size(abs(d)), size(tol))
 	return c
+}
+
+// size formats a byte count for a message: exact below 1 MiB, where
+// allocator rounding lives, else three significant digits in IEC units.
+func size(n int64) string {
+	if n < 1<<20 {
+		return humanize.Comma(n) + " B"
+	}
+	return humanize.IBytesN(uint64(n), 3)
+}
+
+func abs(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
 }

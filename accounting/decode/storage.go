@@ -47,6 +47,7 @@ func readStorages(m *accounting.Model, rows []accounting.Row) (map[storageID]*st
 		}
 	}()
 	out := make(map[storageID]*storage)
+	all := make([]storage, 0, len(m.Tensors)) // one allocation for the records
 	for i := range m.Tensors {
 		t := &m.Tensors[i]
 		id := storageID{t.File, t.Storage}
@@ -73,36 +74,37 @@ func readStorages(m *accounting.Model, rows []accounting.Row) (map[storageID]*st
 			return nil, err
 		}
 		s.key = rows[i].Role.String()
-		out[id] = s
+		all = append(all, s)
+		out[id] = &all[len(all)-1]
 	}
 	return out, nil
 }
 
 // readStorage reads the storage of t from f, of size bytes, into a buffer
 // from alloc, after checking that the file holds it.
-func readStorage(m *accounting.Model, t *accounting.Tensor, f io.ReaderAt, size int64, alloc func(int64) ([]byte, int64)) (*storage, error) {
+func readStorage(m *accounting.Model, t *accounting.Tensor, f io.ReaderAt, size int64, alloc func(int64) ([]byte, int64)) (storage, error) {
 	off, n := t.DataOffset, t.StorageBytes
 	switch {
 	case off == -1:
-		return nil, tensorError(m, t, -1, "storage %q has no fixed offset in the file (compressed or not located by the loader), so its data cannot be read", t.Storage)
+		return storage{}, tensorError(m, t, -1, "storage %q has no fixed offset in the file (compressed or not located by the loader), so its data cannot be read", t.Storage)
 	case off < 0 || n < 0:
-		return nil, tensorError(m, t, -1, "storage %q: bad offset %d or size %d", t.Storage, off, n)
+		return storage{}, tensorError(m, t, -1, "storage %q: bad offset %d or size %d", t.Storage, off, n)
 	case n > size || off > size-n:
-		return nil, tensorError(m, t, off, "storage %q: %d bytes at offset %d run past the end of the file (%d bytes)", t.Storage, n, off, size)
+		return storage{}, tensorError(m, t, off, "storage %q: %d bytes at offset %d run past the end of the file (%d bytes)", t.Storage, n, off, size)
 	case n > math.MaxInt:
-		return nil, tensorError(m, t, off, "storage %q: %d bytes do not fit in memory on this platform", t.Storage, n)
+		return storage{}, tensorError(m, t, off, "storage %q: %d bytes do not fit in memory on this platform", t.Storage, n)
 	}
 	if alloc == nil {
-		return nil, tensorError(m, t, off, "storage %q: no allocation site for its role", t.Storage)
+		return storage{}, tensorError(m, t, off, "storage %q: no allocation site for its role", t.Storage)
 	}
 	data, slot := alloc(n)
 	if _, err := f.ReadAt(data, off); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, tensorError(m, t, off, "storage %q: file truncated: %d bytes expected at offset %d", t.Storage, n, off)
+			return storage{}, tensorError(m, t, off, "storage %q: file truncated: %d bytes expected at offset %d", t.Storage, n, off)
 		}
-		return nil, tensorError(m, t, off, "storage %q: %v", t.Storage, err)
+		return storage{}, tensorError(m, t, off, "storage %q: %v", t.Storage, err)
 	}
-	return &storage{data: data, slot: slot}, nil
+	return storage{data: data, slot: slot}, nil
 }
 
 // tensorData is one tensor's bytes, in its stored dtype.

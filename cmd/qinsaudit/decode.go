@@ -69,6 +69,10 @@ no known cause explains exits 3.`,
 	return c
 }
 
+// maxBatch bounds --batch: the forward buffers take batch × (widest weight
+// + tallest layer) float32s.
+const maxBatch = 4096
+
 func (f *decodeFlags) validate() error {
 	if err := f.out.validate(); err != nil {
 		return err
@@ -76,8 +80,8 @@ func (f *decodeFlags) validate() error {
 	switch {
 	case f.cache && f.stream:
 		return usageErrorf("decode: --cache and --stream exclude each other")
-	case f.batch < 1:
-		return usageErrorf("decode: --batch must be 1 or more, not %d", f.batch)
+	case f.batch < 1 || f.batch > maxBatch:
+		return usageErrorf("decode: --batch must be from 1 to %d, not %d", maxBatch, f.batch)
 	case !(f.alpha > 0) || f.alpha > 1e30:
 		return usageErrorf("decode: --alpha must be a positive number, not %v", f.alpha)
 	case f.maxOver < 0:
@@ -125,10 +129,7 @@ func runDecode(stdout, stderr io.Writer, paths []string, f *decodeFlags) error {
 	phases, cmps := decode.Reconcile(res, st)
 	rep := report.New(res)
 	rep.Phases = report.NewPhases(phases)
-	for _, c := range cmps {
-		rep.Comparisons = append(rep.Comparisons, report.Comparison{Subject: c.Subject, MeasuredBytes: c.MeasuredBytes,
-			ExpectedBytes: c.ExpectedBytes, ToleranceBytes: c.ToleranceBytes, Verdict: string(c.Verdict), Message: c.Message})
-	}
+	rep.Comparisons = report.NewComparisons(cmps)
 	for _, s := range st.Skipped {
 		fmt.Fprintf(stderr, "qinsaudit: decode: %s (%s) not decoded: %s\n", s.Module, s.Scheme, s.Reason)
 	}
@@ -165,7 +166,7 @@ func decodeGate(cmps []accounting.Comparison, phases []accounting.Phase, res *ac
 		}
 		if stored > 0 && float64(peak) > maxOver*float64(stored) {
 			return gateFailed(fmt.Errorf("decode: weights in use peak at %s, %.2fx the %s stored, over --max-heap-over-stored %g",
-				humanize.IBytes(uint64(peak)), float64(peak)/float64(stored), humanize.IBytes(uint64(stored)), maxOver))
+				humanize.IBytesN(uint64(peak), 3), float64(peak)/float64(stored), humanize.IBytesN(uint64(stored), 3), maxOver))
 		}
 	}
 	return nil

@@ -1,12 +1,12 @@
 // Package heapsnap takes exact heap profiles of the running process at named
 // points and attributes their in-use bytes to allocation sites.
 //
-// A snapshot is what `go tool pprof -sample_index=inuse_space` would show of
-// the same file: Take collects garbage first, so the profile holds exactly
-// the objects still reachable, then writes the standard gzipped profile,
-// parses it back and sums in-use bytes by the first frame of each stack that
-// names a known site. Attribution reads the very profile it writes, so the
-// numbers a report shows are the numbers of the file a user opens.
+// A snapshot is what `go tool pprof -sample_index=inuse_space` shows of the
+// profile written at that point: Take collects garbage first, so the
+// profile holds exactly the objects still reachable, writes the standard
+// gzipped profile if asked, and sums in-use bytes by the first frame of each
+// stack that names a known site. Attribute does the same on a profile file,
+// and the tests check that both agree.
 package heapsnap
 
 import (
@@ -15,20 +15,38 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 
 	"github.com/google/pprof/profile"
 )
 
-// Exact sets runtime.MemProfileRate to 1, so that every allocation made from
-// then on is in the heap profile with its exact size, and returns a function
-// restoring the previous rate. Allocations made before are sampled at the
-// old rate; only sites allocated after the call are measured exactly.
+// Exact prepares the process for exact heap snapshots and returns a
+// function undoing it:
+//
+//   - runtime.MemProfileRate is set to 1, so every allocation made from then
+//     on is in the heap profile with its exact size (earlier ones stay
+//     sampled at the old rate);
+//   - garbage is collected once, and automatic collection is turned off
+//     (debug.SetGCPercent(-1)) until restore: Take collects at each phase
+//     instead.
+//
+// Collections that start inside an allocation do runtime work on the
+// allocating goroutine (starting the collector's workers, an assist taking a
+// sudog), and the runtime's own allocations for it are profiled under that
+// goroutine's stack, that is under whichever site happened to trigger it.
+// With collection only at the phases, every byte profiled under a site is a
+// buffer the site allocated.
 func Exact() (restore func()) {
-	prev := runtime.MemProfileRate
+	prevRate := runtime.MemProfileRate
 	runtime.MemProfileRate = 1
-	return func() { runtime.MemProfileRate = prev }
+	runtime.GC()
+	prevGC := debug.SetGCPercent(-1)
+	return func() {
+		debug.SetGCPercent(prevGC)
+		runtime.MemProfileRate = prevRate
+	}
 }
 
 // Recorder takes a snapshot at each phase of a run.
@@ -41,27 +59,62 @@ type Recorder struct {
 	Files []string
 }
 
-// Take collects garbage, writes a heap profile and returns its in-use bytes
-// per site key.
+// Take collects garbage, writes the heap profile to Dir if set, and
+// returns the in-use bytes per site key.
+//
+// The bytes come from the records the profile is written from
+// (runtime.MemProfile, read right after the collection, as
+// runtime/pprof does), attributed the way Attribute attributes the written
+// file. While it reads them the profiling rate is 0, so its own allocations
+// are neither slowed down by a stack walk each nor added to the profile.
 func (r *Recorder) Take(phase string) (map[string]int64, error) {
 	runtime.GC()
-	var buf bytes.Buffer
-	if err := pprof.Lookup("heap").WriteTo(&buf, 0); err != nil {
-		return nil, fmt.Errorf("heap profile at %s: %w", phase, err)
-	}
 	if r.Dir != "" {
+		var buf bytes.Buffer
+		if err := pprof.Lookup("heap").WriteTo(&buf, 0); err != nil {
+			return nil, fmt.Errorf("heap profile at %s: %w", phase, err)
+		}
 		name := filepath.Join(r.Dir, fmt.Sprintf("%02d-%s.pb.gz", len(r.Files)+1, fileName(phase)))
 		if err := os.WriteFile(name, buf.Bytes(), 0o644); err != nil {
 			return nil, err
 		}
 		r.Files = append(r.Files, name)
 	}
-	p, err := profile.ParseData(buf.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("heap profile at %s: %w", phase, err)
+	rate := runtime.MemProfileRate
+	runtime.MemProfileRate = 0
+	defer func() { runtime.MemProfileRate = rate }()
+	var recs []runtime.MemProfileRecord
+	for n := 256; ; {
+		recs = make([]runtime.MemProfileRecord, n)
+		k, ok := runtime.MemProfile(recs, false)
+		if ok {
+			recs = recs[:k]
+			break
+		}
+		n = k + k/4
 	}
-	by, _, err := Attribute(p, r.Site)
-	return by, err
+	by := map[string]int64{}
+	for i := range recs {
+		if key, ok := stackSite(recs[i].Stack(), r.Site); ok {
+			by[key] += recs[i].InUseBytes()
+		}
+	}
+	return by, nil
+}
+
+// stackSite returns the key of the first function of stk, leaf first and
+// inlined frames included, that site knows.
+func stackSite(stk []uintptr, site func(string) (string, bool)) (string, bool) {
+	frames := runtime.CallersFrames(stk)
+	for {
+		f, more := frames.Next()
+		if key, ok := site(f.Function); ok {
+			return key, true
+		}
+		if !more {
+			return "", false
+		}
+	}
 }
 
 // Attribute sums the in-use bytes of p by site: each sample goes to the

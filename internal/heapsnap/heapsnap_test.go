@@ -58,8 +58,16 @@ func TestTakeIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := profile.Parse(f); err != nil {
-		t.Errorf("written profile does not parse: %v", err)
+	p, err := profile.Parse(f)
+	if err != nil {
+		t.Fatalf("written profile does not parse: %v", err)
+	}
+	inFile, total, err := Attribute(p, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inFile["here"] != want || total < want {
+		t.Errorf("the written profile has %d bytes at the site (of %d in use), Take said %d", inFile["here"], total, want)
 	}
 }
 

@@ -1,0 +1,56 @@
+package decode
+
+import "testing"
+
+// TestAllocSlots: a buffer's slot is what the allocator gives it.
+func TestAllocSlots(t *testing.T) {
+	for _, c := range []struct{ n, slot int64 }{{1, 16}, {4, 16}, {17, 24}, {100, 112}, {5000, 5376}, {65536, 65536}, {100000, 106496}} {
+		if b, slot := allocBytes(c.n); int64(len(b)) != c.n || slot != c.slot {
+			t.Errorf("allocBytes(%d): %d bytes in a slot of %d, want %d", c.n, len(b), slot, c.slot)
+		}
+	}
+	if f, slot := allocFloats(3); len(f) != 3 || slot != 16 {
+		t.Errorf("allocFloats(3): %d in %d", len(f), slot)
+	}
+	if b, slot := allocBytes(0); b != nil || slot != 0 {
+		t.Errorf("allocBytes(0) = %v, %d", b, slot)
+	}
+}
+
+func TestSite(t *testing.T) {
+	for fn, want := range map[string]string{
+		"github.com/qinsaudit/qinsaudit/accounting/decode.allocEmbedding":   "embedding",
+		"github.com/qinsaudit/qinsaudit/accounting/decode.allocDecoded":     KeyDecoded,
+		"github.com/qinsaudit/qinsaudit/accounting/decode.allocActivations": KeyActivations,
+	} {
+		if got, ok := Site(fn); !ok || got != want {
+			t.Errorf("Site(%s) = %q, %v", fn, got, ok)
+		}
+	}
+	if _, ok := Site("github.com/qinsaudit/qinsaudit/accounting/decode.allocBytes"); ok {
+		t.Error("allocBytes is a site")
+	}
+}
+
+// TestPassAllocations: a pass allocates its buffers and little else, so
+// that exact heap profiling, which walks the stack of every allocation,
+// stays cheap (bench/decode/README.md). The toy model has 73 storages and
+// 18 decoded weights, and the forward pass two buffers.
+func TestPassAllocations(t *testing.T) {
+	m, res := torchModel(t, "toy_qins_log.pt")
+	var p *Pass
+	load := testing.AllocsPerRun(2, func() {
+		var err error
+		if p, err = Load(m, res, Options{Policy: Cache, Batch: 8}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	run := testing.AllocsPerRun(2, func() {
+		if _, err := p.Run(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if load+run > 2*(73+18+2) {
+		t.Errorf("a pass allocates %.0f times (load %.0f, run %.0f), more than twice its 93 buffers", load+run, load, run)
+	}
+}
