@@ -2,7 +2,6 @@ package loaders_test
 
 import (
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -10,34 +9,20 @@ import (
 	"testing"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/realworld"
 	"github.com/qinsaudit/qinsaudit/loaders"
 )
 
-// realworld is the folder of real files from public projects, beside the
+// realworldDir is the folder of real files from public projects, beside the
 // repository.
-const realworld = "../../shared/realworld"
+var realworldDir = realworld.Dir()
 
 // TestRealWorldAnswers opens every real file through format detection and
 // audits it: the format, the tensor count and the stored bytes (each
 // storage once) must match the ground truth PyTorch and the formats'
 // headers gave.
 func TestRealWorldAnswers(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(realworld, "answers.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skip("shared/realworld is not beside the repository")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var answers map[string]struct {
-		Format      string `json:"format"`
-		SizeBytes   int64  `json:"size_bytes"`
-		StoredBytes int64  `json:"stored_bytes"`
-		Tensors     int64  `json:"tensors"`
-	}
-	if err := json.Unmarshal(data, &answers); err != nil {
-		t.Fatal(err)
-	}
+	answers := realworld.Answers(t)
 	names := make([]string, 0, len(answers))
 	for name := range answers {
 		names = append(names, name)
@@ -46,7 +31,7 @@ func TestRealWorldAnswers(t *testing.T) {
 	for _, name := range names {
 		want := answers[name]
 		t.Run(name, func(t *testing.T) {
-			m, err := loaders.Open(filepath.Join(realworld, name))
+			m, err := loaders.Open(filepath.Join(realworldDir, name))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,7 +41,7 @@ func TestRealWorldAnswers(t *testing.T) {
 			}
 			f := res.Files[0]
 			if len(res.Files) != 1 || f.Format != want.Format || f.SizeBytes != want.SizeBytes ||
-				f.StoredBytes != want.StoredBytes || f.Tensors != want.Tensors {
+				f.StoredBytes != want.StoredBytes || f.Tensors != int64(want.Tensors) {
 				t.Errorf("got %s %d bytes, %d tensors storing %d; want %s %d bytes, %d tensors storing %d",
 					f.Format, f.SizeBytes, f.Tensors, f.StoredBytes, want.Format, want.SizeBytes, want.Tensors, want.StoredBytes)
 			}

@@ -323,8 +323,28 @@ func top[T any](xs []T, n int) []T {
 }
 
 func sortGroups(gs []Group, by string) []Group {
-	gs = append([]Group(nil), gs...)
-	key := func(g Group) float64 {
+	return sortRows(gs, by, Group.Key, func(g Group) Group { return g })
+}
+
+func sortTensors(ts []Tensor, by string) []Tensor {
+	return sortRows(ts, by, func(t Tensor) string { return t.Name }, func(t Tensor) Group {
+		g := Group{Params: t.Params, BaselineBytes: t.BaselineBytes, TheoreticalBytes: t.TheoreticalBytes, StoredBytes: t.StoredBytes}
+		if t.StoredBytes != 0 {
+			g.Ratio = float64(t.BaselineBytes) / float64(t.StoredBytes)
+		}
+		if t.Params != 0 {
+			g.BitsPerWeight = float64(t.StoredBytes) * 8 / float64(t.Params)
+		}
+		return g
+	})
+}
+
+// sortRows returns a copy of rows ordered by a SortValues key: "name" by
+// name, the numbers largest first, "" in the given order.
+func sortRows[T any](rows []T, by string, name func(T) string, sums func(T) Group) []T {
+	rows = append([]T(nil), rows...)
+	key := func(x T) float64 {
+		g := sums(x)
 		switch by {
 		case "stored":
 			return float64(g.StoredBytes)
@@ -344,44 +364,9 @@ func sortGroups(gs []Group, by string) []Group {
 	switch by {
 	case "":
 	case "name":
-		sort.SliceStable(gs, func(i, j int) bool { return gs[i].Key() < gs[j].Key() })
+		sort.SliceStable(rows, func(i, j int) bool { return name(rows[i]) < name(rows[j]) })
 	default:
-		sort.SliceStable(gs, func(i, j int) bool { return key(gs[i]) > key(gs[j]) })
+		sort.SliceStable(rows, func(i, j int) bool { return key(rows[i]) > key(rows[j]) })
 	}
-	return gs
-}
-
-func sortTensors(ts []Tensor, by string) []Tensor {
-	ts = append([]Tensor(nil), ts...)
-	key := func(t Tensor) float64 {
-		switch by {
-		case "stored":
-			return float64(t.StoredBytes)
-		case "baseline":
-			return float64(t.BaselineBytes)
-		case "theoretical":
-			return float64(t.TheoreticalBytes)
-		case "params":
-			return float64(t.Params)
-		case "ratio":
-			if t.StoredBytes == 0 {
-				return 0
-			}
-			return float64(t.BaselineBytes) / float64(t.StoredBytes)
-		case "bits":
-			if t.Params == 0 {
-				return 0
-			}
-			return float64(t.StoredBytes) * 8 / float64(t.Params)
-		}
-		return 0
-	}
-	switch by {
-	case "":
-	case "name":
-		sort.SliceStable(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
-	default:
-		sort.SliceStable(ts, func(i, j int) bool { return key(ts[i]) > key(ts[j]) })
-	}
-	return ts
+	return rows
 }

@@ -35,7 +35,7 @@ func manyTensors(blocks int) []byte {
 // arrays, no tensors) and a generated file of 1,152 tensors, from memory.
 func BenchmarkLoad(b *testing.B) {
 	files := map[string][]byte{"many-tensors-1152": manyTensors(128)}
-	vocab, _ := filepath.Glob(filepath.Join(realworld, "llama_cpp_vocab", "*.gguf"))
+	vocab, _ := filepath.Glob(filepath.Join(realworldDir, "llama_cpp_vocab", "*.gguf"))
 	for _, p := range vocab {
 		data, err := os.ReadFile(p)
 		if err != nil {

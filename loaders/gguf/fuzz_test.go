@@ -16,7 +16,7 @@ import (
 func FuzzLoad(f *testing.F) {
 	// Real files are cut to their first 16 KiB (the vocab files' headers
 	// run to megabytes), fixtures to their tensor infos.
-	realFiles, _ := filepath.Glob(filepath.Join(realworld, "*", "*.gguf"))
+	realFiles, _ := filepath.Glob(filepath.Join(realworldDir, "*", "*.gguf"))
 	fixtures, _ := filepath.Glob("../../fixtures/gguf/*.gguf")
 	for _, p := range append(realFiles, fixtures...) {
 		data, err := os.ReadFile(p)

@@ -3,7 +3,6 @@ package gguf
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"io"
 	"math"
@@ -16,11 +15,12 @@ import (
 	"unicode"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/realworld"
 	"github.com/qinsaudit/qinsaudit/loaders/gguf/gguftest"
 )
 
-// realworld is shared/realworld seen from this package's directory.
-const realworld = "../../../shared/realworld"
+// realworldDir is shared/realworld, beside the repository.
+var realworldDir = realworld.Dir()
 
 var newFile = gguftest.New
 
@@ -57,22 +57,7 @@ func theoretical(t testing.TB, x accounting.Tensor) int64 {
 }
 
 func TestRealWorld(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(realworld, "answers.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skip("no shared/realworld")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var answers map[string]struct {
-		Format      string `json:"format"`
-		SizeBytes   int64  `json:"size_bytes"`
-		StoredBytes int64  `json:"stored_bytes"`
-		Tensors     int    `json:"tensors"`
-	}
-	if err := json.Unmarshal(data, &answers); err != nil {
-		t.Fatal(err)
-	}
+	answers := realworld.Answers(t)
 	n := 0
 	for name, want := range answers {
 		if want.Format != "gguf" {
@@ -80,7 +65,7 @@ func TestRealWorld(t *testing.T) {
 		}
 		n++
 		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join(realworld, name))
+			data, err := os.ReadFile(filepath.Join(realworldDir, name))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,7 +98,7 @@ func TestRealWorld(t *testing.T) {
 }
 
 func TestTinyLlama(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(realworld, "ollama/llama-2-tiny-random.gguf"))
+	data, err := os.ReadFile(filepath.Join(realworldDir, "ollama/llama-2-tiny-random.gguf"))
 	if errors.Is(err, os.ErrNotExist) {
 		t.Skip("no shared/realworld")
 	}
@@ -547,7 +532,7 @@ func TestFixtures(t *testing.T) {
 
 // TestVocabAllocs guards the promise that skipped strings cost nothing.
 func TestVocabAllocs(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(realworld, "llama_cpp_vocab/ggml-vocab-deepseek-llm.gguf"))
+	data, err := os.ReadFile(filepath.Join(realworldDir, "llama_cpp_vocab/ggml-vocab-deepseek-llm.gguf"))
 	if errors.Is(err, os.ErrNotExist) {
 		t.Skip("no shared/realworld")
 	}

@@ -12,10 +12,11 @@ import (
 	"testing"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/realworld"
 )
 
 // sharedDir is shared/realworld beside the repository.
-const sharedDir = "../../../shared/realworld"
+var sharedDir = realworld.Dir()
 
 // fixturesDir holds the torch.save fixtures and their expected.json.
 const fixturesDir = "../../fixtures/torch"
@@ -47,19 +48,7 @@ func storedBytes(m *accounting.Model) int64 {
 }
 
 func TestRealWorld(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(sharedDir, "answers.json"))
-	if err != nil {
-		t.Skipf("real-world files not available (%v); they live in shared/realworld beside the repository", err)
-	}
-	var answers map[string]struct {
-		Format      string `json:"format"`
-		SizeBytes   int64  `json:"size_bytes"`
-		StoredBytes int64  `json:"stored_bytes"`
-		Tensors     int    `json:"tensors"`
-	}
-	if err := json.Unmarshal(raw, &answers); err != nil {
-		t.Fatal(err)
-	}
+	answers := realworld.Answers(t)
 	names := slices.Sorted(func(yield func(string) bool) {
 		for name := range answers {
 			if strings.HasSuffix(name, ".pt") || strings.HasSuffix(name, ".pth") {

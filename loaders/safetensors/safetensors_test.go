@@ -14,12 +14,13 @@ import (
 	"testing"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/realworld"
 )
 
 // Paths from this package's directory.
-const (
+var (
 	fixtureDir   = "../../fixtures/safetensors"
-	realworldDir = "../../../shared/realworld"
+	realworldDir = realworld.Dir()
 )
 
 // build returns a safetensors file with the given header text (used as is)
@@ -201,22 +202,7 @@ func TestDTypeTable(t *testing.T) {
 // TestRealWorld loads every safetensors file of the shared real-world set
 // and compares it with answers.json.
 func TestRealWorld(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(realworldDir, "answers.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skip("no real-world files at", realworldDir)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var answers map[string]struct {
-		Format      string `json:"format"`
-		SizeBytes   int64  `json:"size_bytes"`
-		StoredBytes int64  `json:"stored_bytes"`
-		Tensors     int    `json:"tensors"`
-	}
-	if err := json.Unmarshal(data, &answers); err != nil {
-		t.Fatal(err)
-	}
+	answers := realworld.Answers(t)
 	files, err := filepath.Glob(filepath.Join(realworldDir, "*", "*.safetensors"))
 	if err != nil {
 		t.Fatal(err)
