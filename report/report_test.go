@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -180,5 +181,30 @@ func TestColumnScale(t *testing.T) {
 		if s.unit != c.unit || s.format(c.v) != c.want {
 			t.Errorf("columnScale(%v): %s %s, want %s %s", c.vals, s.unit, s.format(c.v), c.unit, c.want)
 		}
+	}
+}
+
+// TestLayout: layout only adds white space outside strings, so compacting
+// its output gives back the input exactly.
+func TestLayout(t *testing.T) {
+	for _, in := range []string{
+		`{}`, `[]`, `{"a":[]}`, `{"a":{}}`,
+		`{"a":1,"b":[1,2,{"c":"x,y:{z}"}],"d":{"e":[["f"]]}}`,
+		`{"s":"quote \" and backslash \\ and \\\" then , : { [ ] }","t":[{"u":"\u00e9"}]}`,
+		`[{"a":[1,[2,[3]]]},{"b":null}]`,
+	} {
+		got := layout([]byte(in))
+		var b bytes.Buffer
+		if err := json.Compact(&b, got); err != nil {
+			t.Fatalf("%s: %v\n%s", in, err, got)
+		}
+		if b.String() != in {
+			t.Errorf("layout changed %s:\n%s", in, got)
+		}
+	}
+	var b bytes.Buffer
+	WriteJSON(&b, sample(t))
+	if lines := strings.Count(b.String(), "\n"); lines < 30 || lines > 80 {
+		t.Errorf("%d lines: one per tensor, group and finding expected", lines)
 	}
 }
