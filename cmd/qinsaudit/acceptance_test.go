@@ -246,3 +246,23 @@ func TestTiedWholeModule(t *testing.T) {
 		t.Errorf("embedding %+v", emb)
 	}
 }
+
+// TestOlderReports: baselines saved by earlier versions stay readable and
+// diff against a fresh audit as before.
+func TestOlderReports(t *testing.T) {
+	old := filepath.Join("testdata", "compat", "v1_toy_fp32.json")
+	out, errOut, code := runCmd(t, "diff", old, filepath.Join(fixtures, "torch/toy_qins_log.pt"), "--format", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var d report.Diff
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Total.OldBytes != 14557184 || d.Total.NewBytes != 9838736 || d.Old[0].Path != "../../fixtures/torch/toy_fp32.pt" && d.Old[0].Path != "fixtures/torch/toy_fp32.pt" {
+		t.Errorf("diff against the v1 report: %+v, old files %+v", d.Total, d.Old)
+	}
+	if _, _, code := runCmd(t, "check", filepath.Join(fixtures, "torch/toy_fp32.pt"), "--against", old, "--max-growth", "0%"); code != 0 {
+		t.Errorf("the same model against its v1 report: exit %d", code)
+	}
+}
