@@ -54,3 +54,29 @@ func TestNumel(t *testing.T) {
 		t.Error("negative dim accepted")
 	}
 }
+
+// TestDTypeBytesEveryRow: every row of the table, plain and GGML, on zero
+// elements, a whole block, a partial block (rounded up to whole blocks),
+// many blocks, and a count whose bytes overflow int64.
+func TestDTypeBytesEveryRow(t *testing.T) {
+	for _, d := range dtypes {
+		for _, c := range []struct {
+			n, want int64
+		}{
+			{0, 0},
+			{d.BlockElems, d.BlockBytes},
+			{d.BlockElems + 1, 2 * d.BlockBytes},
+			{1000 * d.BlockElems, 1000 * d.BlockBytes},
+		} {
+			if got, err := d.Bytes(c.n); err != nil || got != c.want {
+				t.Errorf("%s.Bytes(%d) = %d, %v; want %d", d.Name, c.n, got, err, c.want)
+			}
+		}
+		if _, err := d.Bytes(1<<63 - 1); d.BlockBytes > d.BlockElems && err == nil {
+			t.Errorf("%s: overflow not detected", d.Name)
+		}
+		if d.Bits() <= 0 || d.Bits() > 128 {
+			t.Errorf("%s: %g bits per element", d.Name, d.Bits())
+		}
+	}
+}
