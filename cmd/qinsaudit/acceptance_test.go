@@ -266,3 +266,25 @@ func TestOlderReports(t *testing.T) {
 		t.Errorf("the same model against its v1 report: exit %d", code)
 	}
 }
+
+// TestCheckHeap: a heap profile joins the gate; keeping decoded copies is
+// explained, so it fails only under a budget the user sets.
+func TestCheckHeap(t *testing.T) {
+	model := filepath.Join(fixtures, "torch/toy_qins_log.pt")
+	heap := filepath.Join(fixtures, "heap/tcmalloc-import-cache-after-decode.heap.gz")
+	if out, e, code := runCmd(t, "check", model, "--heap", heap); code != 0 || !strings.Contains(out, "runtime-holds-decoded-copies") {
+		t.Errorf("explained heap: exit %d\n%s%s", code, out, e)
+	}
+	out, _, code := runCmd(t, "check", model, "--heap", heap, "--max-heap-over-stored", "1.1", "--format", "json")
+	if code != exitGate || !strings.Contains(out, `"check": "max_heap_over_stored"`) || !strings.Contains(out, `"comparisons"`) {
+		t.Errorf("over budget: exit %d\n%s", code, out)
+	}
+	cfg := filepath.Join(t.TempDir(), "q.yaml")
+	os.WriteFile(cfg, []byte("max_heap_over_stored: 2.5\n"), 0o644)
+	if _, e, code := runCmd(t, "check", model, "--heap", heap, "--config", cfg); code != 0 {
+		t.Errorf("within a 2.5x budget from the config: exit %d %s", code, e)
+	}
+	if _, _, code := runCmd(t, "check", model, "--max-heap-over-stored", "2"); code != exitUsage {
+		t.Errorf("budget without --heap: exit %d", code)
+	}
+}

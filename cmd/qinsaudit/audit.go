@@ -105,6 +105,15 @@ var baselineDTypes = map[string]string{"fp32": "float32", "fp16": "float16", "bf
 
 // audit loads and accounts for the model at paths.
 func audit(paths []string, af *auditFlags) (*report.Report, error) {
+	res, err := auditResult(paths, af)
+	if err != nil {
+		return nil, err
+	}
+	return report.New(res), nil
+}
+
+// auditResult is audit before it becomes a report.
+func auditResult(paths []string, af *auditFlags) (*accounting.Result, error) {
 	opts := accounting.Options{Baseline: baselineDTypes[af.baseline.value]}
 	if af.rules != "" {
 		var err error
@@ -120,5 +129,5 @@ func audit(paths []string, af *auditFlags) (*report.Report, error) {
 	if err != nil {
 		return nil, badInput(err)
 	}
-	return report.New(res), nil
+	return res, nil
 }

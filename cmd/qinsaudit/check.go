@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/accounting/heapcheck"
 	"github.com/qinsaudit/qinsaudit/report"
 	"github.com/qinsaudit/qinsaudit/report/gate"
 )
@@ -49,6 +51,9 @@ to the config. The gate decides the exit code whatever the output format:
 	maxGrowthBytes := f.String("max-growth-bytes", "", "with --against: absolute growth allowed (e.g. 64KiB)")
 	ignoreBelow := f.String("ignore-below", "", "with --against: ignore changes of fewer bytes than this")
 	updateBaseline := f.Bool("update-baseline", false, "with --against: write this report as the new baseline when nothing grew (a ratchet)")
+	heapPath := f.String("heap", "", "a heap PROFILE of a process that loaded the model (see crosscheck): its verdicts join the gate")
+	heapBase := f.String("heap-base", "", "with --heap: a PROFILE taken before the weights were loaded, subtracted")
+	maxHeap := f.Float64("max-heap-over-stored", 0, "with --heap: fail when the heap in use exceeds this multiple of the stored bytes")
 
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if err := out.validate(); err != nil {
@@ -67,15 +72,35 @@ to the config. The gate decides the exit code whatever the output format:
 		if err := addAgainst(cfg, *against, *maxGrowth, *maxGrowthBytes, *ignoreBelow); err != nil {
 			return err
 		}
+		if *maxHeap < 0 {
+			return usageErrorf("--max-heap-over-stored must be positive, not %g", *maxHeap)
+		}
+		if *maxHeap > 0 {
+			cfg.MaxHeapOverStored = maxHeap
+		}
+		if *heapPath == "" && (*heapBase != "" || *maxHeap > 0) {
+			return usageErrorf("--heap-base and --max-heap-over-stored need --heap")
+		}
 		if *updateBaseline && cfg.Against == nil {
 			return usageErrorf("--update-baseline needs --against (or against: in the config)")
 		}
-		if len(cfg.Budgets) == 0 && len(cfg.ForbidFindings) == 0 && cfg.Against == nil {
-			return usageErrorf("check: nothing to check: give --config, a budget flag, --forbid or --against")
+		if len(cfg.Budgets) == 0 && len(cfg.ForbidFindings) == 0 && cfg.Against == nil && *heapPath == "" {
+			return usageErrorf("check: nothing to check: give --config, a budget flag, --forbid, --against or --heap")
 		}
-		rep, err := audit(args, af)
+		res, err := auditResult(args, af)
 		if err != nil {
 			return err
+		}
+		var heap *gate.Heap
+		var comparisons []accounting.Comparison
+		if *heapPath != "" {
+			if heap, comparisons, err = measureHeap(res, *heapPath, *heapBase); err != nil {
+				return err
+			}
+		}
+		rep := report.New(res)
+		if comparisons != nil {
+			rep.Comparisons = report.NewComparisons(comparisons)
 		}
 		var base *report.Report
 		if cfg.Against != nil {
@@ -87,7 +112,7 @@ to the config. The gate decides the exit code whatever the output format:
 				return badInput(err)
 			}
 		}
-		g := gate.Evaluate(rep, cfg, base, now())
+		g := gate.Evaluate(rep, cfg, base, heap, now())
 		g.Config = *configPath
 		rep.Gate = g
 		if err := out.write(stdout, rep); err != nil {
@@ -128,6 +153,29 @@ func ratchet(stderr io.Writer, rep, base *report.Report, cfg *gate.Config) error
 		return badInput(err)
 	}
 	return nil
+}
+
+// measureHeap reads a heap profile (less a base) and compares it with the
+// accounting, as crosscheck does; its findings join res.
+func measureHeap(res *accounting.Result, path, basePath string) (*gate.Heap, []accounting.Comparison, error) {
+	prof, err := heapcheck.Read(path)
+	if err != nil {
+		return nil, nil, badInput(err)
+	}
+	var base *heapcheck.Profile
+	if basePath != "" {
+		if base, err = heapcheck.Read(basePath); err != nil {
+			return nil, nil, badInput(err)
+		}
+	}
+	hm, err := heapcheck.Measure(prof, base, nil)
+	if err != nil {
+		return nil, nil, badInput(err)
+	}
+	cc := accounting.Compare(res, hm, nil, accounting.CompareOptions{})
+	accounting.AddFindings(res, cc.Findings)
+	h := &gate.Heap{InUseBytes: hm.InUseBytes, StoredBytes: res.Total.StoredBytes, Comparisons: report.NewComparisons(cc.Comparisons)}
+	return h, cc.Comparisons, nil
 }
 
 // readReport reads a saved JSON report.

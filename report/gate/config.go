@@ -34,6 +34,9 @@ type Config struct {
 	ForbidFindings []FindingKind `yaml:"forbid_findings" toml:"forbid_findings"`
 	Against        *Against      `yaml:"against" toml:"against"`
 	Waivers        []Waiver      `yaml:"waivers" toml:"waivers"`
+	// MaxHeapOverStored limits, when a heap profile is given, the bytes in
+	// use over the stored bytes (1.1: at most 10% more than the file).
+	MaxHeapOverStored *float64 `yaml:"max_heap_over_stored" toml:"max_heap_over_stored"`
 }
 
 // Budget limits one role, or every module or layer matching a glob.
@@ -141,6 +144,9 @@ func (c *Config) Validate() error {
 		if strings.TrimSpace(w.Reason) == "" {
 			return fmt.Errorf("waivers[%d] (%s): a waiver needs a reason", i, w.Check)
 		}
+	}
+	if c.MaxHeapOverStored != nil && *c.MaxHeapOverStored <= 0 {
+		return fmt.Errorf("max_heap_over_stored: %g is not a positive ratio", *c.MaxHeapOverStored)
 	}
 	if c.Against != nil && c.Against.Report == "" {
 		return errors.New("against: no report")

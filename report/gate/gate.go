@@ -7,9 +7,18 @@ import (
 	"github.com/qinsaudit/qinsaudit/report"
 )
 
+// Heap is a heap profile's measurement, for the gate: the bytes in use and
+// the comparisons made of them (qinsaudit check --heap).
+type Heap struct {
+	InUseBytes  int64
+	StoredBytes int64
+	Comparisons []report.Comparison
+}
+
 // Evaluate applies cfg to rep. base is the report named by cfg.Against, or
-// nil; now decides which waivers have expired.
-func Evaluate(rep *report.Report, cfg *Config, base *report.Report, now time.Time) *report.Gate {
+// nil; heap is a heap measurement, or nil; now decides which waivers have
+// expired.
+func Evaluate(rep *report.Report, cfg *Config, base *report.Report, heap *Heap, now time.Time) *report.Gate {
 	e := &evaluator{cfg: cfg, now: now}
 	for _, b := range cfg.Budgets {
 		e.budget(rep, b)
@@ -17,6 +26,9 @@ func Evaluate(rep *report.Report, cfg *Config, base *report.Report, now time.Tim
 	e.forbidden(rep)
 	if base != nil && cfg.Against != nil {
 		e.against(rep, base, cfg.Against)
+	}
+	if heap != nil {
+		e.heap(heap)
 	}
 	e.expired()
 	g := &report.Gate{Passed: true, Outcomes: e.out}
@@ -206,6 +218,21 @@ func (e *evaluator) against(rep, base *report.Report, a *Against) {
 			e.add(report.Outcome{Check: "new_finding", Subject: "module " + f.Module, Unit: "bytes", Actual: float64(f.Bytes),
 				Message: "not in the baseline: " + f.Kind + ": " + f.Message}, f.Module, true)
 		}
+	}
+}
+
+// heap fails comparisons no known cause explains, and a heap over the
+// max_heap_over_stored budget.
+func (e *evaluator) heap(h *Heap) {
+	for _, c := range h.Comparisons {
+		failed := c.Verdict == "claim-disagrees" || c.Verdict == "unexplained-difference"
+		e.add(report.Outcome{Check: "heap_verdict", Subject: c.Subject, Limit: float64(c.ExpectedBytes), Actual: float64(c.MeasuredBytes), Unit: "bytes",
+			Message: c.Verdict + ": " + c.Message}, "", failed)
+	}
+	if e.cfg.MaxHeapOverStored != nil && h.StoredBytes > 0 {
+		r := float64(h.InUseBytes) / float64(h.StoredBytes)
+		e.add(report.Outcome{Check: "max_heap_over_stored", Subject: "heap in use", Limit: *e.cfg.MaxHeapOverStored, Actual: r, Unit: "ratio",
+			Message: fmt.Sprintf("%d bytes in use over %d stored: %.2fx (at most %gx)", h.InUseBytes, h.StoredBytes, r, *e.cfg.MaxHeapOverStored)}, "", r > *e.cfg.MaxHeapOverStored)
 	}
 }
 

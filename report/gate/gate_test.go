@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -94,18 +95,18 @@ func TestBudgets(t *testing.T) {
 		{Role: &Role{"encoded_linear"}, MaxBitsPerWeight: ptr(9.0)},
 		{Module: &Glob{"blocks.*.attn.v"}, MinRatio: ptr(2.0)},
 	}}
-	g := Evaluate(rep(32), cfg, nil, day)
+	g := Evaluate(rep(32), cfg, nil, nil, day)
 	want := "max_bits_per_weight:role encoded_linear:fail min_ratio:module blocks.0.attn.v:fail min_ratio:module blocks.1.attn.v:pass"
 	if statuses(g) != want || g.Passed {
 		t.Errorf("float32: %s", statuses(g))
 	}
 	cfg.Budgets = cfg.Budgets[:1]
-	if g := Evaluate(rep(8), cfg, nil, day); !g.Passed {
+	if g := Evaluate(rep(8), cfg, nil, nil, day); !g.Passed {
 		t.Errorf("uint8: %s", statuses(g))
 	}
 	// A budget on a role the model does not have fails.
 	cfg.Budgets = []Budget{{Role: &Role{"optimizer_state"}, MaxStoredBytes: &Size{10}}}
-	if g := Evaluate(rep(8), cfg, nil, day); g.Passed || !strings.Contains(g.Outcomes[0].Message, "matches no tensors") {
+	if g := Evaluate(rep(8), cfg, nil, nil, day); g.Passed || !strings.Contains(g.Outcomes[0].Message, "matches no tensors") {
 		t.Errorf("missing role: %+v", g.Outcomes)
 	}
 }
@@ -114,18 +115,18 @@ func TestForbiddenFindingsAndWaivers(t *testing.T) {
 	f := report.Finding{Kind: "encoded-but-uncompressed", Severity: "error", Module: "blocks.0.attn.v", Bytes: 1000}
 	cfg := &Config{ForbidFindings: []FindingKind{{"encoded-but-uncompressed"}}}
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
-	if g := Evaluate(rep(32, f), cfg, nil, day); g.Passed || g.Outcomes[0].Status != "fail" {
+	if g := Evaluate(rep(32, f), cfg, nil, nil, day); g.Passed || g.Outcomes[0].Status != "fail" {
 		t.Errorf("forbidden: %s", statuses(g))
 	}
-	if g := Evaluate(rep(8), cfg, nil, day); !g.Passed || g.Outcomes[0].Status != "pass" {
+	if g := Evaluate(rep(8), cfg, nil, nil, day); !g.Passed || g.Outcomes[0].Status != "pass" {
 		t.Errorf("clean: %s", statuses(g))
 	}
 	cfg.Waivers = []Waiver{{Check: "encoded-but-uncompressed", Module: &Glob{"blocks.0.*"}, Reason: "ticket 42", Expires: &Date{time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)}}}
-	g := Evaluate(rep(32, f), cfg, nil, day.Add(23*time.Hour))
+	g := Evaluate(rep(32, f), cfg, nil, nil, day.Add(23*time.Hour))
 	if !g.Passed || g.Outcomes[0].Status != "waived" || g.Outcomes[0].Waiver != "ticket 42" {
 		t.Errorf("waived on its last day: %+v", g.Outcomes)
 	}
-	g = Evaluate(rep(32, f), cfg, nil, day.Add(24*time.Hour))
+	g = Evaluate(rep(32, f), cfg, nil, nil, day.Add(24*time.Hour))
 	if g.Passed || statuses(g) != "encoded-but-uncompressed:module blocks.0.attn.v:fail waiver_expired:waiver encoded-but-uncompressed on blocks.0.*:fail" ||
 		!strings.Contains(g.Outcomes[1].Message, "expired on 2026-11-25") {
 		t.Errorf("expired: %s %+v", statuses(g), g.Outcomes)
@@ -140,12 +141,12 @@ func TestAgainst(t *testing.T) {
 	a := &Against{Report: "base.json", MaxGrowth: &Percent{1}}
 	cfg := &Config{Against: a}
 	day := time.Now()
-	g := Evaluate(grown, cfg, base, day)
+	g := Evaluate(grown, cfg, base, nil, day)
 	if g.Passed || statuses(g) != "max_growth:module blocks.0.attn.v:fail max_growth:total:pass" {
 		t.Errorf("2%% growth against 1%%: %s", statuses(g))
 	}
 	a.IgnoreBelow = &Size{64}
-	if g := Evaluate(grown, cfg, base, day); !g.Passed {
+	if g := Evaluate(grown, cfg, base, nil, day); !g.Passed {
 		t.Errorf("20 bytes below a 64-byte floor: %s", statuses(g))
 	}
 	if !Worse(grown, base, &Against{}) || Worse(base, base, nil) || Worse(grown, base, a) {
@@ -153,7 +154,25 @@ func TestAgainst(t *testing.T) {
 	}
 	// An error finding the baseline did not have fails.
 	f := report.Finding{Kind: "duplicate-weight", Severity: "error", Module: "blocks.1.attn.v"}
-	if g := Evaluate(rep(8, f), cfg, base, day); g.Passed || !strings.Contains(statuses(g), "new_finding:module blocks.1.attn.v:fail") {
+	if g := Evaluate(rep(8, f), cfg, base, nil, day); g.Passed || !strings.Contains(statuses(g), "new_finding:module blocks.1.attn.v:fail") {
 		t.Errorf("new finding: %s", statuses(g))
+	}
+}
+
+func TestHeap(t *testing.T) {
+	h := &Heap{InUseBytes: 19_275_920, StoredBytes: 9_838_736, Comparisons: []report.Comparison{
+		{Subject: "heap in use vs stored + decoded float32", Verdict: "runtime-holds-decoded-copies", MeasuredBytes: 19_275_920, ExpectedBytes: 19_275_920},
+	}}
+	day := time.Now()
+	if g := Evaluate(rep(8), &Config{}, nil, h, day); !g.Passed || statuses(g) != "heap_verdict:heap in use vs stored + decoded float32:pass" {
+		t.Errorf("explained: %s", statuses(g))
+	}
+	g := Evaluate(rep(8), &Config{MaxHeapOverStored: ptr(1.1)}, nil, h, day)
+	if g.Passed || g.Outcomes[1].Check != "max_heap_over_stored" || g.Outcomes[1].Status != "fail" || fmt.Sprintf("%.2f", g.Outcomes[1].Actual) != "1.96" {
+		t.Errorf("over budget: %+v", g.Outcomes)
+	}
+	h.Comparisons = append(h.Comparisons, report.Comparison{Subject: "claim weights=0.41MB", Verdict: "claim-disagrees"})
+	if g := Evaluate(rep(8), &Config{}, nil, h, day); g.Passed {
+		t.Errorf("a disagreeing claim passed: %s", statuses(g))
 	}
 }
