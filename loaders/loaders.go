@@ -204,7 +204,7 @@ func dirFiles(dir string) ([]string, error) {
 		return shards, nil
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("%s: no model files found", dir)
+		return nil, fmt.Errorf("%s: no model files found (subdirectories are not searched: name them)", dir)
 	}
 	return files, nil
 }
