@@ -41,7 +41,8 @@ type Row struct {
 	// DeadBytes is the part of the storage no tensor views, on the tensor
 	// charged with it.
 	DeadBytes int64
-	// SharesStorageWith names the other tensors on the same storage.
+	// SharesStorageWith names, for the tensor charged with a shared
+	// storage, every other tensor on it; for those others, that tensor.
 	SharesStorageWith []string
 	// Tied marks the very same view as an earlier tensor (a tied lm_head):
 	// one weight under two names. Group sums count it once.
@@ -190,14 +191,14 @@ func chargeStorages(m *Model, res *Result) {
 		size := m.Tensors[idx[0]].StorageBytes
 		first.StoredBytes = size
 		spans := make([][2]int64, 0, len(idx))
-		for _, i := range idx {
+		for n, i := range idx {
 			spans = append(spans, viewSpan(m.Tensors[i], res.Rows[i].TheoreticalBytes))
-			if len(idx) > 1 {
-				for _, j := range idx {
-					if j != i {
-						res.Rows[i].SharesStorageWith = append(res.Rows[i].SharesStorageWith, m.Tensors[j].Name)
-					}
-				}
+			if n > 0 {
+				// Linear, not quadratic, in the views of one storage (a
+				// flattened-parameter checkpoint has thousands): the tensor
+				// charged with it names the others, they name it.
+				first.SharesStorageWith = append(first.SharesStorageWith, m.Tensors[i].Name)
+				res.Rows[i].SharesStorageWith = []string{m.Tensors[idx[0]].Name}
 			}
 		}
 		if dead := size - covered(spans, size); dead > 0 {

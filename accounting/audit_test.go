@@ -342,3 +342,29 @@ func TestFileLabelAndRemovedTypes(t *testing.T) {
 		t.Errorf("findings %+v", r.Findings)
 	}
 }
+
+// TestManyViewsOfOneStorage: a flattened-parameter checkpoint puts
+// thousands of tensors on one storage; the names recorded grow linearly
+// with them, not quadratically.
+func TestManyViewsOfOneStorage(t *testing.T) {
+	const n = 20000
+	m := &Model{Files: []File{{Path: "flat.pt", SizeBytes: n * 16}}}
+	for i := 0; i < n; i++ {
+		m.Tensors = append(m.Tensors, Tensor{Name: fmt.Sprintf("layers.%d.w", i), DType: "float32", Shape: []int64{4},
+			Storage: "data/0", StorageBytes: n * 16, ViewOffset: int64(i) * 16})
+	}
+	r, err := Audit(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := 0
+	for _, row := range r.Rows {
+		names += len(row.SharesStorageWith)
+	}
+	if names != 2*(n-1) || len(r.Rows[0].SharesStorageWith) != n-1 || r.Rows[n-1].SharesStorageWith[0] != "layers.0.w" {
+		t.Errorf("%d names recorded, want %d", names, 2*(n-1))
+	}
+	if r.Total.StoredBytes != n*16 || r.Rows[0].DeadBytes != 0 {
+		t.Errorf("total %+v, dead %d", r.Total, r.Rows[0].DeadBytes)
+	}
+}

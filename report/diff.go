@@ -1,7 +1,6 @@
 package report
 
 import (
-	"bufio"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -171,14 +170,7 @@ func WriteDiffMarkdown(w io.Writer, d *Diff, opts TextOptions) error {
 }
 
 func writeDiff(w io.Writer, d *Diff, opts TextOptions, md bool) error {
-	bw := bufio.NewWriter(w)
-	if md {
-		fmt.Fprintf(bw, "## qinsaudit diff\n\n")
-	}
-	if err := diffTable(d, opts).render(bw, md); err != nil {
-		return err
-	}
-	return bw.Flush()
+	return writeTables(w, "qinsaudit diff", md, diffTable(d, opts))
 }
 
 func diffTable(d *Diff, opts TextOptions) *table {

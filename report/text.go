@@ -46,12 +46,19 @@ func WriteMarkdown(w io.Writer, rep *Report, opts TextOptions) error {
 }
 
 func write(w io.Writer, rep *Report, opts TextOptions, md bool) error {
+	return writeTables(w, "qinsaudit", md, filesTable(rep, opts), rolesTable(rep, opts), detailTable(rep, opts),
+		phasesTable(rep, opts), comparisonsTable(rep, opts), findingsTable(rep, opts), gateTable(rep, md))
+}
+
+// writeTables renders tables one after another, skipping nil ones; in
+// Markdown under a "## heading".
+func writeTables(w io.Writer, heading string, md bool, tables ...*table) error {
 	bw := bufio.NewWriter(w)
 	if md {
-		fmt.Fprintf(bw, "## qinsaudit\n\n")
+		fmt.Fprintf(bw, "## %s\n\n", heading)
 	}
 	sep := false
-	for _, t := range []*table{filesTable(rep, opts), rolesTable(rep, opts), detailTable(rep, opts), phasesTable(rep, opts), comparisonsTable(rep, opts), findingsTable(rep, opts), gateTable(rep, md)} {
+	for _, t := range tables {
 		if t == nil {
 			continue
 		}
