@@ -5,6 +5,7 @@ package loaders
 
 import (
 	"archive/zip"
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -131,12 +132,10 @@ func OpenFile(path string) (*accounting.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	head := make([]byte, HeadSize)
-	n, err := f.ReadAt(head, 0)
-	if err != nil && err != io.EOF {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	head, err := readHead(f, path)
+	if err != nil {
+		return nil, err
 	}
-	head = head[:n]
 	l := Detect(head)
 	if l == nil {
 		return nil, fmt.Errorf("%s: %w (first bytes % x)", path, ErrUnknownFormat, head[:min(len(head), 16)])
@@ -174,34 +173,32 @@ func dirFiles(dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var indexes, files []string
+	// An index names the shards that belong together; other files in the
+	// directory (an older consolidated copy, say) are not part of it.
+	var shards []string
 	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
-		if strings.HasSuffix(e.Name(), ".safetensors.index.json") {
-			indexes = append(indexes, p)
-			continue
-		}
-		if ok, err := sniffFile(p); err != nil {
-			return nil, err
-		} else if ok && !strayZip(p) {
-			files = append(files, p)
-		}
-	}
-	if len(indexes) > 0 {
-		// An index names the shards that belong together; other files in
-		// the directory (an older consolidated copy, say) are not part of it.
-		var shards []string
-		for _, ix := range indexes {
-			s, err := indexShards(ix)
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".safetensors.index.json") {
+			s, err := indexShards(filepath.Join(dir, e.Name()))
 			if err != nil {
 				return nil, err
 			}
 			shards = append(shards, s...)
 		}
+	}
+	if len(shards) > 0 {
 		return shards, nil
+	}
+	var files []string
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if ok, err := modelFile(p); err != nil {
+			return nil, err
+		} else if ok {
+			files = append(files, p)
+		}
 	}
 	if len(files) == 0 {
 		return nil, fmt.Errorf("%s: no model files found (subdirectories are not searched: name them)", dir)
@@ -209,35 +206,47 @@ func dirFiles(dir string) ([]string, error) {
 	return files, nil
 }
 
-// strayZip reports whether p is a zip archive that is not a torch.save
-// checkpoint (no data.pkl record): in a directory it is some other file, not
-// a broken model. Named on the command line, it is still an error.
-func strayZip(p string) bool {
-	z, err := zip.OpenReader(p)
-	if err != nil {
-		return false
-	}
-	defer z.Close()
-	for _, f := range z.File {
-		if path.Base(f.Name) == "data.pkl" {
-			return false
-		}
-	}
-	return true
-}
-
-func sniffFile(p string) (bool, error) {
+// modelFile reports whether a loader recognises p. A zip archive that is
+// not a torch.save checkpoint (no data.pkl record) is some other file in a
+// directory, not a broken model; named on the command line, it is still an
+// error.
+func modelFile(p string) (bool, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
+	head, err := readHead(f, p)
+	if err != nil || Detect(head) == nil {
+		return false, err
+	}
+	if !bytes.HasPrefix(head, []byte("PK")) {
+		return true, nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	z, err := zip.NewReader(f, fi.Size())
+	if err != nil {
+		return true, nil // let the loader say what is wrong with it
+	}
+	for _, zf := range z.File {
+		if path.Base(zf.Name) == "data.pkl" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// readHead reads the first HeadSize bytes of f, fewer for a short file.
+func readHead(f *os.File, path string) ([]byte, error) {
 	head := make([]byte, HeadSize)
 	n, err := f.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
-		return false, fmt.Errorf("%s: %w", p, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return Detect(head[:n]) != nil, nil
+	return head[:n], nil
 }
 
 // indexShards returns the shard files a safetensors index names, sorted,
