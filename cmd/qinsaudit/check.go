@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
-	"github.com/qinsaudit/qinsaudit/accounting/heapcheck"
 	"github.com/qinsaudit/qinsaudit/report"
 	"github.com/qinsaudit/qinsaudit/report/gate"
 )
@@ -155,25 +154,13 @@ func ratchet(stderr io.Writer, rep, base *report.Report, cfg *gate.Config) error
 	return nil
 }
 
-// measureHeap reads a heap profile (less a base) and compares it with the
-// accounting, as crosscheck does; its findings join res.
+// measureHeap compares a heap profile with the accounting, as crosscheck
+// does, for the gate.
 func measureHeap(res *accounting.Result, path, basePath string) (*gate.Heap, []accounting.Comparison, error) {
-	prof, err := heapcheck.Read(path)
+	hm, cc, err := compareHeap(res, path, basePath, nil, nil, accounting.CompareOptions{})
 	if err != nil {
-		return nil, nil, badInput(err)
+		return nil, nil, err
 	}
-	var base *heapcheck.Profile
-	if basePath != "" {
-		if base, err = heapcheck.Read(basePath); err != nil {
-			return nil, nil, badInput(err)
-		}
-	}
-	hm, err := heapcheck.Measure(prof, base, nil)
-	if err != nil {
-		return nil, nil, badInput(err)
-	}
-	cc := accounting.Compare(res, hm, nil, accounting.CompareOptions{})
-	accounting.AddFindings(res, cc.Findings)
 	h := &gate.Heap{InUseBytes: hm.InUseBytes, StoredBytes: res.Total.StoredBytes, Comparisons: report.NewComparisons(cc.Comparisons)}
 	return h, cc.Comparisons, nil
 }

@@ -10,14 +10,13 @@ import (
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/accounting/heapcheck"
-	"github.com/qinsaudit/qinsaudit/loaders"
 	"github.com/qinsaudit/qinsaudit/report"
 )
 
 // crosscheckFlags are the flags of the crosscheck command.
 type crosscheckFlags struct {
 	out        *outputFlags
-	baseline   *enumFlag
+	audit      *auditFlags
 	heap, base string
 	focus      string
 	claims     []string
@@ -52,9 +51,8 @@ See docs/heap-recipe.md for taking the profiles from PyTorch.`,
 			return nil
 		},
 	}
-	f := &crosscheckFlags{out: addOutputFlags(c), baseline: newEnum("fp32", "fp32", "fp16", "bf16")}
+	f := &crosscheckFlags{out: addOutputFlags(c), audit: addAuditFlags(c)}
 	fl := c.Flags()
-	fl.Var(f.baseline, "baseline", "dtype the runtime decodes to and the baseline of the accounting: fp32, fp16 or bf16")
 	fl.StringVar(&f.heap, "heap", "", "heap `PROFILE` of the process to measure: profile.proto, gperftools/tcmalloc or jemalloc heap_v2, gzipped or not")
 	fl.StringVar(&f.base, "base", "", "heap `PROFILE` of the same process taken before the weights were loaded, subtracted from --heap")
 	fl.StringVar(&f.focus, "focus", "", "count only stacks with a frame whose function or library matches `REGEX` (e.g. libc10)")
@@ -104,13 +102,9 @@ func (f *crosscheckFlags) validate() ([]accounting.Claim, *regexp.Regexp, error)
 }
 
 func runCrosscheck(stdout io.Writer, paths []string, f *crosscheckFlags, claims []accounting.Claim, focus *regexp.Regexp) error {
-	m, err := loaders.Open(paths...)
+	res, err := auditResult(paths, f.audit)
 	if err != nil {
-		return badInput(err)
-	}
-	res, err := accounting.Audit(m, accounting.Options{Baseline: baselineDTypes[f.baseline.value]})
-	if err != nil {
-		return badInput(err)
+		return err
 	}
 	if f.claimsFile != "" {
 		more, err := heapcheck.ReadClaims(f.claimsFile)
@@ -119,22 +113,11 @@ func runCrosscheck(stdout io.Writer, paths []string, f *crosscheckFlags, claims 
 		}
 		claims = append(claims, more...)
 	}
-	prof, err := heapcheck.Read(f.heap)
+	_, cc, err := compareHeap(res, f.heap, f.base, focus, claims,
+		accounting.CompareOptions{RelTolerance: f.tolerance, MaxHeapOverStored: f.maxOver})
 	if err != nil {
-		return badInput(err)
+		return err
 	}
-	var base *heapcheck.Profile
-	if f.base != "" {
-		if base, err = heapcheck.Read(f.base); err != nil {
-			return badInput(err)
-		}
-	}
-	hm, err := heapcheck.Measure(prof, base, focus)
-	if err != nil {
-		return badInput(err)
-	}
-	cc := accounting.Compare(res, hm, claims, accounting.CompareOptions{RelTolerance: f.tolerance, MaxHeapOverStored: f.maxOver})
-	accounting.AddFindings(res, cc.Findings)
 	rep := report.New(res)
 	rep.Comparisons = report.NewComparisons(cc.Comparisons)
 	if err := f.out.write(stdout, rep); err != nil {
@@ -152,4 +135,28 @@ func runCrosscheck(stdout io.Writer, paths []string, f *crosscheckFlags, claims 
 		return gateFailed(fmt.Errorf("crosscheck: %s", strings.Join(failed, "; ")))
 	}
 	return nil
+}
+
+// compareHeap reads a heap profile (less a base profile, restricted to the
+// focus) and compares it with the accounting and the claims; the
+// comparison's findings join res. crosscheck and check --heap share it.
+func compareHeap(res *accounting.Result, path, basePath string, focus *regexp.Regexp, claims []accounting.Claim,
+	opts accounting.CompareOptions) (accounting.HeapMeasurement, *accounting.Crosscheck, error) {
+	var hm accounting.HeapMeasurement
+	prof, err := heapcheck.Read(path)
+	if err != nil {
+		return hm, nil, badInput(err)
+	}
+	var base *heapcheck.Profile
+	if basePath != "" {
+		if base, err = heapcheck.Read(basePath); err != nil {
+			return hm, nil, badInput(err)
+		}
+	}
+	if hm, err = heapcheck.Measure(prof, base, focus); err != nil {
+		return hm, nil, badInput(err)
+	}
+	cc := accounting.Compare(res, hm, claims, opts)
+	accounting.AddFindings(res, cc.Findings)
+	return hm, cc, nil
 }
