@@ -106,7 +106,7 @@ func Numel(shape []int64) (int64, error) {
 	n := int64(1)
 	for _, s := range shape {
 		if s < 0 {
-			return 0, fmt.Errorf("negative dimension %d in shape %v", s, shape)
+			return 0, fmt.Errorf("negative dimension %d in shape %s", s, ShapeString(shape))
 		}
 		if s == 0 {
 			n = 0
@@ -114,9 +114,23 @@ func Numel(shape []int64) (int64, error) {
 		}
 		hi, lo := bits.Mul64(uint64(n), uint64(s))
 		if hi != 0 || lo > 1<<63-1 {
-			return 0, fmt.Errorf("shape %v: element count overflows int64", shape)
+			return 0, fmt.Errorf("shape %s: element count overflows int64", ShapeString(shape))
 		}
 		n = int64(lo)
 	}
 	return n, nil
+}
+
+// maxShownDims is how many dimensions a shape shows in a message: a
+// hostile header can give a million.
+const maxShownDims = 8
+
+// ShapeString formats a shape for messages, "[2 3 4]", eliding dimensions
+// past the eighth: "[1 1 1 1 1 1 1 1 ... (1000000 dims)]".
+func ShapeString(shape []int64) string {
+	if len(shape) <= maxShownDims {
+		return fmt.Sprint(shape)
+	}
+	s := fmt.Sprint(shape[:maxShownDims])
+	return fmt.Sprintf("%s ... (%d dims)]", s[:len(s)-1], len(shape))
 }

@@ -1,6 +1,9 @@
 package accounting
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestDTypeBytes(t *testing.T) {
 	for _, c := range []struct {
@@ -78,5 +81,17 @@ func TestDTypeBytesEveryRow(t *testing.T) {
 		if d.Bits() <= 0 || d.Bits() > 128 {
 			t.Errorf("%s: %g bits per element", d.Name, d.Bits())
 		}
+	}
+}
+
+func TestShapeStringBounded(t *testing.T) {
+	big := make([]int64, 1_000_000)
+	big[999_999] = -1
+	_, err := Numel(big)
+	if err == nil || len(err.Error()) > 100 || !strings.Contains(err.Error(), "(1000000 dims)") {
+		t.Errorf("error for a million dims: %.200v", err)
+	}
+	if got := ShapeString([]int64{2, 3}); got != "[2 3]" {
+		t.Errorf("ShapeString = %q", got)
 	}
 }

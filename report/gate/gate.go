@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/report"
 )
 
@@ -225,7 +226,7 @@ func (e *evaluator) against(rep, base *report.Report, a *Against) {
 // max_heap_over_stored budget.
 func (e *evaluator) heap(h *Heap) {
 	for _, c := range h.Comparisons {
-		failed := c.Verdict == "claim-disagrees" || c.Verdict == "unexplained-difference"
+		failed := accounting.Verdict(c.Verdict).Failing()
 		e.add(report.Outcome{Check: "heap_verdict", Subject: c.Subject, Limit: float64(c.ExpectedBytes), Actual: float64(c.MeasuredBytes), Unit: "bytes",
 			Message: c.Verdict + ": " + c.Message}, "", failed)
 	}
