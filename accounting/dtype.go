@@ -101,17 +101,21 @@ func (d DType) Bits() float64 {
 }
 
 // Numel returns the product of shape, failing on a negative dimension or on
-// overflow of int64.
+// overflow of int64. A zero dimension makes zero elements, whatever the
+// other dimensions and their order.
 func Numel(shape []int64) (int64, error) {
-	n := int64(1)
+	zero := false
 	for _, s := range shape {
 		if s < 0 {
 			return 0, fmt.Errorf("negative dimension %d in shape %s", s, ShapeString(shape))
 		}
-		if s == 0 {
-			n = 0
-			continue
-		}
+		zero = zero || s == 0
+	}
+	if zero {
+		return 0, nil
+	}
+	n := int64(1)
+	for _, s := range shape {
 		hi, lo := bits.Mul64(uint64(n), uint64(s))
 		if hi != 0 || lo > 1<<63-1 {
 			return 0, fmt.Errorf("shape %s: element count overflows int64", ShapeString(shape))

@@ -47,8 +47,10 @@ func TestNumel(t *testing.T) {
 	if n, err := Numel(nil); n != 1 || err != nil {
 		t.Errorf("scalar Numel = %d, %v", n, err)
 	}
-	if n, err := Numel([]int64{0, 1 << 62, 1 << 62}); n != 0 || err != nil {
-		t.Errorf("zero dim Numel = %d, %v", n, err)
+	for _, shape := range [][]int64{{0, 1 << 62, 1 << 62}, {1 << 32, 1<<32 + 1, 0}, {1 << 32, 0, 1<<32 + 1, 65536}} {
+		if n, err := Numel(shape); n != 0 || err != nil {
+			t.Errorf("Numel(%v) = %d, %v; a zero dimension makes zero elements in any order", shape, n, err)
+		}
 	}
 	if _, err := Numel([]int64{1 << 32, 1 << 32}); err == nil {
 		t.Error("overflow not detected")
