@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -231,12 +230,7 @@ func modelFile(p string) (bool, error) {
 	if err != nil {
 		return true, nil // let the loader say what is wrong with it
 	}
-	for _, zf := range z.File {
-		if path.Base(zf.Name) == "data.pkl" {
-			return true, nil
-		}
-	}
-	return false, nil
+	return pytorch.IsCheckpoint(z), nil
 }
 
 // readHead reads the first HeadSize bytes of f, fewer for a short file.

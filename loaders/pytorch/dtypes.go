@@ -1,39 +1,52 @@
 package pytorch
 
+import "github.com/qinsaudit/qinsaudit/accounting"
+
 // storageType is what a torch storage class says about its bytes.
 type storageType struct {
 	dtype string // canonical dtype name (accounting.LookupDType)
 	// elemBytes is torch's element_size for the class: a storage of numel
-	// elements holds numel*elemBytes bytes. The packed 4- and 2-bit
-	// quantized types count whole bytes.
+	// elements holds numel*elemBytes bytes. It is the block size of the
+	// dtype in accounting's table: one element, or for the packed 4- and
+	// 2-bit quantized types the byte that torch counts as an element.
 	elemBytes int64
+}
+
+// storageOf is the storage type of a canonical dtype name, which must be
+// in accounting's table.
+func storageOf(dtype string) storageType {
+	d, ok := accounting.LookupDType(dtype)
+	if !ok {
+		panic("pytorch: dtype " + dtype + " is not in accounting's table")
+	}
+	return storageType{dtype: dtype, elemBytes: d.BlockBytes}
 }
 
 // storageTypes maps the typed storage classes torch.save names in
 // persistent ids (torch.FloatStorage, ...) to their element type.
 var storageTypes = map[string]storageType{
-	"DoubleStorage":        {"float64", 8},
-	"FloatStorage":         {"float32", 4},
-	"HalfStorage":          {"float16", 2},
-	"BFloat16Storage":      {"bfloat16", 2},
-	"ComplexDoubleStorage": {"complex128", 16},
-	"ComplexFloatStorage":  {"complex64", 8},
-	"LongStorage":          {"int64", 8},
-	"IntStorage":           {"int32", 4},
-	"ShortStorage":         {"int16", 2},
-	"CharStorage":          {"int8", 1},
-	"ByteStorage":          {"uint8", 1},
-	"BoolStorage":          {"bool", 1},
-	"QInt8Storage":         {"qint8", 1},
-	"QUInt8Storage":        {"quint8", 1},
-	"QInt32Storage":        {"qint32", 4},
-	"QUInt4x2Storage":      {"quint4x2", 1},
-	"QUInt2x4Storage":      {"quint2x4", 1},
+	"DoubleStorage":        storageOf("float64"),
+	"FloatStorage":         storageOf("float32"),
+	"HalfStorage":          storageOf("float16"),
+	"BFloat16Storage":      storageOf("bfloat16"),
+	"ComplexDoubleStorage": storageOf("complex128"),
+	"ComplexFloatStorage":  storageOf("complex64"),
+	"LongStorage":          storageOf("int64"),
+	"IntStorage":           storageOf("int32"),
+	"ShortStorage":         storageOf("int16"),
+	"CharStorage":          storageOf("int8"),
+	"ByteStorage":          storageOf("uint8"),
+	"BoolStorage":          storageOf("bool"),
+	"QInt8Storage":         storageOf("qint8"),
+	"QUInt8Storage":        storageOf("quint8"),
+	"QInt32Storage":        storageOf("qint32"),
+	"QUInt4x2Storage":      storageOf("quint4x2"),
+	"QUInt2x4Storage":      storageOf("quint2x4"),
 }
 
 // untypedStorage is torch.UntypedStorage: plain bytes. torch.load reads it
 // as uint8; a tensor on it names its own dtype (_rebuild_tensor_v3).
-var untypedStorage = storageType{"uint8", 1}
+var untypedStorage = storageOf("uint8")
 
 // torchDTypes maps the names of torch's dtype objects (torch.float32 and its
 // aliases such as torch.half), as they appear in pickles, to canonical names.

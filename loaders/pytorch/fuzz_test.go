@@ -99,7 +99,7 @@ func FuzzPickle(f *testing.F) {
 	f.Fuzz(func(t *testing.T, pkl []byte) {
 		before := heapAllocs()
 		tensors, err := zipTensors(newPickleInput(bytes.NewReader(pkl), int64(len(pkl))), 0, func(id *persistentID) (*storage, error) {
-			return &storage{key: "data/" + id.key, typ: id.typ, numel: id.numel, bytes: 4096, avail: 4096, dataOffset: 0}, nil
+			return &storage{key: "data/" + id.key, typ: id.typ, bytes: 4096, avail: 4096, dataOffset: 0}, nil
 		})
 		if err != nil {
 			var fe *accounting.FormatError

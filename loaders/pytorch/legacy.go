@@ -2,7 +2,6 @@ package pytorch
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -16,20 +15,28 @@ var legacyMagic, _ = new(big.Int).SetString("1950a86a20f9469cfc6c", 16)
 // legacyProtocol is the version its second pickle holds.
 const legacyProtocol = 1001
 
-// legacyReader reads the pickles of a legacy checkpoint in sequence.
+// legacyReader reads the pickles of a legacy checkpoint in sequence, then
+// the storages' element counts.
 type legacyReader struct {
 	r    io.ReaderAt
 	size int64
-	pos  int64 // file offset of the next pickle
+	// in reads the five pickles, one after the other, from a buffer that
+	// starts as the file's first bytes. It reads no further than the scan
+	// needs: storage data follows the last pickle.
+	in  *pickleInput
+	pos int64 // file offset of the next pickle, then of the next storage
 }
 
 // loadLegacy reads a checkpoint saved with
 // _use_new_zipfile_serialization=False: five pickles (magic number,
 // protocol version, sys_info, the object, the list of storage keys), then
 // for each key in that order an int64 little-endian element count and the
-// storage's bytes.
-func loadLegacy(r io.ReaderAt, size int64) (*accounting.Model, error) {
-	l := &legacyReader{r: r, size: size}
+// storage's bytes. head holds the file's first bytes, already read.
+func loadLegacy(r io.ReaderAt, size int64, head []byte) (*accounting.Model, error) {
+	rest := int64(len(head))
+	in := newPickleInput(io.NewSectionReader(r, rest, size-rest), size-rest)
+	in.buf, in.exact = head, true
+	l := &legacyReader{r: r, size: size, in: in}
 	magic, err := l.next("magic number", nil)
 	if err != nil {
 		return nil, err
@@ -120,12 +127,7 @@ func loadLegacy(r io.ReaderAt, size int64) (*accounting.Model, error) {
 // the same key always gives the same value.
 func legacyRef(s *storage, id *persistentID, refs map[string]*storageRef) (*storageRef, error) {
 	if id.view == nil {
-		if ref, ok := refs[id.key]; ok {
-			return ref, nil
-		}
-		ref := &storageRef{s: s}
-		refs[id.key] = ref
-		return ref, nil
+		return cachedRef(refs, id.key, func() (*storageRef, error) { return &storageRef{s: s}, nil })
 	}
 	// view_metadata = (view_key, offset, size), in elements of s.
 	v, ok := sequence(id.view)
@@ -141,19 +143,15 @@ func legacyRef(s *storage, id *persistentID, refs map[string]*storageRef) (*stor
 	if end, ok := add(int64(offset), int64(n)); !ok || end > s.numel {
 		return nil, fmt.Errorf("storage %q: view %q (offset %d, %d elements) runs past its %d elements", id.key, viewKey, offset, n, s.numel)
 	}
-	if ref, ok := refs[viewKey]; ok {
-		return ref, nil
-	}
-	ref := &storageRef{s: s, view: true, start: int64(offset), numel: int64(n)}
-	refs[viewKey] = ref
-	return ref, nil
+	return cachedRef(refs, viewKey, func() (*storageRef, error) {
+		return &storageRef{s: s, view: true, start: int64(offset), numel: int64(n)}, nil
+	})
 }
 
 // next scans and unpickles the pickle at l.pos and moves past it.
 func (l *legacyReader) next(what string, persistent func(any) (any, error)) (any, error) {
 	start := l.pos
-	in := newPickleInput(io.NewSectionReader(l.r, start, l.size-start), l.size-start)
-	data, err := scanPickle(in)
+	data, err := scanPickle(l.in)
 	if err == nil {
 		l.pos += int64(len(data))
 		u := &unpickler{base: start, persistent: persistent}
@@ -162,11 +160,7 @@ func (l *legacyReader) next(what string, persistent func(any) (any, error)) (any
 			return v, nil
 		}
 	}
-	var se *scanError
-	if errors.As(err, &se) {
-		return nil, accounting.Errorf(formatLegacy, start+se.pos, "", "%s pickle: %s", what, se.msg)
-	}
-	return nil, err
+	return nil, pickleError(err, formatLegacy, what+" pickle", start)
 }
 
 // storageData reads the element count before a storage's bytes at l.pos and
@@ -179,7 +173,7 @@ func (l *legacyReader) storageData(s *storage) error {
 		return fail("element count runs past the end of the file")
 	}
 	var b [8]byte
-	if _, err := l.r.ReadAt(b[:], l.pos); err != nil {
+	if _, err := readAt(l.r, b[:], l.pos); err != nil {
 		return fail("reading element count: %v", err)
 	}
 	count := int64(binary.LittleEndian.Uint64(b[:]))

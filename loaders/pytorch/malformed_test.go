@@ -38,9 +38,6 @@ func legacyOne(numel int, size []int, keys []string, storages []legacyStorage) [
 	for i := range stride {
 		stride[i] = 1
 	}
-	if len(size) == 1 {
-		stride[0] = 1
-	}
 	main := newPickle().odict().str("w").
 		tensorOn(func(p *pb) { p.storage("FloatStorage", "k", numel, true) }, 0, size, stride).
 		raw('s').stop()
@@ -123,6 +120,12 @@ func TestMalformed(t *testing.T) {
 		{"stride overflow", stateDict(t, "w", func(p *pb) {
 			p.tensorOn(func(p *pb) { p.storage("FloatStorage", "0", 4, false) }, 0, []int{1 << 30, 2}, []int{1 << 30, 1 << 30})
 		}, map[string]int{"0": 16}), "runs past the end", "w", -1},
+		{"per-channel parameters too few", stateDict(t, "w", func(p *pb) {
+			p.global("torch._utils", "_rebuild_qtensor").mark().
+				storage("QInt8Storage", "0", 4, false).int(0).ints(4).ints(1).
+				mark().global("torch", "per_channel_affine").tensor("DoubleStorage", "1", 4).tuple().
+				raw(0x89).odict().tuple().raw('R')
+		}, map[string]int{"0": 4, "1": 32}), "_rebuild_qtensor: per_channel_affine parameters have 2 elements, want at least 3", "", -1},
 		{"parameter of bytes used as a key", onePickle(t, newPickle().odict().
 			global("torch._utils", "_rebuild_parameter").mark().raw('C', 1, 'a').raw(0x89).odict().tuple().raw('R').
 			raw('N', 's').stop()), "_rebuild_parameter: data is bytes, not a tensor", "", -1},

@@ -80,14 +80,16 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		return nil, accounting.Errorf(formatAny, -1, "", "negative file size %d", size)
 	}
 	head := make([]byte, min(size, 512))
-	if _, err := r.ReadAt(head, 0); err != nil && err != io.EOF {
+	n, err := readAt(r, head, 0)
+	if err != nil && err != io.ErrUnexpectedEOF {
 		return nil, fmt.Errorf("pytorch: reading header: %w", err)
 	}
+	head = head[:n] // a file shorter than size fails further on
 	switch {
 	case bytes.HasPrefix(head, zipMagic), bytes.HasPrefix(head, emptyZipMagic):
 		return loadZip(r, size)
 	case isLegacyHead(head):
-		return loadLegacy(r, size)
+		return loadLegacy(r, size, head)
 	case isTarHead(head) && len(head) >= 262 && string(head[257:262]) == "ustar":
 		return nil, accounting.Errorf(formatAny, 0, "", "tar-based checkpoint from an early torch release: unsupported (load and re-save it with a current torch)")
 	}
@@ -101,16 +103,7 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		return nil, accounting.Errorf(formatZip, -1, "", "reading zip central directory: %v", err)
 	}
-	// torch names the archive's one folder after the file's stem
-	// ("archive" for older releases); data.pkl is its first record.
-	var pkl *zip.File
-	for _, f := range zr.File {
-		dir, base, ok := strings.Cut(f.Name, "/")
-		if ok && dir != "" && base == "data.pkl" {
-			pkl = f
-			break
-		}
-	}
+	pkl := dataPkl(zr)
 	if pkl == nil {
 		return nil, accounting.Errorf(formatZip, -1, "", "zip archive has no data.pkl: not a torch.save checkpoint")
 	}
@@ -153,23 +146,33 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	return &accounting.Model{Files: []accounting.File{{Format: formatZip}}, Tensors: tensors}, nil
 }
 
+// IsCheckpoint reports whether the zip archive z is a torch.save
+// checkpoint: whether it holds the data.pkl record that Load reads.
+func IsCheckpoint(z *zip.Reader) bool {
+	return dataPkl(z) != nil
+}
+
+// dataPkl returns the pickle record of a zip checkpoint, nil if there is
+// none: the first <folder>/data.pkl. torch names the archive's one folder
+// after the file's stem ("archive" for older releases); data.pkl is its
+// first record.
+func dataPkl(z *zip.Reader) *zip.File {
+	for _, f := range z.File {
+		dir, base, ok := strings.Cut(f.Name, "/")
+		if ok && dir != "" && base == "data.pkl" {
+			return f
+		}
+	}
+	return nil
+}
+
 // zipTensors validates, unpickles and names the tensors of data.pkl, whose
 // first byte is at file offset base (-1: compressed); storageFor finds the
 // storage a persistent id names.
 func zipTensors(in *pickleInput, base int64, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, error) {
-	fail := func(e error) error {
-		var se *scanError
-		if errors.As(e, &se) {
-			if base < 0 {
-				return accounting.Errorf(formatZip, -1, "", "data.pkl (compressed) byte %d: %s", se.pos, se.msg)
-			}
-			return accounting.Errorf(formatZip, base+se.pos, "", "data.pkl: %s", se.msg)
-		}
-		return e
-	}
 	data, err := scanPickle(in)
 	if err != nil {
-		return nil, fail(err)
+		return nil, pickleError(err, formatZip, "data.pkl", base)
 	}
 	refs := map[string]*storageRef{}
 	u := &unpickler{base: base}
@@ -181,20 +184,17 @@ func zipTensors(in *pickleInput, base int64, storageFor func(*persistentID) (*st
 		if id == nil {
 			return nil, fmt.Errorf("persistent id of type %q (want 'storage')", typename)
 		}
-		if ref, ok := refs[id.key]; ok {
-			return ref, nil
-		}
-		s, err := storageFor(id)
-		if err != nil {
-			return nil, err
-		}
-		ref := &storageRef{s: s}
-		refs[id.key] = ref
-		return ref, nil
+		return cachedRef(refs, id.key, func() (*storageRef, error) {
+			s, err := storageFor(id)
+			if err != nil {
+				return nil, err
+			}
+			return &storageRef{s: s}, nil
+		})
 	}
 	root, err := u.load(data)
 	if err != nil {
-		return nil, fail(err)
+		return nil, pickleError(err, formatZip, "data.pkl", base)
 	}
 	return nameTensors(formatZip, root)
 }
@@ -224,9 +224,51 @@ func zipStorage(records map[string]*zip.File, size int64, prefix string, id *per
 	return &storage{
 		key:        name,
 		typ:        id.typ,
-		numel:      id.numel,
 		bytes:      int64(f.CompressedSize64),
 		avail:      avail,
 		dataOffset: off,
 	}, nil
+}
+
+// cachedRef returns refs[key], made by mk on first use: a persistent id
+// that names a storage again gives the same value, as in torch.
+func cachedRef(refs map[string]*storageRef, key string, mk func() (*storageRef, error)) (*storageRef, error) {
+	if ref, ok := refs[key]; ok {
+		return ref, nil
+	}
+	ref, err := mk()
+	if err != nil {
+		return nil, err
+	}
+	refs[key] = ref
+	return ref, nil
+}
+
+// pickleError turns a scanError in a pickle (named what) whose first byte
+// is at file offset base (-1: not stored as is, a compressed data.pkl)
+// into a FormatError at the file offset; other errors pass unchanged.
+func pickleError(err error, format, what string, base int64) error {
+	var se *scanError
+	if !errors.As(err, &se) {
+		return err
+	}
+	if base < 0 {
+		return accounting.Errorf(format, -1, "", "%s (compressed) byte %d: %s", what, se.pos, se.msg)
+	}
+	return accounting.Errorf(format, base+se.pos, "", "%s: %s", what, se.msg)
+}
+
+// readAt reads len(buf) bytes at off, as io.ReadFull does from a Reader.
+// A full read succeeds even when r says io.EOF with it (io.ReaderAt allows
+// that at the end of the input); a short one fails, with
+// io.ErrUnexpectedEOF when the input ended.
+func readAt(r io.ReaderAt, buf []byte, off int64) (int, error) {
+	n, err := r.ReadAt(buf, off)
+	if n == len(buf) {
+		return n, nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
 }

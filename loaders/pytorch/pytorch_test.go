@@ -34,19 +34,6 @@ func readFile(t testing.TB, path string) []byte {
 	return data
 }
 
-// storedBytes sums the bytes of each storage once.
-func storedBytes(m *accounting.Model) int64 {
-	seen := map[string]bool{}
-	var n int64
-	for _, t := range m.Tensors {
-		if !seen[t.Storage] {
-			seen[t.Storage] = true
-			n += t.StorageBytes
-		}
-	}
-	return n
-}
-
 func TestRealWorld(t *testing.T) {
 	answers := realworld.Answers(t)
 	names := slices.Sorted(func(yield func(string) bool) {
@@ -81,7 +68,7 @@ func TestRealWorld(t *testing.T) {
 			if len(m.Tensors) != want.Tensors {
 				t.Errorf("%d tensors, want %d", len(m.Tensors), want.Tensors)
 			}
-			if got := storedBytes(m); got != want.StoredBytes {
+			if got := realworld.StoredBytes(m); got != want.StoredBytes {
 				t.Errorf("stored bytes %d, want %d", got, want.StoredBytes)
 			}
 			for _, tt := range m.Tensors {
@@ -197,7 +184,7 @@ func checkFixture(t *testing.T, m *accounting.Model, want expectedFile) {
 	if got := m.Files[0].Format; got != want.Format {
 		t.Errorf("format %q, want %q", got, want.Format)
 	}
-	if got := storedBytes(m); got != want.StoredBytes {
+	if got := realworld.StoredBytes(m); got != want.StoredBytes {
 		t.Errorf("stored bytes %d, want %d", got, want.StoredBytes)
 	}
 	if len(m.Tensors) != len(want.Tensors) {
@@ -289,24 +276,35 @@ func TestSniff(t *testing.T) {
 	}
 }
 
+// torchElementSize is torch's element_size() of each storage class (the
+// packed 4- and 2-bit types count bytes): the loader derives it from
+// accounting's table.
+var torchElementSize = map[string]int64{
+	"DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2,
+	"ComplexDoubleStorage": 16, "ComplexFloatStorage": 8,
+	"LongStorage": 8, "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1,
+	"QInt8Storage": 1, "QUInt8Storage": 1, "QInt32Storage": 4, "QUInt4x2Storage": 1, "QUInt2x4Storage": 1,
+	"UntypedStorage": 1,
+}
+
 // TestDTypeTables checks that every dtype the loader can emit is in
-// accounting's table, with torch's element size.
+// accounting's table, and that each storage class has torch's element size.
 func TestDTypeTables(t *testing.T) {
-	check := func(what, name string, elemBytes int64) {
-		d, ok := accounting.LookupDType(name)
-		if !ok {
-			t.Errorf("%s: dtype %q not in accounting's table", what, name)
-			return
+	check := func(class string, st storageType) {
+		if _, ok := accounting.LookupDType(st.dtype); !ok {
+			t.Errorf("torch.%s: dtype %q not in accounting's table", class, st.dtype)
 		}
-		if elemBytes > 0 && d.BlockElems == 1 && d.BlockBytes != elemBytes {
-			t.Errorf("%s: %s is %d bytes in accounting, %d in torch", what, name, d.BlockBytes, elemBytes)
+		if want, ok := torchElementSize[class]; !ok || st.elemBytes != want {
+			t.Errorf("torch.%s: element size %d, torch's is %d", class, st.elemBytes, want)
 		}
 	}
 	for class, st := range storageTypes {
-		check("torch."+class, st.dtype, st.elemBytes)
+		check(class, st)
 	}
-	check("torch.UntypedStorage", untypedStorage.dtype, untypedStorage.elemBytes)
+	check("UntypedStorage", untypedStorage)
 	for alias, name := range torchDTypes {
-		check("torch."+alias, name, 0)
+		if _, ok := accounting.LookupDType(name); !ok {
+			t.Errorf("torch.%s: dtype %q not in accounting's table", alias, name)
+		}
 	}
 }

@@ -25,11 +25,14 @@ import (
 // Limits of the scan. Python's own pickler cannot nest deeper than its
 // recursion limit (1000), so the mark limit never bites a real checkpoint;
 // the others bound memory and time on hostile input while leaving room for
-// checkpoints with hundreds of thousands of tensors.
+// checkpoints with hundreds of thousands of tensors. (torch.save memoizes
+// 8 to 10 values per tensor of a state_dict; a memo entry costs gopickle
+// and the scan about 200 bytes, a 5-byte LONG_BINPUT each.)
 const (
 	maxPickleBytes = 1 << 30 // bytes in one pickle
 	maxOps         = 1 << 24 // opcodes in one pickle (gopickle allocates per opcode)
 	maxStack       = 1 << 22 // values on the stack at once, all marks together
+	maxMemo        = 1 << 21 // memo entries
 	maxMarks       = 1 << 12 // open MARKs
 	maxNumberLine  = 4400    // text INT/LONG/FLOAT argument; Python parses at most 4300 digits
 	maxLongBytes   = 4096    // LONG4 payload
@@ -43,35 +46,49 @@ type scanError struct {
 
 func (e *scanError) Error() string { return e.msg }
 
-// pickleInput is the byte source of one pickle: the bytes read so far and a
-// reader that holds at most left more.
+// pickleInput is the byte source of one pickle or of several in a row: the
+// bytes read and not yet consumed, from the current pickle's first byte
+// on, and a reader that holds at most left more.
 type pickleInput struct {
-	r      io.Reader
-	left   int64 // bytes r can still give
-	capped bool  // left was cut to maxPickleBytes
-	buf    []byte
+	r    io.Reader
+	left int64 // bytes r can still give
+	buf  []byte
+	// exact makes fill read only the bytes the scan asks for. A legacy
+	// file's last pickle is followed by storage data, which read-ahead
+	// would read; there is no telling where a pickle ends but its STOP.
+	exact bool
 }
 
 func newPickleInput(r io.Reader, avail int64) *pickleInput {
-	in := &pickleInput{r: r, left: avail}
-	if avail > maxPickleBytes {
-		in.left, in.capped = maxPickleBytes, true
-	}
-	return in
+	return &pickleInput{r: r, left: avail}
 }
 
-// remaining is how many bytes from buf offset pos on the input can still give.
+// remaining is how many bytes from buf offset pos on the current pickle
+// can still take: what the input holds, up to maxPickleBytes.
 func (in *pickleInput) remaining(pos int) int64 {
-	return int64(len(in.buf)-pos) + in.left
+	return min(int64(len(in.buf)-pos)+in.left, maxPickleBytes-int64(pos))
 }
 
-// fill reads at least n more bytes into buf, more when they are there, so
-// that a pickle is read in a few large reads rather than byte by byte. The
-// caller has checked n <= left.
-func (in *pickleInput) fill(n int64) error {
-	chunk := int(max(n, min(in.left, max(int64(len(in.buf)), 4096))))
+// capped reports whether maxPickleBytes, not the input, ends the current
+// pickle.
+func (in *pickleInput) capped() bool {
+	return int64(len(in.buf))+in.left > maxPickleBytes
+}
+
+// fill reads at least n more bytes into buf; the caller has checked n
+// against remaining. The pickle is known to hold ahead bytes after those.
+// Unless exact, fill reads more when they are there (as much again as buf
+// holds, at least 4 KiB), so that a pickle is read in a few large reads
+// rather than opcode by opcode; exact, it reads the ahead bytes too. Never
+// past maxPickleBytes.
+func (in *pickleInput) fill(n, ahead int64) error {
+	more := ahead
+	if !in.exact {
+		more = max(int64(len(in.buf)), 4096)
+	}
+	chunk := max(n, min(n+more, in.left, maxPickleBytes-int64(len(in.buf))))
 	old := len(in.buf)
-	in.buf = slices.Grow(in.buf, chunk)[:old+chunk]
+	in.buf = slices.Grow(in.buf, int(chunk))[:old+int(chunk)]
 	got, err := io.ReadFull(in.r, in.buf[old:])
 	in.buf = in.buf[:old+got]
 	in.left -= int64(got)
@@ -109,15 +126,15 @@ type scanner struct {
 	frameEnd int // end offset of the current frame; 0 outside frames
 }
 
-// scanPickle validates the pickle at the start of in and returns its bytes,
-// STOP included.
+// scanPickle validates the pickle at the start of in, returns its bytes,
+// STOP included, and moves in past them.
 func scanPickle(in *pickleInput) ([]byte, error) {
 	s := &scanner{in: in, memo: map[int64]kind{}}
 	for ops := 0; ; ops++ {
 		if ops >= maxOps {
 			return nil, s.errorf("more than %d opcodes", maxOps)
 		}
-		if err := s.ensure(1); err != nil {
+		if err := s.ensureNext(1, 0); err != nil {
 			if s.pos == 0 {
 				return nil, &scanError{0, "empty pickle"}
 			}
@@ -133,7 +150,9 @@ func scanPickle(in *pickleInput) ([]byte, error) {
 			if s.frameEnd > s.pos {
 				return nil, s.errorf("frame ends at byte %d, after STOP", s.frameEnd)
 			}
-			return in.buf[:s.pos], nil
+			data := in.buf[:s.pos:s.pos]
+			in.buf = in.buf[s.pos:] // the next pickle's bytes, if any
+			return data, nil
 		}
 	}
 }
@@ -147,18 +166,24 @@ func (s *scanner) errorf(format string, args ...any) *scanError {
 	return &scanError{int64(s.opPos), fmt.Sprintf("opcode %s at pickle byte %d: ", name, s.opPos) + fmt.Sprintf(format, args...)}
 }
 
-// ensure makes n bytes from pos on available in buf.
-func (s *scanner) ensure(n int64) error {
+// ensure makes n bytes from pos on, an argument of the current opcode,
+// available in buf. The pickle goes on after them (to STOP at least), so
+// one more byte may be read: the next opcode.
+func (s *scanner) ensure(n int64) error { return s.ensureNext(n, 1) }
+
+// ensureNext makes n bytes from pos on available in buf, knowing that the
+// pickle holds ahead more.
+func (s *scanner) ensureNext(n, ahead int64) error {
 	if n <= int64(len(s.in.buf)-s.pos) {
 		return nil
 	}
 	if rem := s.in.remaining(s.pos); n > rem {
-		if s.in.capped {
+		if s.in.capped() {
 			return s.errorf("pickle larger than the %d-byte limit", int64(maxPickleBytes))
 		}
 		return s.errorf("argument of %d bytes runs past the end of the input (%d bytes left)", n, rem)
 	}
-	if err := s.in.fill(n - int64(len(s.in.buf)-s.pos)); err != nil {
+	if err := s.in.fill(n-int64(len(s.in.buf)-s.pos), ahead); err != nil {
 		return s.errorf("reading %d bytes: %v", n, err)
 	}
 	return nil
@@ -217,10 +242,10 @@ func (s *scanner) line(limit int) ([]byte, error) {
 		if limit >= 0 && from-start > limit {
 			return nil, s.errorf("text argument longer than %d bytes", limit)
 		}
-		if s.in.left == 0 {
+		if s.in.remaining(from) == 0 {
 			return nil, s.errorf("text argument has no newline before the end of the input")
 		}
-		if err := s.in.fill(1); err != nil {
+		if err := s.in.fill(1, 1); err != nil { // a newline, then an opcode
 			return nil, s.errorf("reading: %v", err)
 		}
 	}
@@ -288,6 +313,9 @@ func (s *scanner) memoKey() (int64, error) {
 func (s *scanner) put(k int64) error {
 	if err := s.need(1); err != nil {
 		return err
+	}
+	if _, ok := s.memo[k]; !ok && len(s.memo) >= maxMemo {
+		return s.errorf("more than %d memo entries", maxMemo)
 	}
 	s.memo[k] = s.stack[len(s.stack)-1]
 	return nil
@@ -570,6 +598,11 @@ func (s *scanner) step() (done bool, err error) {
 			return false, s.errorf("frame of %d bytes runs past the end of the input (%d bytes left)", n, rem)
 		}
 		s.frameEnd = s.pos + int(n)
+		if s.in.exact {
+			// The frame's bytes are the pickle's: read them at once
+			// (up to the 64 KiB Python's pickler frames).
+			return false, s.ensureNext(min(int64(n), 1<<16), 0)
+		}
 		return false, nil
 	case 0x98: // READONLY_BUFFER: a no-op for gopickle
 		return false, nil

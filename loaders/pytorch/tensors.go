@@ -9,9 +9,12 @@ import (
 
 // storage is one storage of the file: a run of bytes that tensors view.
 type storage struct {
-	key   string      // Tensor.Storage: the zip record name ("data/3") or the legacy key
-	typ   storageType // element type, from the first persistent id naming it
-	numel int64       // elements, as the persistent id says
+	key string      // Tensor.Storage: the zip record name ("data/3") or the legacy key
+	typ storageType // element type, from the first persistent id naming it
+	// numel is, in legacy files only, the element count the persistent id
+	// says: the file repeats it before the storage's bytes, and views are
+	// checked against it. A zip record's size says how many bytes there are.
+	numel int64
 	// bytes is the number of bytes the storage takes in the file.
 	bytes int64
 	// avail is how many bytes a view may address: bytes, or for a
@@ -199,7 +202,7 @@ func rebuildQTensor(u *unpickler, args []any) (any, error) {
 		t.qzero = int64(zp)
 	default: // per-channel
 		if len(q) < 3 {
-			return nil, fmt.Errorf("%s parameters have %d elements, want 4", scheme, len(q))
+			return nil, fmt.Errorf("%s parameters have %d elements, want at least 3", scheme, len(q))
 		}
 		t.attrs = append(t.attrs, entry{"q_scales", q[1]}, entry{"q_zero_points", q[2]})
 	}
@@ -230,9 +233,7 @@ func rebuildParameterWithState(_ *unpickler, args []any) (any, error) {
 	return t, t.PySetState(args[3])
 }
 
-// asTensor checks that a parameter's data is a tensor. Passing other values
-// through would also let a bytes value reach gopickle where the scan
-// assumed a hashable one.
+// asTensor checks that a parameter's data is a tensor.
 func asTensor(v any) (*tensor, error) {
 	t, ok := v.(*tensor)
 	if !ok {
@@ -260,13 +261,10 @@ func rebuildFromType(_ *unpickler, args []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch x := v.(type) {
-	case *tensor:
-		return x, x.PySetState(args[3])
-	case []byte: // see asTensor
-		return nil, fmt.Errorf("function returned bytes, not a tensor")
+	if t, ok := v.(*tensor); ok {
+		return t, t.PySetState(args[3])
 	}
-	return v, nil
+	return v, nil // bytes are refused by callable.Call
 }
 
 // persistentID is a parsed storage persistent id:

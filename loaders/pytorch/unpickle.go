@@ -38,7 +38,14 @@ func (u *unpickler) load(data []byte) (any, error) {
 		if u.persistent == nil {
 			return nil, fmt.Errorf("unexpected persistent id")
 		}
-		return u.persistent(pid)
+		v, err := u.persistent(pid)
+		if err == nil {
+			err = notBytes(v, "persistent id resolves to")
+		}
+		if err != nil {
+			return nil, err
+		}
+		return v, nil
 	}
 	v, err := p.Load()
 	if err != nil {
@@ -58,6 +65,22 @@ func (u *unpickler) offset() int64 {
 		return -1
 	}
 	return u.base + u.pos()
+}
+
+// notBytes fails for a bytes value. The scan knows which values pickle
+// opcodes push are bytes, but not what Go code returns to gopickle. Of
+// that code, persistent ids and allow-listed calls can hand a pickled value
+// back (a legacy ('module', class, ...) id returns its class field,
+// _rebuild_from_type what its function gives); a bytes value among them
+// would reach gopickle where the scan assumed a hashable one (an
+// OrderedDict key, a set member) and make it panic. Both paths check here,
+// so no persistent id or rebuild function has to. The other stand-ins
+// only ever return values they build.
+func notBytes(v any, what string) error {
+	if _, ok := v.([]byte); ok {
+		return fmt.Errorf("%s bytes (unsupported)", what)
+	}
+	return nil
 }
 
 // clip shortens gopickle's messages, which may print whole values.
@@ -140,6 +163,9 @@ func (c *callable) Call(args ...any) (any, error) {
 	c.u.calls++
 	defer func() { c.u.calls-- }()
 	v, err := c.fn(c.u, args)
+	if err == nil {
+		err = notBytes(v, "returns")
+	}
 	if err != nil {
 		var ce *callError
 		if errors.As(err, &ce) {

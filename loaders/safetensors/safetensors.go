@@ -86,12 +86,9 @@ func (Loader) Sniff(head []byte) bool {
 	return n >= 2 && n <= MaxHeaderBytes && head[8] == '{'
 }
 
-// tensor is a checked entry with the file offset of its header object.
-type tensor struct {
-	t          accounting.Tensor
-	begin, end int64 // relative to the data buffer
-	at         int64 // file offset of the entry, for errors
-}
+// maxRank bounds the dimensions of a shape, as NumPy 2 does (NPY_MAXDIMS),
+// so that a header cannot have the loader parse a shape of millions.
+const maxRank = 64
 
 // Load reads the header of the safetensors file r of size bytes. It reads
 // the 8-byte length and the header and nothing else.
@@ -114,20 +111,11 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	if err := readFull(r, header, 8); err != nil {
 		return nil, err
 	}
-	dataStart := 8 + int64(n)
-	tensors, err := parseHeader(header, size-dataStart)
+	tensors, err := parseHeader(header, 8+int64(n), size)
 	if err != nil {
 		return nil, err
 	}
-	m := &accounting.Model{
-		Files:   []accounting.File{{Format: format}},
-		Tensors: make([]accounting.Tensor, len(tensors)),
-	}
-	for i, t := range tensors {
-		t.t.DataOffset = dataStart + t.begin
-		m.Tensors[i] = t.t
-	}
-	return m, nil
+	return &accounting.Model{Files: []accounting.File{{Format: format}}, Tensors: tensors}, nil
 }
 
 // readFull reads len(buf) bytes at off. A short read is a FormatError: the
@@ -143,45 +131,45 @@ func readFull(r io.ReaderAt, buf []byte, off int64) error {
 	return fmt.Errorf("safetensors: reading header: %w", err)
 }
 
-// parseHeader checks the JSON header (which starts at file offset 8) against
-// a data buffer of dataLen bytes and returns its tensors in data order.
-func parseHeader(header []byte, dataLen int64) ([]tensor, error) {
+// parseHeader checks the JSON header (which starts at file offset 8)
+// against the data buffer, from file offset dataStart to the end of the
+// size-byte file, and returns its tensors in data order.
+func parseHeader(header []byte, dataStart, size int64) ([]accounting.Tensor, error) {
 	if !utf8.Valid(header) {
 		return nil, accounting.Errorf(format, 8+int64(firstInvalidUTF8(header)), "", "header: invalid utf-8")
 	}
-	if !json.Valid(header) {
-		return nil, syntaxError(header)
-	}
-	// The header is valid JSON; decode it as a stream to keep each key's
-	// offset for errors and to see duplicate keys.
+	// Decode the header as a stream to keep each key's offset for errors
+	// and to see duplicate keys. The decoder stops at the first syntax
+	// error, which syntaxError then places.
 	dec := json.NewDecoder(bytes.NewReader(header))
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, jsonError(err, 0)
+		return nil, jsonError(header, err, 0)
 	}
 	if tok != json.Delim('{') {
 		return nil, accounting.Errorf(format, 8, "", "header: not a json object")
 	}
-	var tensors []tensor
+	var tensors []accounting.Tensor
+	var at []int64 // file offset of each tensor's entry, for errors
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, jsonError(err, 0)
+			return nil, jsonError(header, err, 0)
 		}
 		name, ok := tok.(string) // the decoder allows only strings as keys
 		if !ok {
 			return nil, accounting.Errorf(format, 8+dec.InputOffset(), "", "header: invalid json key")
 		}
-		at := valueStart(header, dec.InputOffset())
+		off := valueStart(header, dec.InputOffset())
 		if seen[name] {
-			return nil, accounting.Errorf(format, 8+at, name, "duplicate key in header")
+			return nil, accounting.Errorf(format, 8+off, name, "duplicate key in header")
 		}
 		seen[name] = true
 		if name == metadataKey {
 			var skip json.RawMessage
 			if err := dec.Decode(&skip); err != nil {
-				return nil, jsonError(err, at)
+				return nil, jsonError(header, err, off)
 			}
 			continue
 		}
@@ -192,126 +180,148 @@ func parseHeader(header []byte, dataLen int64) ([]tensor, error) {
 		if err := dec.Decode(&fields); err != nil {
 			var typ *json.UnmarshalTypeError
 			if errors.As(err, &typ) {
-				return nil, accounting.Errorf(format, 8+at, name, "entry: want an object, got a json %s", typ.Value)
+				return nil, accounting.Errorf(format, 8+off, name, "entry: want an object, got a json %s", typ.Value)
 			}
-			return nil, jsonError(err, at)
+			return nil, jsonError(header, err, off)
 		}
-		t, err := checkEntry(name, fields, dataLen)
+		t, err := checkEntry(name, fields, dataStart, size)
 		if err != nil {
-			return nil, accounting.Errorf(format, 8+at, name, "%s", err)
+			return nil, accounting.Errorf(format, 8+off, name, "%s", err)
 		}
-		t.at = 8 + at
 		tensors = append(tensors, t)
+		at = append(at, 8+off)
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
-		return nil, jsonError(err, 0)
+		return nil, jsonError(header, err, 0)
 	}
-	sort.SliceStable(tensors, func(i, j int) bool {
-		a, b := tensors[i], tensors[j]
-		return a.begin < b.begin || a.begin == b.begin && a.end < b.end
-	})
+	if _, err := dec.Token(); err != io.EOF { // anything after it
+		return nil, syntaxError(header)
+	}
+	sort.Stable(byData{tensors, at})
 	// Tensors sorted by begin overlap when one starts before the furthest
 	// end so far. Empty tensors share no bytes with anything.
 	last := -1
 	for i, t := range tensors {
-		if t.begin == t.end {
+		if t.StorageBytes == 0 {
 			continue
 		}
-		if last >= 0 && t.begin < tensors[last].end {
+		if last >= 0 && t.DataOffset < endOf(tensors[last]) {
 			p := tensors[last]
-			return nil, accounting.Errorf(format, t.at, t.t.Name, "data_offsets [%d, %d] overlap those of tensor %q [%d, %d]",
-				t.begin, t.end, p.t.Name, p.begin, p.end)
+			return nil, accounting.Errorf(format, at[i], t.Name, "data_offsets [%d, %d] overlap those of tensor %q [%d, %d]",
+				t.DataOffset-dataStart, endOf(t)-dataStart, p.Name, p.DataOffset-dataStart, endOf(p)-dataStart)
 		}
-		if last < 0 || t.end > tensors[last].end {
+		if last < 0 || endOf(t) > endOf(tensors[last]) {
 			last = i
 		}
 	}
 	return tensors, nil
 }
 
-// checkEntry validates the fields of one tensor entry against a data buffer
-// of dataLen bytes. Its errors name the field and are wrapped by the caller.
-func checkEntry(name string, fields map[string]json.RawMessage, dataLen int64) (tensor, error) {
+// endOf is the file offset just past a tensor's bytes.
+func endOf(t accounting.Tensor) int64 { return t.DataOffset + t.StorageBytes }
+
+// byData sorts tensors, and the offsets of their entries with them, by
+// where their bytes start and end.
+type byData struct {
+	t  []accounting.Tensor
+	at []int64
+}
+
+func (b byData) Len() int { return len(b.t) }
+func (b byData) Less(i, j int) bool {
+	x, y := b.t[i], b.t[j]
+	return x.DataOffset < y.DataOffset || x.DataOffset == y.DataOffset && x.StorageBytes < y.StorageBytes
+}
+func (b byData) Swap(i, j int) {
+	b.t[i], b.t[j] = b.t[j], b.t[i]
+	b.at[i], b.at[j] = b.at[j], b.at[i]
+}
+
+// checkEntry validates the fields of one tensor entry against the data
+// buffer, from file offset dataStart to the end of the size-byte file. Its
+// errors name the field and are wrapped by the caller.
+func checkEntry(name string, fields map[string]json.RawMessage, dataStart, size int64) (accounting.Tensor, error) {
+	var none accounting.Tensor
 	rawDType, ok := fields["dtype"]
 	if !ok {
-		return tensor{}, errors.New("dtype: missing")
+		return none, errors.New("dtype: missing")
 	}
 	dtype, ok := jsonString(rawDType)
 	if !ok {
-		return tensor{}, fmt.Errorf("dtype: want a string, got %s", short(rawDType))
+		return none, fmt.Errorf("dtype: want a string, got %s", short(rawDType))
 	}
-	dims, err := array(fields, "shape")
+	rawShape, err := array(fields, "shape")
 	if err != nil {
-		return tensor{}, err
+		return none, err
 	}
-	offsets, err := array(fields, "data_offsets")
+	rawOffsets, err := array(fields, "data_offsets")
 	if err != nil {
-		return tensor{}, err
+		return none, err
 	}
 
 	canon, ok := dtypeNames[dtype]
 	if !ok {
-		return tensor{}, fmt.Errorf("dtype: unknown dtype %q", dtype)
+		return none, fmt.Errorf("dtype: unknown dtype %q", dtype)
 	}
 	dt, ok := accounting.LookupDType(canon)
 	if !ok {
-		return tensor{}, fmt.Errorf("dtype: %q maps to %q, which the dtype table lacks", dtype, canon)
+		return none, fmt.Errorf("dtype: %q maps to %q, which the dtype table lacks", dtype, canon)
 	}
 
-	shape := make([]int64, len(dims))
+	dims, rank := elements(rawShape, maxRank)
+	if rank > maxRank {
+		return none, fmt.Errorf("shape: %d dimensions, more than %d", rank, maxRank)
+	}
+	shape := make([]int64, rank)
 	for i, raw := range dims {
 		s, ok := jsonInt(raw)
 		if !ok {
-			return tensor{}, fmt.Errorf("shape[%d]: %s is not an integer", i, short(raw))
+			return none, fmt.Errorf("shape[%d]: %s is not an integer", i, short(raw))
 		}
-		d, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return tensor{}, fmt.Errorf("shape[%d]: %s is out of range", i, short(raw))
+		if shape[i], err = strconv.ParseInt(s, 10, 64); err != nil {
+			return none, fmt.Errorf("shape[%d]: %s is out of range", i, short(raw))
 		}
-		shape[i] = d
 	}
 	numel, err := accounting.Numel(shape)
 	if err != nil {
-		return tensor{}, fmt.Errorf("shape: %v", err)
+		return none, fmt.Errorf("shape: %v", err)
 	}
 	want, err := dt.Bytes(numel)
 	if err != nil {
-		return tensor{}, fmt.Errorf("shape: %v", err)
+		return none, fmt.Errorf("shape: %v", err)
 	}
 
-	if len(offsets) != 2 {
-		return tensor{}, fmt.Errorf("data_offsets: want [begin, end], got %d values", len(offsets))
+	offsets, n := elements(rawOffsets, 2)
+	if n != 2 {
+		return none, fmt.Errorf("data_offsets: want [begin, end], got %d values", n)
 	}
 	var off [2]uint64
 	for i, raw := range offsets {
 		s, ok := jsonInt(raw)
 		if !ok || s[0] == '-' {
-			return tensor{}, fmt.Errorf("data_offsets[%d]: %s is not a non-negative integer", i, short(raw))
+			return none, fmt.Errorf("data_offsets[%d]: %s is not a non-negative integer", i, short(raw))
 		}
 		if off[i], err = strconv.ParseUint(s, 10, 64); err != nil {
-			return tensor{}, fmt.Errorf("data_offsets[%d]: %s is out of range", i, short(raw))
+			return none, fmt.Errorf("data_offsets[%d]: %s is out of range", i, short(raw))
 		}
 	}
 	begin, end := off[0], off[1]
-	switch {
+	switch dataLen := uint64(size - dataStart); {
 	case begin > end:
-		return tensor{}, fmt.Errorf("data_offsets: begin %d is after end %d", begin, end)
-	case end > uint64(dataLen):
-		return tensor{}, fmt.Errorf("data_offsets: end %d is past the %d-byte data buffer", end, dataLen)
+		return none, fmt.Errorf("data_offsets: begin %d is after end %d", begin, end)
+	case end > dataLen:
+		return none, fmt.Errorf("data_offsets: end %d is past the %d-byte data buffer", end, dataLen)
 	case int64(end-begin) != want:
-		return tensor{}, fmt.Errorf("data_offsets: [%d, %d] holds %d bytes, but shape %v of %s needs %d",
+		return none, fmt.Errorf("data_offsets: [%d, %d] holds %d bytes, but shape %v of %s needs %d",
 			begin, end, end-begin, shape, dtype, want)
 	}
-	return tensor{
-		t: accounting.Tensor{
-			Name:         name,
-			DType:        canon,
-			Shape:        shape,
-			Storage:      name,
-			StorageBytes: want,
-		},
-		begin: int64(begin),
-		end:   int64(end),
+	return accounting.Tensor{
+		Name:         name,
+		DType:        canon,
+		Shape:        shape,
+		Storage:      name,
+		StorageBytes: want,
+		DataOffset:   dataStart + int64(begin),
 	}, nil
 }
 
@@ -365,14 +375,23 @@ func syntaxError(header []byte) error {
 	return accounting.Errorf(format, 8+pos, "", "header: invalid json at header byte %d: %v", pos, syn)
 }
 
-// jsonError reports a decoder error on a header that passed json.Valid,
-// which should not happen; at is the header offset of the value.
-func jsonError(err error, at int64) error {
+// jsonError reports an error of the decoder; at is the header offset of
+// the value it was decoding. The decoder stops at the header's first
+// syntax error, but counts the offsets of its SyntaxErrors from the start
+// of the value and says io.ErrUnexpectedEOF for a header that stops early:
+// syntaxError places that error in the header.
+func jsonError(header []byte, err error, at int64) error {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		if !json.Valid(header) {
+			return syntaxError(header)
+		}
+	}
 	return accounting.Errorf(format, 8+at, "", "header: invalid json: %v", err)
 }
 
-// array returns the JSON array fields[key] as raw elements.
-func array(fields map[string]json.RawMessage, key string) ([]json.RawMessage, error) {
+// array returns the JSON array fields[key], raw.
+func array(fields map[string]json.RawMessage, key string) ([]byte, error) {
 	raw, ok := fields[key]
 	if !ok {
 		return nil, fmt.Errorf("%s: missing", key)
@@ -380,25 +399,59 @@ func array(fields map[string]json.RawMessage, key string) ([]json.RawMessage, er
 	if len(raw) == 0 || raw[0] != '[' {
 		return nil, fmt.Errorf("%s: want an array, got %s", key, short(raw))
 	}
-	// Fast path: an array of bare numbers, the usual case, splits at its
-	// commas. Anything else (strings, nested values) goes through the
-	// decoder so that error messages show the elements as written.
-	inner := bytes.TrimSpace(raw[1 : len(raw)-1])
-	if len(inner) == 0 {
-		return []json.RawMessage{}, nil
-	}
-	if bytes.IndexFunc(inner, func(r rune) bool { return !strings.ContainsRune("0123456789-+.eE, \t\r\n", r) }) < 0 {
-		a := make([]json.RawMessage, 0, bytes.Count(inner, []byte(","))+1)
-		for v := range bytes.SplitSeq(inner, []byte(",")) {
-			a = append(a, bytes.TrimSpace(v))
+	return raw, nil
+}
+
+// elements splits raw, a valid JSON array, into its elements as written,
+// returning at most limit of them and the count of all: a long array costs
+// a scan, not an element each.
+func elements(raw []byte, limit int) ([][]byte, int) {
+	var elems [][]byte
+	n := 0
+	add := func(e []byte) {
+		if n < limit {
+			elems = append(elems, bytes.TrimSpace(e))
 		}
-		return a, nil
+		n++
 	}
-	var a []json.RawMessage
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return nil, fmt.Errorf("%s: want an array, got %s", key, short(raw))
+	depth, start := 0, 1
+	inString, escaped := false, false
+	for i := 1; i < len(raw); i++ {
+		c := raw[i]
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			depth++
+		case ']', '}':
+			if depth > 0 {
+				depth--
+				continue
+			}
+			// The array's closing bracket: [] and [ ] hold nothing.
+			if e := raw[start:i]; n > 0 || len(bytes.TrimSpace(e)) > 0 {
+				add(e)
+			}
+			return elems, n
+		case ',':
+			if depth == 0 {
+				add(raw[start:i])
+				start = i + 1
+			}
+		}
 	}
-	return a, nil
+	return elems, n
 }
 
 // jsonString returns the JSON string raw, unquoted.

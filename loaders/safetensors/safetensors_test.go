@@ -160,18 +160,6 @@ func checkOracle(t testing.TB, m *accounting.Model, file []byte) {
 	}
 }
 
-func storedBytes(m *accounting.Model) int64 {
-	seen := map[string]bool{}
-	var n int64
-	for _, tn := range m.Tensors {
-		if !seen[tn.Storage] {
-			seen[tn.Storage] = true
-			n += tn.StorageBytes
-		}
-	}
-	return n
-}
-
 // TestDTypeTable walks the dtype mapping: every canonical name must be in
 // the accounting table, with the element size the safetensors specification
 // gives: bits per element, packed without padding for F4 and F6.
@@ -233,7 +221,7 @@ func TestRealWorld(t *testing.T) {
 			if len(m.Tensors) != want.Tensors {
 				t.Errorf("%d tensors, want %d", len(m.Tensors), want.Tensors)
 			}
-			if got := storedBytes(m); got != want.StoredBytes {
+			if got := realworld.StoredBytes(m); got != want.StoredBytes {
 				t.Errorf("stored bytes %d, want %d", got, want.StoredBytes)
 			}
 			checkInvariants(t, m, file)
@@ -278,7 +266,7 @@ func TestFixtures(t *testing.T) {
 			if len(m.Tensors) != tt.tensors {
 				t.Errorf("%d tensors, want %d", len(m.Tensors), tt.tensors)
 			}
-			if got := storedBytes(m); got != tt.stored {
+			if got := realworld.StoredBytes(m); got != tt.stored {
 				t.Errorf("stored bytes %d, want %d", got, tt.stored)
 			}
 			dtypes := map[string]int{}
@@ -330,7 +318,7 @@ func TestShardedIndex(t *testing.T) {
 		for _, tn := range m.Tensors {
 			got[tn.Name] = shard
 		}
-		total += storedBytes(m)
+		total += realworld.StoredBytes(m)
 	}
 	if !reflect.DeepEqual(got, ix.WeightMap) {
 		t.Errorf("shards hold %v, weight_map says %v", got, ix.WeightMap)
@@ -460,12 +448,18 @@ func TestMalformed(t *testing.T) {
 		{"string dim", build("{"+tensorJSON("a", "F32", `["2"]`, 0, 8)+"}", 8), `shape[0]: "2" is not an integer`, "a", `{"dtype"`, 0},
 		{"float dim", build("{"+tensorJSON("a", "F32", `[1, 2.0]`, 0, 8)+"}", 8), `shape[1]: 2.0 is not an integer`, "a", `{"dtype"`, 0},
 		{"exponent dim", build("{"+tensorJSON("a", "F32", `[2e0]`, 0, 8)+"}", 8), `shape[0]: 2e0 is not an integer`, "a", `{"dtype"`, 0},
+		{"dim with a comma", build("{"+tensorJSON("a", "F32", `["2,3", 2]`, 0, 8)+"}", 8), `shape[0]: "2,3" is not an integer`, "a", `{"dtype"`, 0},
+		{"dim with an escaped quote", build("{"+tensorJSON("a", "F32", `[2, "\",]"]`, 0, 8)+"}", 8), `shape[1]: "\",]" is not an integer`, "a", `{"dtype"`, 0},
+		{"nested dim", build("{"+tensorJSON("a", "F32", `[[1, [2]], 2]`, 0, 8)+"}", 8), `shape[0]: [1, [2]] is not an integer`, "a", `{"dtype"`, 0},
+		{"65 dims", build("{"+tensorJSON("a", "F32", "["+strings.Repeat("1,", 64)+"2]", 0, 8)+"}", 8), "shape: 65 dimensions, more than 64", "a", `{"dtype"`, 0},
 		{"negative dim", build("{"+tensorJSON("a", "F32", `[2,-1]`, 0, 8)+"}", 8), "shape: negative dimension -1", "a", `{"dtype"`, 0},
 		{"huge dim", build("{"+tensorJSON("a", "F32", `[9223372036854775808]`, 0, 8)+"}", 8), "shape[0]: 9223372036854775808 is out of range", "a", `{"dtype"`, 0},
 		{"numel overflow", build("{"+tensorJSON("a", "U8", `[4294967296,4294967296]`, 0, 8)+"}", 8), "shape: shape [4294967296 4294967296]: element count overflows int64", "a", `{"dtype"`, 0},
 		{"bytes overflow", build("{"+tensorJSON("a", "F64", `[2305843009213693952]`, 0, 8)+"}", 8), "shape: float64: 2305843009213693952 elements overflow int64 bytes", "a", `{"dtype"`, 0},
 		{"one offset", build(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[8]}}`, 8), "data_offsets: want [begin, end], got 1 values", "a", `{"dtype"`, 0},
 		{"three offsets", build(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8,8]}}`, 8), "data_offsets: want [begin, end], got 3 values", "a", `{"dtype"`, 0},
+		{"nested offsets", build(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[[0,8]]}}`, 8), "data_offsets: want [begin, end], got 1 values", "a", `{"dtype"`, 0},
+		{"object offset", build(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,{"x":[8,9]}]}}`, 8), `data_offsets[1]: {"x":[8,9]} is not a non-negative integer`, "a", `{"dtype"`, 0},
 		{"negative offset", build("{"+tensorJSON("a", "F32", "[2]", -8, 0)+"}", 8), "data_offsets[0]: -8 is not a non-negative integer", "a", `{"dtype"`, 0},
 		{"float offset", build("{"+tensorJSON("a", "F32", "[2]", 0, "8.0")+"}", 8), "data_offsets[1]: 8.0 is not a non-negative integer", "a", `{"dtype"`, 0},
 		{"begin after end", build("{"+tensorJSON("a", "F32", "[2]", 8, 0)+"}", 8), "data_offsets: begin 8 is after end 0", "a", `{"dtype"`, 0},
@@ -531,6 +525,8 @@ func TestWellFormed(t *testing.T) {
 		{"padding", `{}      `, 0, nil},
 		{"leading whitespace", " \n{}", 0, nil},
 		{"scalar", header(tensorJSON("s", "F64", "[]", 0, 8)), 8, []want{{"s", 0, 8}}},
+		{"scalar, spaced", header(tensorJSON("s", "F32", "[ ]", 0, 4)), 4, []want{{"s", 0, 4}}},
+		{"64 dims", header(tensorJSON("r", "U8", "["+strings.Repeat("1, ", 63)+"1]", 0, 1)), 1, []want{{"r", 0, 1}}},
 		{"4-d", header(tensorJSON("w", "BF16", "[1,2,3,4]", 0, 48)), 48, []want{{"w", 0, 48}}},
 		{"empty tensor", header(tensorJSON("e", "F32", "[0,5]", 0, 0)), 0, []want{{"e", 0, 0}}},
 		{"holes and trailing bytes", header(tensorJSON("a", "U8", "[4]", 4, 8), tensorJSON("b", "I16", "[2]", 12, 16)), 40,
