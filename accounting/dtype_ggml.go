@@ -10,13 +10,14 @@ package accounting
 // https://github.com/ggml-org/ggml/blob/d99724f2b141fed9e1a9f402213506c081433465/src/ggml.c
 // https://github.com/ggml-org/ggml/blob/d99724f2b141fed9e1a9f402213506c081433465/src/ggml-common.h
 //
-// Types ggml has since removed keep the layout they had when they were
-// written: q4_0_4_4, q4_0_4_8, q4_0_8_8 and iq4_nl_4_4 (interleaved copies
-// of q4_0 and iq4_nl blocks, in GGUF files from July to December 2024)
+// Types ggml has since removed, ggmlRemovedDTypes at the end of the list,
+// keep the layout they had when they were written: q4_0_4_4, q4_0_4_8,
+// q4_0_8_8 and iq4_nl_4_4 (interleaved copies of q4_0 and iq4_nl blocks, in
+// GGUF files from July to December 2024)
 // https://github.com/ggml-org/ggml/blob/72f04e91375ca8a4350ba5afe739308b3b20ba18/src/ggml.c
 // and q4_2, q4_3 (dropped in May 2023, before GGUF existed)
 // https://github.com/ggml-org/ggml/blob/92b961cd04e888640cfafeebfe05ce6d6be97732/src/ggml.c
-var ggmlDTypes = []DType{
+var ggmlDTypes = append([]DType{
 	// 32-element blocks: one fp16 scale (d), plus fp16 min (m) for _1.
 	{Name: "q4_0", BlockElems: 32, BlockBytes: 18}, // d + 16 nibble bytes
 	{Name: "q4_1", BlockElems: 32, BlockBytes: 20}, // d, m + 16
@@ -47,8 +48,11 @@ var ggmlDTypes = []DType{
 	{Name: "iq4_xs", BlockElems: 256, BlockBytes: 136},
 	{Name: "tq1_0", BlockElems: 256, BlockBytes: 54},
 	{Name: "tq2_0", BlockElems: 256, BlockBytes: 66},
+}, ggmlRemovedDTypes...)
 
-	// Removed from ggml; see above.
+// ggmlRemovedDTypes are the GGML types ggml has dropped; see above.
+// GGMLRemoved reports them.
+var ggmlRemovedDTypes = []DType{
 	{Name: "q4_2", BlockElems: 16, BlockBytes: 10},
 	{Name: "q4_3", BlockElems: 16, BlockBytes: 12},
 	{Name: "q4_0_4_4", BlockElems: 32, BlockBytes: 18},
@@ -57,11 +61,13 @@ var ggmlDTypes = []DType{
 	{Name: "iq4_nl_4_4", BlockElems: 32, BlockBytes: 18},
 }
 
-// ggmlRemoved are the GGML types ggml has dropped.
-var ggmlRemoved = map[string]bool{
-	"q4_2": true, "q4_3": true,
-	"q4_0_4_4": true, "q4_0_4_8": true, "q4_0_8_8": true, "iq4_nl_4_4": true,
-}
+var ggmlRemoved = func() map[string]bool {
+	m := make(map[string]bool, len(ggmlRemovedDTypes))
+	for _, d := range ggmlRemovedDTypes {
+		m[d.Name] = true
+	}
+	return m
+}()
 
 // GGMLRemoved reports whether the named dtype is a GGML type that ggml has
 // dropped: older releases wrote it, current llama.cpp refuses to load it.

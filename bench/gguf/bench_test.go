@@ -20,7 +20,7 @@ import (
 const realworld = "../../../shared/realworld"
 
 // files returns the benchmark's files: the vocab files of shared/realworld
-// and a generated file of 1,152 tensors, written to dir.
+// and gguftest.ManyTensors' file of 1,152 tensors, written to dir.
 func files(tb testing.TB, dir string) []string {
 	tb.Helper()
 	paths, _ := filepath.Glob(filepath.Join(realworld, "llama_cpp_vocab", "*.gguf"))
@@ -28,37 +28,10 @@ func files(tb testing.TB, dir string) []string {
 		tb.Log("no shared/realworld vocab files")
 	}
 	many := filepath.Join(dir, "many-tensors.gguf")
-	if err := os.WriteFile(many, manyTensors(128), 0o644); err != nil {
+	if err := os.WriteFile(many, gguftest.ManyTensors(128), 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	return append(paths, many)
-}
-
-// manyTensors is a llama-shaped file of 9 small tensors per block, with a
-// 1,000-token vocabulary.
-func manyTensors(blocks int) []byte {
-	tokens := make([]string, 1000)
-	for i := range tokens {
-		tokens[i] = fmt.Sprintf("tok%d", i)
-	}
-	b := gguftest.New().
-		KV("general.architecture", "llama").
-		KV("general.file_type", uint32(7)).
-		KV("llama.block_count", uint32(blocks)).
-		KV("tokenizer.ggml.tokens", tokens)
-	for i := range blocks {
-		p := fmt.Sprintf("blk.%d.", i)
-		b.Tensor(p+"attn_norm.weight", gguftest.F32, 64).
-			Tensor(p+"attn_q.weight", gguftest.Q8_0, 64, 64).
-			Tensor(p+"attn_k.weight", gguftest.Q8_0, 64, 16).
-			Tensor(p+"attn_v.weight", gguftest.Q8_0, 64, 16).
-			Tensor(p+"attn_output.weight", gguftest.Q8_0, 64, 64).
-			Tensor(p+"ffn_norm.weight", gguftest.F32, 64).
-			Tensor(p+"ffn_gate.weight", gguftest.Q4_K, 256, 32).
-			Tensor(p+"ffn_up.weight", gguftest.Q4_K, 256, 32).
-			Tensor(p+"ffn_down.weight", gguftest.Q6_K, 256, 32)
-	}
-	return b.Bytes()
 }
 
 // readHeader is qinsaudit's side: open, stat, ReadHeader, close.
@@ -115,12 +88,7 @@ func TestSameTensors(t *testing.T) {
 	paths = append(paths, filepath.Join(realworld, "ollama", "llama-2-tiny-random.gguf"),
 		filepath.Join("..", "..", "fixtures", "gguf", "tiny-q4_k_m.gguf"))
 	all := gguftest.New()
-	ids := make([]uint32, 0, len(gguftest.Types))
-	for id := range gguftest.Types {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	for _, id := range gguftest.IDs() {
 		if tt, ok := parser.GGMLType(id).Trait(); ok && tt.BlockSize > 0 {
 			all.Tensor(fmt.Sprintf("t%d", id), id, 512, 2)
 		}

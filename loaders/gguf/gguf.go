@@ -35,6 +35,7 @@ package gguf
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 
@@ -47,9 +48,10 @@ const format = "gguf"
 const (
 	magic            = "GGUF"
 	defaultAlignment = 32
-	maxDims          = 4     // GGML_MAX_DIMS
-	maxKeyLen        = 65535 // the specification's limit
-	maxArrayDepth    = 16    // nesting of arrays of arrays
+	maxDims          = 4       // GGML_MAX_DIMS
+	maxKeyLen        = 65535   // the specification's limit
+	maxTensors       = 1 << 16 // see ReadHeader
+	maxArrayDepth    = 16      // nesting of arrays of arrays
 	minKVBytes       = 8 + 4 + 1
 	minTensorInfo    = 8 + 4 + 4 + 8 // empty name, no dims
 )
@@ -95,7 +97,10 @@ type Header struct {
 	KVCount   uint64
 	// Alignment is general.alignment, or 32 when the file has none.
 	Alignment int64
-	// Architecture is general.architecture, "" when absent.
+	// Architecture is general.architecture, "" when absent. Nothing reads
+	// it, so neither it nor the split counts below fail the load: a value of
+	// another type, a negative count, or an architecture longer than 65,535
+	// bytes is skipped and reads as absent.
 	Architecture string
 	// FileType is general.file_type (llama.cpp's LLAMA_FTYPE_*, e.g. 15 for
 	// "mostly Q4_K_M"), or -1 when absent.
@@ -147,9 +152,8 @@ func (Loader) Sniff(head []byte) bool {
 	if len(head) < 8 {
 		return true
 	}
-	le := uint32(head[4]) | uint32(head[5])<<8 | uint32(head[6])<<16 | uint32(head[7])<<24
-	be := uint32(head[7]) | uint32(head[6])<<8 | uint32(head[5])<<16 | uint32(head[4])<<24
-	return le != 0 && (le <= 0xffff || be <= 0xffff)
+	v, _ := decodeVersion(binary.LittleEndian.Uint32(head[4:]))
+	return v != 0 && v <= 0xffff
 }
 
 // Load reads the tensor table: one File and its tensors in tensor-info
@@ -193,6 +197,11 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 // infos, and checks each tensor's data against the file: aligned, within the
 // file, and not overlapping the next tensor. Malformed input gives an
 // *accounting.FormatError; a failed read its own error.
+//
+// A file of more than 65,536 tensors is refused. The bytes left bound the
+// count, but a tensor info of 24 bytes costs some 800 bytes of allocation
+// here and in Load. llama.cpp sets no limit; real models have a few
+// thousand tensors at most.
 func ReadHeader(r io.ReaderAt, size int64) (*Header, error) {
 	if size < 0 {
 		return nil, accounting.Errorf(format, -1, "", "negative file size %d", size)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode"
@@ -187,18 +188,11 @@ func TestTypeTable(t *testing.T) {
 	if got := DTypeName(99); got != "ggml_unknown_99" {
 		t.Errorf("DTypeName(99) = %q", got)
 	}
-	if !Removed(31) || Removed(2) {
-		t.Error("Removed(31), Removed(2) wrong")
-	}
 }
 
 // TestEveryType loads a tensor of each ggml type, alone and all in one file.
 func TestEveryType(t *testing.T) {
-	ids := make([]uint32, 0, len(gguftest.Types))
-	for id := range gguftest.Types {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := gguftest.IDs()
 	all := newFile().KV("general.alignment", uint32(64))
 	for _, id := range ids {
 		name := ggmlTypes[id]
@@ -305,6 +299,76 @@ func TestHeaderFields(t *testing.T) {
 	}
 }
 
+// TestIgnoredValues checks that the kept keys nothing reads do not fail the
+// load: a value of another type, a negative count or a too long
+// architecture reads as absent.
+func TestIgnoredValues(t *testing.T) {
+	data := newFile().
+		KV("general.architecture", uint8(1)).
+		KV("split.no", "one").
+		KV("split.count", []int32{2}).
+		KV("split.tensors.count", int8(-1)).
+		KV("general.file_type", uint32(15)).
+		Tensor("x", gguftest.F16, 4).
+		Bytes()
+	h, err := ReadHeader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Architecture != "" || h.SplitNo != 0 || h.SplitCount != 0 || h.SplitTensors != -1 || h.FileType != 15 || len(h.Tensors) != 1 {
+		t.Errorf("%+v", h)
+	}
+	for _, arch := range []string{strings.Repeat("a", maxKeyLen), strings.Repeat("a", maxKeyLen+1)} {
+		data := newFile().KV("general.architecture", arch).KV("general.file_type", uint32(15)).Bytes()
+		h, err := ReadHeader(bytes.NewReader(data), int64(len(data)))
+		want := arch
+		if len(arch) > maxKeyLen {
+			want = ""
+		}
+		if err != nil || h.Architecture != want || h.FileType != 15 {
+			t.Errorf("architecture of %d bytes: %d bytes read, file type %d, %v", len(arch), len(h.Architecture), h.FileType, err)
+		}
+	}
+	if _, err := load(t, newFile().KV("general.architecture", "llama").KV("general.architecture", uint8(1)).Bytes()); err == nil ||
+		!strings.Contains(err.Error(), `kv 1 "general.architecture": duplicate key`) {
+		t.Errorf("duplicate architecture: %v", err)
+	}
+}
+
+// zeroDim is a file of one empty tensor whose other dimensions multiply past
+// int64.
+func zeroDim() []byte {
+	return newFile().Tensor("w", gguftest.F32, 65536, 0, 1<<32+1, 1<<32).Bytes()
+}
+
+// TestZeroDim checks that a zero dimension among huge ones makes an empty
+// tensor, which loads and audits as 0 elements.
+func TestZeroDim(t *testing.T) {
+	m := mustLoad(t, zeroDim())
+	if x := m.Tensors[0]; !slices.Equal(x.Shape, []int64{1 << 32, 1<<32 + 1, 0, 65536}) || x.StorageBytes != 0 {
+		t.Errorf("%+v", x)
+	}
+	res, err := accounting.Audit(m, accounting.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res.Rows[0]; r.Numel != 0 || r.TheoreticalBytes != 0 || r.StoredBytes != 0 || res.Total.Params != 0 {
+		t.Errorf("row %+v, total %+v", r, res.Total)
+	}
+}
+
+// TestMaxTensors loads a file of maxTensors tensors; one more is refused
+// (see malformedFiles).
+func TestMaxTensors(t *testing.T) {
+	b := newFile()
+	for i := range maxTensors {
+		b.TensorAt(strconv.Itoa(i), gguftest.F32, 0, 0)
+	}
+	if m := mustLoad(t, b.Bytes()); len(m.Tensors) != maxTensors {
+		t.Errorf("%d tensors", len(m.Tensors))
+	}
+}
+
 // TestLayout checks spans: tensor-info order kept, padding and gaps counted
 // as the tensor's before them, empty tensors.
 func TestLayout(t *testing.T) {
@@ -369,6 +433,7 @@ func malformedFiles() []malformed {
 		{"big-endian version 1", newFile().Version(1).BigEndian().Bytes(), "version 1 is not supported"},
 		{"tensor count", header(3, 1<<40, 0), "tensor_count 1099511627776 exceeds remaining 8 bytes"},
 		{"kv count", header(3, 0, math.MaxUint64), "kv_count 18446744073709551615 exceeds remaining 0 bytes"},
+		{"tensor count limit", cat(header(3, maxTensors+1, 0), make([]byte, (maxTensors+1)*minTensorInfo)), "tensor_count 65537 exceeds 65536"},
 		{"tensor count after kvs", newFile().KV("k", "v").Counts(1, 1).Bytes(), "tensor_count 1 exceeds the 0 bytes after the metadata"},
 		{"key length", cat(header(3, 0, 1), u64(1<<62), make([]byte, 20)), "kv 0: key length 4611686018427387904 exceeds remaining 20 bytes"},
 		{"long key", newFile().KV(strings.Repeat("k", 70000), uint8(1)).Bytes(), "key length 70000 exceeds 65535"},
@@ -389,7 +454,10 @@ func malformedFiles() []malformed {
 		{"alignment 0", newFile().KV("general.alignment", uint32(0)).Align(32).Bytes(), "alignment 0 is not a power of two"},
 		{"alignment 48", newFile().KV("general.alignment", uint32(48)).Bytes(), "alignment 48 is not a power of two"},
 		{"alignment type", newFile().KV("general.alignment", uint64(32)).Bytes(), `kv 0 "general.alignment": type uint64, want uint32`},
-		{"architecture type", newFile().KV("general.architecture", uint8(1)).Bytes(), "type uint8, want string"},
+		{"long architecture", newFile().RawKV("general.architecture", typeString, cat(u64(1<<16), make([]byte, 100))).Bytes(),
+			`kv 0 "general.architecture": string length 65536 exceeds remaining 100 bytes`},
+		{"split type", newFile().RawKV("split.count", typeArray, cat(u32(typeString), u64(1), u64(5))).Bytes(),
+			`kv 0 "split.count": string length 5 exceeds remaining 0 bytes`},
 		{"file type type", newFile().KV("general.file_type", "q4").Bytes(), "type string, want an integer"},
 		{"file type negative", newFile().KV("general.file_type", int32(-1)).Bytes(), "int32 value is negative or too large"},
 		{"duplicate key", newFile().KV("general.alignment", uint32(32)).KV("general.alignment", uint32(64)).Bytes(), `kv 1 "general.alignment": duplicate key`},
@@ -409,7 +477,9 @@ func malformedFiles() []malformed {
 		{"unaligned 64", newFile().KV("general.alignment", uint32(64)).Tensor("a", gguftest.F32, 64).TensorAt("b", gguftest.F32, 32, 1).Bytes(),
 			"offset 32 is not a multiple of the alignment 64"},
 		{"offset past EOF", newFile().Tensor("a", gguftest.F32, 8).TensorAt("b", gguftest.F32, 1<<40, 8).Bytes(),
-			`tensor "b": offset 1099511627776 is past the end of the file`},
+			`tensor "b": offset 1099511627776 (file offset 1099511627872) is past the end of the file (128 bytes)`},
+		{"file offset past int64", newFile().TensorAt("b", gguftest.F32, math.MaxInt64-31, 8).Bytes(),
+			`tensor "b": offset 9223372036854775776 (file offset 9223372036854775840) is past the end of the file (64 bytes)`},
 		{"data offset past EOF", newFile().Tensor("a", gguftest.F32, 8).TensorAt("b", gguftest.F32, 128, 8).Bytes(),
 			`tensor "b": offset 128 (file offset 224) is past the end of the file (128 bytes)`},
 		{"offset past uint64", newFile().TensorAt("b", gguftest.F32, -32, 8).Bytes(), "offset 18446744073709551584 is past the end of the file"},
@@ -495,8 +565,14 @@ func TestSniff(t *testing.T) {
 	}
 }
 
-// TestFixtures loads fixtures/gguf, which go run ./fixtures/gguf/gen writes.
+// TestFixtures loads fixtures/gguf and checks that each file is what
+// gguftest.Fixtures builds (go run ./fixtures/gguf/gen writes them).
 func TestFixtures(t *testing.T) {
+	built := gguftest.Fixtures()
+	committed, _ := filepath.Glob("../../fixtures/gguf/*.gguf")
+	if len(committed) != len(built) {
+		t.Errorf("fixtures/gguf has %d files, gguftest.Fixtures %d", len(committed), len(built))
+	}
 	for _, c := range []struct {
 		file         string
 		tensors      int
@@ -511,6 +587,9 @@ func TestFixtures(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("../../fixtures/gguf", c.file))
 			if err != nil {
 				t.Fatal(err)
+			}
+			if !bytes.Equal(data, built[c.file]) {
+				t.Errorf("differs from gguftest.Fixtures (%d bytes): run go run ./fixtures/gguf/gen", len(built[c.file]))
 			}
 			m := mustLoad(t, data)
 			var stored, spans int64

@@ -50,29 +50,27 @@ func (p *parser) short(off int64, what string) error {
 	return p.errorf(off, "file ends in %s (%d bytes left)", what, p.r.size-off)
 }
 
-func (p *parser) u32(what string) (uint32, error) {
+// uint reads what, an unsigned integer of 1, 2, 4 or 8 bytes.
+func (p *parser) uint(what string, size int) (uint64, error) {
 	off := p.r.pos()
-	v, ok := p.r.u32()
+	v, ok := p.r.uint(size)
 	if !ok {
 		return 0, p.short(off, what)
 	}
 	return v, nil
 }
 
-func (p *parser) u64(what string) (uint64, error) {
-	off := p.r.pos()
-	v, ok := p.r.u64()
-	if !ok {
-		return 0, p.short(off, what)
-	}
-	return v, nil
+// u32 reads what, a u32.
+func (p *parser) u32(what string) (uint32, error) {
+	v, err := p.uint(what, 4)
+	return uint32(v), err
 }
 
 // count reads a u64 count of items of at least minSize bytes each and checks
 // that the rest of the file can hold them.
 func (p *parser) count(what string, minSize int64) (uint64, error) {
 	off := p.r.pos()
-	n, err := p.u64(what)
+	n, err := p.uint(what, 8)
 	if err != nil {
 		return 0, err
 	}
@@ -91,18 +89,12 @@ func (p *parser) header(h *Header) error {
 	if string(b) != magic {
 		return p.errorf(0, "bad magic %q, want %q", b, magic)
 	}
-	v, err := p.u32("version")
+	le, err := p.u32("version")
 	if err != nil {
 		return err
 	}
-	// Version 3 files may be big-endian. Versions are small, so a
-	// big-endian one read as little-endian has its low 16 bits zero.
-	if v&0xffff == 0 && v != 0 {
-		p.r.be = true
-		h.BigEndian = true
-		v = bits.ReverseBytes32(v)
-	}
-	h.Version = v
+	v, be := decodeVersion(le)
+	p.r.be, h.BigEndian, h.Version = be, be, v
 	if v != 2 && v != 3 {
 		return p.errorf(4, "version %d is not supported (want 2 or 3)", v)
 	}
@@ -113,17 +105,35 @@ func (p *parser) header(h *Header) error {
 	return err
 }
 
-// Metadata keys the reader keeps.
+// decodeVersion takes the version field read as little-endian and returns
+// the version and whether the file is big-endian, which version 3 allows.
+// Versions are small, so a big-endian one read as little-endian has its low
+// 16 bits zero.
+func decodeVersion(le uint32) (version uint32, bigEndian bool) {
+	if le&0xffff == 0 && le != 0 {
+		return bits.ReverseBytes32(le), true
+	}
+	return le, false
+}
+
+// Metadata keys the reader keeps, by their index in keptKeys.
 const (
-	keyAlignment    = "general.alignment"
-	keyArchitecture = "general.architecture"
-	keyFileType     = "general.file_type"
-	keySplitNo      = "split.no"
-	keySplitCount   = "split.count"
-	keySplitTensors = "split.tensors.count"
+	keyAlignment = iota
+	keyArchitecture
+	keyFileType
+	keySplitNo
+	keySplitCount
+	keySplitTensors
 )
 
-var keptKeys = [...]string{keyAlignment, keyArchitecture, keyFileType, keySplitNo, keySplitCount, keySplitTensors}
+var keptKeys = [...]string{
+	keyAlignment:    "general.alignment",
+	keyArchitecture: "general.architecture",
+	keyFileType:     "general.file_type",
+	keySplitNo:      "split.no",
+	keySplitCount:   "split.count",
+	keySplitTensors: "split.tensors.count",
+}
 
 func (p *parser) metadata(h *Header) error {
 	var seen uint // bit k: keptKeys[k] was read
@@ -160,7 +170,7 @@ func (p *parser) metadata(h *Header) error {
 			return p.errorf(off, "duplicate key")
 		}
 		seen |= 1 << k
-		if err := p.keep(h, keptKeys[k], typ, typOff); err != nil {
+		if err := p.keep(h, k, typ, typOff); err != nil {
 			return err
 		}
 	}
@@ -168,10 +178,14 @@ func (p *parser) metadata(h *Header) error {
 	return nil
 }
 
-// keep reads the value of a kept key into h.
-func (p *parser) keep(h *Header, key string, typ uint32, typOff int64) error {
-	var err error
-	switch key {
+// keep reads the value of kept key k into h. The keys the loader uses,
+// general.alignment (the layout) and general.file_type (the file's label),
+// must have the right type. The others are only reported in the Header: a
+// value of another type, a negative count or an architecture longer than
+// maxKeyLen is skipped and leaves the field as if the key were absent, like
+// any key the reader does not know.
+func (p *parser) keep(h *Header, k int, typ uint32, typOff int64) error {
+	switch k {
 	case keyAlignment:
 		if typ != typeUint32 {
 			return p.errorf(typOff, "type %s, want uint32", valueTypeName(typ))
@@ -185,60 +199,79 @@ func (p *parser) keep(h *Header, key string, typ uint32, typOff int64) error {
 			return p.errorf(off, "alignment %d is not a power of two", a)
 		}
 		h.Alignment = int64(a)
+		return nil
 	case keyArchitecture:
 		if typ != typeString {
-			return p.errorf(typOff, "type %s, want string", valueTypeName(typ))
+			return p.skipValue(typ, typOff, 0)
 		}
-		h.Architecture, err = p.str()
-	case keyFileType:
-		h.FileType, err = p.integer(typ, typOff)
-	case keySplitNo:
-		h.SplitNo, err = p.integer(typ, typOff)
-	case keySplitCount:
-		h.SplitCount, err = p.integer(typ, typOff)
-	case keySplitTensors:
-		h.SplitTensors, err = p.integer(typ, typOff)
+		var err error
+		h.Architecture, err = p.str(maxKeyLen)
+		return err
 	}
-	return err
+	v, ok, err := p.integer(typ, typOff, k == keyFileType)
+	if err != nil || !ok {
+		return err
+	}
+	switch k {
+	case keyFileType:
+		h.FileType = v
+	case keySplitNo:
+		h.SplitNo = v
+	case keySplitCount:
+		h.SplitCount = v
+	case keySplitTensors:
+		h.SplitTensors = v
+	}
+	return nil
 }
 
-// str reads a string value.
-func (p *parser) str() (string, error) {
+// str reads a string value; one longer than limit is skipped and read as
+// "".
+func (p *parser) str(limit uint64) (string, error) {
 	off := p.r.pos()
 	n, err := p.count("string length", 1)
 	if err != nil {
 		return "", err
 	}
-	if n <= uint64(len(p.r.buf)) {
-		if b, ok := p.r.peek(int(n)); ok {
-			return string(b), nil
-		}
-	} else if b, ok := p.r.appendN(make([]byte, 0, n), int64(n)); ok {
-		return string(b), nil
+	if n > limit {
+		p.r.skip(int64(n)) // count checked it against remaining
+		return "", nil
 	}
-	return "", p.short(off+8, "string")
+	b, ok := p.r.peek(int(n)) // limit <= maxKeyLen < bufSize
+	if !ok {
+		return "", p.short(off+8, "string")
+	}
+	return string(b), nil
 }
 
-// integer reads a value of any integer type as a non-negative int64.
-func (p *parser) integer(typ uint32, typOff int64) (int64, error) {
+// integer reads a value of any integer type as a non-negative int64. A value
+// of another type, or a negative or too large one, is an error when strict;
+// otherwise it is skipped and ok is false.
+func (p *parser) integer(typ uint32, typOff int64, strict bool) (v int64, ok bool, err error) {
 	signed := false
 	switch typ {
 	case typeInt8, typeInt16, typeInt32, typeInt64:
 		signed = true
 	case typeUint8, typeUint16, typeUint32, typeUint64:
 	default:
-		return 0, p.errorf(typOff, "type %s, want an integer", valueTypeName(typ))
+		if strict {
+			return 0, false, p.errorf(typOff, "type %s, want an integer", valueTypeName(typ))
+		}
+		return 0, false, p.skipValue(typ, typOff, 0)
 	}
 	off := p.r.pos()
 	size := valueSizes[typ]
-	v, ok := p.r.uint(int(size))
-	if !ok {
-		return 0, p.short(off, "value")
+	u, err := p.uint("value", int(size))
+	if err != nil {
+		return 0, false, err
 	}
-	if signed && v>>(size*8-1) != 0 || v > math.MaxInt64 {
-		return 0, p.errorf(off, "%s value is negative or too large", valueTypeName(typ))
+	if signed && u>>(size*8-1) != 0 || u > math.MaxInt64 {
+		if strict {
+			return 0, false, p.errorf(off, "%s value is negative or too large", valueTypeName(typ))
+		}
+		return 0, false, nil
 	}
-	return int64(v), nil
+	return int64(u), true, nil
 }
 
 // skipValue skips a value of type typ at the given depth of array nesting.
@@ -311,6 +344,9 @@ func (p *parser) tensorInfos(h *Header) error {
 	if left := p.r.remaining(); n > uint64(left/minTensorInfo) {
 		return p.errorf(p.r.pos(), "tensor_count %d exceeds the %d bytes after the metadata", n, left)
 	}
+	if n > maxTensors { // see ReadHeader
+		return p.errorf(8, "tensor_count %d exceeds %d", n, maxTensors)
+	}
 	// Preallocate for at most 4096 tensors: n can still be far too large
 	// when the file is mostly tensor data.
 	capN := min(n, 1<<12)
@@ -344,7 +380,7 @@ func (p *parser) tensorInfos(h *Header) error {
 		first := len(dims)
 		for j := range nd {
 			dOff := p.r.pos()
-			d, err := p.u64("ne")
+			d, err := p.uint("ne", 8)
 			if err != nil {
 				return err
 			}
@@ -358,12 +394,13 @@ func (p *parser) tensorInfos(h *Header) error {
 			return err
 		}
 		oOff := p.r.pos()
-		o, err := p.u64("offset")
+		o, err := p.uint("offset", 8)
 		if err != nil {
 			return err
 		}
-		if o > uint64(p.r.size) {
-			return p.errorf(oOff, "offset %d is past the end of the file", o)
+		// checkLayout compares offsets with the end of the file.
+		if o > math.MaxInt64 {
+			return p.errorf(oOff, "offset %d is past the end of the file: it overflows int64", o)
 		}
 		h.Tensors = append(h.Tensors, TensorInfo{
 			Dims:       dims[first:len(dims):len(dims)],
@@ -431,8 +468,8 @@ func checkLayout(h *Header, size int64) error {
 				"offset %d is not a multiple of the alignment %d", t.Offset, h.Alignment)
 		}
 		if t.Offset > dataLeft {
-			return accounting.Errorf(format, t.InfoOffset, t.Name,
-				"offset %d (file offset %d) is past the end of the file (%d bytes)", t.Offset, h.DataOffset+t.Offset, size)
+			return accounting.Errorf(format, t.InfoOffset, t.Name, "offset %d (file offset %d) is past the end of the file (%d bytes)",
+				t.Offset, uint64(h.DataOffset)+uint64(t.Offset), size) // unsigned: the sum can exceed MaxInt64
 		}
 	}
 	// By offset; of tensors at one offset, empty ones first. Files written

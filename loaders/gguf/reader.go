@@ -59,51 +59,46 @@ func (r *reader) fill(k int) bool {
 	return true
 }
 
-func (r *reader) u32() (uint32, bool) {
-	if !r.fill(4) {
-		return 0, false
+// get16, get32 and get64 decode b in the file's byte order.
+func (r *reader) get16(b []byte) uint16 {
+	v := binary.LittleEndian.Uint16(b)
+	if r.be {
+		v = bits.ReverseBytes16(v)
 	}
-	v := binary.LittleEndian.Uint32(r.buf[r.i:])
-	r.i += 4
+	return v
+}
+
+func (r *reader) get32(b []byte) uint32 {
+	v := binary.LittleEndian.Uint32(b)
 	if r.be {
 		v = bits.ReverseBytes32(v)
 	}
-	return v, true
+	return v
 }
 
-func (r *reader) u64() (uint64, bool) {
-	if !r.fill(8) {
-		return 0, false
-	}
-	v := binary.LittleEndian.Uint64(r.buf[r.i:])
-	r.i += 8
+func (r *reader) get64(b []byte) uint64 {
+	v := binary.LittleEndian.Uint64(b)
 	if r.be {
 		v = bits.ReverseBytes64(v)
 	}
-	return v, true
+	return v
 }
 
 // uint reads an unsigned integer of 1, 2, 4 or 8 bytes.
 func (r *reader) uint(size int) (uint64, bool) {
-	switch size {
-	case 4:
-		v, ok := r.u32()
-		return uint64(v), ok
-	case 8:
-		return r.u64()
-	}
-	if !r.fill(size) {
+	b, ok := r.peek(size)
+	if !ok {
 		return 0, false
 	}
-	b := r.buf[r.i : r.i+size]
-	r.i += size
-	if size == 1 {
+	switch size {
+	case 1:
 		return uint64(b[0]), true
+	case 2:
+		return uint64(r.get16(b)), true
+	case 4:
+		return uint64(r.get32(b)), true
 	}
-	if r.be {
-		return uint64(binary.BigEndian.Uint16(b)), true
-	}
-	return uint64(binary.LittleEndian.Uint16(b)), true
+	return r.get64(b), true
 }
 
 // peek returns the next k <= len(r.buf) bytes and consumes them; they stay
@@ -148,17 +143,13 @@ func (r *reader) skipStrings(count uint64) (off int64, length uint64, ok bool) {
 	for ; count > 0; count-- {
 		// Fast path: the length and the string are in the buffer.
 		if r.n-r.i >= 8 {
-			n := binary.LittleEndian.Uint64(r.buf[r.i:])
-			if r.be {
-				n = bits.ReverseBytes64(n)
-			}
-			if n <= uint64(r.n-r.i-8) {
+			if n := r.get64(r.buf[r.i:]); n <= uint64(r.n-r.i-8) {
 				r.i += 8 + int(n)
 				continue
 			}
 		}
 		off = r.pos()
-		n, ok := r.u64()
+		n, ok := r.uint(8)
 		if !ok {
 			return off, 0, false
 		}

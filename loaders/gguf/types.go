@@ -80,13 +80,6 @@ func DTypeName(id uint32) string {
 	return UnknownDTypePrefix + strconv.FormatUint(uint64(id), 10)
 }
 
-// Removed reports whether ggml has dropped type id; current llama.cpp
-// refuses to load such a tensor (see accounting.GGMLRemoved).
-func Removed(id uint32) bool {
-	d, ok := layout(id)
-	return ok && accounting.GGMLRemoved(d.Name)
-}
-
 func layout(id uint32) (accounting.DType, bool) {
 	if int64(id) >= int64(len(layouts)) || layouts[id].BlockElems == 0 {
 		return accounting.DType{}, false

@@ -7,14 +7,18 @@
 //
 // Tensor data is zeros. By default tensors are laid out as llama.cpp writes
 // them: in order, each padded to the alignment. Other methods make the
-// malformed files a reader must refuse.
+// malformed files a reader must refuse. Block and Vocab add the tensors and
+// tokenizer of a llama; Fixtures and ManyTensors are whole files built with
+// them.
 package gguftest
 
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
+	"slices"
 )
 
 // GGML type ids (ggml's include/ggml.h).
@@ -114,6 +118,11 @@ var Types = map[uint32]Type{
 	NVFP4:   {"NVFP4", 64, 64/16 + 64/2},
 	Q1_0:    {"Q1_0", 128, half + 128/8},
 	Q2_0:    {"Q2_0", 64, half + 64/4},
+}
+
+// IDs returns the ids of Types in increasing order.
+func IDs() []uint32 {
+	return slices.Sorted(maps.Keys(Types))
 }
 
 // Size returns the bytes of a tensor of type typ and dims ne: whole blocks
