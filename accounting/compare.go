@@ -3,7 +3,6 @@ package accounting
 import (
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 )
 
@@ -116,48 +115,67 @@ type modelFigures struct {
 	decoded  int64  // baseline-dtype copies of every weight a runtime must convert
 	largest  int64  // the same for the largest single module
 	largestM string // that module
+	layer    int64  // the same for the largest layer: a streaming runtime's buffer
+	layerL   string // that layer
 	unshown  int64  // stored bytes of encoded linears: what parameters() misses
 	dtype    string // the baseline dtype
 }
 
 func figures(res *Result) modelFigures {
 	f := modelFigures{stored: res.Total.StoredBytes, baseline: res.Total.BaselineBytes, dtype: res.Baseline}
-	perModule := map[string]int64{}
-	var order []string
-	for _, r := range res.Rows {
+	perModule, perLayer := map[string]int64{}, map[string]int64{}
+	var modules, layers []string
+	for i := range res.Rows {
+		r := &res.Rows[i]
 		if !r.Role.InModel() {
 			continue
 		}
 		if r.Role == EncodedLinear {
 			f.unshown += r.StoredBytes
 		}
-		if r.BaselineBytes == 0 || !(r.Role == EncodedLinear || isFloat(r.DType) && r.DType != res.Baseline) {
+		if r.BaselineBytes == 0 || !Decoded(r, res.Baseline) {
 			continue
 		}
 		f.decoded += r.BaselineBytes
 		if _, ok := perModule[r.Module]; !ok {
-			order = append(order, r.Module)
+			modules = append(modules, r.Module)
 		}
 		perModule[r.Module] += r.BaselineBytes
+		l := DecodeLayer(r)
+		if _, ok := perLayer[l]; !ok {
+			layers = append(layers, l)
+		}
+		perLayer[l] += r.BaselineBytes
 	}
-	for _, m := range order {
+	for _, m := range modules {
 		if perModule[m] > f.largest {
 			f.largest, f.largestM = perModule[m], m
+		}
+	}
+	for _, l := range layers {
+		if perLayer[l] > f.layer {
+			f.layer, f.layerL = perLayer[l], l
 		}
 	}
 	return f
 }
 
+// maxPlausibleBytes bounds the figures of a heap measurement: no machine
+// holds an exbibyte, and sums of figures below it cannot overflow.
+const maxPlausibleBytes = 1 << 60
+
 // Compare holds a heap measurement against the accounting of res and against
 // the user's claims. The measurement is first explained, if it can be, as the
 // stored weights (consistent), or the stored weights plus decoded copies of
-// every encoded weight, or of the largest one (runtime-holds-decoded-copies);
-// otherwise the difference is unexplained. Each claim is then held against
-// the measurement (consistent or claim-disagrees). Every comparison carries
-// the tolerance it used: SamplingSigmas standard deviations of the sampling
+// every weight a runtime decodes (Decoded), or of the largest module's, or
+// of the largest layer's (runtime-holds-decoded-copies); otherwise the
+// difference is unexplained. Each claim is then held against the
+// measurement (consistent or claim-disagrees). Every comparison carries the
+// tolerance it used: SamplingSigmas standard deviations of the sampling
 // estimate, plus opts.RelTolerance of the expected figure (at least
 // opts.MinToleranceBytes), plus any bytes a truncated profile leaves
-// unlisted, plus, for a claim, the precision it was given to.
+// unlisted, plus, for a claim, the precision it was given to. A measurement
+// beyond any real heap (more than 2^60 bytes) is unexplained outright.
 func Compare(res *Result, m HeapMeasurement, claims []Claim, opts CompareOptions) *Crosscheck {
 	if opts.RelTolerance <= 0 {
 		opts.RelTolerance = DefaultRelTolerance
@@ -167,6 +185,17 @@ func Compare(res *Result, m HeapMeasurement, claims []Claim, opts CompareOptions
 	}
 	f := figures(res)
 	cc := &Crosscheck{Findings: append([]Finding(nil), m.Notices...)}
+	if !plausible(m) {
+		msg := fmt.Sprintf("the measurement (%d bytes in use, ± %d, %d unlisted) is beyond what any heap holds: the profile's counts are corrupt",
+			m.InUseBytes, m.SigmaBytes, m.UnlistedBytes)
+		cc.Comparisons = append(cc.Comparisons, Comparison{Subject: "heap in use vs stored weights", MeasuredBytes: m.InUseBytes,
+			ExpectedBytes: f.stored, Verdict: Unexplained, Message: msg})
+		for _, c := range claims {
+			cc.Comparisons = append(cc.Comparisons, Comparison{Subject: "claim " + c.Name + "=" + c.Text, MeasuredBytes: m.InUseBytes,
+				ExpectedBytes: c.Bytes, Verdict: Unexplained, Message: msg})
+		}
+		return cc
+	}
 	tol := func(expected int64) int64 {
 		t := max(int64(math.Ceil(opts.RelTolerance*float64(abs(expected)))), opts.MinToleranceBytes)
 		return t + SamplingSigmas*m.SigmaBytes + m.UnlistedBytes
@@ -181,14 +210,14 @@ func Compare(res *Result, m HeapMeasurement, claims []Claim, opts CompareOptions
 	switch {
 	case within(measured, f.stored):
 		heap.Verdict = Consistent
-		heap.Message = fmt.Sprintf("the heap holds the stored weights, %s, and no decoded copies; %s", short(f.stored), how)
+		heap.Message = fmt.Sprintf("the heap holds the stored weights, %s, and no decoded copies; %s", ByteSize(f.stored), how)
 	case f.decoded > 0 && within(measured, f.stored+f.decoded):
 		heap = Comparison{Subject: "heap in use vs stored + decoded " + f.dtype, MeasuredBytes: measured,
 			ExpectedBytes: f.stored + f.decoded, ToleranceBytes: tol(f.stored + f.decoded), Verdict: HoldsDecodedCopies}
 		heap.Message = fmt.Sprintf("the runtime keeps a decoded %s copy of every encoded weight: %s in use = %s stored + %s decoded",
-			f.dtype, both(measured), short(f.stored), short(f.decoded))
+			f.dtype, both(measured), ByteSize(f.stored), ByteSize(f.decoded))
 		if measured > f.baseline {
-			heap.Message += fmt.Sprintf(", more than the %s model itself, %s", f.dtype, short(f.baseline))
+			heap.Message += fmt.Sprintf(", more than the %s model itself, %s", f.dtype, ByteSize(f.baseline))
 		}
 		heap.Message += "; " + how
 		atRest = measured - f.decoded
@@ -196,18 +225,24 @@ func Compare(res *Result, m HeapMeasurement, claims []Claim, opts CompareOptions
 		heap = Comparison{Subject: "heap in use vs stored + one decoded layer", MeasuredBytes: measured,
 			ExpectedBytes: f.stored + f.largest, ToleranceBytes: tol(f.stored + f.largest), Verdict: HoldsDecodedCopies}
 		heap.Message = fmt.Sprintf("the runtime holds one decoded %s layer at a time (the largest, %s, is %s): a streaming decode's working buffer; %s",
-			f.dtype, f.largestM, short(f.largest), how)
+			f.dtype, f.largestM, ByteSize(f.largest), how)
 		atRest = measured - f.largest
+	case f.layer > f.largest && f.layer < f.decoded && within(measured, f.stored+f.layer):
+		heap = Comparison{Subject: "heap in use vs stored + the largest decoded layer", MeasuredBytes: measured,
+			ExpectedBytes: f.stored + f.layer, ToleranceBytes: tol(f.stored + f.layer), Verdict: HoldsDecodedCopies}
+		heap.Message = fmt.Sprintf("the runtime decodes a whole layer at a time into one buffer sized for the largest (%s, %s of %s): a streaming decode's working buffer, as qinsaudit decode --stream keeps; %s",
+			f.layerL, ByteSize(f.layer), f.dtype, how)
+		atRest = measured - f.layer
 	case measured < f.stored:
 		heap.Verdict = Unexplained
 		heap.Message = fmt.Sprintf("%s less in use than the file stores: the profile may have started after the weights were allocated, "+
-			"the runtime may map the file instead of allocating, or --focus drops the weights' allocations; %s", short(f.stored-measured), how)
+			"the runtime may map the file instead of allocating, or --focus drops the weights' allocations; %s", ByteSize(f.stored-measured), how)
 		cc.Findings = append(cc.Findings, Finding{Kind: HeapProfileLate, Severity: Warning, Bytes: f.stored - measured,
 			Message: fmt.Sprintf("%s is in use where the file stores %s: start the profiler before the weights are loaded (and pass a dump taken before loading as --base)",
-				short(measured), short(f.stored))})
+				ByteSize(measured), ByteSize(f.stored))})
 	default:
 		heap.Verdict = Unexplained
-		heap.Message = fmt.Sprintf("%s more in use than the stored weights, and not the size of their decoded copies, %s", short(measured-f.stored), short(f.decoded))
+		heap.Message = fmt.Sprintf("%s more in use than the stored weights, and not the size of their decoded copies, %s", ByteSize(measured-f.stored), ByteSize(f.decoded))
 		if m.Base == "" {
 			heap.Message += ": without --base the profile counts everything the process holds, interpreter and libraries included"
 			cc.Findings = append(cc.Findings, Finding{Kind: HeapProfileNoBase, Severity: Warning, Bytes: measured - f.stored,
@@ -221,15 +256,35 @@ func Compare(res *Result, m HeapMeasurement, claims []Claim, opts CompareOptions
 		cc.Comparisons = append(cc.Comparisons, compareClaim(c, measured, atRest, f, tol))
 	}
 
-	if opts.MaxHeapOverStored > 0 && f.stored > 0 {
-		if r := float64(measured) / float64(f.stored); r > opts.MaxHeapOverStored {
-			cc.OverBudget = fmt.Sprintf("heap in use is %.2fx the stored weights (%s of %s), over the budget of %gx",
-				r, short(measured), short(f.stored), opts.MaxHeapOverStored)
-			cc.Findings = append(cc.Findings, Finding{Kind: HeapOverBudget, Severity: Error,
-				Bytes: measured - int64(opts.MaxHeapOverStored*float64(f.stored)), Message: cc.OverBudget})
-		}
+	if over := HeapBudget("heap in use", measured, f.stored, opts.MaxHeapOverStored); over != nil {
+		cc.OverBudget = over.Message
+		cc.Findings = append(cc.Findings, *over)
 	}
 	return cc
+}
+
+// plausible reports whether a measurement's figures are ones a heap can
+// have.
+func plausible(m HeapMeasurement) bool {
+	return m.InUseBytes >= -maxPlausibleBytes && m.InUseBytes <= maxPlausibleBytes &&
+		m.SigmaBytes >= 0 && m.SigmaBytes <= maxPlausibleBytes && m.UnlistedBytes >= 0 && m.UnlistedBytes <= maxPlausibleBytes
+}
+
+// HeapBudget holds inUse bytes against maxOver times the stored bytes
+// (CompareOptions.MaxHeapOverStored, decode's and check's
+// --max-heap-over-stored). It returns a HeapOverBudget finding saying by
+// how much what ("heap in use") exceeds the budget, or nil when it does
+// not, when no budget is set (maxOver 0) or when nothing is stored.
+func HeapBudget(what string, inUse, stored int64, maxOver float64) *Finding {
+	if maxOver <= 0 || stored <= 0 {
+		return nil
+	}
+	r := float64(inUse) / float64(stored)
+	if r <= maxOver {
+		return nil
+	}
+	msg := fmt.Sprintf("%s is %.2fx the stored weights (%s of %s), over the budget of %gx", what, r, ByteSize(inUse), ByteSize(stored), maxOver)
+	return &Finding{Kind: HeapOverBudget, Severity: Error, Tensors: []string{}, Bytes: inUse - int64(maxOver*float64(stored)), Message: msg}
 }
 
 // compareClaim holds one claim against the measurement. atRest is the
@@ -245,18 +300,18 @@ func compareClaim(c Claim, measured, atRest int64, f modelFigures, tol func(int6
 		return x
 	case atRest != measured && near(c.Bytes, atRest):
 		x.Verdict = Consistent
-		x.Message = fmt.Sprintf("the claim matches the weights at rest, %s; the runtime holds %s of decoded copies on top", both(atRest), short(measured-atRest))
+		x.Message = fmt.Sprintf("the claim matches the weights at rest, %s; the runtime holds %s of decoded copies on top", both(atRest), ByteSize(measured-atRest))
 		x.ToleranceBytes = tol(atRest) + c.PrecisionBytes
 		return x
 	}
 	x.Verdict = ClaimDisagrees
-	claimed := c.Text + " = " + comma(c.Bytes) + " B"
+	claimed := c.Text + " = " + ByteCount(c.Bytes)
 	if strings.Trim(c.Text, "0123456789,") == "" {
-		claimed = comma(c.Bytes) + " B"
+		claimed = ByteCount(c.Bytes)
 	}
 	x.Message = fmt.Sprintf("claimed %s, but the process holds %s of weights", claimed, both(atRest))
 	if atRest != measured {
-		x.Message += fmt.Sprintf(", %s with their decoded copies", short(measured))
+		x.Message += fmt.Sprintf(", %s with their decoded copies", ByteSize(measured))
 	}
 	if c.Bytes > 0 {
 		x.Message += fmt.Sprintf(": %s the claim", times(atRest, c.Bytes))
@@ -265,7 +320,7 @@ func compareClaim(c Claim, measured, atRest int64, f modelFigures, tol func(int6
 	case c.OtherUnitBytes > 0 && near(c.OtherUnitBytes, atRest):
 		x.Message += "; read with the other unit it would match: MB/GB are powers of 10, MiB/GiB powers of 2"
 	case f.unshown > 0 && near(c.Bytes, f.stored-f.unshown):
-		x.Message += fmt.Sprintf("; it is the model without its encoded linears, %s: summing model.parameters() skips registered buffers, where the encoded weights live", short(f.stored-f.unshown))
+		x.Message += fmt.Sprintf("; it is the model without its encoded linears, %s: summing model.parameters() skips registered buffers, where the encoded weights live", ByteSize(f.stored-f.unshown))
 	case near(c.Bytes, f.baseline):
 		x.Message += fmt.Sprintf("; it is the %s size of the whole model: the encoding does not show in it", f.dtype)
 	case near(c.Bytes, f.stored) && !near(atRest, f.stored):
@@ -287,10 +342,10 @@ func measurementNote(m HeapMeasurement) string {
 	case m.SampleRate <= 1:
 		s += ", every allocation recorded (exact)"
 	default:
-		s += fmt.Sprintf(", sampled every %s on average: ±%s (1σ)", short(m.SampleRate), short(m.SigmaBytes))
+		s += fmt.Sprintf(", sampled every %s on average: ±%s (1σ)", ByteSize(m.SampleRate), ByteSize(m.SigmaBytes))
 	}
 	if m.UnlistedBytes > 0 {
-		s += fmt.Sprintf("; %s the truncated profile does not list are added to the tolerance", short(m.UnlistedBytes))
+		s += fmt.Sprintf("; %s the truncated profile does not list are added to the tolerance", ByteSize(m.UnlistedBytes))
 	}
 	return s
 }
@@ -307,8 +362,12 @@ func AddFindings(res *Result, fs []Finding) {
 	sortFindings(res.Findings)
 }
 
+// abs returns |x|, saturating: abs(MinInt64) is MaxInt64, not negative.
 func abs(x int64) int64 {
-	if x < 0 {
+	switch {
+	case x == math.MinInt64:
+		return math.MaxInt64
+	case x < 0:
 		return -x
 	}
 	return x
@@ -326,46 +385,6 @@ func times(a, b int64) string {
 	return fmt.Sprintf("%.0f%% less than", (1-r)*100)
 }
 
-// short formats bytes in IEC units to two decimals, dropping trailing
-// zeros: "9.38 MiB", "512 KiB", "100 B". Messages use it; the exact counts
-// are in the comparison's fields.
-func short(n int64) string { return unit(n, 1024, "KiB", "MiB", "GiB", "TiB") }
-
 // both formats a measured figure in IEC and decimal units, since claims are
 // written in either: "9.44 MiB (9.9 MB)".
-func both(n int64) string {
-	return short(n) + " (" + unit(n, 1000, "kB", "MB", "GB", "TB") + ")"
-}
-
-func unit(n int64, base float64, units ...string) string {
-	v, u := float64(n), "B"
-	for _, next := range units {
-		if math.Abs(v) < base {
-			break
-		}
-		v, u = v/base, next
-	}
-	s := strconv.FormatFloat(v, 'f', 2, 64)
-	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
-	return s + " " + u
-}
-
-// comma writes n with thousands separators.
-func comma(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := s[0] == '-'
-	if neg {
-		s = s[1:]
-	}
-	var out []byte
-	for i := range len(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	if neg {
-		return "-" + string(out)
-	}
-	return string(out)
-}
+func both(n int64) string { return ByteSize(n) + " (" + ByteSizeSI(n) + ")" }

@@ -2,6 +2,7 @@ package accounting
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 )
@@ -180,19 +181,109 @@ func TestBytesFormat(t *testing.T) {
 	for _, c := range []struct {
 		got, want string
 	}{
-		{short(9_838_736), "9.38 MiB"},
-		{short(512 << 10), "512 KiB"},
-		{short(9 << 20), "9 MiB"},
-		{short(100), "100 B"},
-		{short(-19_275_920), "-18.38 MiB"},
+		{ByteSize(9_838_736), "9.38 MiB"},
+		{ByteSize(512 << 10), "512 KiB"},
+		{ByteSize(9 << 20), "9 MiB"},
+		{ByteSize(100), "100 B"},
+		{ByteSize(-19_275_920), "-18.38 MiB"},
 		{both(9_902_431), "9.44 MiB (9.9 MB)"},
-		{comma(9_838_736), "9,838,736"},
-		{comma(-410_000), "-410,000"},
+		{ByteCount(9_838_736), "9,838,736 B"},
+		{ByteCount(-410_000), "-410,000 B"},
 		{times(9_838_736, 410_000), "24x more than"},
 		{times(5_120_000, 9_838_736), "48% less than"},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+// TestCompareOverflow: a measurement that differs from the stored bytes by
+// MinInt64 once made abs negative and the difference "within" tolerance.
+func TestCompareOverflow(t *testing.T) {
+	res := toyQINS(t)
+	for _, n := range []int64{toyStored + math.MinInt64, math.MinInt64, math.MaxInt64, 1<<62 + 1} {
+		cc := Compare(res, HeapMeasurement{Format: "test", Base: "b", InUseBytes: n, SampleRate: 1},
+			[]Claim{{Name: "w", Text: "9.38MiB", Bytes: toyStored}}, CompareOptions{})
+		for _, x := range cc.Comparisons {
+			if !x.Verdict.Failing() {
+				t.Errorf("in use %d: %s: %s (%s)", n, x.Subject, x.Verdict, x.Message)
+			}
+		}
+	}
+	if abs(math.MinInt64) < 0 {
+		t.Error("abs(MinInt64) is negative")
+	}
+}
+
+// TestCompareStreamingLayer: a runtime that decodes a whole layer into one
+// buffer, as qinsaudit decode --stream does, is explained: the toy's
+// largest layer is a block, 4 attention and 2 FFN linears at fp32.
+func TestCompareStreamingLayer(t *testing.T) {
+	res := toyQINS(t)
+	const block = 4*256*256*4 + 2*1024*256*4
+	if f := figures(res); f.layer != block || f.layerL != "blocks.0" {
+		t.Fatalf("largest decoded layer %s %d, want blocks.0 %d", f.layerL, f.layer, block)
+	}
+	cc := Compare(res, HeapMeasurement{Format: "test", Base: "b", InUseBytes: toyStored + block + 432, SampleRate: 1}, nil, CompareOptions{})
+	x := cc.Comparisons[0]
+	if x.Verdict != HoldsDecodedCopies || x.ExpectedBytes != toyStored+block || !strings.Contains(x.Message, "a whole layer at a time") {
+		t.Errorf("%s: %s, expected %d: %s", x.Subject, x.Verdict, x.ExpectedBytes, x.Message)
+	}
+}
+
+// TestFiguresDecodeOnlyWeights: the decoded copies are those of weights,
+// as the decode pass decodes them; a float16 bias or norm, a float64
+// buffer and a tied head are held as they are.
+func TestFiguresDecodeOnlyWeights(t *testing.T) {
+	m := &Model{Files: []File{{Path: "m.safetensors", Format: "safetensors"}}}
+	add := func(name, dtype string, shape ...int64) {
+		d, _ := LookupDType(dtype)
+		n, _ := Numel(shape)
+		b, _ := d.Bytes(n)
+		m.Tensors = append(m.Tensors, Tensor{Name: name, DType: dtype, Shape: shape, Storage: name, StorageBytes: b})
+	}
+	add("layers.0.fc.weight", "float16", 64, 32)
+	add("layers.0.fc.bias", "float16", 64)
+	add("layers.0.norm.weight", "float16", 32)
+	add("layers.0.rope.inv_freq", "float64", 16)
+	add("layers.0.proj.weight", "float32", 32, 32)
+	res, err := Audit(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	for i := range res.Rows {
+		r := &res.Rows[i]
+		if Decoded(r, "float32") {
+			want += r.BaselineBytes
+		}
+	}
+	if f := figures(res); f.decoded != 64*32*4 || f.decoded != want {
+		t.Errorf("decoded %d, want the float16 weight at fp32, %d (the predicate says %d)", f.decoded, 64*32*4, want)
+	}
+}
+
+func TestDecodedPredicate(t *testing.T) {
+	for _, c := range []struct {
+		row    Row
+		target string
+		want   bool
+	}{
+		{Row{DType: "uint8", Class: Class{Role: EncodedLinear, Part: "weight"}}, "float32", true},
+		{Row{DType: "int8", Class: Class{Role: EncodedLinear, Part: "sign"}}, "float32", false},
+		{Row{DType: "float16", Class: Class{Role: Untouched, Part: "weight"}}, "float32", true},
+		{Row{DType: "bfloat16", Class: Class{Role: Embedding, Part: "weight"}}, "float32", true},
+		{Row{DType: "bfloat16", Class: Class{Role: Embedding, Part: "weight"}}, "bfloat16", false},
+		{Row{DType: "bfloat16", Class: Class{Role: Embedding, Part: "weight"}, Tied: true}, "float32", false},
+		{Row{DType: "float16", Class: Class{Role: Untouched, Part: "bias"}}, "float32", false},
+		{Row{DType: "float64", Class: Class{Role: Untouched, Part: "weight"}}, "float32", false},
+		{Row{DType: "float32", Class: Class{Role: Untouched, Part: "weight"}}, "float32", false},
+		{Row{DType: "float16", Class: Class{Role: Untouched, Part: "leftover_weight", Leftover: true}}, "float32", false},
+		{Row{DType: "float16", Class: Class{Role: OptimizerState, Part: "state"}}, "float32", false},
+	} {
+		if got := Decoded(&c.row, c.target); got != c.want {
+			t.Errorf("Decoded(%s %s %s, %s) = %v", c.row.Role, c.row.Part, c.row.DType, c.target, got)
 		}
 	}
 }

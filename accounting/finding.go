@@ -37,7 +37,7 @@ const (
 
 // FindingKinds lists every kind, for documentation and config validation.
 var FindingKinds = []FindingKind{EncodedButUncompressed, SidecarOverhead, DuplicateWeight, DeadBytes, SharedStorage, UnknownDType,
-	FileTypeMismatch, RemovedGGMLType,
+	FileTypeMismatch, RemovedGGMLType, NotDecoded,
 	HeapProfileTruncated, HeapProfileNoInUse, HeapProfileLate, HeapProfileNoBase, HeapOverBudget}
 
 // Severity ranks findings.

@@ -15,26 +15,28 @@ func NewComparisons(cs []accounting.Comparison) []Comparison {
 
 // comparisonsTable renders the comparisons side by side: what was measured,
 // what was expected of it, the tolerance allowed and the verdict, with the
-// message saying why. Measured, expected and tolerance share one unit, so
-// they read against each other. Nil when the report has none.
+// message saying why. Measured and expected share one unit, so they read
+// against each other; the tolerance, often bytes of allocator rounding
+// beside mebibytes of weights, has its own. Nil when the report has none.
 func comparisonsTable(rep *Report, opts TextOptions) *table {
 	if len(rep.Comparisons) == 0 {
 		return nil
 	}
-	var vals []int64
+	var vals, tols []int64
 	for _, c := range rep.Comparisons {
 		vals = append(vals, c.MeasuredBytes, c.ExpectedBytes)
+		tols = append(tols, c.ToleranceBytes)
 	}
-	s := columnScale(vals, opts.Bytes)
+	s, ts := columnScale(vals, opts.Bytes), columnScale(tols, opts.Bytes)
 	t := &table{
 		title:  "measured vs expected",
-		header: []string{"subject", s.header("measured"), s.header("expected"), s.header("tolerance"), "verdict", "message"},
+		header: []string{"subject", s.header("measured"), s.header("expected"), ts.header("tolerance"), "verdict", "message"},
 		right:  []bool{false, true, true, true, false, false},
 	}
 	failing := false
 	for _, c := range rep.Comparisons {
 		t.rows = append(t.rows, []string{c.Subject, s.format(c.MeasuredBytes), s.format(c.ExpectedBytes),
-			"±" + s.format(c.ToleranceBytes), c.Verdict, c.Message})
+			"±" + ts.format(c.ToleranceBytes), c.Verdict, c.Message})
 		failing = failing || accounting.Verdict(c.Verdict).Failing()
 	}
 	if failing {

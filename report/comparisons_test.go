@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"encoding/csv"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,6 +37,7 @@ func TestComparisonsTable(t *testing.T) {
 		{"sample_comparisons_bytes.txt", func(b *bytes.Buffer) error { return WriteText(b, rep, TextOptions{Bytes: true}) }},
 		{"sample_comparisons.md", func(b *bytes.Buffer) error { return WriteMarkdown(b, rep, TextOptions{}) }},
 		{"sample_comparisons.json", func(b *bytes.Buffer) error { return WriteJSON(b, rep) }},
+		{"sample_comparisons.csv", func(b *bytes.Buffer) error { return WriteCSV(b, rep, TextOptions{By: "module"}) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var b bytes.Buffer
@@ -76,5 +78,50 @@ func TestComparisonsTextAgreesWithJSON(t *testing.T) {
 func TestNoComparisonsNoTable(t *testing.T) {
 	if comparisonsTable(sample(t), TextOptions{}) != nil {
 		t.Error("a table without comparisons")
+	}
+}
+
+// TestToleranceScale: a tolerance of bytes beside figures of mebibytes
+// reads in its own unit, not as ±0.00 MiB.
+func TestToleranceScale(t *testing.T) {
+	rep := &Report{Comparisons: NewComparisons([]accounting.Comparison{
+		{Subject: "stored", MeasuredBytes: 9_839_168, ExpectedBytes: 9_838_736, ToleranceBytes: 432, Verdict: accounting.Consistent},
+		{Subject: "end", Verdict: accounting.Consistent},
+	})}
+	tab := comparisonsTable(rep, TextOptions{})
+	if got := strings.Join(tab.header[1:4], "|"); got != "measured (MiB)|expected (MiB)|tolerance (B)" {
+		t.Errorf("header %s", got)
+	}
+	if got := strings.Join(tab.rows[0][1:4], "|"); got != "9.38|9.38|±432" {
+		t.Errorf("row %s", got)
+	}
+}
+
+// TestComparisonsCSV: the comparisons follow the group rows as a section of
+// their own, with the JSON's integers.
+func TestComparisonsCSV(t *testing.T) {
+	rep := sample(t)
+	rep.Comparisons = NewComparisons(sampleComparisons())
+	var b bytes.Buffer
+	if err := WriteCSV(&b, rep, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sections := strings.Split(b.String(), "\n\n")
+	if len(sections) != 2 {
+		t.Fatalf("%d sections:\n%s", len(sections), b.String())
+	}
+	rows, err := csv.NewReader(strings.NewReader(sections[1])).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1+len(rep.Comparisons) || rows[0][3] != "tolerance_bytes" {
+		t.Fatalf("rows %v", rows)
+	}
+	for i, c := range rep.Comparisons {
+		want := []string{c.Subject, strconv.FormatInt(c.MeasuredBytes, 10), strconv.FormatInt(c.ExpectedBytes, 10),
+			strconv.FormatInt(c.ToleranceBytes, 10), c.Verdict, c.Message}
+		if got := rows[i+1]; strings.Join(got, "\x00") != strings.Join(want, "\x00") {
+			t.Errorf("row %q, want %q", got, want)
+		}
 	}
 }

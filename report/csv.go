@@ -8,7 +8,10 @@ import (
 
 // WriteCSV writes the rows of the table `--by` selects (roles with the
 // total by default; modules, layers or tensors) with exact values: bytes
-// as integers, ratios and bits per weight unrounded.
+// as integers, ratios and bits per weight unrounded. A report with decode
+// phases or comparisons (decode, crosscheck, check --heap) has them in
+// sections of their own after those rows, each after a blank line and
+// with its own header row.
 func WriteCSV(w io.Writer, rep *Report, opts TextOptions) error {
 	cw := csv.NewWriter(w)
 	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
@@ -19,6 +22,7 @@ func WriteCSV(w io.Writer, rep *Report, opts TextOptions) error {
 			cw.Write([]string{t.Name, t.File, t.DType, i64(t.Numel), t.Role, t.Part, t.Module, t.Layer, t.Scheme, i64(t.Params),
 				i64(t.BaselineBytes), i64(t.TheoreticalBytes), i64(t.StoredBytes), i64(t.DeadBytes)})
 		}
+		writeHeapCSV(cw, rep)
 		cw.Flush()
 		return cw.Error()
 	}
@@ -36,6 +40,36 @@ func WriteCSV(w io.Writer, rep *Report, opts TextOptions) error {
 		cw.Write([]string{g.Key(), i64(g.Tensors), i64(g.Params), i64(g.BaselineBytes), i64(g.TheoreticalBytes),
 			i64(g.StoredBytes), f(g.Ratio), f(g.BitsPerWeight)})
 	}
+	writeHeapCSV(cw, rep)
 	cw.Flush()
 	return cw.Error()
+}
+
+// writeHeapCSV writes the phases and the comparisons, when the report has
+// them, each as a section after a blank line: every by-role key a phase has
+// as a column, zeros included.
+func writeHeapCSV(cw *csv.Writer, rep *Report) {
+	if len(rep.Phases) > 0 {
+		keys := phaseKeys(rep.Phases, false)
+		header := []string{"phase", "in_use_bytes", "expected_bytes"}
+		for _, k := range keys {
+			header = append(header, k+"_bytes")
+		}
+		cw.Write(nil)
+		cw.Write(header)
+		for _, p := range rep.Phases {
+			row := []string{p.Phase, i64(p.InUseBytes), i64(p.ExpectedBytes)}
+			for _, k := range keys {
+				row = append(row, i64(p.ByRole[k]))
+			}
+			cw.Write(row)
+		}
+	}
+	if len(rep.Comparisons) > 0 {
+		cw.Write(nil)
+		cw.Write([]string{"subject", "measured_bytes", "expected_bytes", "tolerance_bytes", "verdict", "message"})
+		for _, c := range rep.Comparisons {
+			cw.Write([]string{c.Subject, i64(c.MeasuredBytes), i64(c.ExpectedBytes), i64(c.ToleranceBytes), c.Verdict, c.Message})
+		}
+	}
 }

@@ -20,9 +20,32 @@ func NewPhases(ps []accounting.Phase) []Phase {
 	return out
 }
 
-// phaseKeyOrder orders the by-role columns: stored roles in role order, then
-// the decode pass's own buffers. Other keys follow, sorted.
-var phaseKeyOrder = []string{"encoded_linear", "embedding", "untouched", "optimizer_state", "decoded", "activations"}
+// phaseKeys lists the by-role keys of the phases in column order: the
+// stored roles in role order, then the decode pass's own buffers
+// (accounting.PhaseKeys); other keys follow, sorted. With nonzero, keys
+// that are zero in every phase are left out.
+func phaseKeys(ps []Phase, nonzero bool) []string {
+	seen := map[string]bool{}
+	for _, p := range ps {
+		for k, v := range p.ByRole {
+			seen[k] = seen[k] || v != 0 || !nonzero
+		}
+	}
+	order := accounting.PhaseKeys()
+	var keys, extra []string
+	for _, k := range order {
+		if seen[k] {
+			keys = append(keys, k)
+		}
+	}
+	for k, ok := range seen {
+		if ok && !slices.Contains(order, k) {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(extra)
+	return append(keys, extra...)
+}
 
 // phasesTable renders the decode phases, one row each: the heap in use,
 // what the accounting expects, and the in-use bytes per role (columns that
@@ -31,25 +54,7 @@ func phasesTable(rep *Report, opts TextOptions) *table {
 	if len(rep.Phases) == 0 {
 		return nil
 	}
-	seen := map[string]bool{}
-	for _, p := range rep.Phases {
-		for k, v := range p.ByRole {
-			seen[k] = seen[k] || v != 0
-		}
-	}
-	var keys, extra []string
-	for _, k := range phaseKeyOrder {
-		if seen[k] {
-			keys = append(keys, k)
-		}
-	}
-	for k, nonzero := range seen {
-		if nonzero && !slices.Contains(phaseKeyOrder, k) {
-			extra = append(extra, k)
-		}
-	}
-	sort.Strings(extra)
-	keys = append(keys, extra...)
+	keys := phaseKeys(rep.Phases, true)
 
 	// In use and expected share one unit so they read side by side; each
 	// role column has its own.

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"encoding/csv"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,6 +46,7 @@ func TestPhasesTable(t *testing.T) {
 		{"sample_phases.txt", func(b *bytes.Buffer) error { return WriteText(b, rep, TextOptions{}) }},
 		{"sample_phases_bytes.txt", func(b *bytes.Buffer) error { return WriteText(b, rep, TextOptions{Bytes: true}) }},
 		{"sample_phases.md", func(b *bytes.Buffer) error { return WriteMarkdown(b, rep, TextOptions{}) }},
+		{"sample_phases.csv", func(b *bytes.Buffer) error { return WriteCSV(b, rep, TextOptions{}) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var b bytes.Buffer
@@ -75,5 +77,34 @@ func TestPhasesTextAgreesWithJSON(t *testing.T) {
 	}
 	if phasesTable(&Report{}, TextOptions{}) != nil {
 		t.Error("a report without phases has a phases table")
+	}
+}
+
+// TestPhasesCSV: the phases follow the role rows as a section of their own,
+// every by-role key a column, with the JSON's integers.
+func TestPhasesCSV(t *testing.T) {
+	rep := sample(t)
+	rep.Phases = NewPhases(samplePhases())
+	var b bytes.Buffer
+	if err := WriteCSV(&b, rep, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sections := strings.Split(b.String(), "\n\n")
+	if len(sections) != 2 {
+		t.Fatalf("%d sections:\n%s", len(sections), b.String())
+	}
+	r := csv.NewReader(strings.NewReader(sections[1]))
+	rows, err := r.ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(rows[0], ","), "phase,in_use_bytes,expected_bytes,encoded_linear_bytes,embedding_bytes,untouched_bytes,optimizer_state_bytes,decoded_bytes,activations_bytes"; got != want {
+		t.Errorf("header %s, want %s", got, want)
+	}
+	for i, p := range rep.Phases {
+		row := rows[i+1]
+		if row[0] != p.Phase || row[1] != strconv.FormatInt(p.InUseBytes, 10) || row[7] != strconv.FormatInt(p.ByRole["decoded"], 10) {
+			t.Errorf("row %v, phase %+v", row, p)
+		}
 	}
 }

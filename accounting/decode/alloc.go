@@ -11,9 +11,9 @@ import (
 // Site keys that are not accounting roles.
 const (
 	// KeyDecoded is the site of decoded float32 weights.
-	KeyDecoded = "decoded"
+	KeyDecoded = accounting.PhaseDecoded
 	// KeyActivations is the site of the forward pass's inputs and outputs.
-	KeyActivations = "activations"
+	KeyActivations = accounting.PhaseActivations
 )
 
 // minSlot is the smallest buffer the pass allocates. Smaller pointer-free
@@ -99,12 +99,6 @@ func Site(function string) (key string, ok bool) {
 	return key, ok
 }
 
-// Keys lists every site key in a stable order: the stored roles in role
-// order, then KeyDecoded and KeyActivations.
-func Keys() []string { return append([]string(nil), siteKeys...) }
-
-var siteKeys = []string{
-	accounting.EncodedLinear.String(), accounting.Embedding.String(),
-	accounting.Untouched.String(), accounting.OptimizerState.String(),
-	KeyDecoded, KeyActivations,
-}
+// siteKeys lists every site key in order: the stored roles in role order,
+// then KeyDecoded and KeyActivations.
+var siteKeys = accounting.PhaseKeys()

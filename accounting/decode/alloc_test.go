@@ -1,6 +1,10 @@
 package decode
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/qinsaudit/qinsaudit/accounting"
+)
 
 // TestAllocSlots: a buffer's slot is what the allocator gives it.
 func TestAllocSlots(t *testing.T) {
@@ -29,6 +33,21 @@ func TestSite(t *testing.T) {
 	}
 	if _, ok := Site("github.com/qinsaudit/qinsaudit/accounting/decode.allocBytes"); ok {
 		t.Error("allocBytes is a site")
+	}
+	// Every role has a site of its own, and every site key is a phase key.
+	keys := map[string]bool{}
+	for _, r := range accounting.Roles() {
+		f := storageSites[r]
+		if f == nil {
+			t.Fatalf("role %s has no allocation site", r)
+		}
+		if key, ok := Site(funcName(f)); !ok || key != r.String() {
+			t.Errorf("the site of role %s is %q", r, key)
+		}
+		keys[r.String()] = true
+	}
+	if len(sites) != len(siteKeys) || len(siteKeys) != len(keys)+2 {
+		t.Errorf("%d sites, site keys %v", len(sites), siteKeys)
 	}
 }
 

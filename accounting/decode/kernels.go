@@ -213,22 +213,28 @@ func (l *gptqLayout) scale(g, o int) float32 {
 
 // rows decodes output rows [lo, hi) of the [out, in] weight into dst:
 // w[o, i] = scale[g, o] * (q[i, o] - zero[g, o]), zero being the stored
-// value plus one.
+// value plus one. Each packed word of qweight is read once and its per
+// values taken from it in turn.
 func (l *gptqLayout) rows(dst []float32, lo, hi int) {
 	mask := uint32(1)<<l.bits - 1
+	bits := uint(l.bits)
+	packed, zcols := l.in/l.per, l.out/l.per
 	for o := lo; o < hi; o++ {
 		row := dst[o*l.in : (o+1)*l.in]
-		zshift := uint(l.bits * (o % l.per))
+		zshift := bits * uint(o%l.per)
 		g, scale, zero := -1, float32(0), int32(0)
-		for i := range row {
-			if gi := l.group(i); gi != g {
-				g, scale = gi, l.scale(gi, o)
-				zword := binary.LittleEndian.Uint32(l.qzeros[4*(g*(l.out/l.per)+o/l.per):])
-				zero = int32((zword>>zshift)&mask) + 1
+		for r := range packed {
+			word := binary.LittleEndian.Uint32(l.qweight[4*(r*l.out+o):])
+			out := row[r*l.per : (r+1)*l.per]
+			for k := range out {
+				if gi := l.group(r*l.per + k); gi != g {
+					g, scale = gi, l.scale(gi, o)
+					zword := binary.LittleEndian.Uint32(l.qzeros[4*(g*zcols+o/l.per):])
+					zero = int32((zword>>zshift)&mask) + 1
+				}
+				out[k] = scale * float32(int32(word&mask)-zero)
+				word >>= bits
 			}
-			word := binary.LittleEndian.Uint32(l.qweight[4*((i/l.per)*l.out+o):])
-			q := int32((word >> uint(l.bits*(i%l.per))) & mask)
-			row[i] = scale * float32(q-zero)
 		}
 	}
 }

@@ -67,7 +67,10 @@ func (o *Options) workers() int {
 
 // Skipped is an encoded weight the pass does not decode, with the reason.
 type Skipped struct {
-	Module, Scheme, Reason string
+	Module, Tensor, Scheme, Reason string
+	// Bytes is the float32 size of the weight: what the pass's decoded
+	// figures leave out.
+	Bytes int64
 }
 
 // Layer is a group of weights decoded together: a transformer layer
@@ -119,8 +122,9 @@ func Load(m *accounting.Model, res *accounting.Result, opts Options) (*Pass, err
 	return p, nil
 }
 
-// prepare builds a unit for every encoded linear and every float16 or
-// bfloat16 weight, grouped by layer in file order.
+// prepare builds a unit for every weight a runtime decodes to float32
+// (accounting.Decoded: every encoded linear, every float16 or bfloat16
+// weight), grouped by layer (accounting.DecodeLayer) in file order.
 func (p *Pass) prepare() error {
 	b := &builder{p: p, byName: make(map[string]int, len(p.m.Tensors))}
 	for i, t := range p.m.Tensors {
@@ -130,16 +134,17 @@ func (p *Pass) prepare() error {
 	}
 	builds := make([]func(*builder, *unit) error, len(p.res.Rows))
 	n := 0
-	for i, r := range p.res.Rows {
+	for i := range p.res.Rows {
+		r := &p.res.Rows[i]
 		switch {
-		case r.Tied:
-		case r.Role == accounting.EncodedLinear && r.Part == "weight":
-			if builds[i] = codecs[r.Scheme]; builds[i] == nil {
-				p.skipped = append(p.skipped, Skipped{Module: r.Module, Scheme: r.Scheme, Reason: "no decoder for this scheme"})
-			}
-		case (r.Role == accounting.Untouched || r.Role == accounting.Embedding) && r.Part == "weight" &&
-			(r.DType == "float16" || r.DType == "bfloat16"):
+		case !accounting.Decoded(r, "float32"):
+		case r.Role != accounting.EncodedLinear:
 			builds[i] = widenCodec
+		case codecs[r.Scheme] != nil:
+			builds[i] = codecs[r.Scheme]
+		default:
+			p.skipped = append(p.skipped, Skipped{Module: r.Module, Tensor: r.Name, Scheme: r.Scheme,
+				Reason: "no decoder for this scheme", Bytes: r.Params * 4})
 		}
 		if builds[i] != nil {
 			n++
@@ -156,16 +161,11 @@ func (p *Pass) prepare() error {
 			return err
 		}
 		b.module, b.main = r.Module, main
-		p.units = append(p.units, unit{module: r.Module, tensor: r.Name, expected: r.Params * 4, scheme: r.Scheme, layer: r.Layer})
+		p.units = append(p.units, unit{module: r.Module, tensor: r.Name, expected: r.Params * 4, scheme: cmp.Or(r.Scheme, r.DType),
+			layer: accounting.DecodeLayer(&p.res.Rows[i])})
 		u := &p.units[len(p.units)-1]
 		if err := builds[i](b, u); err != nil {
 			return err
-		}
-		if u.scheme == "" {
-			u.scheme = r.DType
-		}
-		if u.layer == "" {
-			u.layer = cmp.Or(r.Module, r.Name)
 		}
 		k, ok := layerIdx[u.layer]
 		if !ok {
@@ -196,9 +196,6 @@ func (p *Pass) Layers() []Layer {
 	}
 	return out
 }
-
-// Skipped lists the encoded weights the pass does not decode.
-func (p *Pass) Skipped() []Skipped { return p.skipped }
 
 // Decode returns a newly decoded copy of the weight of module (or of the
 // tensor of that name), as a [rows, cols] float32 matrix in row-major
@@ -242,8 +239,6 @@ type Stats struct {
 	// Weights is the number of float32 values decoded, in Units weights.
 	Weights int64
 	Units   int
-	// DecodedBytes is the float32 size of everything decoded.
-	DecodedBytes int64
 	// LargestLayer is the layer with the largest float32 size.
 	LargestLayer Layer
 	Layers       []Layer
@@ -251,9 +246,8 @@ type Stats struct {
 	// Load, Decode and Forward are the time spent reading storages,
 	// decoding (allocating the decoded weights included) and multiplying.
 	Load, Decode, Forward time.Duration
-	// Checksum sums the forward pass's outputs, so a run can be compared.
-	Checksum float64
-	Phases   []PhaseRecord
+	// Phases are what the pass held at each phase, in order.
+	Phases []PhaseRecord
 }
 
 // ledger tracks the bytes the pass holds per site key.
@@ -344,7 +338,7 @@ func (p *Pass) Run() (*Stats, error) {
 		st.Decode += time.Since(t)
 		if fw != nil {
 			t = time.Now()
-			st.Checksum += fw.apply(c, units)
+			fw.apply(c, units)
 			st.Forward += time.Since(t)
 		}
 		st.Weights += l.Weights
@@ -361,7 +355,6 @@ func (p *Pass) Run() (*Stats, error) {
 			return nil, err
 		}
 	}
-	st.DecodedBytes = 4 * st.Weights
 	last := cached
 	if p.opts.Policy == Stream && len(p.layers) > 0 {
 		last = st.LargestLayer.ExpectedBytes

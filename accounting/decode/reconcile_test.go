@@ -59,7 +59,8 @@ func TestReconcile(t *testing.T) {
 			[]accounting.Verdict{"consistent", "unexplained-difference", "unexplained-difference", "consistent"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			phases, cmps := Reconcile(res, passRecords(c.policy, c.change))
+			rec := Reconcile(res, passRecords(c.policy, c.change), 0)
+			phases, cmps := rec.Phases, rec.Comparisons
 			if len(phases) != 5 || phases[0].ExpectedBytes != 1000 || phases[0].InUseBytes < 400 {
 				t.Errorf("phases %+v", phases)
 			}
@@ -73,12 +74,59 @@ func TestReconcile(t *testing.T) {
 			}
 		})
 	}
-	_, cmps := Reconcile(res, passRecords(Cache, nil))
+	cmps := Reconcile(res, passRecords(Cache, nil), 0).Comparisons
 	if c := cmps[2]; c.MeasuredBytes != 1816 || c.ExpectedBytes != 1400 || c.ToleranceBytes != 16 ||
 		!strings.Contains(c.Message, "its peak, 1,816 B (1.82 kB), is stored + every layer decoded to fp32, 416 B over") {
 		t.Errorf("cache peak %+v", c)
 	}
-	if _, cmps := Reconcile(res, &Stats{Phases: []PhaseRecord{{Name: "after-load"}}}); cmps != nil {
+	if cmps := Reconcile(res, &Stats{Phases: []PhaseRecord{{Name: "after-load"}}}, 0).Comparisons; cmps != nil {
 		t.Errorf("comparisons without measurements: %+v", cmps)
+	}
+}
+
+// TestReconcileRoundingSign: a measurement under the expected bytes, within
+// the rounding, says so with its sign.
+func TestReconcileRoundingSign(t *testing.T) {
+	res := &accounting.Result{Rows: []accounting.Row{{StoredBytes: 600}, {StoredBytes: 400}}}
+	cmps := Reconcile(res, passRecords(Stream, func(name string, m map[string]int64) { m["encoded_linear"] -= 24 }), 0).Comparisons
+	if c := cmps[0]; c.Verdict != accounting.Consistent || !strings.Contains(c.Message, "(-8 B of allocator rounding)") {
+		t.Errorf("%s: %s", c.Verdict, c.Message)
+	}
+	cmps = Reconcile(res, passRecords(Stream, func(name string, m map[string]int64) { m["encoded_linear"] -= 600 }), 0).Comparisons
+	if c := cmps[0]; c.Verdict != accounting.Unexplained || !strings.Contains(c.Message, "differs by -584 B, beyond the 16 B") {
+		t.Errorf("%s: %s", c.Verdict, c.Message)
+	}
+}
+
+// TestReconcileBudget: the peak of the model's weights is held against the
+// model's stored bytes (optimizer state left out of both), and exceeding
+// the budget is a finding the report carries.
+func TestReconcileBudget(t *testing.T) {
+	res := &accounting.Result{Rows: []accounting.Row{{StoredBytes: 600}, {StoredBytes: 400}, {StoredBytes: 5000, Class: accounting.Class{Role: accounting.OptimizerState}}},
+		Total: accounting.Group{StoredBytes: 1000}}
+	st := passRecords(Cache, func(name string, m map[string]int64) { m["optimizer_state"] = 5000 })
+	if rec := Reconcile(res, st, 2); rec.OverBudget != "" || len(rec.Findings) != 0 {
+		t.Errorf("1,816 B of weights under 2x 1,000 B stored: %q %v", rec.OverBudget, rec.Findings)
+	}
+	rec := Reconcile(res, st, 1.5)
+	want := "the peak of the weights in use (layer l1) is 1.82x the stored weights (1.77 KiB of 1000 B), over the budget of 1.5x"
+	if rec.OverBudget != want || len(rec.Findings) != 1 || rec.Findings[0].Kind != accounting.HeapOverBudget || rec.Findings[0].Bytes != 316 {
+		t.Errorf("over budget: %q, findings %+v; want %q", rec.OverBudget, rec.Findings, want)
+	}
+	if f := rec.Failures(); len(f) != 1 || !strings.Contains(f[0], "--max-heap-over-stored") {
+		t.Errorf("failures %q", f)
+	}
+}
+
+func TestReconcileNotDecoded(t *testing.T) {
+	st := &Stats{Skipped: []Skipped{{Module: "blk.0.attn_q", Tensor: "blk.0.attn_q.weight", Scheme: "Q4_K", Reason: "no decoder for this scheme", Bytes: 262144}}}
+	rec := Reconcile(&accounting.Result{}, st, 0)
+	if len(rec.Findings) != 1 {
+		t.Fatalf("findings %+v", rec.Findings)
+	}
+	f := rec.Findings[0]
+	if f.Kind != accounting.NotDecoded || f.Module != "blk.0.attn_q" || f.Bytes != 262144 || f.Tensors[0] != "blk.0.attn_q.weight" ||
+		f.Message != "Q4_K weight not decoded (no decoder for this scheme): the decoded figures leave out its 262,144 B float32 copy" {
+		t.Errorf("finding %+v", f)
 	}
 }

@@ -27,10 +27,12 @@ package heapcheck
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/dustin/go-humanize"
@@ -60,10 +62,21 @@ const (
 // Size limits: a profile is read whole, so refuse what would not fit.
 const (
 	maxFileBytes    = 1 << 30
-	maxUnzipBytes   = 4 << 30
 	maxLineBytes    = 16 << 20
 	profileTypeHint = "a heap profile from Go's runtime/pprof, gperftools/tcmalloc (HEAPPROFILE) or jemalloc (prof.dump)"
+	// maxBytes bounds every byte or object count a profile holds and every
+	// sum of them: far above any real heap, far below where int64
+	// arithmetic overflows.
+	maxBytes = 1 << 62
+	// sniffBytes is how much of a gzipped stream is decompressed to tell
+	// whether it is a profile at all before the rest is.
+	sniffBytes = 512
 )
+
+// maxUnzipBytes bounds what a gzipped profile decompresses to. The largest
+// real heap profiles (jemalloc's, with every stack of a big process) are
+// tens of MiB; a variable so that the tests can lower it.
+var maxUnzipBytes int64 = 512 << 20
 
 // Profile is one heap profile, read into pprof's model with its values
 // un-sampled.
@@ -110,6 +123,9 @@ func Parse(name string, data []byte) (*Profile, error) {
 	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
 		var err error
 		if data, err = gunzip(data); err != nil {
+			if errors.Is(err, errNotProfile) {
+				return nil, errorf(name, "", "unknown profile format: the file decompresses to something that is not %s", profileTypeHint)
+			}
 			return nil, errorf(name, "gzip", "%v", err)
 		}
 	}
@@ -140,6 +156,9 @@ func Parse(name string, data []byte) (*Profile, error) {
 	if err := p.selectTypes(); err != nil {
 		return nil, errorf(name, string(p.Format), "%v", err)
 	}
+	if err := p.checkValues(); err != nil {
+		return nil, errorf(name, string(p.Format), "%v", err)
+	}
 	p.notice()
 	return p, nil
 }
@@ -151,22 +170,101 @@ func errorf(path, format, msg string, args ...any) error {
 	return e
 }
 
+// errNotProfile: a gzipped stream whose first bytes are no profile format.
+var errNotProfile = errors.New("not a profile")
+
+// gunzip decompresses data. Its first sniffBytes are decompressed first and
+// must look like a profile (see looksLikeProfile): a small gzip of zeros
+// would otherwise make every byte of its expansion be allocated before the
+// format is checked.
 func gunzip(data []byte) ([]byte, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
-	out, err := io.ReadAll(io.LimitReader(zr, maxUnzipBytes+1))
-	if err != nil {
+	truncated := func(err error) error {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, errors.New("the compressed data ends early: the file is truncated")
+			return errors.New("the compressed data ends early: the file is truncated")
 		}
-		return nil, err
+		return err
 	}
-	if len(out) > maxUnzipBytes {
-		return nil, fmt.Errorf("decompresses to more than %d bytes: not read", int64(maxUnzipBytes))
+	head := make([]byte, 0, sniffBytes)
+	for len(head) < sniffBytes {
+		n, err := zr.Read(head[len(head):sniffBytes])
+		head = head[:len(head)+n]
+		if err == io.EOF {
+			return head, nil // the whole stream
+		}
+		if err != nil {
+			return nil, truncated(err)
+		}
+	}
+	if !looksLikeProfile(head) {
+		return nil, errNotProfile
+	}
+	out, err := io.ReadAll(io.LimitReader(io.MultiReader(bytes.NewReader(head), zr), maxUnzipBytes+1))
+	if err != nil {
+		return nil, truncated(err)
+	}
+	if int64(len(out)) > maxUnzipBytes {
+		return nil, fmt.Errorf("decompresses to more than %d bytes: not read", maxUnzipBytes)
 	}
 	return out, nil
+}
+
+// looksLikeProfile reports whether head, the start of a file, can start a
+// profile pprof or this package reads: a legacy text profile, a legacy
+// binary CPU profile, or profile.proto, whose first byte is the key of one
+// of its fields (1 to 15, varint or length-delimited).
+func looksLikeProfile(head []byte) bool {
+	if isHeapText(head) || isLegacy(head) {
+		return true
+	}
+	if len(head) == 0 || head[0]&0x80 != 0 {
+		return false
+	}
+	field, wire := head[0]>>3, head[0]&7
+	return field >= 1 && field <= 15 && (wire == 0 || wire == 2)
+}
+
+// isHeapText reports whether data starts like a legacy heap profile or a
+// jemalloc one.
+func isHeapText(data []byte) bool {
+	text := bytes.TrimLeft(data, " \t\r\n")
+	return bytes.HasPrefix(text, []byte("heap_v2/")) || bytes.HasPrefix(text, []byte("heap profile:"))
+}
+
+// goCountRE is the header of Go's legacy goroutine and threadcreate
+// profiles.
+var goCountRE = regexp.MustCompile(`\A\S+ profile: total \d+`)
+
+// isLegacy reports whether data starts like one of the legacy profiles other
+// than heap profiles that pprof reads (contention, mutex, thread, Java, Go
+// counts, binary CPU), which it can name when they are not heap profiles.
+func isLegacy(data []byte) bool {
+	text := bytes.TrimLeft(data, " \t\r\n")
+	if bytes.HasPrefix(text, []byte("---")) || bytes.HasPrefix(text, []byte("#")) || goCountRE.Match(text) {
+		return true
+	}
+	// The binary CPU profile's header: the words 0, 3, 0 or 1, in 4 or 8
+	// bytes, either byte order.
+	for _, w := range []int{4, 8} {
+		if len(data) < 3*w {
+			continue
+		}
+		for _, order := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
+			word := func(i int) uint64 {
+				if w == 4 {
+					return uint64(order.Uint32(data[i*4:]))
+				}
+				return order.Uint64(data[i*8:])
+			}
+			if word(0) == 0 && word(1) == 3 && word(2) <= 1 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // parseProto reads profile.proto. Go writes heap values already un-sampled,
@@ -174,10 +272,13 @@ func gunzip(data []byte) ([]byte, error) {
 func parseProto(data []byte) (*Profile, error) {
 	pp, err := safely(func() (*profile.Profile, error) { return profile.ParseUncompressed(data) })
 	if err != nil || len(pp.SampleType) == 0 {
-		// Some other text or binary: let pprof name it if it can (a CPU
-		// or goroutine profile), else say what was expected.
-		if other, err2 := safely(func() (*profile.Profile, error) { return profile.ParseData(data) }); err2 == nil && len(other.SampleType) > 0 {
-			return nil, fmt.Errorf("not a heap profile: its sample types are %s; qinsaudit needs %s", types(other), profileTypeHint)
+		// A legacy profile of another kind (CPU, contention, goroutine):
+		// let pprof name it. Anything else is not a profile pprof reads,
+		// and parsing it again would only fail again.
+		if err != nil && isLegacy(data) {
+			if other, err2 := safely(func() (*profile.Profile, error) { return profile.ParseData(data) }); err2 == nil && len(other.SampleType) > 0 {
+				return nil, fmt.Errorf("not a heap profile: its sample types are %s; qinsaudit needs %s", types(other), profileTypeHint)
+			}
 		}
 		return nil, fmt.Errorf("unknown profile format: not %s", profileTypeHint)
 	}
@@ -243,6 +344,30 @@ func types(p *profile.Profile) string {
 		return "none"
 	}
 	return strings.Join(s, ", ")
+}
+
+// checkValues refuses byte and object counts beyond maxBytes, alone or
+// summed over the stacks, so that no sum of them overflows: a profile whose
+// stacks wrapped around int64 could add up to any figure at all.
+func (p *Profile) checkValues() error {
+	for _, idx := range []int{p.space, p.objects, p.alloc} {
+		if idx < 0 {
+			continue
+		}
+		st := p.P.SampleType[idx]
+		var total int64
+		for i, s := range p.P.Sample {
+			v := s.Value[idx]
+			if v > maxBytes || v < -maxBytes {
+				return fmt.Errorf("sample %d: %s %d out of range (more than 2^62)", i+1, st.Type, v)
+			}
+			if total > maxBytes-abs(v) {
+				return fmt.Errorf("the stacks' %s sum to more than 2^62 %s: not a real heap", st.Type, st.Unit)
+			}
+			total += abs(v)
+		}
+	}
+	return nil
 }
 
 // notice records what would mislead: a truncated dump, no in-use values.

@@ -209,7 +209,7 @@ func jeCounts(b []byte) (c counts, thread bool, err error) {
 	}
 	var v [4]int64
 	for i := range v {
-		if v[i], err = strconv.ParseInt(string(m[2+i]), 10, 64); err != nil {
+		if v[i], err = strconv.ParseInt(string(m[2+i]), 10, 64); err != nil || v[i] > maxBytes {
 			return c, false, fmt.Errorf("count %s: out of range", m[2+i])
 		}
 	}

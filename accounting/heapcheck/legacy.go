@@ -52,7 +52,7 @@ func parseLegacy(data []byte) (*Profile, error) {
 		return p, fmt.Errorf("line 1: unknown heap profile kind %q", kind)
 	}
 	header, err := strconv.ParseInt(string(h[2]), 10, 64)
-	if err != nil {
+	if err != nil || header > maxBytes {
 		return p, fmt.Errorf("line 1: in-use bytes %s: out of range", h[2])
 	}
 	p.HeaderInUseBytes = header
@@ -99,7 +99,7 @@ func scanLegacy(data []byte) (listed int64, maps bool, err error) {
 		if err != nil || v < 0 {
 			return 0, false, fmt.Errorf("line %d: in-use bytes %s: not a byte count", line, m[2])
 		}
-		if listed > 1<<62-v {
+		if v > maxBytes || listed > maxBytes-v {
 			return 0, false, fmt.Errorf("line %d: in-use bytes overflow", line)
 		}
 		listed += v

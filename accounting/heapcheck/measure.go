@@ -1,6 +1,7 @@
 package heapcheck
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -36,7 +37,7 @@ func Measure(p, base *Profile, focus *regexp.Regexp) (accounting.HeapMeasurement
 		m.Focus = focus.String()
 	}
 	stacks := map[string][2]int64{} // key -> objects, bytes
-	add := func(q *Profile, sign int64) int64 {
+	add := func(q *Profile, sign int64) (int64, error) {
 		var sum int64
 		for _, s := range q.P.Sample {
 			if focus != nil && !matches(s, focus) {
@@ -44,20 +45,21 @@ func Measure(p, base *Profile, focus *regexp.Regexp) (accounting.HeapMeasurement
 			}
 			k := stackKey(s)
 			v := stacks[k]
+			var err error
 			if q.objects >= 0 {
-				v[0] += sign * s.Value[q.objects]
+				if v[0], err = addBytes(v[0], sign*s.Value[q.objects]); err != nil {
+					return 0, err
+				}
 			}
-			v[1] += sign * s.Value[q.space]
+			if v[1], err = addBytes(v[1], sign*s.Value[q.space]); err != nil {
+				return 0, err
+			}
 			stacks[k] = v
-			sum += s.Value[q.space]
+			if sum, err = addBytes(sum, s.Value[q.space]); err != nil {
+				return 0, err
+			}
 		}
-		return sum
-	}
-	total := add(p, 1)
-	if focus == nil {
-		total += p.unlisted()
-	} else {
-		m.UnlistedBytes = p.unlisted()
+		return sum, nil
 	}
 	if base != nil {
 		if base.Format != p.Format {
@@ -71,14 +73,33 @@ func Measure(p, base *Profile, focus *regexp.Regexp) (accounting.HeapMeasurement
 		}
 		m.Base = base.Path
 		m.Notices = append(m.Notices, base.Notices...)
-		total -= add(base, -1)
+	}
+	total, err := add(p, 1)
+	if err == nil {
 		if focus == nil {
-			total -= base.unlisted()
+			total, err = addBytes(total, p.unlisted())
 		} else {
+			m.UnlistedBytes, err = addBytes(0, p.unlisted())
+		}
+	}
+	if err == nil && base != nil {
+		var b int64
+		if b, err = add(base, -1); err == nil && focus == nil {
+			b, err = addBytes(b, base.unlisted())
+		}
+		if err == nil {
+			total, err = addBytes(total, -b)
+		}
+		if err == nil && focus != nil {
 			// What both dumps leave unlisted mostly cancels; the change
 			// between them is the part a focus may have missed.
-			m.UnlistedBytes = abs(m.UnlistedBytes - base.unlisted())
+			var d int64
+			d, err = addBytes(m.UnlistedBytes, -base.unlisted())
+			m.UnlistedBytes = abs(d)
 		}
+	}
+	if err != nil {
+		return m, fmt.Errorf("%s: %v", p.Path, err)
 	}
 	m.InUseBytes = total
 
@@ -97,6 +118,19 @@ func (p *Profile) program() string {
 		return ""
 	}
 	return p.P.Mapping[0].File
+}
+
+// errOverflow: byte counts beyond maxBytes, which no real heap reaches.
+var errOverflow = errors.New("in-use bytes out of range: the stacks sum to more than 2^62 bytes")
+
+// addBytes returns a+b, or errOverflow when either or the sum lies beyond
+// ±maxBytes: no sum of counts within that range overflows int64.
+func addBytes(a, b int64) (int64, error) {
+	if a > maxBytes || a < -maxBytes || b > maxBytes || b < -maxBytes ||
+		b > 0 && a > maxBytes-b || b < 0 && a < -maxBytes-b {
+		return 0, errOverflow
+	}
+	return a + b, nil
 }
 
 func abs(x int64) int64 {

@@ -123,7 +123,7 @@ func TestCrosscheckText(t *testing.T) {
 	if code != exitGate {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"measured vs expected", "tolerance (MiB)", "runtime-holds-decoded-copies", "claim weights=0.41MiB", "±0.55"} {
+	for _, want := range []string{"measured vs expected", "measured (MiB)", "tolerance (KiB)", "runtime-holds-decoded-copies", "claim weights=0.41MiB", "±564.72"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text output lacks %q:\n%s", want, out)
 		}

@@ -91,12 +91,6 @@ func (f *decodeFlags) validate() error {
 }
 
 func runDecode(stdout, stderr io.Writer, paths []string, f *decodeFlags) error {
-	// Exact heap profiling from here on, before the model is opened: every
-	// buffer the pass measures is allocated after this line, so each one is
-	// in the profile with its exact size. Only this command sets the rate;
-	// audit and the others keep Go's default sampling and its speed.
-	defer heapsnap.Exact()()
-
 	if f.dir != "" {
 		if err := os.MkdirAll(f.dir, 0o755); err != nil {
 			return badInput(err)
@@ -110,29 +104,23 @@ func runDecode(stdout, stderr io.Writer, paths []string, f *decodeFlags) error {
 	if err != nil {
 		return badInput(err)
 	}
-	rec := &heapsnap.Recorder{Dir: f.dir, Site: decode.Site}
-	opts := decode.Options{Alpha: float32(f.alpha), Measure: rec.Take, Progress: progress(stderr)}
+	snap := &heapsnap.Recorder{Dir: f.dir, Site: decode.Site}
+	opts := decode.Options{Alpha: float32(f.alpha), Measure: snap.Take, Progress: progress(stderr)}
 	if f.cache {
 		opts.Policy = decode.Cache
 	}
 	if f.forward {
 		opts.Batch = f.batch
 	}
-	pass, err := decode.Load(m, res, opts)
-	if err != nil {
-		return badInput(err)
-	}
-	st, err := pass.Run()
+	st, err := runPass(m, res, opts)
 	if err != nil {
 		return err
 	}
-	phases, cmps := decode.Reconcile(res, st)
+	rec := decode.Reconcile(res, st, f.maxOver)
+	accounting.AddFindings(res, rec.Findings)
 	rep := report.New(res)
-	rep.Phases = report.NewPhases(phases)
-	rep.Comparisons = report.NewComparisons(cmps)
-	for _, s := range st.Skipped {
-		fmt.Fprintf(stderr, "qinsaudit: decode: %s (%s) not decoded: %s\n", s.Module, s.Scheme, s.Reason)
-	}
+	rep.Phases = report.NewPhases(rec.Phases)
+	rep.Comparisons = report.NewComparisons(rec.Comparisons)
 	if f.timing {
 		fmt.Fprintf(stderr, "decoded %s weights of %d tensors (%s) in %v: %.0f M weights/s on %d goroutines; load %v, forward %v\n",
 			humanize.Comma(st.Weights), st.Units, st.Policy, st.Decode.Round(time.Microsecond), st.WeightsPerSecond()/1e6,
@@ -141,35 +129,25 @@ func runDecode(stdout, stderr io.Writer, paths []string, f *decodeFlags) error {
 	if err := f.out.write(stdout, rep); err != nil {
 		return err
 	}
-	return decodeGate(cmps, phases, res, f.maxOver)
-}
-
-// decodeGate fails on a comparison no known cause explains, and on a peak
-// over the --max-heap-over-stored budget.
-func decodeGate(cmps []accounting.Comparison, phases []accounting.Phase, res *accounting.Result, maxOver float64) error {
-	var failed []string
-	for _, c := range cmps {
-		if c.Verdict.Failing() {
-			failed = append(failed, fmt.Sprintf("%s: %s", c.Subject, c.Message))
-		}
-	}
-	if len(failed) > 0 {
+	if failed := rec.Failures(); len(failed) > 0 {
 		return gateFailed(fmt.Errorf("decode: %s", strings.Join(failed, "; ")))
 	}
-	if maxOver > 0 {
-		var stored, peak int64
-		for _, r := range res.Rows {
-			stored += r.StoredBytes
-		}
-		for _, p := range phases {
-			peak = max(peak, p.InUseBytes-p.ByRole[decode.KeyActivations])
-		}
-		if stored > 0 && float64(peak) > maxOver*float64(stored) {
-			return gateFailed(fmt.Errorf("decode: weights in use peak at %s, %.2fx the %s stored, over --max-heap-over-stored %g",
-				humanize.IBytesN(uint64(peak), 3), float64(peak)/float64(stored), humanize.IBytesN(uint64(stored), 3), maxOver))
-		}
-	}
 	return nil
+}
+
+// runPass loads the model and runs the pass under exact heap profiling,
+// which starts once the model is opened and audited: every buffer the pass
+// measures is allocated after it, so each one is in the profile with its
+// exact size, while the loader's garbage is collected as it is made instead
+// of piling up with collection off, and the loader runs at Go's default
+// sampling rate and its speed. Only this command changes the rate.
+func runPass(m *accounting.Model, res *accounting.Result, opts decode.Options) (*decode.Stats, error) {
+	defer heapsnap.Exact()()
+	pass, err := decode.Load(m, res, opts)
+	if err != nil {
+		return nil, badInput(err)
+	}
+	return pass.Run()
 }
 
 // progress returns a progress callback drawing a bar on w once the pass has

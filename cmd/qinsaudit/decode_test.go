@@ -8,8 +8,8 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/accounting/decode"
-	"github.com/qinsaudit/qinsaudit/internal/heapsnap"
 	"github.com/qinsaudit/qinsaudit/report"
 )
 
@@ -135,15 +135,56 @@ func TestDecodeBadInput(t *testing.T) {
 }
 
 // TestDecodeBudget: holding decoded copies is explained, and fails only
-// under a budget the user sets.
+// under a budget the user sets; the report says so, as crosscheck's does.
 func TestDecodeBudget(t *testing.T) {
 	toy := filepath.Join(fixtures, "torch/toy_qins_log.pt")
+	const over = "the peak of the weights in use (layer blocks.2) is 1.96x the stored weights (18.38 MiB of 9.38 MiB), over the budget of 1.1x"
 	_, errOut, code := runCmd(t, "decode", "--cache", "--max-heap-over-stored", "1.1", toy)
-	if code != exitGate || !strings.Contains(errOut, "over --max-heap-over-stored 1.1") || !strings.Contains(errOut, "peak at 18.4 MiB, 1.96x the 9.38 MiB stored") {
+	if code != exitGate || !strings.Contains(errOut, over+" (--max-heap-over-stored)") {
 		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+	rep := decodeJSON(t, exitGate, "--cache", "--max-heap-over-stored", "1.1", toy)
+	var found bool
+	for _, f := range rep.Findings {
+		found = found || f.Kind == "heap-over-budget" && f.Severity == "error" && f.Message == over
+	}
+	if !found {
+		t.Errorf("no heap-over-budget finding in the report: %+v", rep.Findings)
 	}
 	if _, errOut, code := runCmd(t, "decode", "--stream", "--max-heap-over-stored", "1.5", toy); code != 0 {
 		t.Errorf("stream under budget: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestDecodeNotDecoded: the weights the pass cannot decode (GGUF block
+// types) are findings of the report, not only lines on stderr.
+func TestDecodeNotDecoded(t *testing.T) {
+	rep := decodeJSON(t, exitOK, filepath.Join(fixtures, "gguf/tiny-q4_k_m.gguf"))
+	var n int
+	for _, f := range rep.Findings {
+		if f.Kind == "not-decoded" {
+			n++
+			if f.Severity != "warning" || len(f.Tensors) != 1 || f.Bytes <= 0 || !strings.Contains(f.Message, "not decoded (no decoder for this scheme)") {
+				t.Errorf("finding %+v", f)
+			}
+		}
+	}
+	if n != 7 {
+		t.Errorf("%d not-decoded findings, want the 7 k-quant linears: %+v", n, rep.Findings)
+	}
+}
+
+// TestDecodeCrosscheckOwnProfile: crosscheck explains the profile decode
+// --stream writes: the stored weights plus one buffer for the largest layer
+// (not the largest module).
+func TestDecodeCrosscheckOwnProfile(t *testing.T) {
+	dir := t.TempDir()
+	toy := filepath.Join(fixtures, "torch/toy_qins_log.pt")
+	decodeJSON(t, exitOK, "--stream", "-o", dir, toy)
+	rep, _ := crosscheckJSON(t, exitOK, "--heap", filepath.Join(dir, "05-after-decode.pb.gz"), "--focus", `decode\.alloc`)
+	c := rep.Comparisons[0]
+	if c.Verdict != "runtime-holds-decoded-copies" || c.ExpectedBytes != 9_838_736+3*1<<20 || !strings.Contains(c.Message, "blocks.0") {
+		t.Errorf("%+v", c)
 	}
 }
 
@@ -163,7 +204,7 @@ func TestDecodeProfiles(t *testing.T) {
 			t.Errorf("profile %d: wrote %s, committed %s", i, filepath.Base(fresh[i]), filepath.Base(committed[i]))
 		}
 		a, b := attribute(t, fresh[i]), attribute(t, committed[i])
-		for _, k := range decode.Keys() {
+		for _, k := range accounting.PhaseKeys() {
 			if a[k] != b[k] || a[k] != rep.Phases[i].ByRole[k] {
 				t.Errorf("%s: %s in use %d, the report says %d, the committed profile has %d",
 					filepath.Base(fresh[i]), k, a[k], rep.Phases[i].ByRole[k], b[k])
@@ -183,9 +224,28 @@ func attribute(t *testing.T, path string) map[string]int64 {
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	by, _, err := heapsnap.Attribute(p, decode.Site)
-	if err != nil {
-		t.Fatal(err)
+	// As heapsnap.Recorder attributes the records: the first function of
+	// each stack, leaf first, that is a site.
+	inuse := -1
+	for i, st := range p.SampleType {
+		if st.Type == "inuse_space" {
+			inuse = i
+		}
+	}
+	if inuse < 0 {
+		t.Fatalf("%s: no inuse_space", path)
+	}
+	by := map[string]int64{}
+	for _, s := range p.Sample {
+	sample:
+		for _, loc := range s.Location {
+			for _, line := range loc.Line {
+				if key, ok := decode.Site(line.Function.Name); ok {
+					by[key] += s.Value[inuse]
+					break sample
+				}
+			}
+		}
 	}
 	return by
 }

@@ -5,12 +5,12 @@
 // profile written at that point: Take collects garbage first, so the
 // profile holds exactly the objects still reachable, writes the standard
 // gzipped profile if asked, and sums in-use bytes by the first frame of each
-// stack that names a known site. Attribute does the same on a profile file,
-// and the tests check that both agree.
+// stack that names a known site. The tests attribute the written profile
+// the same way and check that both agree.
 package heapsnap
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,8 +18,6 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
-
-	"github.com/google/pprof/profile"
 )
 
 // Exact prepares the process for exact heap snapshots and returns a
@@ -57,6 +55,15 @@ type Recorder struct {
 	Site func(function string) (key string, ok bool)
 	// Files lists the profiles written to Dir, in order.
 	Files []string
+
+	recs  []runtime.MemProfileRecord // reused by every Take
+	sites map[uintptr]pcSite         // the site of each stack PC seen
+}
+
+// pcSite is the site of the frames at one PC, if any.
+type pcSite struct {
+	key string
+	ok  bool
 }
 
 // Take collects garbage, writes the heap profile to Dir if set, and
@@ -64,19 +71,18 @@ type Recorder struct {
 //
 // The bytes come from the records the profile is written from
 // (runtime.MemProfile, read right after the collection, as
-// runtime/pprof does), attributed the way Attribute attributes the written
-// file. While it reads them the profiling rate is 0, so its own allocations
-// are neither slowed down by a stack walk each nor added to the profile.
+// runtime/pprof does), attributed to the first function of each stack,
+// leaf first and inlined frames included, that Site knows: the profile's
+// samples attributed the same way sum to the same bytes. While it reads
+// them the profiling rate is 0, so its own allocations are neither slowed
+// down by a stack walk each nor added to the profile; the records' buffer
+// and the site of each PC are kept from one phase to the next.
 func (r *Recorder) Take(phase string) (map[string]int64, error) {
 	runtime.GC()
 	if r.Dir != "" {
-		var buf bytes.Buffer
-		if err := pprof.Lookup("heap").WriteTo(&buf, 0); err != nil {
-			return nil, fmt.Errorf("heap profile at %s: %w", phase, err)
-		}
 		name := filepath.Join(r.Dir, fmt.Sprintf("%02d-%s.pb.gz", len(r.Files)+1, fileName(phase)))
-		if err := os.WriteFile(name, buf.Bytes(), 0o644); err != nil {
-			return nil, err
+		if err := writeProfile(name); err != nil {
+			return nil, fmt.Errorf("heap profile at %s: %w", phase, err)
 		}
 		r.Files = append(r.Files, name)
 	}
@@ -84,79 +90,66 @@ func (r *Recorder) Take(phase string) (map[string]int64, error) {
 	runtime.MemProfileRate = 0
 	defer func() { runtime.MemProfileRate = rate }()
 	var recs []runtime.MemProfileRecord
-	for n := 256; ; {
-		recs = make([]runtime.MemProfileRecord, n)
-		k, ok := runtime.MemProfile(recs, false)
+	for {
+		k, ok := runtime.MemProfile(r.recs, false)
 		if ok {
-			recs = recs[:k]
+			recs = r.recs[:k]
 			break
 		}
-		n = k + k/4
+		r.recs = make([]runtime.MemProfileRecord, k+k/4)
+	}
+	if r.sites == nil {
+		r.sites = map[uintptr]pcSite{}
 	}
 	by := map[string]int64{}
 	for i := range recs {
-		if key, ok := stackSite(recs[i].Stack(), r.Site); ok {
+		if key, ok := r.stackSite(recs[i].Stack()); ok {
 			by[key] += recs[i].InUseBytes()
 		}
 	}
 	return by, nil
 }
 
+// writeProfile writes the heap profile to the file name.
+func writeProfile(name string) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	err = pprof.Lookup("heap").WriteTo(f, 0)
+	return errors.Join(err, f.Close())
+}
+
 // stackSite returns the key of the first function of stk, leaf first and
-// inlined frames included, that site knows.
-func stackSite(stk []uintptr, site func(string) (string, bool)) (string, bool) {
-	frames := runtime.CallersFrames(stk)
-	for {
-		f, more := frames.Next()
-		if key, ok := site(f.Function); ok {
-			return key, true
+// inlined frames included, that Site knows. Every stack of an allocation
+// starts in the allocator, so the site is looked up per PC, each PC once.
+func (r *Recorder) stackSite(stk []uintptr) (string, bool) {
+	for _, pc := range stk {
+		s, seen := r.sites[pc]
+		if !seen {
+			s = r.pcSite(pc)
+			r.sites[pc] = s
 		}
-		if !more {
-			return "", false
-		}
-	}
-}
-
-// Attribute sums the in-use bytes of p by site: each sample goes to the
-// first function of its stack, leaf first and inlined frames included, that
-// site knows. total is every in-use byte of the profile, attributed or not.
-func Attribute(p *profile.Profile, site func(string) (string, bool)) (by map[string]int64, total int64, err error) {
-	idx := -1
-	for i, st := range p.SampleType {
-		if st.Type == "inuse_space" && st.Unit == "bytes" {
-			idx = i
-		}
-	}
-	if idx < 0 {
-		var have []string
-		for _, st := range p.SampleType {
-			have = append(have, st.Type+"/"+st.Unit)
-		}
-		return nil, 0, fmt.Errorf("heap profile has no inuse_space/bytes sample (have: %s)", strings.Join(have, ", "))
-	}
-	by = map[string]int64{}
-	for _, s := range p.Sample {
-		v := s.Value[idx]
-		total += v
-		if key, ok := siteOf(s, site); ok {
-			by[key] += v
-		}
-	}
-	return by, total, nil
-}
-
-func siteOf(s *profile.Sample, site func(string) (string, bool)) (string, bool) {
-	for _, loc := range s.Location {
-		for _, line := range loc.Line {
-			if line.Function == nil {
-				continue
-			}
-			if key, ok := site(line.Function.Name); ok {
-				return key, true
-			}
+		if s.ok {
+			return s.key, true
 		}
 	}
 	return "", false
+}
+
+// pcSite returns the site of the first of the frames at pc (a return
+// address, with the functions inlined there) that Site knows.
+func (r *Recorder) pcSite(pc uintptr) pcSite {
+	frames := runtime.CallersFrames([]uintptr{pc})
+	for {
+		f, more := frames.Next()
+		if key, ok := r.Site(f.Function); ok {
+			return pcSite{key, true}
+		}
+		if !more {
+			return pcSite{}
+		}
+	}
 }
 
 // fileName makes a phase name safe as part of a file name.
