@@ -222,8 +222,13 @@ func TestLeftoverWeight(t *testing.T) {
 		t("l.log_max", "float32").t("l.weight", "float32", 8, 8).t("l.bias", "float32", 8).model()
 	r, _ := Audit(m, Options{})
 	w, b := r.Rows[4], r.Rows[5]
-	if w.Role != Untouched || w.Part != "leftover_weight" || w.BaselineBytes != 0 || w.StoredBytes != 256 {
+	if w.Role != Untouched || w.Part != "leftover_weight" || w.BaselineBytes != 0 || w.StoredBytes != 256 || w.Params != 0 {
 		t.Errorf("leftover: %+v", w)
+	}
+	// The module's 64 weights are counted once, on the encoded tensor: bits
+	// per weight is every stored byte over the model's true weights.
+	if r.Total.Params != 64+8 || r.Total.StoredBytes != 64+64+4+4+256+32 {
+		t.Errorf("total: %+v", r.Total)
 	}
 	if b.Role != Untouched || b.Part != "bias" || b.Module != "l" || b.BaselineBytes != 32 {
 		t.Errorf("bias: %+v", b)

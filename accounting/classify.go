@@ -117,7 +117,9 @@ func Classify(m *Model, extra ...Scheme) []Class {
 		switch {
 		case c.Part == "bias":
 		case encoded[mod] != "" && leaf == "weight" && isFloat(t.DType):
-			c.Part, c.Leftover, c.Scheme = "leftover_weight", true, ""
+			// The module's logical weights are counted on its encoded
+			// tensor; the float copy adds bytes, not weights.
+			c.Part, c.Leftover, c.Scheme, c.Params = "leftover_weight", true, "", 0
 		case embeddingModules[lastComponent(mod)] && leaf == "weight":
 			c.Role, c.Part = Embedding, "weight"
 		}

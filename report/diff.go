@@ -37,15 +37,17 @@ type DiffRow struct {
 }
 
 // DiffByValues lists the keys a diff can be taken by.
-var DiffByValues = []string{"role", "layer", "module", "dtype", "tensor"}
+var DiffByValues = []string{"role", "role-matched", "layer", "module", "dtype", "tensor"}
 
 // NewDiff compares old and new by role, layer, module, dtype or tensor. Rows are
 // sorted by the size of their change, largest first; unchanged rows last,
 // in name order.
 //
-// By role, a module that is an encoded linear in either report counts as
-// one in both: an fp32 linear replaced by its encoded form is the same
-// linear, shrunk, not one role removed and another added.
+// By role, each side's rows are its audit's roles, so their figures equal
+// what audit says of each side. By "role-matched", the weight of a module
+// that is an encoded linear in either report counts as one in both: an
+// fp32 linear replaced by its encoded form is then the same linear,
+// shrunk, rather than untouched bytes removed and encoded ones added.
 func NewDiff(old, new *Report, by string) *Diff {
 	d := &Diff{SchemaVersion: SchemaVersion, Tool: "qinsaudit", Kind: "diff", By: by, Old: old.Files, New: new.Files}
 	encoded := map[string]bool{}
@@ -77,11 +79,13 @@ func NewDiff(old, new *Report, by string) *Diff {
 				key = t.Name
 			case "dtype":
 				key = t.DType
-			default:
+			case "role-matched":
 				key = t.Role
 				if encoded[t.Module] && (t.Part == "weight" || t.Part == "leftover_weight") {
 					key = "encoded_linear"
 				}
+			default:
+				key = t.Role
 			}
 			a, ok := m[key]
 			if !ok {

@@ -129,7 +129,20 @@ func TestGateAcceptance(t *testing.T) {
 
 func TestDiffAcceptance(t *testing.T) {
 	fp32, qins := filepath.Join(fixtures, "torch/toy_fp32.pt"), filepath.Join(fixtures, "torch/toy_qins_log.pt")
-	out, _, code := runCmd(t, "diff", fp32, qins, "--by", "role", "--format", "json")
+	// By role, each side is its own audit: the float linears are
+	// untouched bytes removed, the encoded ones added.
+	byRole, _, _ := runCmd(t, "diff", fp32, qins, "--by", "role", "--format", "json")
+	var r report.Diff
+	if err := json.Unmarshal([]byte(byRole), &r); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range r.Rows {
+		if row.Key == "untouched" && (row.OldBytes != 9*mib || row.NewBytes != 0 || row.Status != "removed") ||
+			row.Key == "encoded_linear" && (row.OldBytes != 0 || row.NewBytes != 9*mib/2+144 || row.Status != "added") {
+			t.Errorf("by role: %+v", row)
+		}
+	}
+	out, _, code := runCmd(t, "diff", fp32, qins, "--by", "role-matched", "--format", "json")
 	if code != 0 {
 		t.Fatal(code)
 	}
@@ -151,7 +164,7 @@ func TestDiffAcceptance(t *testing.T) {
 	saved := filepath.Join(t.TempDir(), "old.json")
 	js, _, _ := runCmd(t, "audit", "--format", "json", fp32)
 	os.WriteFile(saved, []byte(js), 0o644)
-	out2, _, _ := runCmd(t, "diff", saved, qins, "--by", "role", "--format", "json")
+	out2, _, _ := runCmd(t, "diff", saved, qins, "--by", "role-matched", "--format", "json")
 	if out2 != strings.Replace(out, `"path": "`+fp32, `"path": "`+fp32, 1) {
 		t.Errorf("diff from saved report differs:\n%s\n%s", out, out2)
 	}
@@ -218,8 +231,8 @@ func TestCheckBadInput(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{
-		{"check", u8},
 		{"check", u8, "--max-bits-per-weight", "linear=9"},
+		{"check", u8, "--allow-finding", "no-such-kind"},
 		{"check", u8, "--max-growth", "1%"},
 		{"check", u8, "--forbid", "x", "--max-bits-per-weight", "total=3"},
 		{"diff", u8},
@@ -227,6 +240,24 @@ func TestCheckBadInput(t *testing.T) {
 		if _, e, code := runCmd(t, args...); code != exitUsage {
 			t.Errorf("%v: exit %d, %q", args, code, e)
 		}
+	}
+}
+
+// TestCheckFailsOnErrorFinding: check with no budget at all still fails on
+// the float32 "QINS-encoded" model (an encoded-but-uncompressed error), and
+// --allow-finding lets it pass with the reason in the outcome.
+func TestCheckFailsOnErrorFinding(t *testing.T) {
+	f32 := filepath.Join(fixtures, "torch/qins_rational_f32.pt")
+	out, _, code := runCmd(t, "check", f32, "--min-ratio", "embedding=1")
+	if code != exitGate || !strings.Contains(out, "error finding: encoded as qins-rational but stored as float32") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+	out, _, code = runCmd(t, "check", f32, "--allow-finding", "encoded-but-uncompressed=measuring the float path")
+	if code != exitOK || strings.Count(out, "(waived: measuring the float path)") != 12 {
+		t.Errorf("allowed: exit %d:\n%s", code, out)
+	}
+	if _, _, code = runCmd(t, "check", filepath.Join(fixtures, "torch/qins_rational_u8.pt")); code != exitOK {
+		t.Errorf("a clean model with no budget: exit %d", code)
 	}
 }
 

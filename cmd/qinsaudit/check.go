@@ -45,6 +45,7 @@ to the config. The gate decides the exit code whatever the output format:
 	maxBits := f.StringArray("max-bits-per-weight", nil, "ROLE=X: the role's stored bits per weight must be at most X; repeatable")
 	maxStored := f.StringArray("max-stored", nil, "ROLE=SIZE: the role's stored bytes must be at most SIZE (e.g. 4.5MiB); repeatable")
 	forbid := f.StringArray("forbid", nil, "a finding kind that must not appear (e.g. encoded-but-uncompressed); repeatable")
+	allow := f.StringArray("allow-finding", nil, "KIND[=REASON]: let error findings of KIND pass the gate (every other error finding fails it); repeatable")
 	against := f.String("against", "", "a saved JSON report to compare with (qinsaudit audit --format json)")
 	maxGrowth := f.String("max-growth", "", "with --against: relative growth of stored bytes allowed per module and in total (e.g. 1%)")
 	maxGrowthBytes := f.String("max-growth-bytes", "", "with --against: absolute growth allowed (e.g. 64KiB)")
@@ -65,7 +66,7 @@ to the config. The gate decides the exit code whatever the output format:
 				return badInput(err)
 			}
 		}
-		if err := addFlagBudgets(cfg, *minRatio, *maxBits, *maxStored, *forbid); err != nil {
+		if err := addFlagBudgets(cfg, *minRatio, *maxBits, *maxStored, *forbid, *allow); err != nil {
 			return err
 		}
 		if err := addAgainst(cfg, *against, *maxGrowth, *maxGrowthBytes, *ignoreBelow); err != nil {
@@ -82,9 +83,6 @@ to the config. The gate decides the exit code whatever the output format:
 		}
 		if *updateBaseline && cfg.Against == nil {
 			return usageErrorf("--update-baseline needs --against (or against: in the config)")
-		}
-		if len(cfg.Budgets) == 0 && len(cfg.ForbidFindings) == 0 && cfg.Against == nil && *heapPath == "" {
-			return usageErrorf("check: nothing to check: give --config, a budget flag, --forbid, --against or --heap")
 		}
 		res, err := auditResult(args, af)
 		if err != nil {
@@ -179,7 +177,7 @@ func readReport(path string) (*report.Report, error) {
 	return rep, nil
 }
 
-func addFlagBudgets(cfg *gate.Config, minRatio, maxBits, maxStored, forbid []string) error {
+func addFlagBudgets(cfg *gate.Config, minRatio, maxBits, maxStored, forbid, allow []string) error {
 	parse := func(flag, v string) (*gate.Role, string, error) {
 		role, val, ok := strings.Cut(v, "=")
 		var r gate.Role
@@ -230,6 +228,17 @@ func addFlagBudgets(cfg *gate.Config, minRatio, maxBits, maxStored, forbid []str
 			return usageErrorf("--forbid: %v", err)
 		}
 		cfg.ForbidFindings = append(cfg.ForbidFindings, k)
+	}
+	for _, v := range allow {
+		kind, reason, _ := strings.Cut(v, "=")
+		var k gate.FindingKind
+		if err := k.UnmarshalText([]byte(kind)); err != nil {
+			return usageErrorf("--allow-finding: %v", err)
+		}
+		if reason = strings.TrimSpace(reason); reason == "" {
+			reason = "allowed by --allow-finding"
+		}
+		cfg.AllowFindings = append(cfg.AllowFindings, gate.AllowFinding{Kind: k, Reason: reason})
 	}
 	return nil
 }

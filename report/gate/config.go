@@ -32,8 +32,11 @@ import (
 type Config struct {
 	Budgets        []Budget      `yaml:"budgets" toml:"budgets"`
 	ForbidFindings []FindingKind `yaml:"forbid_findings" toml:"forbid_findings"`
-	Against        *Against      `yaml:"against" toml:"against"`
-	Waivers        []Waiver      `yaml:"waivers" toml:"waivers"`
+	// AllowFindings lets error findings of a kind pass. Every other error
+	// finding fails the gate.
+	AllowFindings []AllowFinding `yaml:"allow_findings" toml:"allow_findings"`
+	Against       *Against       `yaml:"against" toml:"against"`
+	Waivers       []Waiver       `yaml:"waivers" toml:"waivers"`
 	// MaxHeapOverStored limits, when a heap profile is given, the bytes in
 	// use over the stored bytes (1.1: at most 10% more than the file).
 	MaxHeapOverStored *float64 `yaml:"max_heap_over_stored" toml:"max_heap_over_stored"`
@@ -61,6 +64,14 @@ type Against struct {
 	MaxGrowthBytes *Size    `yaml:"max_growth_bytes" toml:"max_growth_bytes"`
 	// IgnoreBelow is a byte floor: smaller changes are ignored.
 	IgnoreBelow *Size `yaml:"ignore_below" toml:"ignore_below"`
+}
+
+// AllowFinding lets every error finding of one kind pass the gate, for a
+// reason the outcome shows (a waiver does the same for some modules, until
+// a date).
+type AllowFinding struct {
+	Kind   FindingKind `yaml:"kind" toml:"kind"`
+	Reason string      `yaml:"reason" toml:"reason"`
 }
 
 // Waiver excuses failures of one check or finding kind, on modules matching
@@ -143,6 +154,14 @@ func (c *Config) Validate() error {
 		}
 		if strings.TrimSpace(w.Reason) == "" {
 			return fmt.Errorf("waivers[%d] (%s): a waiver needs a reason", i, w.Check)
+		}
+	}
+	for i, a := range c.AllowFindings {
+		if a.Kind.Kind == "" {
+			return fmt.Errorf("allow_findings[%d]: no kind", i)
+		}
+		if strings.TrimSpace(a.Reason) == "" {
+			return fmt.Errorf("allow_findings[%d] (%s): allowing a finding needs a reason", i, a.Kind.Kind)
 		}
 	}
 	if c.MaxHeapOverStored != nil && *c.MaxHeapOverStored <= 0 {

@@ -25,6 +25,7 @@ func Evaluate(rep *report.Report, cfg *Config, base *report.Report, heap *Heap, 
 		e.budget(rep, b)
 	}
 	e.forbidden(rep)
+	e.errorFindings(rep, len(cfg.Budgets) == 0 && len(cfg.ForbidFindings) == 0 && cfg.Against == nil && heap == nil)
 	if base != nil && cfg.Against != nil {
 		e.against(rep, base, cfg.Against)
 	}
@@ -163,6 +164,48 @@ func (e *evaluator) forbidden(rep *report.Report) {
 			e.add(report.Outcome{Check: k.Kind, Subject: "model", Unit: "count", Message: "no " + k.Kind + " findings"}, "", false)
 		}
 	}
+}
+
+// errorFindings fails every error finding, whatever the budgets say: an
+// audit that found an encoded layer still in float32 must not pass a gate
+// that only checks the total. A kind named in forbid_findings is judged
+// there; a kind in allow_findings (or --allow-finding) and a waiver let it
+// pass, with the reason shown.
+// When it is the only check (check with no budgets), a pass says so.
+func (e *evaluator) errorFindings(rep *report.Report, only bool) {
+	forbidden := map[string]bool{}
+	for _, k := range e.cfg.ForbidFindings {
+		forbidden[k.Kind] = true
+	}
+	allowed := map[string]string{}
+	for _, a := range e.cfg.AllowFindings {
+		allowed[a.Kind.Kind] = a.Reason
+	}
+	n := 0
+	for _, f := range rep.Findings {
+		if f.Severity != string(accounting.Error) || forbidden[f.Kind] {
+			continue
+		}
+		n++
+		o := report.Outcome{Check: f.Kind, Subject: subjectOf(f.Module), Actual: float64(f.Bytes), Unit: "bytes",
+			Message: "error finding: " + f.Message}
+		if reason, ok := allowed[f.Kind]; ok {
+			o.Status, o.Waiver = "waived", reason
+			e.out = append(e.out, o)
+			continue
+		}
+		e.add(o, f.Module, true)
+	}
+	if n == 0 && only {
+		e.add(report.Outcome{Check: "error_findings", Subject: "model", Unit: "count", Message: "no error findings"}, "", false)
+	}
+}
+
+func subjectOf(module string) string {
+	if module == "" {
+		return "model"
+	}
+	return "module " + module
 }
 
 // against fails modules and the total that grew beyond the thresholds, and

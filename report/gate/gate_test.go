@@ -176,3 +176,32 @@ func TestHeap(t *testing.T) {
 		t.Errorf("a disagreeing claim passed: %s", statuses(g))
 	}
 }
+
+// TestErrorFindingsFailByDefault: an error finding fails the gate even when
+// no budget names it; allow_findings and waivers let it pass with their
+// reason, and a warning never fails.
+func TestErrorFindingsFailByDefault(t *testing.T) {
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	bad := report.Finding{Kind: "encoded-but-uncompressed", Severity: "error", Module: "blocks.0.attn.v", Bytes: 1000}
+	warn := report.Finding{Kind: "sidecar-overhead", Severity: "warning", Module: "blocks.0.attn.v", Bytes: 10}
+	budget := []Budget{{Role: &Role{"embedding"}, MinRatio: ptr(0.5)}}
+	if g := Evaluate(rep(32, bad, warn), &Config{Budgets: budget}, nil, nil, day); g.Passed ||
+		statuses(g) != "min_ratio:role embedding:pass encoded-but-uncompressed:module blocks.0.attn.v:fail" {
+		t.Errorf("under a passing budget: %s", statuses(g))
+	}
+	if g := Evaluate(rep(32, warn), &Config{}, nil, nil, day); !g.Passed || statuses(g) != "error_findings:model:pass" {
+		t.Errorf("warnings only: %s", statuses(g))
+	}
+	allow := &Config{AllowFindings: []AllowFinding{{Kind: FindingKind{"encoded-but-uncompressed"}, Reason: "float path on purpose"}}}
+	g := Evaluate(rep(32, bad), allow, nil, nil, day)
+	if !g.Passed || g.Outcomes[0].Status != "waived" || g.Outcomes[0].Waiver != "float path on purpose" {
+		t.Errorf("allowed: %+v", g.Outcomes)
+	}
+	waive := &Config{Waivers: []Waiver{{Check: "encoded-but-uncompressed", Module: &Glob{"blocks.1.*"}, Reason: "other layer"}}}
+	if g := Evaluate(rep(32, bad), waive, nil, nil, day); g.Passed {
+		t.Errorf("a waiver on another module must not cover it: %s", statuses(g))
+	}
+	if err := (&Config{AllowFindings: []AllowFinding{{Kind: FindingKind{"dead-bytes"}}}}).Validate(); err == nil || !strings.Contains(err.Error(), "needs a reason") {
+		t.Errorf("allow without a reason: %v", err)
+	}
+}
