@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -69,10 +70,7 @@ func NewDiff(old, new *Report, by string) *Diff {
 			var key string
 			switch by {
 			case "layer":
-				key = t.Layer
-				if key == "" {
-					key = "(no layer)"
-				}
+				key = cmp.Or(t.Layer, NoLayer)
 			case "module":
 				key = t.Module
 			case "tensor":

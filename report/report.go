@@ -7,6 +7,7 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -67,6 +68,10 @@ type Group struct {
 	Ratio            float64 `json:"ratio"`           // baseline_bytes / stored_bytes, 0 if nothing stored
 	BitsPerWeight    float64 `json:"bits_per_weight"` // stored_bytes * 8 / params, 0 without params
 }
+
+// NoLayer is the layer key of the tensors outside any layer (embeddings,
+// heads, final norms), in reports and diffs alike.
+const NoLayer = "(no layer)"
 
 // Key returns the group's role, layer or module name.
 func (g Group) Key() string {
@@ -137,7 +142,8 @@ func New(r *accounting.Result) *Report {
 	}
 	rep.Totals = group(r.Total, func(x *Group) { x.Role = "total" })
 	for _, g := range r.Layers {
-		rep.Layers = append(rep.Layers, group(g, func(x *Group) { x.Layer = g.Key }))
+		key := cmp.Or(g.Key, NoLayer)
+		rep.Layers = append(rep.Layers, group(g, func(x *Group) { x.Layer = key }))
 	}
 	for _, g := range r.Modules {
 		key := g.Key

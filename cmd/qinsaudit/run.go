@@ -57,7 +57,10 @@ func (e *enumFlag) String() string { return e.value }
 func (e *enumFlag) Type() string   { return "string" }
 func (e *enumFlag) Set(s string) error {
 	if !slices.Contains(e.allowed, s) {
-		return fmt.Errorf("must be one of %s", strings.Join(e.allowed, ", "))
+		// "" is allowed where it is the default (no --sort: file order),
+		// but it is not a choice to offer.
+		choices := slices.DeleteFunc(slices.Clone(e.allowed), func(a string) bool { return a == "" })
+		return fmt.Errorf("must be one of %s", strings.Join(choices, ", "))
 	}
 	e.value = s
 	return nil
