@@ -13,6 +13,7 @@ import (
 	"io"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/version"
 )
 
 // SchemaVersion is the version of the JSON document. It changes only when a
@@ -24,7 +25,8 @@ const SchemaVersion = 1
 type Report struct {
 	SchemaVersion int       `json:"schema_version"`
 	Tool          string    `json:"tool"`
-	Baseline      string    `json:"baseline"` // dtype of the baseline: "float32", "float16", "bfloat16"
+	ToolVersion   string    `json:"tool_version,omitempty"` // absent in reports of before the field
+	Baseline      string    `json:"baseline"`               // dtype of the baseline: "float32", "float16", "bfloat16"
 	Files         []File    `json:"files"`
 	Roles         []Group   `json:"roles"`
 	Totals        Group     `json:"totals"`
@@ -124,6 +126,7 @@ func New(r *accounting.Result) *Report {
 	rep := &Report{
 		SchemaVersion: SchemaVersion,
 		Tool:          "qinsaudit",
+		ToolVersion:   version.String(),
 		Baseline:      r.Baseline,
 		Files:         make([]File, 0, len(r.Files)),
 		Roles:         make([]Group, 0, len(r.Roles)),

@@ -213,7 +213,7 @@ func TestLayout(t *testing.T) {
 	}
 	var b bytes.Buffer
 	WriteJSON(&b, sample(t))
-	if lines := strings.Count(b.String(), "\n"); lines < 30 || lines > 80 {
+	if lines := strings.Count(b.String(), "\n"); lines < 30 || lines > 84 {
 		t.Errorf("%d lines: one per tensor, group and finding expected", lines)
 	}
 }
