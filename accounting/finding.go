@@ -33,11 +33,21 @@ const (
 	// RemovedGGMLType: a GGML type ggml has dropped; current llama.cpp
 	// refuses the file.
 	RemovedGGMLType FindingKind = "removed-ggml-type"
+	// UnusedFileBytes: bytes of a file's data section that no tensor holds
+	// and that alignment padding does not explain (bytes after the last
+	// tensor of a safetensors file).
+	UnusedFileBytes FindingKind = "unused-file-bytes"
+	// ConfigMismatch: the quantization_config says one thing (bits: 3)
+	// and the tensors' shapes another (4-bit packing).
+	ConfigMismatch FindingKind = "config-mismatch"
+	// UnknownEncoding: a linear-shaped integer tensor that no scheme
+	// matches, counted as a plain buffer.
+	UnknownEncoding FindingKind = "unknown-encoding"
 )
 
 // FindingKinds lists every kind, for documentation and config validation.
 var FindingKinds = []FindingKind{EncodedButUncompressed, SidecarOverhead, DuplicateWeight, DeadBytes, SharedStorage, UnknownDType,
-	FileTypeMismatch, RemovedGGMLType, NotDecoded,
+	FileTypeMismatch, RemovedGGMLType, UnusedFileBytes, ConfigMismatch, UnknownEncoding, NotDecoded,
 	HeapProfileTruncated, HeapProfileNoInUse, HeapProfileLate, HeapProfileNoBase, HeapOverBudget}
 
 // Severity ranks findings.
@@ -132,6 +142,7 @@ func findings(m *Model, res *Result) []Finding {
 		out = append(out, configFloatLayers(q, res)...)
 	}
 	out = append(out, labelFindings(m, res)...)
+	out = append(out, gapFindings(m)...)
 	for _, r := range res.Rows {
 		if r.Leftover {
 			out = append(out, Finding{Kind: DuplicateWeight, Severity: Error, Module: r.Module,
@@ -218,6 +229,47 @@ func labelFindings(m *Model, res *Result) []Finding {
 					Message: fmt.Sprintf("%s: %d tensors of %s, a type ggml has removed: current llama.cpp refuses this file", f.Path, len(ts), d)})
 			}
 		}
+	}
+	return out
+}
+
+// gapFindings reports, per file, the bytes of its data section that no
+// tensor holds (File.Gaps): one finding per file, its bytes their sum.
+func gapFindings(m *Model) []Finding {
+	var out []Finding
+	for _, f := range m.Files {
+		if len(f.Gaps) == 0 {
+			continue
+		}
+		var total int64
+		ts := []string{}
+		for _, g := range f.Gaps {
+			total += g.Bytes
+			if g.After != "" {
+				ts = append(ts, g.After)
+			}
+		}
+		g := f.Gaps[0]
+		where := fmt.Sprintf("%d bytes at offset %d", g.Bytes, g.Offset)
+		switch {
+		case g.After == "":
+			where += ", before the first tensor"
+		case g.Offset+g.Bytes == f.SizeBytes:
+			where += fmt.Sprintf(", after the last tensor (%s)", g.After)
+		default:
+			where += fmt.Sprintf(", after tensor %s", g.After)
+		}
+		if len(f.Gaps) > 1 {
+			where = fmt.Sprintf("%d runs, the first %s", len(f.Gaps), where)
+		}
+		msg := fmt.Sprintf("%s: %d bytes of the data section are held by no tensor (%s)", f.Path, total, where)
+		switch f.Format {
+		case "gguf":
+			msg += "; alignment padding is not counted here"
+		case "safetensors":
+			msg += "; the safetensors reference reader refuses such a file"
+		}
+		out = append(out, Finding{Kind: UnusedFileBytes, Severity: Warning, Tensors: ts, Bytes: total, Message: msg})
 	}
 	return out
 }
