@@ -9,6 +9,15 @@ type Model struct {
 	// Quantization is the "quantization_config" of a config.json found beside
 	// the model files, if any.
 	Quantization *QuantConfig
+	// Skipped are model files found but not read (a pytorch_model.bin
+	// beside the model.safetensors that transformers loads), and why.
+	Skipped []SkippedFile
+}
+
+// SkippedFile is a model file a directory held that was not read.
+type SkippedFile struct {
+	Path   string
+	Reason string
 }
 
 // File is one model file as a loader saw it.
