@@ -16,8 +16,9 @@ type Model struct {
 
 // SkippedFile is a model file a directory held that was not read.
 type SkippedFile struct {
-	Path   string
-	Reason string
+	Path      string
+	SizeBytes int64
+	Reason    string
 }
 
 // File is one model file as a loader saw it.

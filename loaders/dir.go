@@ -29,6 +29,7 @@ type Selection struct {
 	// candidates are the model files an index may name; Shards decides.
 	candidates []string
 	dir        string
+	sizes      map[string]int64
 }
 
 // Shards takes the shard names the Indexes name (resolved against the
@@ -44,7 +45,7 @@ func (s *Selection) Shards(named map[string]bool) {
 }
 
 func (s *Selection) skip(name, reason string) {
-	s.Skipped = append(s.Skipped, accounting.SkippedFile{Path: joinPath(s.dir, name), Reason: reason})
+	s.Skipped = append(s.Skipped, accounting.SkippedFile{Path: joinPath(s.dir, name), SizeBytes: s.sizes[name], Reason: reason})
 }
 
 // The names Hugging Face transformers loads a model from, in the order
@@ -91,7 +92,10 @@ func Select(dir string, entries []Entry, sniff Sniffer) (Selection, error) {
 		has[e.Name] = true
 	}
 	sort.Strings(names)
-	sel := Selection{dir: dir}
+	sel := Selection{dir: dir, sizes: map[string]int64{}}
+	for _, e := range entries {
+		sel.sizes[e.Name] = e.Size
+	}
 	chosen := ""
 	for _, n := range transformersNames {
 		if has[n] {
