@@ -143,6 +143,7 @@ func findings(m *Model, res *Result) []Finding {
 	}
 	out = append(out, labelFindings(m, res)...)
 	out = append(out, gapFindings(m)...)
+	out = append(out, tensorFindings(m.Quantization, res)...)
 	for _, r := range res.Rows {
 		if r.Leftover {
 			out = append(out, Finding{Kind: DuplicateWeight, Severity: Error, Module: r.Module,
@@ -273,3 +274,26 @@ func gapFindings(m *Model) []Finding {
 	}
 	return out
 }
+
+// tensorFindings reports a quantization_config that the tensors of an
+// encoded module contradict, and linear-shaped integer tensors that no
+// scheme matches.
+func tensorFindings(q *QuantConfig, res *Result) []Finding {
+	var out []Finding
+	for _, r := range res.Rows {
+		if r.Encoded && r.Part == "weight" && r.Bits > 0 && q != nil && q.Bits > 0 && r.Bits != q.Bits {
+			out = append(out, Finding{Kind: ConfigMismatch, Severity: Warning, Module: r.Module, Tensors: []string{r.Name}, Bytes: r.StoredBytes,
+				Message: fmt.Sprintf("quantization_config says bits %d, but the %s tensors' shapes pack %d bits per weight: counted as %d-bit (%d weights)",
+					q.Bits, r.Scheme, r.Bits, r.Bits, r.Params)})
+		}
+		if !r.Encoded && r.Role == Untouched && r.Part == "buffer" && len(r.Shape) == 2 && r.Shape[0] > 1 && r.Shape[1] > 1 && packedIntDTypes[r.DType] {
+			out = append(out, Finding{Kind: UnknownEncoding, Severity: Warning, Module: r.Module, Tensors: []string{r.Name}, Bytes: r.StoredBytes,
+				Message: fmt.Sprintf("a 2-D %s tensor that no encoding scheme matches: counted as a plain buffer at its own size (1.00x); if it holds encoded weights, describe the scheme with --rules", r.DType)})
+		}
+	}
+	return out
+}
+
+// packedIntDTypes are the integer dtypes quantizers pack weights into; an
+// int64 or bool matrix is an index or a mask.
+var packedIntDTypes = map[string]bool{"int8": true, "uint8": true, "int16": true, "uint16": true, "int32": true, "uint32": true, "qint8": true, "quint8": true, "quint4x2": true}
