@@ -67,12 +67,12 @@ type WildAccounting struct {
 // zero.
 type WildExtra struct {
 	// GGUF.
-	Version             int     `json:"version"`
-	Alignment           int64   `json:"alignment"`
-	NKV                 int     `json:"n_kv"`
-	GeneralArchitecture string  `json:"general.architecture"`
-	GeneralFileType     *int64  `json:"general.file_type"`
-	DataStart           int64   `json:"data_start"`
+	Version             int    `json:"version"`
+	Alignment           int64  `json:"alignment"`
+	NKV                 int    `json:"n_kv"`
+	GeneralArchitecture string `json:"general.architecture"`
+	GeneralFileType     *int64 `json:"general.file_type"`
+	DataStart           int64  `json:"data_start"`
 	// TorchScript.
 	TorchScript             bool              `json:"torchscript"`
 	ConstantsTensors        int               `json:"constants_tensors"`
