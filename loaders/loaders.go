@@ -117,8 +117,9 @@ func Open(paths ...string) (*accounting.Model, error) {
 	return m, nil
 }
 
-// openFiles reads files in order into one Model; a part of a split set
-// brings its missing siblings in right after it.
+// openFiles reads files in order into one Model. A part of a split set
+// whose siblings are not among files brings them in: the set takes its
+// place, in part order.
 func openFiles(files []string) (*accounting.Model, error) {
 	queue := slices.Clone(files)
 	planned := map[string]bool{}
@@ -132,18 +133,23 @@ func openFiles(files []string) (*accounting.Model, error) {
 		if err != nil {
 			return nil, err
 		}
+		if s := fm.Files[0].Split; s != nil && s.Count > 1 {
+			set, err := splitSet(p, s, planned)
+			if err != nil {
+				return nil, err
+			}
+			if len(set) > 1 {
+				// Read again in its place in the set: headers only.
+				queue = slices.Replace(queue, k, k+1, set...)
+				k--
+				continue
+			}
+		}
 		base := len(m.Files)
 		m.Files = append(m.Files, fm.Files...)
 		for _, t := range fm.Tensors {
 			t.File += base
 			m.Tensors = append(m.Tensors, t)
-		}
-		if s := fm.Files[0].Split; s != nil && s.Count > 1 {
-			sibs, err := missingParts(p, s, planned)
-			if err != nil {
-				return nil, err
-			}
-			queue = slices.Insert(queue, k+1, sibs...)
 		}
 	}
 	return m, nil

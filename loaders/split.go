@@ -41,18 +41,19 @@ func partPath(prefix string, no, count int64) string {
 // each part is a file to look for.
 const maxSplitParts = 1 << 12
 
-// missingParts returns the other parts of the split set that path is a
-// part of and that planned (cleaned paths already to be read) lacks, in
-// part order, and adds them to planned. A part that is not there is an
-// error naming it. A file whose name does not follow llama.cpp's naming
-// brings in nothing; checkSplits then says what is missing.
-func missingParts(path string, s *accounting.Split, planned map[string]bool) ([]string, error) {
+// splitSet returns, in part order, path and the other parts of its split
+// set that planned (cleaned paths already to be read) lacks, and adds them
+// to planned; just path when planned has them all. A part that is not
+// there is an error naming it. A file whose name does not follow
+// llama.cpp's naming brings in nothing; checkSplits then says what is
+// missing.
+func splitSet(path string, s *accounting.Split, planned map[string]bool) ([]string, error) {
 	if s.Count > maxSplitParts {
 		return nil, fmt.Errorf("%s: split.count %d exceeds %d", path, s.Count, maxSplitParts)
 	}
 	prefix, no, count, ok := splitPath(path)
 	if !ok {
-		return nil, nil
+		return []string{path}, nil
 	}
 	if no != s.No+1 || count != s.Count {
 		return nil, fmt.Errorf("%s: the name says part %d of %d, but split.no %d and split.count %d say part %d of %d",
@@ -61,6 +62,10 @@ func missingParts(path string, s *accounting.Split, planned map[string]bool) ([]
 	var out []string
 	for i := int64(1); i <= s.Count; i++ {
 		p := partPath(prefix, i, s.Count)
+		if i == no {
+			out = append(out, path)
+			continue
+		}
 		if planned[filepath.Clean(p)] {
 			continue
 		}
