@@ -278,11 +278,13 @@ func TestGPTQParams(t *testing.T) {
 	}
 }
 
-// TestUnknownEncoding: a 2-D integer tensor no scheme matches is a
-// finding pointing at --rules; an int64 index or a row vector is not.
+// TestUnknownEncoding: a 2-D integer tensor, or a quantized PyTorch tensor
+// of any rank from 2, that no scheme matches is a finding pointing at
+// --rules; an int64 index, a row vector or a 3-D uint8 image is not.
 func TestUnknownEncoding(t *testing.T) {
 	m := newModel().t("l.packed", "int32", 16, 64).t("l.scale", "float16", 64).
-		t("pos.position_ids", "int64", 1, 512).t("row.codes", "uint8", 1, 64).model()
+		t("pos.position_ids", "int64", 1, 512).t("row.codes", "uint8", 1, 64).
+		t("conv.q", "qint8", 8, 1, 3, 3).t("img.rgb", "uint8", 3, 32, 32).model()
 	r, _ := Audit(m, Options{})
 	var got []Finding
 	for _, f := range r.Findings {
@@ -290,7 +292,8 @@ func TestUnknownEncoding(t *testing.T) {
 			got = append(got, f)
 		}
 	}
-	if len(got) != 1 || !slices.Equal(got[0].Tensors, []string{"l.packed"}) || got[0].Bytes != 16*64*4 || !strings.Contains(got[0].Message, "--rules") {
+	if len(got) != 2 || !slices.Equal(got[0].Tensors, []string{"l.packed"}) || got[0].Bytes != 16*64*4 || !strings.Contains(got[0].Message, "--rules") ||
+		!slices.Equal(got[1].Tensors, []string{"conv.q"}) || got[1].Bytes != 72 || !strings.Contains(got[1].Message, "4-D qint8") {
 		t.Errorf("unknown-encoding findings %+v", got)
 	}
 }

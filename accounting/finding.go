@@ -2,6 +2,7 @@ package accounting
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -40,8 +41,8 @@ const (
 	// ConfigMismatch: the quantization_config says one thing (bits: 3)
 	// and the tensors' shapes another (4-bit packing).
 	ConfigMismatch FindingKind = "config-mismatch"
-	// UnknownEncoding: a linear-shaped integer tensor that no scheme
-	// matches, counted as a plain buffer.
+	// UnknownEncoding: a linear-shaped integer tensor, or a PyTorch
+	// quantized one, that no scheme matches, counted as a plain buffer.
 	UnknownEncoding FindingKind = "unknown-encoding"
 )
 
@@ -286,14 +287,26 @@ func tensorFindings(q *QuantConfig, res *Result) []Finding {
 				Message: fmt.Sprintf("quantization_config says bits %d, but the %s tensors' shapes pack %d bits per weight: counted as %d-bit (%d weights)",
 					q.Bits, r.Scheme, r.Bits, r.Bits, r.Params)})
 		}
-		if !r.Encoded && r.Role == Untouched && r.Part == "buffer" && len(r.Shape) == 2 && r.Shape[0] > 1 && r.Shape[1] > 1 && packedIntDTypes[r.DType] {
+		if !r.Encoded && r.Role == Untouched && r.Part == "buffer" && weightShaped(r) {
 			out = append(out, Finding{Kind: UnknownEncoding, Severity: Warning, Module: r.Module, Tensors: []string{r.Name}, Bytes: r.StoredBytes,
-				Message: fmt.Sprintf("a 2-D %s tensor that no encoding scheme matches: counted as a plain buffer at its own size (1.00x); if it holds encoded weights, describe the scheme with --rules", r.DType)})
+				Message: fmt.Sprintf("a %d-D %s tensor that no encoding scheme matches: counted as a plain buffer at its own size (1.00x); if it holds encoded weights, describe the scheme with --rules", len(r.Shape), r.DType)})
 		}
 	}
 	return out
 }
 
-// packedIntDTypes are the integer dtypes quantizers pack weights into; an
-// int64 or bool matrix is an index or a mask.
-var packedIntDTypes = map[string]bool{"int8": true, "uint8": true, "int16": true, "uint16": true, "int32": true, "uint32": true, "qint8": true, "quint8": true, "quint4x2": true}
+// weightShaped reports whether a tensor looks like encoded weights: a
+// matrix of an integer dtype quantizers pack weights into (an int64 or
+// bool matrix is an index or a mask; a row vector is not a linear), or a
+// PyTorch quantized tensor of rank 2 or more (a conv weight is 4-D).
+func weightShaped(r Row) bool {
+	if len(r.Shape) < 2 || r.Numel == 0 {
+		return false
+	}
+	return torchQuantized[r.DType] || len(r.Shape) == 2 && !slices.Contains(r.Shape, 1) && packedInts[r.DType]
+}
+
+var (
+	packedInts     = map[string]bool{"int8": true, "uint8": true, "int16": true, "uint16": true, "int32": true, "uint32": true}
+	torchQuantized = map[string]bool{"qint8": true, "quint8": true, "qint32": true, "quint4x2": true, "quint2x4": true}
+)
