@@ -307,6 +307,35 @@ func TestSelect(t *testing.T) {
 	if sniffed["model.safetensors"] {
 		t.Error("the chosen file was sniffed")
 	}
+
+	// Both sharded indexes: the safetensors one; the other and every
+	// shard it alone names are skipped once the indexes are read.
+	entries = nil
+	for _, n := range []string{"pytorch_model.bin.index.json", "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin",
+		"model.safetensors.index.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"} {
+		entries = append(entries, loaders.Entry{Name: n, Size: 1})
+		if strings.HasSuffix(n, ".bin") {
+			formats[n] = "pytorch-zip"
+		} else {
+			formats[n] = "safetensors"
+		}
+	}
+	sel, err = loaders.Select("", entries, sniff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel.Shards(map[string]bool{"model-00001-of-00002.safetensors": true, "model-00002-of-00002.safetensors": true})
+	skipped = nil
+	for _, s := range sel.Skipped {
+		skipped = append(skipped, s.Path+": "+s.Reason)
+	}
+	if !slices.Equal(sel.Indexes, []string{"model.safetensors.index.json"}) || len(sel.Files) != 0 || !slices.Equal(skipped, []string{
+		"pytorch_model.bin.index.json: transformers loads model.safetensors.index.json first",
+		"pytorch_model-00001-of-00002.bin: not a shard named by model.safetensors.index.json",
+		"pytorch_model-00002-of-00002.bin: not a shard named by model.safetensors.index.json",
+	}) {
+		t.Errorf("indexes %v files %v skipped %q", sel.Indexes, sel.Files, skipped)
+	}
 }
 
 // TestDuplicateTensorNames: one tensor name in two files of one report is
