@@ -228,6 +228,20 @@ func TestHubDirectory(t *testing.T) {
 		t.Errorf("skipped %+v, want %+v", res.Skipped, want)
 	}
 
+	// A Hugging Face cache snapshot: links to blobs elsewhere.
+	snap, blobs := t.TempDir(), t.TempDir()
+	for _, n := range []string{"model.safetensors", "pytorch_model.bin"} {
+		if err := os.Symlink(filepath.Join(dir, n), filepath.Join(snap, n)); err != nil {
+			t.Skip("no symlinks:", err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(blobs, "gone"), filepath.Join(snap, "dangling.bin")); err != nil {
+		t.Fatal(err)
+	}
+	if res := audit(t, snap); len(res.Files) != 1 || res.Total != one.Total || len(res.Skipped) != 1 || res.Skipped[0].SizeBytes != ptSize {
+		t.Errorf("snapshot: files %+v skipped %+v", res.Files, res.Skipped)
+	}
+
 	// Without model.safetensors: pytorch_model.bin.
 	os.Remove(filepath.Join(dir, "model.safetensors"))
 	res = audit(t, dir)

@@ -1,6 +1,8 @@
 // Package loaders finds the tensors in model files. Each format has its own
 // package behind the Loader interface; Open tries them in the order of the
-// list below, recognising a file by its content, never by its name.
+// list below, recognising a file's format by its content, never by its
+// name. Which files of a directory make the model is decided by Select, by
+// name first, as the tools that load such directories do.
 package loaders
 
 import (
@@ -11,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -234,14 +237,25 @@ func openDir(dir string) ([]string, []*weightIndex, []accounting.SkippedFile, er
 	}
 	var entries []Entry
 	for _, e := range des {
-		if !e.Type().IsRegular() {
+		var info fs.FileInfo
+		switch {
+		case e.Type().IsRegular():
+			info, err = e.Info()
+		case e.Type()&fs.ModeSymlink != 0:
+			// A Hugging Face cache snapshot is links to blobs.
+			info, err = os.Stat(filepath.Join(dir, e.Name()))
+			if errors.Is(err, os.ErrNotExist) {
+				continue // a dangling link: not a file of the directory
+			}
+		default:
 			continue
 		}
-		info, err := e.Info()
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		entries = append(entries, Entry{Name: e.Name(), Size: info.Size()})
+		if info.Mode().IsRegular() {
+			entries = append(entries, Entry{Name: e.Name(), Size: info.Size()})
+		}
 	}
 	sel, err := Select(filepath.ToSlash(dir), entries, func(name string) (string, error) {
 		return modelFile(filepath.Join(dir, name))
