@@ -287,7 +287,7 @@ func openDir(dir string) ([]string, []*weightIndex, []accounting.SkippedFile, er
 	sel.Shards(named)
 	skipped := sel.Skipped
 	for i := range skipped {
-		skipped[i].Path = filepath.FromSlash(skipped[i].Path)
+		skipped[i].Path = filepath.Clean(filepath.FromSlash(skipped[i].Path))
 	}
 	if len(files) == 0 {
 		return nil, nil, nil, fmt.Errorf("%s: no model files found (subdirectories are not searched: name them)", dir)
