@@ -257,14 +257,14 @@ func gapFindings(m *Model) []Finding {
 		case g.After == "":
 			where += ", before the first tensor"
 		case g.Offset+g.Bytes == f.SizeBytes:
-			where += fmt.Sprintf(", after the last tensor (%s)", g.After)
+			where += fmt.Sprintf(", after the last tensor, %q", g.After)
 		default:
-			where += fmt.Sprintf(", after tensor %s", g.After)
+			where += fmt.Sprintf(", after tensor %q", g.After)
 		}
+		msg := fmt.Sprintf("%s: %s, are held by no tensor", f.Path, where)
 		if len(f.Gaps) > 1 {
-			where = fmt.Sprintf("%d runs, the first %s", len(f.Gaps), where)
+			msg = fmt.Sprintf("%s: %d bytes in %d runs are held by no tensor (the first: %s)", f.Path, total, len(f.Gaps), where)
 		}
-		msg := fmt.Sprintf("%s: %d bytes of the data section are held by no tensor (%s)", f.Path, total, where)
 		switch f.Format {
 		case "gguf":
 			msg += "; alignment padding is not counted here"
