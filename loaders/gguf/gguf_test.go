@@ -409,6 +409,15 @@ func TestLayout(t *testing.T) {
 	if g := lead.Files[0].Gaps; len(g) != 1 || g[0].Bytes != 64 || g[0].After != "" {
 		t.Errorf("leading gap: %+v", g)
 	}
+	// The last tensor may end the file, or its padding may.
+	for _, b := range []*gguftest.Builder{newFile().Tensor("x", gguftest.F32, 3), newFile().Tensor("x", gguftest.F32, 3).NoLastPadding()} {
+		data := b.Bytes()
+		h, _ := ReadHeader(bytes.NewReader(data), int64(len(data)))
+		m := mustLoad(t, data)
+		if x := h.Tensors[0]; x.Bytes != 12 || x.Padding != x.Span-12 || x.Gap != 0 || m.Tensors[0].StorageBytes != 12 || len(m.Files[0].Gaps) != 0 {
+			t.Errorf("last tensor of a %d-byte file: %+v, gaps %+v", len(data), x, m.Files[0].Gaps)
+		}
+	}
 	scalar := mustLoad(t, newFile().Tensor("s", gguftest.F32).Bytes()).Tensors[0]
 	if len(scalar.Shape) != 0 || scalar.StorageBytes != 4 {
 		t.Errorf("scalar: %+v", scalar)
