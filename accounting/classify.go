@@ -18,6 +18,10 @@ type Class struct {
 	// Encoded marks a tensor of an encoded or quantized module (main or
 	// side), whatever its role: a quantized embedding is encoded too.
 	Encoded bool
+	// Bits, on the main tensor of a packed scheme, is the bits per weight
+	// the tensors' shapes imply (see tensorBits); 0 when they do not tell.
+	// Params follow it, whatever the quantization_config says.
+	Bits int
 }
 
 // Classify assigns every tensor of m a role, part, module and scheme.
@@ -65,15 +69,20 @@ func Classify(m *Model, extra ...Scheme) []Class {
 					break
 				}
 			}
-			if !complete || !packingFits(m, s, t, sides) {
+			bits := tensorBits(m, s, t, sides)
+			if !complete || !packingFits(m, s, t, sides, bits) {
 				continue
 			}
 			role := EncodedLinear
 			if embeddingModules[lastComponent(mod)] {
 				role = Embedding // a quantized embedding table (MLX quantizes them)
 			}
+			params := logicalParams(t, s, m.Quantization)
+			if bits > 0 {
+				params = numel(t) * 32 / int64(bits)
+			}
 			cls[i] = Class{Role: role, Part: s.Main.Part, Module: mod, Scheme: s.Name,
-				Params: logicalParams(t, s, m.Quantization), Encoded: true}
+				Params: params, Encoded: true, Bits: bits}
 			done[i] = true
 			for k, j := range sides {
 				if j >= 0 {
@@ -135,29 +144,71 @@ func methodFits(s Scheme, q *QuantConfig) bool {
 }
 
 // packingFits tells GPTQ's and AWQ's identically named tensors apart by
-// shape (see Scheme.Packed).
-func packingFits(m *Model, s Scheme, main Tensor, sides []int) bool {
+// shape (see Scheme.Packed): GPTQ's qweight has the scales' last dimension,
+// AWQ's a fraction of it. bits is what tensorBits found.
+func packingFits(m *Model, s Scheme, main Tensor, sides []int, bits int) bool {
 	if s.Packed == "" || len(main.Shape) != 2 {
 		return true
 	}
+	out, ok := scaleOut(m, s, sides)
+	if !ok {
+		return true
+	}
+	switch s.Packed {
+	case "rows":
+		return main.Shape[1] == out
+	case "cols":
+		if bits > 0 {
+			return main.Shape[1] != out
+		}
+		pack := logicalParams(main, s, m.Quantization) / max(numel(main), 1)
+		return main.Shape[1]*pack == out
+	}
+	return true
+}
+
+// scaleOut is the last dimension of a scheme's "scale" side, the output
+// size.
+func scaleOut(m *Model, s Scheme, sides []int) (int64, bool) {
 	for k, j := range sides {
 		if j < 0 || s.Sides[k].Part != "scale" {
 			continue
 		}
 		scale := m.Tensors[j].Shape
 		if len(scale) == 0 {
-			return true
+			return 0, false
 		}
-		out := scale[len(scale)-1]
-		pack := logicalParams(main, s, m.Quantization) / max(numel(main), 1)
-		switch s.Packed {
-		case "rows":
-			return main.Shape[1] == out
-		case "cols":
-			return main.Shape[1]*pack == out
+		return scale[len(scale)-1], true
+	}
+	return 0, false
+}
+
+// tensorBits returns the bits per weight that a packed 32-bit main tensor
+// and its sides imply, whatever a quantization_config says, or 0 when they
+// do not tell: GPTQ's qweight [in*bits/32, out] with g_idx [in] (one group
+// index per input), AWQ's qweight [in, out*bits/32] with scales [groups,
+// out]. Only whole bit widths from 2 to 8 count.
+func tensorBits(m *Model, s Scheme, main Tensor, sides []int) int {
+	if s.Packed == "" || len(main.Shape) != 2 || main.DType != "int32" {
+		return 0
+	}
+	var num, den int64 // bits = num / den
+	switch s.Packed {
+	case "rows":
+		for k, j := range sides {
+			if j >= 0 && s.Sides[k].Part == "group_index" && len(m.Tensors[j].Shape) == 1 {
+				num, den = main.Shape[0]*32, m.Tensors[j].Shape[0]
+			}
+		}
+	case "cols":
+		if out, ok := scaleOut(m, s, sides); ok {
+			num, den = main.Shape[1]*32, out
 		}
 	}
-	return true
+	if den <= 0 || num%den != 0 || num/den < 2 || num/den > 8 {
+		return 0
+	}
+	return int(num / den)
 }
 
 // NotConverted reports whether the config keeps the module unquantized.

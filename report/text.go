@@ -47,7 +47,7 @@ func WriteMarkdown(w io.Writer, rep *Report, opts TextOptions) error {
 
 func write(w io.Writer, rep *Report, opts TextOptions, md bool) error {
 	return writeTables(w, "qinsaudit", md, filesTable(rep, opts), rolesTable(rep, opts), detailTable(rep, opts),
-		phasesTable(rep, opts), comparisonsTable(rep, opts), findingsTable(rep, opts), gateTable(rep, md))
+		phasesTable(rep, opts), comparisonsTable(rep, opts), findingsTable(rep, opts), skippedTable(rep, opts), gateTable(rep, md))
 }
 
 // writeTables renders tables one after another, skipping nil ones; in
@@ -187,6 +187,28 @@ func filesTable(rep *Report, opts TextOptions) *table {
 			row = append(row, f.Label)
 		}
 		t.rows = append(t.rows, row)
+	}
+	return t
+}
+
+// skippedTable lists the model files found but not read, nil when none
+// were.
+func skippedTable(rep *Report, opts TextOptions) *table {
+	if len(rep.SkippedFiles) == 0 {
+		return nil
+	}
+	var sizes []int64
+	for _, f := range rep.SkippedFiles {
+		sizes = append(sizes, f.SizeBytes)
+	}
+	s := columnScale(sizes, opts.Bytes)
+	t := &table{
+		title:  "skipped files",
+		header: []string{"file", s.header("size"), "why"},
+		right:  []bool{false, true, false},
+	}
+	for _, f := range rep.SkippedFiles {
+		t.rows = append(t.rows, []string{f.Path, s.format(f.SizeBytes), f.Reason})
 	}
 	return t
 }

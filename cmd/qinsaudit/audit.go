@@ -61,11 +61,12 @@ func newAuditCmd(stdout io.Writer) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "audit PATH...",
 		Short: "Account for every tensor's bytes in model files",
-		Long: `audit reads each PATH (a model file, a safetensors index, or a directory
-holding either) header-only and reports, per role and in total, the logical
-parameters, the baseline size, the theoretical size and the bytes on disk,
-with findings such as encoded layers still stored as float32.
-Several paths give one report over all their files.`,
+		Long: `audit reads each PATH (a model file, a weights index, or a directory, read
+as transformers would load it) header-only and reports, per role and in
+total, the logical parameters, the baseline size, the theoretical size and
+the bytes on disk, with findings such as encoded layers still stored as
+float32. Several paths give one report over all their files; one part of a
+split GGUF model brings in the others.`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageErrorf("audit: no model files given (try: qinsaudit audit fixtures/torch/toy_qins_log.pt)")
