@@ -31,10 +31,10 @@ type namer struct {
 // same tensor by exponentially many paths.
 const maxSteps = 1 << 20
 
-// nameTensors lists the tensors of v in walk order.
-func nameTensors(format string, v any) ([]accounting.Tensor, error) {
+// nameTensors lists the tensors of v, named under root, in walk order.
+func nameTensors(format, root string, v any) ([]accounting.Tensor, error) {
 	n := &namer{format: format, onPath: map[any]bool{}}
-	if err := n.walk(v, "", 0); err != nil {
+	if err := n.walk(v, root, 0); err != nil {
 		return nil, err
 	}
 	return n.tensors, nil
