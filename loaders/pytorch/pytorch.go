@@ -139,6 +139,27 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		}
 		tensors = append(tensors, ct...)
 	}
+	// A lite-interpreter file's bytecode.pkl refers to the constants
+	// again, and may serialize a tensor a second time under constants/ (a
+	// quantized conv's config vector): such a storage, and only such, is
+	// listed from there, named bytecode.<path>.
+	if b := records["bytecode.pkl"]; b != nil {
+		bt, err := recordTensors(b, size, "bytecode", func(id *persistentID) (*storage, error) {
+			return zipStorage(records, size, prefix, id, "constants/", "data/")
+		})
+		if err != nil {
+			return nil, err
+		}
+		seen := make(map[string]bool, len(tensors))
+		for _, t := range tensors {
+			seen[t.Storage] = true
+		}
+		for _, t := range bt {
+			if !seen[t.Storage] {
+				tensors = append(tensors, t)
+			}
+		}
+	}
 	return &accounting.Model{Files: []accounting.File{{Format: formatZip}}, Tensors: tensors}, nil
 }
 
