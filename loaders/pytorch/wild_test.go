@@ -210,3 +210,27 @@ func TestTorchScriptAndQuantizedFixtures(t *testing.T) {
 		})
 	}
 }
+
+// TestOldQTensorOrder: PyTorch 1.2's _rebuild_qtensor passed scale and
+// zero point as two arguments; they become the tensor's per-tensor
+// parameters as the later tuple's do.
+func TestOldQTensorOrder(t *testing.T) {
+	for _, old := range []bool{true, false} {
+		p := newPickle().odict().str("w").global("torch._utils", "_rebuild_qtensor").mark().
+			storage("QInt8Storage", "0", 8, false).int(0).ints(4, 2).ints(2, 1)
+		if !old {
+			p.mark().global("torch", "per_tensor_affine")
+		}
+		p.raw('G', 0x3f, 0xb9, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a).int(3)
+		if !old {
+			p.tuple()
+		}
+		m, err := loadBytes(checkpoint(t, p.raw(0x89).odict().tuple().raw('R', 's').stop(), map[string]int{"0": 8}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := m.Tensors[0]; w.QScale != 0.1 || w.QZeroPoint != 3 || w.DType != "qint8" {
+			t.Errorf("old order %v: %s scale %v zero point %d", old, w.DType, w.QScale, w.QZeroPoint)
+		}
+	}
+}
