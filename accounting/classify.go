@@ -36,8 +36,18 @@ func Classify(m *Model, extra ...Scheme) []Class {
 	done := make([]bool, len(m.Tensors))
 	encoded := map[string]string{} // module -> scheme
 
+	// A top-level training-state key leaves the model out only when
+	// something else holds it: a file of nothing but an EMA copy is the
+	// model.
+	withModel := false
+	for _, t := range m.Tensors {
+		if !isOptimizer(t.Name) && !isCheckpointState(t.Name) {
+			withModel = true
+			break
+		}
+	}
 	for i, t := range m.Tensors {
-		if isOptimizer(t.Name) {
+		if isOptimizer(t.Name) || withModel && isCheckpointState(t.Name) {
 			cls[i] = Class{Role: OptimizerState, Part: "state", Module: moduleOf(t.Name), Params: numel(t)}
 			done[i] = true
 		}
@@ -237,15 +247,18 @@ func isFloat(dtype string) bool {
 	return ok && d.Float
 }
 
-// isOptimizer reports whether a tensor is training state: under an
-// optimizer key at any depth, or under a top-level key of a training
-// checkpoint that holds no model weights (Lightning's optimizer_states,
-// lr_schedulers, callbacks and loops, an EMA copy).
+// isCheckpointState reports whether a tensor is under a top-level key of a
+// training checkpoint that holds no model weights (Lightning's
+// optimizer_states, lr_schedulers, callbacks and loops, an EMA copy).
+func isCheckpointState(name string) bool {
+	top, _, nested := strings.Cut(name, ".")
+	return nested && checkpointStateKeys[top]
+}
+
+// isOptimizer reports whether a tensor is optimizer state: under an
+// optimizer key at any depth.
 func isOptimizer(name string) bool {
 	parts := strings.Split(name, ".")
-	if len(parts) > 1 && checkpointStateKeys[parts[0]] {
-		return true
-	}
 	for _, p := range parts[:len(parts)-1] {
 		if optimizerKeys[p] {
 			return true

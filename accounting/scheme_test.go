@@ -117,3 +117,11 @@ func TestTrainingStateKeys(t *testing.T) {
 		t.Errorf("training state: %+v, want 5 tensors", g)
 	}
 }
+
+// TestEMAOnly: a file holding nothing but an EMA copy holds the model.
+func TestEMAOnly(t *testing.T) {
+	r, _ := Audit(newModel().t("ema.fc.weight", "float32", 4, 4).t("ema.fc.bias", "float32", 4).model(), Options{})
+	if r.Total.Tensors != 2 || r.Total.Params != 20 {
+		t.Errorf("model: %+v, want both tensors", r.Total)
+	}
+}

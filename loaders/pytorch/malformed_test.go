@@ -157,6 +157,8 @@ func TestMalformed(t *testing.T) {
 		{"zip directory count wrong", patchEnd(t, goodZip(t), 10, 9), "reading zip central directory", "", -1},
 		{"no data.pkl", buildZip(t, record{"archive/version", []byte("3\n")}, record{"archive/data/0", make([]byte, 4)}),
 			"zip archive has no data.pkl: not a torch.save checkpoint", "", -1},
+		{"TorchScript of PyTorch 1.0-1.2", buildZip(t, record{"m/model.json", []byte("{}")}, record{"m/attributes.pkl", []byte("\x80\x02).")}),
+			"TorchScript archive of PyTorch 1.0-1.2 (m/model.json, no data.pkl): unsupported", "", -1},
 		{"empty zip", buildZip(t), "no data.pkl", "", -1},
 		{"not a checkpoint", []byte("hello, world"), "not a torch.save checkpoint", "", -1},
 		{"tar", cat([]byte("sys_info"), make([]byte, 249), []byte("ustar\x0000"), make([]byte, 250)), "tar-based checkpoint", "", -1},

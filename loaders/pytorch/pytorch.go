@@ -106,6 +106,13 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	}
 	pkl := dataPkl(zr)
 	if pkl == nil {
+		for _, f := range zr.File {
+			if _, base, ok := strings.Cut(f.Name, "/"); ok && base == "model.json" {
+				// torch.jit.save of PyTorch 1.0 to 1.2: tensors described in
+				// JSON, attributes in attributes.pkl.
+				return nil, accounting.Errorf(formatZip, -1, "", "TorchScript archive of PyTorch 1.0-1.2 (%s, no data.pkl): unsupported (load and re-save it with a later torch)", f.Name)
+			}
+		}
 		return nil, accounting.Errorf(formatZip, -1, "", "zip archive has no data.pkl: not a torch.save checkpoint")
 	}
 	prefix := strings.TrimSuffix(pkl.Name, "data.pkl")
