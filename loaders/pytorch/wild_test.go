@@ -1,6 +1,7 @@
 package pytorch
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"path/filepath"
@@ -232,5 +233,24 @@ func TestOldQTensorOrder(t *testing.T) {
 		if w := m.Tensors[0]; w.QScale != 0.1 || w.QZeroPoint != 3 || w.DType != "qint8" {
 			t.Errorf("old order %v: %s scale %v zero point %d", old, w.DType, w.QScale, w.QZeroPoint)
 		}
+	}
+}
+
+// TestOrderedDictGlobalAcrossReads: the GLOBAL collections.OrderedDict that
+// the scan renames may straddle two reads of the input (the buffer moves
+// between its two lines); the rename must land in the bytes gopickle reads.
+func TestOrderedDictGlobalAcrossReads(t *testing.T) {
+	const at = 4080 // GLOBAL's offset: its name line crosses the first 4097-byte read
+	p := newPickle()
+	p.raw('X').raw(le32(at - 8)...).raw(make([]byte, at-8)...).raw('0')
+	p.global("collections", "OrderedDict").mark().raw(']').mark().str("a").raw('N', 'l', 'a').tuple().raw('R')
+	// Enough after it that the second read outgrows the first's buffer.
+	pkl := p.raw('X').raw(le32(8192)...).raw(make([]byte, 8192)...).raw('0').stop()
+	if i := bytes.Index(pkl, []byte("ccollections")); i != at {
+		t.Fatalf("GLOBAL at %d, want %d", i, at)
+	}
+	_, err := zipTensors(newPickleInput(bytes.NewReader(pkl), int64(len(pkl))), 0, "data.pkl", "", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
 }
