@@ -208,7 +208,7 @@ func BuiltinScheme(name string) (Scheme, bool) {
 
 // biasLeaves are the names, relative to an encoded module, of the float bias
 // it may carry. A bias is never encoded: it is counted as untouched.
-var biasLeaves = []string{"bias", "_packed_params._packed_params.1", "_packed_params.1"}
+var biasLeaves = []string{"bias", "_packed_params._packed_params.1", "_packed_params.1", "_packed_params._packed_params.0.1"}
 
 // embeddingModules are the last name components of input embedding tables
 // and output vocabulary projections.

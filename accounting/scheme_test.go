@@ -68,6 +68,17 @@ func TestClassifySchemes(t *testing.T) {
 			},
 		},
 		{
+			what: "torch.save(model) of a static Linear: weight and bias inside the packed tuple",
+			build: func(b *builder) {
+				b.t("fc1._packed_params._packed_params.0.0", "qint8", 16, 288).t("fc1._packed_params._packed_params.0.1", "float32", 16)
+			},
+			owners: map[string][]string{"fc1._packed_params._packed_params.0.0": {"__main__.Net", "torch.ao.nn.quantized.modules.linear.Linear", "torch.ao.nn.quantized.modules.linear.LinearPackedParams"}},
+			want: []want{
+				{"fc1._packed_params._packed_params.0.0", "torch-static-qint8", "weight", "fc1", 4608, true},
+				{"fc1._packed_params._packed_params.0.1", "", "bias", "fc1", 16, false},
+			},
+		},
+		{
 			what: "a 1-D quantized tensor is no weight; a class outside torch's quantized modules names no mode",
 			build: func(b *builder) {
 				b.t("act", "quint8", 16).t("custom.w", "qint8", 4, 4)
