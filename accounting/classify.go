@@ -40,8 +40,18 @@ func Classify(m *Model, extra ...Scheme) []Class {
 	done := make([]bool, len(m.Tensors))
 	encoded := map[string]string{} // module -> scheme
 
+	// A top-level training-state key leaves the model out only when
+	// something else holds it: a file of nothing but an EMA copy is the
+	// model.
+	withModel := false
+	for _, t := range m.Tensors {
+		if !isOptimizer(t.Name) && !isCheckpointState(t.Name) {
+			withModel = true
+			break
+		}
+	}
 	for i, t := range m.Tensors {
-		if isOptimizer(t.Name) {
+		if isOptimizer(t.Name) || withModel && isCheckpointState(t.Name) {
 			cls[i] = Class{Role: OptimizerState, Part: "state", Module: moduleOf(t.Name), Params: numel(t)}
 			done[i] = true
 		}
@@ -52,14 +62,18 @@ func Classify(m *Model, extra ...Scheme) []Class {
 			continue
 		}
 		for _, s := range all {
-			mod, ok := matchLeaf(t.Name, s.Main.Leaf)
-			if !ok || !s.Main.accepts(t.DType) || !methodFits(s, m.Quantization) {
+			mod, ok := s.mainModule(t)
+			if !ok || !s.Main.accepts(t.DType) || !methodFits(s, m.Quantization) || !ownedBy(t, s.Owner) {
 				continue
 			}
 			sides := make([]int, len(s.Sides))
 			complete := true
 			for k, side := range s.Sides {
-				j, ok := byName[join(mod, side.Leaf)]
+				sideName := join(mod, side.Leaf)
+				if side.OfTensor {
+					sideName = t.Name + "." + side.Leaf
+				}
+				j, ok := byName[sideName]
 				if !ok || done[j] || !side.accepts(m.Tensors[j].DType) {
 					j = -1
 				}
@@ -135,6 +149,38 @@ func Classify(m *Model, extra ...Scheme) []Class {
 		cls[i] = c
 	}
 	return cls
+}
+
+// mainModule reports whether t is the main tensor of s, and returns its
+// module.
+func (s Scheme) mainModule(t Tensor) (string, bool) {
+	if s.Main.Leaf != "" {
+		return matchLeaf(t.Name, s.Main.Leaf)
+	}
+	if len(s.Main.DTypes) == 0 || len(t.Shape) < 2 {
+		return "", false
+	}
+	if i := strings.Index(t.Name, "._packed_params"); i >= 0 {
+		return t.Name[:i], true
+	}
+	if strings.HasPrefix(t.Name, "_packed_params") {
+		return "", true
+	}
+	return moduleOf(t.Name), true
+}
+
+// ownedBy reports whether one of the classes holding t contains owner
+// ("" fits any tensor).
+func ownedBy(t Tensor, owner string) bool {
+	if owner == "" {
+		return true
+	}
+	for _, o := range t.Owners {
+		if strings.Contains(o, owner) {
+			return true
+		}
+	}
+	return false
 }
 
 // methodFits reports whether a scheme may apply under the model's
@@ -254,6 +300,16 @@ func isFloat(dtype string) bool {
 	return ok && d.Float
 }
 
+// isCheckpointState reports whether a tensor is under a top-level key of a
+// training checkpoint that holds no model weights (Lightning's
+// optimizer_states, lr_schedulers, callbacks and loops, an EMA copy).
+func isCheckpointState(name string) bool {
+	top, _, nested := strings.Cut(name, ".")
+	return nested && checkpointStateKeys[top]
+}
+
+// isOptimizer reports whether a tensor is optimizer state: under an
+// optimizer key at any depth.
 func isOptimizer(name string) bool {
 	parts := strings.Split(name, ".")
 	for _, p := range parts[:len(parts)-1] {

@@ -303,10 +303,7 @@ func weightShaped(r Row) bool {
 	if len(r.Shape) < 2 || r.Numel == 0 {
 		return false
 	}
-	return torchQuantized[r.DType] || len(r.Shape) == 2 && !slices.Contains(r.Shape, 1) && packedInts[r.DType]
+	return slices.Contains(torchQuantized, r.DType) || len(r.Shape) == 2 && !slices.Contains(r.Shape, 1) && packedInts[r.DType]
 }
 
-var (
-	packedInts     = map[string]bool{"int8": true, "uint8": true, "int16": true, "uint16": true, "int32": true, "uint32": true}
-	torchQuantized = map[string]bool{"qint8": true, "quint8": true, "qint32": true, "quint4x2": true, "quint2x4": true}
-)
+var packedInts = map[string]bool{"int8": true, "uint8": true, "int16": true, "uint16": true, "int32": true, "uint32": true}

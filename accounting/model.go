@@ -102,4 +102,10 @@ type Tensor struct {
 	// PyTorch quantized tensor (qint8, quint8); zero otherwise.
 	QScale     float64
 	QZeroPoint int64
+
+	// Owners are the classes of the objects that hold the tensor,
+	// outermost first, where the file names them (TorchScript archives and
+	// whole pickled modules: "torch.nn.quantized.dynamic.modules.linear.Linear");
+	// nil when it does not (a state_dict).
+	Owners []string
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -126,4 +127,19 @@ func WildAnswers(t testing.TB) map[string]WildAnswer {
 		t.Fatalf("wild/answers.json: schema %q, want qinsaudit-external-truth/1", doc.Schema)
 	}
 	return doc.Files
+}
+
+// AllTensors returns the tensor count including constants.pkl's.
+func (w WildAnswer) AllTensors() int { return w.TensorCount + w.Extra.ConstantsTensors }
+
+// AllStoredBytes returns the stored bytes including constants.pkl's.
+func (w WildAnswer) AllStoredBytes() int64 { return w.StoredBytes + w.Extra.ConstantsBytes }
+
+// ConstantName maps an answers' constant name (CONSTANTS.12.0) to the
+// name qinsaudit gives it (constants.12.0).
+func ConstantName(name string) string {
+	if rest, ok := strings.CutPrefix(name, "CONSTANTS."); ok {
+		return "constants." + rest
+	}
+	return name
 }
