@@ -49,13 +49,13 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 		opts := report.TextOptions{Top: *top, Bytes: *exact}
 		switch format.value {
 		case "json":
-			return report.WriteDiffJSON(stdout, d)
+			return writeFailed(report.WriteDiffJSON(stdout, d))
 		case "markdown":
-			return report.WriteDiffMarkdown(stdout, d, opts)
+			return writeFailed(report.WriteDiffMarkdown(stdout, d, opts))
 		case "csv":
-			return report.WriteDiffCSV(stdout, d)
+			return writeFailed(report.WriteDiffCSV(stdout, d))
 		}
-		return report.WriteDiffText(stdout, d, opts)
+		return writeFailed(report.WriteDiffText(stdout, d, opts))
 	}
 	return c
 }

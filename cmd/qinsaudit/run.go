@@ -34,6 +34,15 @@ baseline, its theoretical size, and what the file really stores.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%s: %v", c.Name(), err)
 	})
+	// Cobra reports an unknown command from the root's argument check:
+	// made here, it is marked a usage error like the others.
+	root.Args = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageErrorf("unknown command %q for %q", args[0], c.Name())
+		}
+		return nil
+	}
+	root.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
 	root.AddCommand(newAuditCmd(stdout), newCheckCmd(stdout), newDiffCmd(stdout))
 	root.AddCommand(newDecodeCmd(stdout))
 	root.AddCommand(newCrosscheckCmd(stdout))
