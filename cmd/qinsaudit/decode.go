@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -84,7 +85,7 @@ func (f *decodeFlags) validate() error {
 		return usageErrorf("decode: --batch must be from 1 to %d, not %d", maxBatch, f.batch)
 	case !(f.alpha > 0) || f.alpha > 1e30:
 		return usageErrorf("decode: --alpha must be a positive number, not %v", f.alpha)
-	case f.maxOver < 0:
+	case !(f.maxOver >= 0) || math.IsInf(f.maxOver, 0):
 		return usageErrorf("decode: --max-heap-over-stored must be 0 (none) or a positive ratio, not %v", f.maxOver)
 	}
 	return nil

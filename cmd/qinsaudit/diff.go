@@ -3,10 +3,10 @@ package main
 import (
 	"bufio"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/qinsaudit/qinsaudit/internal/safeio"
 	"github.com/qinsaudit/qinsaudit/report"
 )
 
@@ -73,17 +73,16 @@ func side(path string, af *auditFlags) (*report.Report, error) {
 	return audit([]string{path}, af)
 }
 
+//
+// Only a regular file is looked into (a FIFO would block the read); what is
+// not one is left to the model loaders to refuse.
 func isJSON(path string) bool {
-	f, err := os.Open(path)
+	f, _, err := safeio.OpenRegular(path)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || fi.IsDir() {
-		return false
-	}
-	r := bufio.NewReader(f)
+	r := bufio.NewReader(io.LimitReader(f, 1<<20))
 	for {
 		b, err := r.ReadByte()
 		if err != nil {
