@@ -105,7 +105,7 @@ func runDecode(stdout, stderr io.Writer, paths []string, f *decodeFlags) error {
 	if err != nil {
 		return badInput(err)
 	}
-	snap := &heapsnap.Recorder{Dir: f.dir, Site: decode.Site}
+	snap := &heapsnap.Recorder{Dir: f.dir, Site: decode.Site, Inputs: inputs(paths, m)}
 	opts := decode.Options{Alpha: float32(f.alpha), Measure: snap.Take, Progress: progress(stderr)}
 	if f.cache {
 		opts.Policy = decode.Cache
@@ -134,6 +134,22 @@ func runDecode(stdout, stderr io.Writer, paths []string, f *decodeFlags) error {
 		return gateFailed(fmt.Errorf("decode: %s", strings.Join(failed, "; ")))
 	}
 	return nil
+}
+
+// inputs are the files a decode run reads, for -o never to write over one.
+func inputs(paths []string, m *accounting.Model) []os.FileInfo {
+	var out []os.FileInfo
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil {
+			out = append(out, fi)
+		}
+	}
+	for _, f := range m.Files {
+		if fi, err := os.Stat(f.Path); err == nil {
+			out = append(out, fi)
+		}
+	}
+	return out
 }
 
 // runPass loads the model and runs the pass under exact heap profiling,

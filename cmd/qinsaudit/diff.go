@@ -73,7 +73,8 @@ func side(path string, af *auditFlags) (*report.Report, error) {
 	return audit([]string{path}, af)
 }
 
-// Only a regular file is looked into (a FIFO would block the read); what is
+// isJSON reports whether path is a saved report. Only a regular file is
+// looked into (a FIFO would block the read); what is
 // not one is left to the model loaders to refuse.
 func isJSON(path string) bool {
 	f, _, err := safeio.OpenRegular(path)
