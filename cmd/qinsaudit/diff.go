@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -62,7 +63,14 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 
 // side reads one side of a diff: a saved JSON report (a file whose first
 // non-blank byte is '{'; no model format starts so) or a model.
+//
+// A path that is neither a regular file nor a directory (a FIFO, a device)
+// is refused here: reading it could block or never end.
 func side(path string, af *auditFlags) (*report.Report, error) {
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() && !fi.Mode().IsRegular() {
+		_, _, err := safeio.OpenRegular(path) // its error names what the path is
+		return nil, badInput(err)
+	}
 	if isJSON(path) {
 		rep, err := readReport(path)
 		if err != nil {
