@@ -67,9 +67,12 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 // A path that is neither a regular file nor a directory (a FIFO, a device)
 // is refused here: reading it could block or never end.
 func side(path string, af *auditFlags) (*report.Report, error) {
-	if fi, err := os.Stat(path); err == nil && !fi.IsDir() && !fi.Mode().IsRegular() {
-		_, _, err := safeio.OpenRegular(path) // its error names what the path is
-		return nil, badInput(err)
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		f, _, err := safeio.OpenRegular(path) // its error names what the path is
+		if err != nil {
+			return nil, badInput(err)
+		}
+		f.Close()
 	}
 	if isJSON(path) {
 		rep, err := readReport(path)
