@@ -115,25 +115,28 @@ func Message(s string) string { return Clip(Escape(s), MessageBytes) }
 
 // markdownSpecial are the characters a GitHub Markdown table cell could
 // take for syntax that breaks the table or injects content: the cell
-// separator, the escape itself, code spans, links and images, HTML tags
-// and autolinks, entities. Emphasis (*, _, ~) only changes how a name
-// looks, and is left alone: an underscore is in most names.
-const markdownSpecial = "\\`|[]<>&"
+// separator, the escape itself, code spans, HTML tags and autolinks,
+// entities. A link or an image needs "](" (no reference definitions are
+// ever written), so a '(' right after ']' is escaped too; a lone bracket,
+// as in a shape [64,64], stays as it is. Emphasis (*, _, ~) only changes
+// how a name looks, and is left alone: an underscore is in most names.
+const markdownSpecial = "\\`|<>&"
 
 // Markdown returns an escaped and clipped cell (see Cell) with every
-// character of markdownSpecial backslash-escaped, so the cell shows its
-// text: it cannot add a column or a row, open a code span, a link, an
-// image or an HTML tag. Newlines are already escaped by Cell.
+// character of markdownSpecial, and a '(' after ']', backslash-escaped, so
+// the cell shows its text: it cannot add a column or a row, open a code
+// span, a link, an image or an HTML tag. Newlines are already escaped by
+// Cell.
 func Markdown(s string) string {
 	s = Cell(s)
-	if !strings.ContainsAny(s, markdownSpecial) {
+	if !strings.ContainsAny(s, markdownSpecial) && !strings.Contains(s, "](") {
 		return s
 	}
 	var b strings.Builder
 	b.Grow(len(s) + 8)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if strings.IndexByte(markdownSpecial, c) >= 0 {
+		if strings.IndexByte(markdownSpecial, c) >= 0 || c == '(' && i > 0 && s[i-1] == ']' {
 			b.WriteByte('\\')
 		}
 		b.WriteByte(c)
@@ -143,13 +146,13 @@ func Markdown(s string) string {
 
 // CSV returns s escaped (not clipped: CSV is for machines, and a row must
 // keep the whole name) with a leading character a spreadsheet takes for a
-// formula (=, +, -, @, and the tab and CR that some strip first) made
-// inert by a leading apostrophe, as OWASP recommends. Quoting is left to
+// formula (=, +, -, @) made inert by a leading apostrophe, as OWASP
+// recommends; a tab or CR some spreadsheets skip first is escaped already. Quoting is left to
 // encoding/csv. Numbers the renderers format themselves (-5, +12) are
 // written without this function.
 func CSV(s string) string {
 	s = Escape(s)
-	if s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0 {
+	if s != "" && strings.IndexByte("=+-@", s[0]) >= 0 {
 		return "'" + s
 	}
 	return s
