@@ -114,7 +114,10 @@ func ParseClaims(name string, data []byte) ([]accounting.Claim, error) {
 	}
 	raw := map[string]json.RawMessage{}
 	for dec.More() {
-		off := dec.InputOffset()
+		off := dec.InputOffset() // after the previous value: skip to the key
+		for off < int64(len(data)) && strings.IndexByte(" \t\r\n,", data[off]) >= 0 {
+			off++
+		}
 		tok, err := dec.Token()
 		if err != nil {
 			return nil, notClaims(err)
