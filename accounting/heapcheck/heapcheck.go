@@ -89,10 +89,14 @@ const (
 	unzipRatio    = 64
 	minUnzipBytes = 16 << 20
 	// A profile may hold one stack (a sample; in a proto also a location)
-	// per bytesPerRecord bytes of the file, at least minRecords: a real
-	// stack takes a few hundred bytes of text, tens gzipped.
-	bytesPerRecord = 16
-	minRecords     = 1 << 16
+	// per bytesPerRecord bytes of the file (per gzBytesPerRecord bytes of a
+	// gzipped one), at least minRecords: a real stack takes 500 bytes of
+	// text or more, 24 or more gzipped (the committed tcmalloc, jemalloc
+	// and Go profiles), while pprof takes some 700 bytes of heap for a
+	// one-frame sample.
+	bytesPerRecord   = 64
+	gzBytesPerRecord = 16
+	minRecords       = 1 << 16
 )
 
 // unzipLimit is the decompressed size allowed a gzipped file of n bytes.
@@ -100,8 +104,14 @@ func unzipLimit(n int) int64 {
 	return min(maxUnzipBytes, max(minUnzipBytes, unzipRatio*int64(n)))
 }
 
-// recordLimit is the number of stacks allowed a profile file of n bytes.
-func recordLimit(n int) int { return max(minRecords, n/bytesPerRecord) }
+// recordLimit is the number of stacks allowed a profile file of n bytes,
+// gzipped or not.
+func recordLimit(n int, gzipped bool) int {
+	if gzipped {
+		return max(minRecords, n/gzBytesPerRecord)
+	}
+	return max(minRecords, n/bytesPerRecord)
+}
 
 // Profile is one heap profile, read into pprof's model with its values
 // un-sampled.
@@ -141,8 +151,9 @@ func Read(path string) (*Profile, error) {
 // unzipLimit and recordLimit): past a bound it returns an error naming the
 // bound, before pprof parses anything.
 func Parse(name string, data []byte) (*Profile, error) {
-	records := recordLimit(len(data))
-	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+	gzipped := len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b
+	records, size := recordLimit(len(data), gzipped), len(data)
+	if gzipped {
 		var err error
 		if data, err = gunzip(data, unzipLimit(len(data))); err != nil {
 			if errors.Is(err, errNotProfile) {
@@ -160,8 +171,12 @@ func Parse(name string, data []byte) (*Profile, error) {
 	)
 	text := bytes.TrimLeft(data, " \t\r\n")
 	if n := countRecords(data, isHeapText(text)); n > records {
+		per := bytesPerRecord
+		if gzipped {
+			per = gzBytesPerRecord
+		}
 		return nil, errorf(name, "", "more than %d stacks (the limit for a file of %d bytes: one per %d bytes, at least %d): not read",
-			records, len(data), bytesPerRecord, minRecords)
+			records, size, per, minRecords)
 	}
 	switch {
 	case bytes.HasPrefix(text, []byte("heap_v2/")):
