@@ -84,7 +84,7 @@ var maxUnzipBytes int64 = 512 << 20
 // 254 KB gzip of 100 MiB of tcmalloc lines took 3.5 GB.
 const (
 	// unzipRatio: a gzipped profile may decompress to unzipRatio times its
-	// size (real ones compress 3 to 15 times: hex addresses, maps), at
+	// size (real ones compress 3 to 25 times: hex addresses, maps), at
 	// least minUnzipBytes, at most maxUnzipBytes.
 	unzipRatio    = 64
 	minUnzipBytes = 16 << 20
