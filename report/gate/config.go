@@ -12,12 +12,14 @@ import (
 	"math"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
@@ -120,7 +122,11 @@ func Parse(path string, data []byte) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		var ve *valueError
 		if errors.As(err, &ve) {
-			if line := yamlLine(&root, ve.path...); line > 0 {
+			line := yamlLine(&root, ve.path...)
+			if strings.EqualFold(filepath.Ext(path), ".toml") {
+				line = tomlLine(data, ve.path...)
+			}
+			if line > 0 {
 				return nil, fmt.Errorf("%s:%d: %w", path, line, err)
 			}
 		}
@@ -168,6 +174,45 @@ func yamlLine(n *yaml.Node, path ...string) int {
 		n = next
 	}
 	return n.Line
+}
+
+// tomlLine finds the line of the key at path ("budgets", "2", "min_ratio":
+// the key min_ratio in the third [[budgets]] table; "max_heap_over_stored":
+// a top-level key) in a TOML document; 0 if it is not there in that form.
+// go-toml's decoder gives no positions for a value it decoded, so the
+// document is walked again with its parser (the package go-toml names
+// unstable, for its API may change; only the keys and their offsets are
+// used).
+func tomlLine(data []byte, path ...string) int {
+	var p unstable.Parser
+	p.Reset(data)
+	var table []string       // the current table's key
+	seen := map[string]int{} // [[array tables]] seen so far, by key
+	for p.NextExpression() {
+		e := p.Expression()
+		var key []string
+		var first *unstable.Node
+		it := e.Key()
+		for it.Next() {
+			if first == nil {
+				first = it.Node()
+			}
+			key = append(key, string(it.Node().Data))
+		}
+		switch e.Kind {
+		case unstable.ArrayTable:
+			k := strings.Join(key, ".")
+			table = append(key, strconv.Itoa(seen[k]))
+			seen[k]++
+		case unstable.Table:
+			table = key
+		case unstable.KeyValue:
+			if first != nil && slices.Equal(append(slices.Clip(table), key...), path) {
+				return 1 + bytes.Count(data[:min(int(first.Raw.Offset), len(data))], []byte("\n"))
+			}
+		}
+	}
+	return 0
 }
 
 // CheckLimit refuses a limit that is not a finite positive number: NaN
