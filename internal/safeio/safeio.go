@@ -111,20 +111,27 @@ func notRegular(path string, fi fs.FileInfo) error {
 }
 
 // ReadFileLimit reads the regular file at path whole, refusing with a
-// *LimitError one larger than limit bytes. It trusts neither the stated
-// size (a file may grow while read) nor the reader: it reads at most
-// min(size, limit)+1 bytes, so memory is bounded by the smaller of the
-// file and the limit.
+// *LimitError one larger than limit bytes. It reads at most the file's
+// stated size + 1 bytes, so memory is bounded by the smaller of the file
+// and the limit; a file that grows while it is read is refused.
 func ReadFileLimit(path string, limit int64) ([]byte, error) {
 	f, fi, err := OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if fi.Size() > limit {
-		return nil, &LimitError{Path: path, Limit: limit, Size: fi.Size()}
+	size := fi.Size()
+	if size > limit {
+		return nil, &LimitError{Path: path, Limit: limit, Size: size}
 	}
-	return ReadLimit(f, path, fi.Size(), limit)
+	data, err := ReadLimit(io.LimitReader(f, size+1), path, size, limit)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > size {
+		return nil, fmt.Errorf("%s: grew past its size of %d bytes while read: not read", path, size)
+	}
+	return data, nil
 }
 
 // ReadLimit reads r to its end, refusing with a *LimitError more than
