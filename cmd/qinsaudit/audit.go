@@ -9,6 +9,7 @@ import (
 	"github.com/qinsaudit/qinsaudit/accounting/rules"
 	"github.com/qinsaudit/qinsaudit/loaders"
 	"github.com/qinsaudit/qinsaudit/report"
+	htmlreport "github.com/qinsaudit/qinsaudit/report/html"
 )
 
 // outputFlags are the rendering flags every reporting command shares.
@@ -22,12 +23,12 @@ type outputFlags struct {
 
 func addOutputFlags(c *cobra.Command) *outputFlags {
 	o := &outputFlags{
-		format: newEnum("text", "text", "json", "markdown", "csv", "pprof"),
+		format: newEnum("text", "text", "json", "markdown", "csv", "pprof", "html"),
 		by:     newEnum("role", report.ByValues...),
 		sort:   newEnum("", append([]string{""}, report.SortValues...)...),
 	}
 	f := c.Flags()
-	f.Var(o.format, "format", "output format: text, json, markdown, csv or pprof")
+	f.Var(o.format, "format", "output format: text, json, markdown, csv, pprof or html")
 	f.Var(o.by, "by", "detail table: role (summary only), module, layer, dtype or tensor")
 	f.Var(o.sort, "sort", "order detail rows by stored, baseline, theoretical, params, ratio, bits or name (default: file order)")
 	f.IntVar(&o.top, "top", 0, "show only the first N detail rows (0: all)")
@@ -53,6 +54,8 @@ func (o *outputFlags) write(w io.Writer, rep *report.Report) error {
 		return report.WriteCSV(w, rep, opts)
 	case "pprof":
 		return report.WritePprof(w, rep)
+	case "html":
+		return htmlreport.Write(w, rep)
 	}
 	return report.WriteText(w, rep, opts)
 }

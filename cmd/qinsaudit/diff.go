@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qinsaudit/qinsaudit/report"
+	htmlreport "github.com/qinsaudit/qinsaudit/report/html"
 )
 
 func newDiffCmd(stdout io.Writer) *cobra.Command {
@@ -26,10 +27,10 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 			return nil
 		},
 	}
-	format := newEnum("text", "text", "json", "markdown", "csv")
+	format := newEnum("text", "text", "json", "markdown", "csv", "html")
 	by := newEnum("role", report.DiffByValues...)
 	f := c.Flags()
-	f.Var(format, "format", "output format: text, json, markdown or csv")
+	f.Var(format, "format", "output format: text, json, markdown, csv or html")
 	f.Var(by, "by", "key rows by role, layer, module or tensor")
 	top := f.Int("top", 0, "show only the N largest changes (0: all)")
 	exact := f.Bool("bytes", false, "print exact byte counts instead of KiB/MiB/GiB")
@@ -54,6 +55,8 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 			return report.WriteDiffMarkdown(stdout, d, opts)
 		case "csv":
 			return report.WriteDiffCSV(stdout, d)
+		case "html":
+			return htmlreport.WriteDiff(stdout, d, reps[0], reps[1])
 		}
 		return report.WriteDiffText(stdout, d, opts)
 	}
