@@ -21,15 +21,23 @@ const toy = "../../fixtures/torch/toy_qins_log.pt"
 
 func audit(t testing.TB, paths ...string) *report.Report {
 	t.Helper()
-	m, err := loaders.Open(paths...)
+	rep, err := auditPath(paths...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return rep
+}
+
+func auditPath(paths ...string) (*report.Report, error) {
+	m, err := loaders.Open(paths...)
+	if err != nil {
+		return nil, err
 	}
 	res, err := accounting.Audit(m, accounting.Options{})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return report.New(res)
+	return report.New(res), nil
 }
 
 func page(t testing.TB, rep *report.Report) []byte {

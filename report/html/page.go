@@ -13,9 +13,11 @@
 package html
 
 import (
+	"bufio"
 	"bytes"
 	_ "embed"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"io"
 	"sort"
@@ -34,7 +36,7 @@ var pageCSS string
 //go:embed page.js
 var pageJS string
 
-var tmpl = template.Must(template.New("page").Parse(pageTmpl))
+var tmpl = template.Must(template.New("page").Funcs(template.FuncMap{"split": strings.Fields}).Parse(pageTmpl))
 
 // cell is one figure: its text, exact bytes beside it for sizes, and the
 // path of the JSON value it shows.
@@ -95,11 +97,13 @@ type page struct {
 
 // Write renders rep as an HTML page.
 func Write(w io.Writer, rep *report.Report) error {
-	var js bytes.Buffer
-	if err := report.WriteJSON(&js, rep); err != nil {
+	// The report JSON as report.WriteJSON writes it, less the line breaks
+	// that lay it out for reading.
+	js, err := json.Marshal(rep)
+	if err != nil {
 		return err
 	}
-	p := &page{Title: "qinsaudit report", CSS: template.CSS(pageCSS), Script: template.JS(pageJS), JSON: scriptJSON(js.Bytes())}
+	p := &page{Title: "qinsaudit report", CSS: template.CSS(pageCSS), Script: template.JS(pageJS), JSON: scriptJSON(js)}
 	var names []string
 	for _, f := range rep.Files {
 		names = append(names, f.Path)
@@ -147,8 +151,8 @@ func Write(w io.Writer, rep *report.Report) error {
 // the diffs by role, layer and module beside them, and a treemap of the new
 // model coloured by growth. Every diff shown is report.NewDiff's.
 func WriteDiff(w io.Writer, d *report.Diff, old, new *report.Report) error {
-	var js bytes.Buffer
-	if err := report.WriteDiffJSON(&js, d); err != nil {
+	js, err := json.Marshal(d)
+	if err != nil {
 		return err
 	}
 	levels := map[string]*report.Diff{}
@@ -160,7 +164,7 @@ func WriteDiff(w io.Writer, d *report.Diff, old, new *report.Report) error {
 		return err
 	}
 	p := &page{Title: "qinsaudit diff", CSS: template.CSS(pageCSS), Script: template.JS(pageJS),
-		JSON: scriptJSON(js.Bytes()), Levels: scriptJSON(lj), IsDiff: true}
+		JSON: scriptJSON(js), Levels: scriptJSON(lj), IsDiff: true}
 	var on, nn []string
 	for _, f := range d.Old {
 		on = append(on, f.Path)
@@ -187,24 +191,26 @@ func WriteDiff(w io.Writer, d *report.Diff, old, new *report.Report) error {
 }
 
 func render(w io.Writer, p *page) error {
-	var buf bytes.Buffer
-	buf.Grow(1 << 16)
-	if err := tmpl.Execute(&buf, p); err != nil {
+	bw := bufio.NewWriterSize(w, 1<<16)
+	if err := tmpl.Execute(bw, p); err != nil {
 		return err
 	}
-	_, err := w.Write(buf.Bytes())
-	return err
+	return bw.Flush()
 }
 
 // scriptJSON marks JSON from report.WriteJSON safe to embed in a script
 // element. json.Marshal writes <, > and & as \u003c, \u003e and \u0026, so
 // no "</script" or "<!--" can occur in it; refuse anything else.
 func scriptJSON(b []byte) template.JS {
-	if bytes.ContainsAny(b, "<>") {
+	if bytes.IndexByte(b, '<') >= 0 || bytes.IndexByte(b, '>') >= 0 {
 		panic("report/html: JSON with a raw < or >: not from json.Marshal")
 	}
 	return template.JS(b)
 }
+
+// maxFolded bounds the rows of a folded detail table: a model of 100,000
+// tensors has tens of thousands of modules.
+const maxFolded = 500
 
 func groupTable(id, title, keyTitle, baseline, prefix string, gs []report.Group, total *report.Group, fold bool) table {
 	t := table{ID: id, Title: title, Fold: fold, Header: []string{keyTitle, "tensors", "params", baseline + " baseline", "theoretical", "stored", "ratio", "bits/weight"}}
@@ -213,7 +219,18 @@ func groupTable(id, title, keyTitle, baseline, prefix string, gs []report.Group,
 			bytesCell(field(j, "baseline_bytes"), g.BaselineBytes), bytesCell(field(j, "theoretical_bytes"), g.TheoreticalBytes),
 			bytesCell(field(j, "stored_bytes"), g.StoredBytes), textCell(field(j, "ratio"), ratio(g.Ratio)), textCell(field(j, "bits_per_weight"), bpw(g.BitsPerWeight))}}
 	}
-	for i, g := range gs {
+	idx := make([]int, len(gs))
+	for i := range idx {
+		idx[i] = i
+	}
+	if fold && len(gs) > maxFolded {
+		sort.SliceStable(idx, func(a, b int) bool { return gs[idx[a]].StoredBytes > gs[idx[b]].StoredBytes })
+		idx = idx[:maxFolded]
+		sort.Ints(idx)
+		t.Notes = append(t.Notes, fmt.Sprintf("The %d largest of %s %ss by stored bytes, in file order; the JSON embedded in this page holds all.", maxFolded, comma(int64(len(gs))), keyTitle))
+	}
+	for _, i := range idx {
+		g := gs[i]
 		key := keyName(g.Key(), "(top level)")
 		r := line(at(prefix, i), key, g)
 		if g.Role == "optimizer_state" {

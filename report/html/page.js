@@ -21,7 +21,7 @@
 
   function dom() {
     var r = document.querySelector('input[name="domain"]:checked');
-    return svg.querySelector('g.dom[data-domain="' + (r ? r.value : "") + '"]');
+    return svg.querySelector('g.dom[data-domain~="' + (r ? r.value : "") + '"]');
   }
   function box(el) {
     if (el.dataset.b) return el.dataset.b.split(" ").map(Number);

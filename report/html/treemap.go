@@ -26,23 +26,24 @@ type node struct {
 	kind     string // "root", "role", "layer", "module", "tensor", "heap"
 	label    string
 	tensor   int     // index in the report's tensors, -1 if not a tensor
-	size     []int64 // per size domain
+	size     [4]int64 // per size domain
 	stored   int64   // for the colour: bits per weight, or growth in a diff
 	params   int64
 	old, new int64 // diff only
 	status   string
+	ref      string // data-j: where in the embedded JSON its figures are
 	module   string // module name, for findings
 	finding  string // "error" or "warning" when a finding names the module
 	children []*node
 	index    map[string]*node
 }
 
-func (n *node) child(kind, key, label string, domains int, ids *int) *node {
+func (n *node) child(kind, key, label string, ids *int) *node {
 	if c := n.index[key]; c != nil {
 		return c
 	}
 	*ids++
-	c := &node{id: *ids, kind: kind, label: label, tensor: -1, size: make([]int64, domains), index: map[string]*node{}}
+	c := &node{id: *ids, kind: kind, label: label, tensor: -1}
 	if n.index == nil {
 		n.index = map[string]*node{}
 	}
@@ -132,7 +133,7 @@ func layoutDomain(root *node, d int, color colorFunc, title func(n *node, d int)
 		}
 		var merged *node
 		if len(kids)-cut >= 2 {
-			merged = &node{id: -1, kind: "merged", tensor: -1, size: make([]int64, len(n.size))}
+			merged = &node{id: -1, kind: "merged", tensor: -1}
 			for _, c := range kids[cut:] {
 				add([]*node{merged}, c)
 			}
@@ -191,14 +192,32 @@ func mergedParts(n *node, d int, b box, color colorFunc, sb *strings.Builder) {
 		if sb.Len() > 0 {
 			sb.WriteByte(';')
 		}
-		sb.WriteString(strconv.Itoa(c.tensor))
+		var num [24]byte
+		sb.Write(strconv.AppendInt(num[:0], int64(c.tensor), 10))
 		for _, v := range []float64{bb.x, bb.y, bb.w, bb.h} {
 			sb.WriteByte(' ')
-			sb.WriteString(strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64))
+			sb.Write(appendCoord(num[:0], v))
 		}
 		sb.WriteByte(' ')
 		sb.WriteString(color(c))
 	}
+}
+
+// appendCoord appends v with two decimals at most, as a part's coordinate:
+// a hundredth of a unit is finer than any zoom shows.
+func appendCoord(b []byte, v float64) []byte {
+	c := int64(math.Round(v * 100))
+	if c < 0 {
+		b, c = append(b, '-'), -c
+	}
+	b = strconv.AppendInt(b, c/100, 10)
+	if f := c % 100; f != 0 {
+		b = append(b, '.', byte('0'+f/10))
+		if f%10 != 0 {
+			b = append(b, byte('0'+f%10))
+		}
+	}
+	return b
 }
 
 // truncate shortens s to at most n runes, marking the cut.
@@ -219,13 +238,22 @@ var bpwStops = [][3]float64{{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201
 
 const noWeights = "#9e9e9e" // tensors without parameters: scales, signs, ranges
 
+// bpwScale is the colour scale in 512 steps, finer than the eye tells.
+var bpwScale = func() []string {
+	out := make([]string, 513)
+	for i := range out {
+		out[i] = lerp(bpwStops, float64(i)/512)
+	}
+	return out
+}()
+
 func bpwColor(stored, params int64) string {
 	if params == 0 {
 		return noWeights
 	}
 	b := bitsPerWeight(stored, params)
 	t := math.Log2(max(b, 1)) / 5 // 0 at 1 bit, 1 at 32 bits
-	return lerp(bpwStops, min(t, 1))
+	return bpwScale[int(math.Round(min(t, 1)*512))]
 }
 
 // Growth scale of a diff: shrinking blue, unchanged grey, growing red.

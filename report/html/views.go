@@ -1,6 +1,7 @@
 package html
 
 import (
+	"html/template"
 	"fmt"
 	"strings"
 
@@ -18,10 +19,11 @@ type treemapView struct {
 
 type domainView struct {
 	Key, Label string
+	Keys       string // the domains this drawing shows: "theoretical stored"
 	Checked    bool
 	Note       string
 	Total      cell
-	Items      []item
+	SVG        template.HTML
 }
 
 type swatch struct {
@@ -67,7 +69,7 @@ func reportTreemap(rep *report.Report) *treemapView {
 		nd = 4
 	}
 	ids := 0
-	root := &node{kind: "root", tensor: -1, size: make([]int64, nd)}
+	root := &node{kind: "root", tensor: -1}
 	flagged := map[string]string{}
 	for _, f := range rep.Findings {
 		if f.Severity == "error" || (f.Severity == "warning" && flagged[f.Module] == "") {
@@ -78,29 +80,32 @@ func reportTreemap(rep *report.Report) *treemapView {
 	for i, g := range rep.Roles {
 		roleRef[g.Role] = at("report.roles", i)
 	}
-	refs := map[*node]string{}
 	excluded := 0
 	for i, t := range rep.Tensors {
 		if t.Role == "optimizer_state" {
 			excluded++
 			continue
 		}
-		role := root.child("role", t.Role, t.Role, nd, &ids)
-		refs[role] = roleRef[t.Role]
-		layer := role.child("layer", t.Layer, keyName(t.Layer, "(no layer)"), nd, &ids)
-		mod := layer.child("module", t.Module, keyName(t.Module, "(top level)"), nd, &ids)
+		role := root.child("role", t.Role, t.Role, &ids)
+		role.ref = roleRef[t.Role]
+		layer := role.child("layer", t.Layer, keyName(t.Layer, "(no layer)"), &ids)
+		mod := layer.child("module", t.Module, keyName(t.Module, "(top level)"), &ids)
 		mod.module, mod.finding = t.Module, flagged[t.Module]
 		ids++
-		leaf := &node{id: ids, kind: "tensor", label: t.Name, tensor: i, size: make([]int64, nd), stored: t.StoredBytes, params: t.Params, module: t.Module}
+		leaf := &node{id: ids, kind: "tensor", label: t.Name, tensor: i, stored: t.StoredBytes, params: t.Params, module: t.Module}
 		leaf.size[dBaseline], leaf.size[dTheoretical], leaf.size[dStored] = t.BaselineBytes, t.TheoreticalBytes, t.StoredBytes
 		mod.children = append(mod.children, leaf)
-		refs[leaf] = at("report.tensors", i)
+		leaf.ref = at("report.tensors", i)
 		add([]*node{root, role, layer, mod}, leaf)
 	}
+	titles := make([]string, len(rep.Tensors)) // the same in every domain
 	title := func(n *node, d int) string {
 		switch n.kind {
 		case "tensor":
-			return tensorTitle(rep.Tensors[n.tensor])
+			if titles[n.tensor] == "" {
+				titles[n.tensor] = tensorTitle(rep.Tensors[n.tensor])
+			}
+			return titles[n.tensor]
 		case "heap":
 			return n.label + "\nmeasured: " + iec(n.size[dMeasured]) + " (" + exact(n.size[dMeasured]) + ")"
 		}
@@ -113,7 +118,7 @@ func reportTreemap(rep *report.Report) *treemapView {
 		sizes(&b, n.size[dBaseline], n.size[dTheoretical], n.size[dStored], n.params)
 		return b.String()
 	}
-	ref := func(n *node) string { return refs[n] }
+	ref := func(n *node) string { return n.ref }
 	sums := func(n *node) string {
 		return fmt.Sprintf("%d %d %d %d", n.size[dBaseline], n.size[dTheoretical], n.size[dStored], n.params)
 	}
@@ -123,14 +128,38 @@ func reportTreemap(rep *report.Report) *treemapView {
 	keys := []string{"baseline", "theoretical", "stored"}
 	totals := []cell{bytesCell("report.totals.baseline_bytes", rep.Totals.BaselineBytes),
 		bytesCell("report.totals.theoretical_bytes", rep.Totals.TheoreticalBytes), bytesCell("report.totals.stored_bytes", rep.Totals.StoredBytes)}
+	// Domains in which every tensor has the same size share one drawing:
+	// theoretical and stored bytes are often equal tensor for tensor.
+	field := func(t report.Tensor, d int) int64 {
+		return [3]int64{t.BaselineBytes, t.TheoreticalBytes, t.StoredBytes}[d]
+	}
+	same := func(d, e int) bool {
+		for _, t := range rep.Tensors {
+			if t.Role != "optimizer_state" && field(t, d) != field(t, e) {
+				return false
+			}
+		}
+		return true
+	}
 	for d := range 3 {
-		tm.Domains = append(tm.Domains, domainView{Key: keys[d], Label: labels[d], Checked: d == dStored, Total: totals[d],
-			Items: layoutDomain(root, d, color, title, ref, sums)})
+		dv := domainView{Key: keys[d], Label: labels[d], Checked: d == dStored, Total: totals[d], Keys: keys[d]}
+		shared := false
+		for e := range d {
+			if tm.Domains[e].SVG != "" && same(d, e) {
+				tm.Domains[e].Keys += " " + keys[d]
+				shared = true
+				break
+			}
+		}
+		if !shared {
+			dv.SVG = svgItems(layoutDomain(root, d, color, title, ref, sums))
+		}
+		tm.Domains = append(tm.Domains, dv)
 	}
 	if measured {
-		hroot, note, total := heapTree(rep, nd, &ids, refs)
-		tm.Domains = append(tm.Domains, domainView{Key: "measured", Label: "measured heap", Note: note, Total: total,
-			Items: layoutDomain(hroot, dMeasured, func(*node) string { return "#b9c3d6" }, title, ref, sums)})
+		hroot, note, total := heapTree(rep, nd, &ids)
+		tm.Domains = append(tm.Domains, domainView{Key: "measured", Keys: "measured", Label: "measured heap", Note: note, Total: total,
+			SVG: svgItems(layoutDomain(hroot, dMeasured, func(*node) string { return "#b9c3d6" }, title, ref, sums))})
 	}
 	for i, b := range []float64{1, 2, 4, 8, 16, 32} {
 		tm.Legend = append(tm.Legend, swatch{X: fmt.Sprint(i * 64), TX: fmt.Sprint(i*64 + 26), Fill: bpwColor(int64(b), 8), Text: fmt.Sprint(b)})
@@ -146,17 +175,17 @@ func reportTreemap(rep *report.Report) *treemapView {
 // pass's peak phase, or crosscheck's one measured figure. A heap profile
 // measures allocation sites, not tensors, so these rectangles are not
 // divided further.
-func heapTree(rep *report.Report, nd int, ids *int, refs map[*node]string) (*node, string, cell) {
-	root := &node{kind: "root", tensor: -1, size: make([]int64, nd)}
+func heapTree(rep *report.Report, nd int, ids *int) (*node, string, cell) {
+	root := &node{kind: "root", tensor: -1}
 	leaf := func(label, ref string, v int64) {
 		if v <= 0 {
 			return
 		}
 		*ids++
-		n := &node{id: *ids, kind: "heap", label: label, tensor: -1, size: make([]int64, nd)}
+		n := &node{id: *ids, kind: "heap", label: label, tensor: -1}
 		n.size[dMeasured] = v
 		root.children = append(root.children, n)
-		refs[n] = ref
+		n.ref = ref
 		add([]*node{root}, n)
 	}
 	if len(rep.Phases) > 0 {
@@ -191,8 +220,7 @@ func diffTreemap(old, new *report.Report, levels map[string]*report.Diff) *treem
 	}
 	ti, mi, li := rowIndex("tensor"), rowIndex("module"), rowIndex("layer")
 	ids := 0
-	root := &node{kind: "root", tensor: -1, size: make([]int64, 2)}
-	refs := map[*node]string{}
+	root := &node{kind: "root", tensor: -1}
 	leaves := map[string]*node{}
 	for side, rep := range []*report.Report{new, old} {
 		for _, t := range rep.Tensors {
@@ -200,20 +228,20 @@ func diffTreemap(old, new *report.Report, levels map[string]*report.Diff) *treem
 				continue
 			}
 			lk := keyName(t.Layer, "(no layer)")
-			layer := root.child("layer", lk, lk, 2, &ids)
-			refs[layer] = at("levels.layer.rows", li[lk])
-			mod := layer.child("module", t.Module, keyName(t.Module, "(top level)"), 2, &ids)
+			layer := root.child("layer", lk, lk, &ids)
+			layer.ref = at("levels.layer.rows", li[lk])
+			mod := layer.child("module", t.Module, keyName(t.Module, "(top level)"), &ids)
 			mod.module = t.Module
-			refs[mod] = at("levels.module.rows", mi[t.Module])
+			mod.ref = at("levels.module.rows", mi[t.Module])
 			leaf := leaves[t.Name]
 			if leaf == nil {
 				ids++
-				leaf = &node{id: ids, kind: "tensor", label: t.Name, tensor: ti[t.Name], size: make([]int64, 2), module: t.Module}
+				leaf = &node{id: ids, kind: "tensor", label: t.Name, tensor: ti[t.Name], module: t.Module}
 				leaves[t.Name] = leaf
 				mod.children = append(mod.children, leaf)
-				refs[leaf] = at("levels.tensor.rows", ti[t.Name])
+				leaf.ref = at("levels.tensor.rows", ti[t.Name])
 			}
-			one := &node{size: make([]int64, 2)}
+			one := &node{}
 			one.size[side] = t.StoredBytes
 			if side == 0 {
 				one.new = t.StoredBytes
@@ -247,13 +275,13 @@ func diffTreemap(old, new *report.Report, levels map[string]*report.Diff) *treem
 		}
 		return b.String()
 	}
-	ref := func(n *node) string { return refs[n] }
+	ref := func(n *node) string { return n.ref }
 	sums := func(n *node) string { return fmt.Sprintf("%d %d", n.new, n.old) }
 	tm := &treemapView{W: coord(canvasW), H: coord(canvasH), LegTitle: "change of stored bytes, new vs old"}
 	dv := levels["tensor"]
 	tm.Domains = []domainView{
-		{Key: "new", Label: "new stored", Checked: true, Total: bytesCell("levels.tensor.total.new_bytes", dv.Total.NewBytes), Items: layoutDomain(root, 0, growthColor, title, ref, sums)},
-		{Key: "old", Label: "old stored", Total: bytesCell("levels.tensor.total.old_bytes", dv.Total.OldBytes), Items: layoutDomain(root, 1, growthColor, title, ref, sums)},
+		{Key: "new", Keys: "new", Label: "new stored", Checked: true, Total: bytesCell("levels.tensor.total.new_bytes", dv.Total.NewBytes), SVG: svgItems(layoutDomain(root, 0, growthColor, title, ref, sums))},
+		{Key: "old", Keys: "old", Label: "old stored", Total: bytesCell("levels.tensor.total.old_bytes", dv.Total.OldBytes), SVG: svgItems(layoutDomain(root, 1, growthColor, title, ref, sums))},
 	}
 	for i, s := range []struct {
 		fill, text string

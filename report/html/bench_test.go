@@ -1,0 +1,89 @@
+package html_test
+
+import (
+	"syscall"
+	"bytes"
+	"strings"
+	"time"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/qinsaudit/qinsaudit/loaders/gguf/gguftest"
+	"github.com/qinsaudit/qinsaudit/report"
+	htmlreport "github.com/qinsaudit/qinsaudit/report/html"
+)
+
+// hundredThousand is a llama of 11,112 small blocks in two GGUF files (a
+// file holds at most 65,536 tensors): 100,008 tensors (F32 norms, Q4_0
+// matrices of 32 x 32) in 48 MB, audited once.
+var hundredThousand = sync.OnceValues(func() (*report.Report, error) {
+	dir, err := os.MkdirTemp("", "qinsaudit-html-bench")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	l := gguftest.Llama{Embd: 32, KV: 32, FF: 32, Norm: gguftest.F32, Attn: gguftest.Q4_0, V: gguftest.Q4_0, FFN: gguftest.Q4_0, Down: gguftest.Q4_0}
+	var paths []string
+	for f, blocks := range [][2]int{{0, 5556}, {5556, 11112}} {
+		b := gguftest.New().KV("general.architecture", "llama").KV("llama.block_count", uint32(11112))
+		for i := blocks[0]; i < blocks[1]; i++ {
+			b.Block(i, l)
+		}
+		path := filepath.Join(dir, fmt.Sprintf("part%d.gguf", f))
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			return nil, err
+		}
+		paths = append(paths, path)
+	}
+	return auditPath(paths...)
+})
+
+// BenchmarkWrite100k writes the page of a model of 100,008 tensors; the
+// issue asks for under a second.
+func BenchmarkWrite100k(b *testing.B) {
+	rep, err := hundredThousand()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n countWriter
+	b.ResetTimer()
+	for b.Loop() {
+		if err := htmlreport.Write(&n, rep); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/float64(b.N)/(1<<20), "MiB/page")
+}
+
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
+
+var _ io.Writer = (*countWriter)(nil)
+
+func TestPageParts100k(t *testing.T) {
+	if os.Getenv("QINSAUDIT_PARTS") == "" {
+		t.Skip()
+	}
+	rep, err := hundredThousand()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	var r0, r1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	start := time.Now()
+	htmlreport.Write(&buf, rep)
+	syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
+	cpu := time.Duration(r1.Utime.Nano() + r1.Stime.Nano() - r0.Utime.Nano() - r0.Stime.Nano())
+	t.Logf("write %v wall, %v cpu", time.Since(start), cpu)
+	s := buf.String()
+	i := strings.Index(s, `<script type="application/json"`)
+	j := strings.Index(s, `<svg id="tm"`)
+	k := strings.Index(s[j:], `</svg>`)
+	t.Logf("total %d json %d svg %d rects %d parts %d", len(s), len(s)-i, k, strings.Count(s[j:j+k], "<rect"), strings.Count(s, ";"))
+}
