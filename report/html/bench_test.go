@@ -1,10 +1,6 @@
 package html_test
 
 import (
-	"syscall"
-	"bytes"
-	"strings"
-	"time"
 	"fmt"
 	"io"
 	"os"
@@ -64,26 +60,3 @@ type countWriter int64
 func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
 
 var _ io.Writer = (*countWriter)(nil)
-
-func TestPageParts100k(t *testing.T) {
-	if os.Getenv("QINSAUDIT_PARTS") == "" {
-		t.Skip()
-	}
-	rep, err := hundredThousand()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	var r0, r1 syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
-	start := time.Now()
-	htmlreport.Write(&buf, rep)
-	syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
-	cpu := time.Duration(r1.Utime.Nano() + r1.Stime.Nano() - r0.Utime.Nano() - r0.Stime.Nano())
-	t.Logf("write %v wall, %v cpu", time.Since(start), cpu)
-	s := buf.String()
-	i := strings.Index(s, `<script type="application/json"`)
-	j := strings.Index(s, `<svg id="tm"`)
-	k := strings.Index(s[j:], `</svg>`)
-	t.Logf("total %d json %d svg %d rects %d parts %d", len(s), len(s)-i, k, strings.Count(s[j:j+k], "<rect"), strings.Count(s, ";"))
-}

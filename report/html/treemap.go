@@ -25,12 +25,11 @@ type node struct {
 	id       int
 	kind     string // "root", "role", "layer", "module", "tensor", "heap"
 	label    string
-	tensor   int     // index in the report's tensors, -1 if not a tensor
+	tensor   int      // index in the report's tensors, -1 if not a tensor
 	size     [4]int64 // per size domain
-	stored   int64   // for the colour: bits per weight, or growth in a diff
+	stored   int64    // for the colour: bits per weight, or growth in a diff
 	params   int64
-	old, new int64 // diff only
-	status   string
+	old, new int64  // diff only
 	ref      string // data-j: where in the embedded JSON its figures are
 	module   string // module name, for findings
 	finding  string // "error" or "warning" when a finding names the module

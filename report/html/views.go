@@ -1,8 +1,8 @@
 package html
 
 import (
-	"html/template"
 	"fmt"
+	"html/template"
 	"strings"
 
 	"github.com/qinsaudit/qinsaudit/report"
@@ -63,11 +63,7 @@ func sizes(b *strings.Builder, base, theo, stored, params int64) {
 // tensor, in the baseline, theoretical and stored domains, and the heap
 // measured by decode or crosscheck in a fourth.
 func reportTreemap(rep *report.Report) *treemapView {
-	nd := 3
 	measured := len(rep.Phases) > 0 || len(rep.Comparisons) > 0
-	if measured {
-		nd = 4
-	}
 	ids := 0
 	root := &node{kind: "root", tensor: -1}
 	flagged := map[string]string{}
@@ -92,7 +88,7 @@ func reportTreemap(rep *report.Report) *treemapView {
 		mod := layer.child("module", t.Module, keyName(t.Module, "(top level)"), &ids)
 		mod.module, mod.finding = t.Module, flagged[t.Module]
 		ids++
-		leaf := &node{id: ids, kind: "tensor", label: t.Name, tensor: i, stored: t.StoredBytes, params: t.Params, module: t.Module}
+		leaf := &node{id: ids, kind: "tensor", label: short(t.Name, t.Module), tensor: i, stored: t.StoredBytes, params: t.Params, module: t.Module}
 		leaf.size[dBaseline], leaf.size[dTheoretical], leaf.size[dStored] = t.BaselineBytes, t.TheoreticalBytes, t.StoredBytes
 		mod.children = append(mod.children, leaf)
 		leaf.ref = at("report.tensors", i)
@@ -157,7 +153,7 @@ func reportTreemap(rep *report.Report) *treemapView {
 		tm.Domains = append(tm.Domains, dv)
 	}
 	if measured {
-		hroot, note, total := heapTree(rep, nd, &ids)
+		hroot, note, total := heapTree(rep, &ids)
 		tm.Domains = append(tm.Domains, domainView{Key: "measured", Keys: "measured", Label: "measured heap", Note: note, Total: total,
 			SVG: svgItems(layoutDomain(hroot, dMeasured, func(*node) string { return "#b9c3d6" }, title, ref, sums))})
 	}
@@ -175,7 +171,7 @@ func reportTreemap(rep *report.Report) *treemapView {
 // pass's peak phase, or crosscheck's one measured figure. A heap profile
 // measures allocation sites, not tensors, so these rectangles are not
 // divided further.
-func heapTree(rep *report.Report, nd int, ids *int) (*node, string, cell) {
+func heapTree(rep *report.Report, ids *int) (*node, string, cell) {
 	root := &node{kind: "root", tensor: -1}
 	leaf := func(label, ref string, v int64) {
 		if v <= 0 {
@@ -236,7 +232,7 @@ func diffTreemap(old, new *report.Report, levels map[string]*report.Diff) *treem
 			leaf := leaves[t.Name]
 			if leaf == nil {
 				ids++
-				leaf = &node{id: ids, kind: "tensor", label: t.Name, tensor: ti[t.Name], module: t.Module}
+				leaf = &node{id: ids, kind: "tensor", label: short(t.Name, t.Module), tensor: ti[t.Name], module: t.Module}
 				leaves[t.Name] = leaf
 				mod.children = append(mod.children, leaf)
 				leaf.ref = at("levels.tensor.rows", ti[t.Name])
@@ -255,7 +251,7 @@ func diffTreemap(old, new *report.Report, levels map[string]*report.Diff) *treem
 		var b strings.Builder
 		switch n.kind {
 		case "tensor":
-			b.WriteString(n.label + "\n")
+			b.WriteString(levels["tensor"].Rows[n.tensor].Key + "\n")
 		case "merged":
 			fmt.Fprintf(&b, "%s (merged: too small to draw at this size; zoom in)\n", n.label)
 		default:
@@ -291,4 +287,13 @@ func diffTreemap(old, new *report.Report, levels map[string]*report.Diff) *treem
 	}
 	tm.Notes = append(tm.Notes, "Removed tensors (DEL) have no area in the new model: switch to old stored to see them.")
 	return tm
+}
+
+// short is a tensor's name inside its module's rectangle: "sign" for
+// "blocks.0.attn.q.sign".
+func short(name, module string) string {
+	if s, ok := strings.CutPrefix(name, module+"."); ok && module != "" && s != "" {
+		return s
+	}
+	return name
 }
