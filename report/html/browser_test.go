@@ -255,7 +255,11 @@ func TestBrowserToy(t *testing.T) {
 	if c := crumb(); c != "role encoded_linear" {
 		t.Errorf("after one click the crumb is %q", c)
 	}
-	if eval[float64](t, ctx, `document.querySelector('.dom-baseline rect[data-j="report.tensors.0"]').getBoundingClientRect().width`) != 0 {
+	if eval[bool](t, ctx, `(() => {
+	  const q = '.dom-baseline rect[data-j="report.tensors.0"]', b = document.querySelector(q).getBoundingClientRect();
+	  const e = document.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2);
+	  return !!e && e.matches(q);
+	})()`) {
 		t.Error("the embedding is still shown when zoomed into encoded_linear")
 	}
 	run(t, ctx, chromedp.Click(chromedp.CSS(q)))

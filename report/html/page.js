@@ -49,6 +49,7 @@
       "\nparams: " + exact(t.params).slice(0, -2) + " · bits/weight: " + (t.params ? (t.stored_bytes * 8 / t.params).toFixed(2) : "-");
   }
   function titleOf(el) {
+    if (el._ti != null) return partTitle(el._ti);
     if (el._title != null) return el._title;
     var t = el.querySelector("title");
     return t ? t.textContent : "";
@@ -92,32 +93,39 @@
     var tx = (W - b[2] * s) / 2 - b[0] * s, ty = (H - b[3] * s) / 2 - b[1] * s;
     d.setAttribute("transform", "translate(" + tx + "," + ty + ") scale(" + s + ")");
     svg.classList.add("zoomed");
-    // Hide everything but the path down to el.
-    for (var n = el; n !== d; n = n.parentNode) {
-      Array.prototype.forEach.call(n.parentNode.children, function (c) {
-        if (c !== n && c.tagName !== "title") { hidden.push(c); c.style.display = "none"; }
-      });
-    }
-    // Draw the members of merged rectangles.
+    // Mask what lies around el: changing no other element keeps a zoom
+    // fast on a map of tens of thousands of rectangles.
+    var zx = tx + b[0] * s, zy = ty + b[1] * s, zw = b[2] * s, zh = b[3] * s;
+    var mask = document.createElementNS(NS, "path");
+    mask.setAttribute("class", "zmask");
+    mask.setAttribute("fill-rule", "evenodd");
+    mask.setAttribute("d", "M0 0H" + W + "V" + H + "H0Z M" + zx + " " + zy + "h" + zw + "v" + zh + "h" + (-zw) + "Z");
+    svg.appendChild(mask); added.push(mask);
+    // Draw the members of merged rectangles that now have room for them.
     var merged = el.matches("rect.m") ? [el] : Array.prototype.slice.call(el.querySelectorAll("rect.m"));
     merged.forEach(function (m) {
+      var parts = m.dataset.p.split(";"), mb = box(m);
+      if (m !== el && mb[2] * mb[3] * s * s / parts.length < 12) return;
       m.style.display = "none"; hidden.push(m);
-      m.dataset.p.split(";").forEach(function (p) {
+      var frag = document.createDocumentFragment();
+      parts.forEach(function (p) {
         var f = p.split(" "), r = document.createElementNS(NS, "rect");
         r.setAttribute("class", "t p");
         r.setAttribute("x", f[1]); r.setAttribute("y", f[2]); r.setAttribute("width", f[3]); r.setAttribute("height", f[4]);
         r.setAttribute("fill", f[5]);
-        r._title = partTitle(+f[0]);
-        m.parentNode.insertBefore(r, m);
+        r._ti = +f[0];
+        frag.appendChild(r);
         added.push(r);
       });
+      m.parentNode.insertBefore(frag, m);
     });
     // Labels where the zoomed rectangles have room.
     var g = document.createElementNS(NS, "g");
     g.setAttribute("class", "zl");
+    var nl = 0;
     leaves().forEach(function (r) {
       var rb = box(r), w = rb[2] * s, h = rb[3] * s;
-      if (w < 46 || h < 15) return;
+      if (w < 46 || h < 15 || ++nl > 2000) return;
       var t = document.createElementNS(NS, "text"), name = titleOf(r).split("\n")[0];
       var n = Math.floor((w - 6) / 6.2);
       t.textContent = name.length > n ? name.slice(0, n - 1) + "…" : name;
@@ -128,7 +136,7 @@
     });
     svg.appendChild(g); added.push(g);
     var names = [];
-    for (n = el; n !== d; n = n.parentNode) names.unshift(n.dataset.l ? n.dataset.k + " " + n.dataset.l : "merged: " + titleOf(n).split("\n")[0]);
+    for (var n = el; n !== d; n = n.parentNode) names.unshift(n.dataset.l ? n.dataset.k + " " + n.dataset.l : titleOf(n).split("\n")[0]);
     crumb.textContent = names.join(" › ");
   }
 
@@ -136,13 +144,14 @@
   function leaves() {
     var root = zoomed || dom();
     if (!root) return [];
-    if (root.matches("rect")) return added.filter(function (r) { return r.tagName === "rect"; });
+    if (root.matches("rect")) return added.filter(function (r) { return r.tagName === "rect" && r.classList.contains("p"); });
     var all = root.querySelectorAll("rect.t");
     return Array.prototype.filter.call(all, function (r) { return r.style.display !== "none"; });
   }
 
   // zoomInto is a click on r: zoom one level deeper along r's path.
   function zoomInto(r) {
+    if (zoomed && zoomed.matches("rect")) return; // the deepest level
     var d = r.closest(".dom"), top = zoomed || d, path = [];
     for (var n = r.parentNode; n && n !== top; n = n.parentNode) path.unshift(n);
     if (path.length) zoom(path[0]);
@@ -205,7 +214,7 @@
   document.querySelectorAll('input[name="domain"]').forEach(function (inp) {
     inp.addEventListener("change", function () {
       var id = zoomed && zoomed.dataset.id, d = dom();
-      var same = id && id !== "-1" ? d.querySelector('g[data-id="' + id + '"]') : null;
+      var same = id && id !== "-1" ? d.querySelector('[data-id="' + id + '"]') : null;
       zoom(same);
     });
   });

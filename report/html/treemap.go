@@ -16,7 +16,11 @@ const (
 	// are merged into one "N smaller" rectangle, whose members the script
 	// draws when the user zooms in. It bounds the rectangles of one size
 	// domain to about canvasW*canvasH/minArea, whatever the model.
-	minArea = 48.0
+	minArea = 12.0
+	// A layer or module smaller than groupArea is drawn as one rectangle,
+	// its tensors drawn by the script when zoomed into: a model of 10,000
+	// small layers shows 10,000 layers, each a click away.
+	groupArea = 64.0
 )
 
 // node is one rectangle of the treemap: a role, layer, module, tensor or,
@@ -146,9 +150,12 @@ func layoutDomain(root *node, d int, color colorFunc, title func(n *node, d int)
 		}
 		for i, bb := range squarify(sizes, b) {
 			c := kids[i]
-			if c == merged {
+			if c == merged || (len(c.children) > 0 && bb.area() < groupArea) {
 				it := len(items)
 				emitLeaf(c, bb, "t m")
+				if c != merged {
+					items[it].Module = c.module
+				}
 				var parts strings.Builder
 				mergedParts(c, d, bb, color, &parts)
 				items[it].Parts = parts.String()
