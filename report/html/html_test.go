@@ -201,6 +201,23 @@ func TestHostileNames(t *testing.T) {
 	if bytes.Contains(data, []byte("<img")) || bytes.Contains(data, []byte("</script><script>alert")) {
 		t.Error("raw markup from a name in the page")
 	}
+
+	// The diff page too: names in its tables, its treemap and both JSONs.
+	old := audit(t, "../../fixtures/torch/toy_fp32.pt")
+	var buf bytes.Buffer
+	if err := htmlreport.WriteDiff(&buf, report.NewDiff(old, rep, "tensor"), old, rep); err != nil {
+		t.Fatal(err)
+	}
+	dp := htmltest.Check(t, buf.Bytes())
+	if n := len(htmltest.FindAll(dp.Root, "script")); n != 3 {
+		t.Errorf("diff page: %d script elements, want two JSONs and the page script", n)
+	}
+	if n := len(htmltest.FindAll(dp.Root, "img")); n != 0 {
+		t.Errorf("diff page: %d img elements injected", n)
+	}
+	if !strings.Contains(htmltest.Text(dp.Root), hostile[1]) {
+		t.Error("diff page: a hostile name does not render as text")
+	}
 }
 
 // recorder is a testing.TB that records failures instead of failing.
