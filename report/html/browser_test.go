@@ -328,9 +328,18 @@ func TestBrowserDiff(t *testing.T) {
 	if n := eval[int](t, ctx, visibleRects); n < 10 {
 		t.Errorf("%d rectangles drawn in the diff", n)
 	}
+	// The encoded linears shrank by half: blue, not "new", though every
+	// tensor name of theirs is new.
+	if c := eval[string](t, ctx, `(() => {
+	  const half = document.querySelectorAll("svg.legend rect")[1].getAttribute("fill"); // the −50% swatch
+	  const r = [...document.querySelectorAll(".dom-new rect.t")].find(r => r.dataset.m === "blocks.0.attn.q");
+	  return r.getAttribute("fill") + " " + half;
+	})()`); c[:7] != c[8:] {
+		t.Errorf("blocks.0.attn.q's tensors are %s, the legend's −50%% is %s", c[:7], c[8:])
+	}
 	run(t, ctx, chromedp.Click(chromedp.ID("dom-old")))
-	if n := eval[int](t, ctx, `document.querySelectorAll('.dom-old rect.t[fill="#3d3d3d"]').length`); n == 0 {
-		t.Error("no removed (DEL) tensor drawn in the old model")
+	if n := eval[int](t, ctx, visibleRects); n < 10 {
+		t.Errorf("%d rectangles drawn in the old model", n)
 	}
 }
 

@@ -273,3 +273,24 @@ func TestCheckerFails(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyReport: a model without tensors, and one whose tensors are all
+// optimizer state, still make a page.
+func TestEmptyReport(t *testing.T) {
+	empty := &report.Report{SchemaVersion: report.SchemaVersion, Tool: "qinsaudit", Baseline: "float32",
+		Files: []report.File{}, Roles: []report.Group{}, Layers: []report.Group{}, Modules: []report.Group{},
+		DTypes: []report.Group{}, Tensors: []report.Tensor{}, Findings: []report.Finding{}}
+	htmltest.Check(t, page(t, empty))
+	opt := *empty
+	opt.Tensors = []report.Tensor{{Name: "state.0.exp_avg", DType: "float32", Shape: []int64{4}, Numel: 4, Role: "optimizer_state", StoredBytes: 16, BaselineBytes: 16, TheoreticalBytes: 16, Params: 4}}
+	opt.Roles = []report.Group{{Role: "optimizer_state", Tensors: 1, Params: 4, BaselineBytes: 16, TheoreticalBytes: 16, StoredBytes: 16, Ratio: 1, BitsPerWeight: 32}}
+	p := htmltest.Check(t, page(t, &opt))
+	if len(p.Domains["stored"]) != 0 {
+		t.Error("optimizer state drawn in the model's treemap")
+	}
+	var buf bytes.Buffer
+	if err := htmlreport.WriteDiff(&buf, report.NewDiff(empty, &opt, "role"), empty, &opt); err != nil {
+		t.Fatal(err)
+	}
+	htmltest.Check(t, buf.Bytes())
+}

@@ -232,7 +232,7 @@ func diffTreemap(old, new *report.Report, levels map[string]*report.Diff) *treem
 			leaf := leaves[t.Name]
 			if leaf == nil {
 				ids++
-				leaf = &node{id: ids, kind: "tensor", label: short(t.Name, t.Module), tensor: ti[t.Name], module: t.Module}
+				leaf = &node{id: ids, kind: "tensor", label: short(t.Name, t.Module), tensor: ti[t.Name], module: t.Module, parent: mod}
 				leaves[t.Name] = leaf
 				mod.children = append(mod.children, leaf)
 				leaf.ref = at("levels.tensor.rows", ti[t.Name])
@@ -273,17 +273,25 @@ func diffTreemap(old, new *report.Report, levels map[string]*report.Diff) *treem
 	}
 	ref := func(n *node) string { return n.ref }
 	sums := func(n *node) string { return fmt.Sprintf("%d %d", n.new, n.old) }
-	tm := &treemapView{W: coord(canvasW), H: coord(canvasH), LegTitle: "change of stored bytes, new vs old"}
+	// A tensor is coloured by its module's growth: an fp32 linear encoded
+	// has all new tensor names, but it is the same module, shrunk.
+	color := func(n *node) string {
+		if n.kind == "tensor" && n.parent != nil {
+			return growthColor(n.parent)
+		}
+		return growthColor(n)
+	}
+	tm := &treemapView{W: coord(canvasW), H: coord(canvasH), LegTitle: "change of each module's stored bytes, new vs old"}
 	dv := levels["tensor"]
 	tm.Domains = []domainView{
-		{Key: "new", Keys: "new", Label: "new stored", Checked: true, Total: bytesCell("levels.tensor.total.new_bytes", dv.Total.NewBytes), SVG: svgItems(layoutDomain(root, 0, growthColor, title, ref, sums))},
-		{Key: "old", Keys: "old", Label: "old stored", Total: bytesCell("levels.tensor.total.old_bytes", dv.Total.OldBytes), SVG: svgItems(layoutDomain(root, 1, growthColor, title, ref, sums))},
+		{Key: "new", Keys: "new", Label: "new stored", Checked: true, Total: bytesCell("levels.tensor.total.new_bytes", dv.Total.NewBytes), SVG: svgItems(layoutDomain(root, 0, color, title, ref, sums))},
+		{Key: "old", Keys: "old", Label: "old stored", Total: bytesCell("levels.tensor.total.old_bytes", dv.Total.OldBytes), SVG: svgItems(layoutDomain(root, 1, color, title, ref, sums))},
 	}
 	for i, s := range []struct {
 		fill, text string
 	}{{lerp(shrinkStops, 1), "−100%"}, {lerp(shrinkStops, 0.5), "−50%"}, {lerp(growStops, 0), "same"}, {lerp(growStops, 0.5), "+50%"},
 		{lerp(growStops, 1), "≥ +100%"}, {addedColor, "NEW"}, {removedColor, "DEL"}} {
-		tm.Legend = append(tm.Legend, swatch{X: fmt.Sprint(i * 80), TX: fmt.Sprint(i*80 + 26), Fill: s.fill, Text: s.text})
+		tm.Legend = append(tm.Legend, swatch{X: fmt.Sprint(i * 88), TX: fmt.Sprint(i*88 + 26), Fill: s.fill, Text: s.text})
 	}
 	tm.Notes = append(tm.Notes, "Removed tensors (DEL) have no area in the new model: switch to old stored to see them.")
 	return tm
