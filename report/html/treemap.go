@@ -37,7 +37,7 @@ type node struct {
 	ref      string // data-j: where in the embedded JSON its figures are
 	module   string // module name, for findings
 	finding  string // "error" or "warning" when a finding names the module
-	parent   *node // a diff's tensor: its module, whose growth colours it
+	parent   *node  // a diff's tensor: its module, whose growth colours it
 	children []*node
 	index    map[string]*node
 }
