@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"strings"
+	"unicode"
 
 	"github.com/qinsaudit/qinsaudit/report"
 )
@@ -298,9 +299,9 @@ func diffTreemap(old, new *report.Report, levels map[string]*report.Diff) *treem
 }
 
 // short is a tensor's name inside its module's rectangle: "sign" for
-// "blocks.0.attn.q.sign".
+// "blocks.0.attn.q.sign"; the whole name when the rest says little ("1").
 func short(name, module string) string {
-	if s, ok := strings.CutPrefix(name, module+"."); ok && module != "" && s != "" {
+	if s, ok := strings.CutPrefix(name, module+"."); ok && module != "" && strings.ContainsFunc(s, unicode.IsLetter) {
 		return s
 	}
 	return name
