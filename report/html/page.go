@@ -52,16 +52,22 @@ func deltaCell(j string, v int64) cell { return cell{J: j, Main: signedIEC(v), S
 func at(prefix string, i int) string   { return prefix + "." + strconv.Itoa(i) }
 func field(prefix, name string) string { return prefix + "." + name }
 func plain(s string) cell              { return cell{Main: s} }
-func keyName(s, empty string) string   { return map[bool]string{true: empty, false: s}[s == ""] }
 func fileCells(j string, f report.File) []cell {
 	return []cell{plain(f.Path), plain(f.Format), countCell(field(j, "tensors"), f.Tensors), bytesCell(field(j, "size_bytes"), f.SizeBytes),
 		bytesCell(field(j, "stored_bytes"), f.StoredBytes), bytesCell(field(j, "overhead_bytes"), f.OverheadBytes), plain(f.Label)}
 }
 
-// table is a plain HTML table.
+// keyName names a group: the empty module is the top level.
+func keyName(s, empty string) string {
+	if s == "" {
+		return empty
+	}
+	return s
+}
+
+// table is a plain HTML table; Fold puts it in a closed <details>.
 type table struct {
 	ID, Title, Caption string
-	Open               bool // a <details> shown open; tables not in <details> have Open true and Fold false
 	Fold               bool
 	Header             []string
 	Rows               []row
@@ -73,9 +79,8 @@ type row struct {
 	Class string
 	Cells []cell
 	// Module names the row's module: a button selects it on the treemap.
-	Module  string
-	HasMod  bool
-	Verdict string
+	Module string
+	HasMod bool
 }
 
 // page is what the template renders.
