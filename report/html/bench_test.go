@@ -60,3 +60,20 @@ type countWriter int64
 func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
 
 var _ io.Writer = (*countWriter)(nil)
+
+// BenchmarkWriteDiff100k writes the diff page of the model against itself:
+// four diffs of 100,008 rows and a treemap of two domains.
+func BenchmarkWriteDiff100k(b *testing.B) {
+	rep, err := hundredThousand()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n countWriter
+	b.ResetTimer()
+	for b.Loop() {
+		if err := htmlreport.WriteDiff(&n, report.NewDiff(rep, rep, "role"), rep, rep); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/float64(b.N)/(1<<20), "MiB/page")
+}

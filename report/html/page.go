@@ -160,9 +160,11 @@ func WriteDiff(w io.Writer, d *report.Diff, old, new *report.Report) error {
 	if err != nil {
 		return err
 	}
-	levels := map[string]*report.Diff{}
+	levels := map[string]*report.Diff{d.By: d}
 	for _, by := range []string{"role", "layer", "module", "tensor"} {
-		levels[by] = report.NewDiff(old, new, by)
+		if levels[by] == nil {
+			levels[by] = report.NewDiff(old, new, by)
+		}
 	}
 	lj, err := json.Marshal(levels)
 	if err != nil {
@@ -213,8 +215,8 @@ func scriptJSON(b []byte) template.JS {
 	return template.JS(b)
 }
 
-// maxFolded bounds the rows of a folded detail table: a model of 100,000
-// tensors has tens of thousands of modules.
+// maxFolded bounds the rows of a detail table (and of a diff's tables): a
+// model of 100,000 tensors has tens of thousands of modules.
 const maxFolded = 500
 
 func groupTable(id, title, keyTitle, baseline, prefix string, gs []report.Group, total *report.Group, fold bool) table {
@@ -364,7 +366,13 @@ func diffTable(id, title, prefix string, d *report.Diff, fold bool) table {
 		return row{Class: "st-" + r.Status, Cells: []cell{plain(keyName(r.Key, "(top level)")), textCell(field(j, "status"), mark),
 			bytesCell(field(j, "old_bytes"), r.OldBytes), bytesCell(field(j, "new_bytes"), r.NewBytes), deltaCell(field(j, "delta_bytes"), r.DeltaBytes), rel}}
 	}
-	for i, r := range d.Rows {
+	rows := d.Rows
+	if len(rows) > maxFolded {
+		// Rows come largest change first.
+		rows = rows[:maxFolded]
+		t.Notes = append(t.Notes, fmt.Sprintf("The %d largest changes of %s rows; the JSON embedded in this page holds all.", maxFolded, comma(int64(len(d.Rows)))))
+	}
+	for i, r := range rows {
 		t.Rows = append(t.Rows, line(at(prefix+".rows", i), r))
 	}
 	f := line(prefix+".total", d.Total)
