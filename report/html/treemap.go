@@ -96,6 +96,7 @@ type colorFunc func(n *node) string
 func layoutDomain(root *node, d int, color colorFunc, title func(n *node, d int) string, ref func(n *node) string, sums func(n *node) string) []item {
 	var items []item
 	var walk func(n *node, b box)
+	var lead *node // a module's largest tensor, labelled with its whole name
 	emitLeaf := func(n *node, b box, class string) {
 		it := item{ID: n.id, Kind: n.kind, X: coord(b.x), Y: coord(b.y), W: coord(b.w), H: coord(b.h),
 			Fill: color(n), Class: class, Ref: ref(n), Title: title(n, d)}
@@ -103,7 +104,11 @@ func layoutDomain(root *node, d int, color colorFunc, title func(n *node, d int)
 			it.Module = n.module
 		}
 		if b.w >= 46 && b.h >= 15 {
-			it.Label = truncate(n.label, int((b.w-6)/6.2))
+			label := n.label
+			if n == lead {
+				label, _, _ = strings.Cut(it.Title, "\n")
+			}
+			it.Label = truncate(label, int((b.w-6)/6.2))
 			it.LX, it.LY = coord(b.x+3), coord(b.y+12)
 			it.LFill = textOn(it.Fill)
 		}
@@ -148,6 +153,9 @@ func layoutDomain(root *node, d int, color colorFunc, title func(n *node, d int)
 		sizes := make([]int64, len(kids))
 		for i, c := range kids {
 			sizes[i] = c.size[d]
+		}
+		if n.kind == "module" && len(kids) > 0 {
+			lead = kids[0]
 		}
 		for i, bb := range squarify(sizes, b) {
 			c := kids[i]
