@@ -18,8 +18,8 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	cdplog "github.com/chromedp/cdproto/log"
-	cdpperf "github.com/chromedp/cdproto/performance"
 	"github.com/chromedp/cdproto/network"
+	cdpperf "github.com/chromedp/cdproto/performance"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
