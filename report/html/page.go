@@ -108,7 +108,10 @@ func Write(w io.Writer, rep *report.Report) error {
 	if err != nil {
 		return err
 	}
-	p := &page{Title: "qinsaudit report", CSS: template.CSS(pageCSS), Script: template.JS(pageJS), JSON: scriptJSON(js)}
+	if err := scriptSafe(js); err != nil {
+		return err
+	}
+	p := &page{Title: "qinsaudit report", CSS: template.CSS(pageCSS), Script: template.JS(pageJS), JSON: template.JS(js)}
 	var names []string
 	for _, f := range rep.Files {
 		names = append(names, f.Path)
@@ -170,8 +173,11 @@ func WriteDiff(w io.Writer, d *report.Diff, old, new *report.Report) error {
 	if err != nil {
 		return err
 	}
+	if err := scriptSafe(js, lj); err != nil {
+		return err
+	}
 	p := &page{Title: "qinsaudit diff", CSS: template.CSS(pageCSS), Script: template.JS(pageJS),
-		JSON: scriptJSON(js), Levels: scriptJSON(lj), IsDiff: true}
+		JSON: template.JS(js), Levels: template.JS(lj), IsDiff: true}
 	var on, nn []string
 	for _, f := range d.Old {
 		on = append(on, f.Path)
@@ -205,14 +211,16 @@ func render(w io.Writer, p *page) error {
 	return bw.Flush()
 }
 
-// scriptJSON marks JSON from report.WriteJSON safe to embed in a script
-// element. json.Marshal writes <, > and & as \u003c, \u003e and \u0026, so
-// no "</script" or "<!--" can occur in it; refuse anything else.
-func scriptJSON(b []byte) template.JS {
-	if bytes.IndexByte(b, '<') >= 0 || bytes.IndexByte(b, '>') >= 0 {
-		panic("report/html: JSON with a raw < or >: not from json.Marshal")
+// scriptSafe checks that JSON can be embedded in a script element as it
+// is (template.JS). json.Marshal writes <, > and & as \u003c, \u003e and
+// \u0026, so no "</script" or "<!--" can occur in it; refuse anything else.
+func scriptSafe(b ...[]byte) error {
+	for _, x := range b {
+		if bytes.IndexByte(x, '<') >= 0 || bytes.IndexByte(x, '>') >= 0 {
+			return fmt.Errorf("report/html: JSON with a raw < or >, not safe in a script element")
+		}
 	}
-	return template.JS(b)
+	return nil
 }
 
 // maxFolded bounds the rows of a detail table (and of a diff's tables): a
