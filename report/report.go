@@ -121,6 +121,10 @@ type Tensor struct {
 	BaselineBytes     int64    `json:"baseline_bytes"`
 	DeadBytes         int64    `json:"dead_bytes"`
 	SharesStorageWith []string `json:"shares_storage_with"`
+	// Tied marks the very same view as an earlier tensor (a tied head):
+	// one weight under two names, so group sums leave out its theoretical
+	// bytes, as they do its params and baseline.
+	Tied bool `json:"tied,omitempty"`
 }
 
 // Finding is something the audit noticed.
@@ -177,7 +181,7 @@ func New(r *accounting.Result) *Report {
 			Module: row.Module, Layer: row.Layer, Scheme: row.Scheme, Params: row.Params,
 			TheoreticalBytes: row.TheoreticalBytes, StoredBytes: row.StoredBytes,
 			BaselineBytes: row.BaselineBytes, DeadBytes: row.DeadBytes,
-			SharesStorageWith: row.SharesStorageWith,
+			SharesStorageWith: row.SharesStorageWith, Tied: row.Tied,
 		}
 		if t.Shape == nil {
 			t.Shape = []int64{}

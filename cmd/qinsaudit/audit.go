@@ -9,6 +9,7 @@ import (
 	"github.com/qinsaudit/qinsaudit/accounting/rules"
 	"github.com/qinsaudit/qinsaudit/loaders"
 	"github.com/qinsaudit/qinsaudit/report"
+	htmlreport "github.com/qinsaudit/qinsaudit/report/html"
 )
 
 // outputFlags are the rendering flags every reporting command shares.
@@ -22,7 +23,7 @@ type outputFlags struct {
 
 func addOutputFlags(c *cobra.Command) *outputFlags {
 	o := &outputFlags{
-		format: newEnum("text", "text", "json", "markdown", "csv", "pprof"),
+		format: newEnum("text", "text", "json", "markdown", "csv", "pprof", "html"),
 		by:     newEnum("role", report.ByValues...),
 		sort:   newEnum("", append([]string{""}, report.SortValues...)...),
 	}
@@ -55,6 +56,8 @@ func (o *outputFlags) write(w io.Writer, rep *report.Report) error {
 		return writeFailed(report.WriteCSV(w, rep, opts))
 	case "pprof":
 		return writeFailed(report.WritePprof(w, rep))
+	case "html":
+		return writeFailed(htmlreport.Write(w, rep))
 	}
 	return writeFailed(report.WriteText(w, rep, opts))
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/qinsaudit/qinsaudit/internal/safeio"
 	"github.com/qinsaudit/qinsaudit/report"
+	htmlreport "github.com/qinsaudit/qinsaudit/report/html"
 )
 
 func newDiffCmd(stdout io.Writer) *cobra.Command {
@@ -27,7 +28,7 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 			return nil
 		},
 	}
-	format := newEnum("text", "text", "json", "markdown", "csv")
+	format := newEnum("text", "text", "json", "markdown", "csv", "html")
 	by := newEnum("role", report.DiffByValues...)
 	f := c.Flags()
 	enumVar(c, format, "format", "output format")
@@ -55,6 +56,8 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 			return writeFailed(report.WriteDiffMarkdown(stdout, d, opts))
 		case "csv":
 			return writeFailed(report.WriteDiffCSV(stdout, d))
+		case "html":
+			return writeFailed(htmlreport.WriteDiff(stdout, d, reps[0], reps[1]))
 		}
 		return writeFailed(report.WriteDiffText(stdout, d, opts))
 	}
