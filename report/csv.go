@@ -69,7 +69,7 @@ func writeHeapCSV(cw *csv.Writer, rep *Report) {
 		cw.Write(nil)
 		cw.Write([]string{"subject", "measured_bytes", "expected_bytes", "tolerance_bytes", "verdict", "message"})
 		for _, c := range rep.Comparisons {
-			cw.Write([]string{c.Subject, i64(c.MeasuredBytes), i64(c.ExpectedBytes), i64(c.ToleranceBytes), c.Verdict, c.Message})
+			cw.Write([]string{c.Subject, i64(c.MeasuredBytes), i64(c.ExpectedBytes), i64(c.ToleranceBytes), c.Verdict.String(), c.Message})
 		}
 	}
 }

@@ -1,5 +1,7 @@
 package report
 
+import "github.com/qinsaudit/qinsaudit/accounting"
+
 // Phase is the heap in use at one named point of a decode pass.
 type Phase struct {
 	Phase         string           `json:"phase"`
@@ -10,10 +12,10 @@ type Phase struct {
 
 // Comparison is one measured figure set against what was expected of it.
 type Comparison struct {
-	Subject        string `json:"subject"`
-	MeasuredBytes  int64  `json:"measured_bytes"`
-	ExpectedBytes  int64  `json:"expected_bytes"`
-	ToleranceBytes int64  `json:"tolerance_bytes"`
-	Verdict        string `json:"verdict"`
-	Message        string `json:"message"`
+	Subject        string             `json:"subject"`
+	MeasuredBytes  int64              `json:"measured_bytes"`
+	ExpectedBytes  int64              `json:"expected_bytes"`
+	ToleranceBytes int64              `json:"tolerance_bytes"`
+	Verdict        accounting.Verdict `json:"verdict"`
+	Message        string             `json:"message"`
 }

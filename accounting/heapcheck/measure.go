@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"regexp"
 	"strconv"
 	"strings"
@@ -30,8 +31,46 @@ import (
 // totals (scaled as its listed stacks were), so nothing is under-counted;
 // with a focus the unlisted bytes cannot be attributed and are reported as
 // UnlistedBytes (with a base: how much the unlisted bytes changed).
+//
+// With no focus, a profile of a PyTorch process (one that maps libc10) is
+// attributed: InUseBytes counts the stacks through c10's CPU allocator,
+// where every tensor storage comes from, and OtherBytes the rest (the
+// interpreter's and libraries' allocations).
 func Measure(p, base *Profile, focus *regexp.Regexp) (accounting.HeapMeasurement, error) {
+	if focus != nil || !p.maps(tensorAllocator) {
+		return measure(p, base, focus)
+	}
+	m, err := measure(p, base, tensorAllocator)
+	if err != nil {
+		return m, err
+	}
+	all, err := measure(p, base, nil)
+	if err != nil {
+		return m, err
+	}
+	m.Focus, m.Attributed = "", "libc10"
+	m.OtherBytes = all.InUseBytes - m.InUseBytes
+	return m, nil
+}
+
+// tensorAllocator matches the library of PyTorch's CPU allocator.
+var tensorAllocator = regexp.MustCompile(`libc10[.-]`)
+
+// maps reports whether the profile's memory map has a file matching re.
+func (p *Profile) maps(re *regexp.Regexp) bool {
+	for _, mp := range p.P.Mapping {
+		if re.MatchString(mp.File) {
+			return true
+		}
+	}
+	return false
+}
+
+func measure(p, base *Profile, focus *regexp.Regexp) (accounting.HeapMeasurement, error) {
 	m := accounting.HeapMeasurement{Profile: p.Path, Format: string(p.Format), SampleRate: p.SampleRate}
+	if p.Format == Jemalloc {
+		m.Slot = JemallocSlot
+	}
 	m.Notices = append(m.Notices, p.Notices...)
 	if focus != nil {
 		m.Focus = focus.String()
@@ -72,7 +111,14 @@ func Measure(p, base *Profile, focus *regexp.Regexp) (accounting.HeapMeasurement
 			return m, fmt.Errorf("%s is a profile of %s but the base %s is one of %s: take both from the same program", p.Path, a, base.Path, b)
 		}
 		m.Base = base.Path
-		m.Notices = append(m.Notices, base.Notices...)
+		for _, n := range base.Notices {
+			// A base with nothing in use is what a tcmalloc or jemalloc
+			// profile started after the imports looks like.
+			if n.Kind == accounting.HeapProfileNoInUse && base.Format != Proto && base.Format != GoLegacy {
+				continue
+			}
+			m.Notices = append(m.Notices, n)
+		}
 	}
 	total, err := add(p, 1)
 	if err == nil {
@@ -209,4 +255,28 @@ func matches(s *profile.Sample, focus *regexp.Regexp) bool {
 		}
 	}
 	return false
+}
+
+// JemallocSlot is the bytes jemalloc (5.x, 16-byte quantum, 4 size classes
+// per doubling) records for a 64-byte aligned allocation of n bytes, as
+// PyTorch's CPU allocator makes them: its usable size. jemalloc profiles
+// record usable sizes, so the accounting's figures are rounded the same way
+// before they are compared.
+func JemallocSlot(n int64) int64 {
+	if n <= 0 {
+		return 0
+	}
+	const smallMax = 14 << 10 // SC_SMALL_MAXCLASS: aligned small sizes round to 64 first
+	if n <= smallMax {
+		n = (n + 63) &^ 63
+	}
+	if n <= 128 {
+		return (n + 15) &^ 15
+	}
+	lg := 63 - bits.LeadingZeros64(uint64(n-1)) // floor(log2(n-1))
+	delta := int64(1) << (lg - 2)
+	if n > math.MaxInt64-delta {
+		return n
+	}
+	return (n + delta - 1) / delta * delta
 }

@@ -41,11 +41,11 @@ func TestCrosscheckAcceptance(t *testing.T) {
 		t.Fatalf("%d comparisons: %+v", len(rep.Comparisons), rep.Comparisons)
 	}
 	heap := rep.Comparisons[0]
-	if heap.Verdict != "consistent" || heap.MeasuredBytes != 9_902_431 || heap.ExpectedBytes != 9_838_736 {
+	if heap.Verdict.String() != "consistent" || heap.MeasuredBytes != 9_902_431 || heap.ExpectedBytes != 9_838_736 {
 		t.Errorf("heap: %+v", heap)
 	}
 	for _, c := range rep.Comparisons[1:] {
-		if c.Verdict != "claim-disagrees" || c.MeasuredBytes != 9_902_431 {
+		if c.Verdict.String() != "claim-disagrees" || c.MeasuredBytes != 9_902_431 {
 			t.Errorf("%s: %s (%s)", c.Subject, c.Verdict, c.Message)
 		}
 	}
@@ -63,7 +63,7 @@ func TestCrosscheckAcceptance(t *testing.T) {
 	// as decoded copies; explained, so exit 0.
 	rep, _ = crosscheckJSON(t, exitOK, "--heap", heapFixture("tcmalloc-import-cache-after-decode"))
 	heap = rep.Comparisons[0]
-	if heap.Verdict != "runtime-holds-decoded-copies" || heap.MeasuredBytes != 19_413_209 || heap.ExpectedBytes != 9_838_736+9_437_184 ||
+	if heap.Verdict.String() != "runtime-holds-decoded-copies" || heap.MeasuredBytes != 19_413_209 || heap.ExpectedBytes != 9_838_736+9_437_184 ||
 		!strings.Contains(heap.Message, "more than the float32 model itself, 13.88 MiB") {
 		t.Errorf("decode: %+v", heap)
 	}
@@ -108,7 +108,7 @@ func TestCrosscheckVerdicts(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rep, _ := crosscheckJSON(t, c.code, c.args...)
-			if v := rep.Comparisons[0].Verdict; v != c.verdict {
+			if v := rep.Comparisons[0].Verdict; v.String() != c.verdict {
 				t.Errorf("verdict %s, want %s: %s", v, c.verdict, rep.Comparisons[0].Message)
 			}
 			if c.finding != "" && !hasKind(rep, c.finding) {
