@@ -43,7 +43,9 @@ func phaseKeys(ps []Phase, nonzero bool) []string {
 			extra = append(extra, k)
 		}
 	}
-	sort.Strings(extra)
+	// "other" (a profiled process's allocations outside the tensor
+	// allocator) reads last, after what it is other than.
+	sort.Slice(extra, func(i, j int) bool { return (extra[i] == "other") == (extra[j] == "other") && extra[i] < extra[j] || extra[j] == "other" && extra[i] != "other" })
 	return append(keys, extra...)
 }
 
@@ -72,6 +74,14 @@ func phasesTable(rep *Report, opts TextOptions) *table {
 			"in use: bytes the heap profile holds at the pass's allocation sites (allocator slots: Go size classes, 8 KiB pages)",
 			"expected: the accounting's stored bytes, plus the decoded weights' fp32 size and the activations the pass holds",
 		},
+	}
+	if slices.Contains(keys, "tensors") {
+		// qinsaudit profile's phases: a profiled process, not a decode pass.
+		t.title = "profile phases"
+		t.notes = []string{
+			"in use: bytes in use since the start profile; tensors: allocated through PyTorch's CPU allocator (libc10, or --focus); other: the rest",
+			"expected: what the accounting explains the tensors by (the phase's verdict below), in the allocator's size classes",
+		}
 	}
 	for i, k := range keys {
 		var col []int64

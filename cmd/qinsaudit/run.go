@@ -37,6 +37,7 @@ baseline, its theoretical size, and what the file really stores.`,
 	root.AddCommand(newAuditCmd(stdout), newCheckCmd(stdout), newDiffCmd(stdout))
 	root.AddCommand(newDecodeCmd(stdout))
 	root.AddCommand(newCrosscheckCmd(stdout))
+	root.AddCommand(newProfileCmd(stdout, stderr))
 	return root
 }
 
