@@ -82,12 +82,12 @@ type CompareOptions struct {
 	// RelTolerance is the fraction of an expected figure allowed for
 	// the process's own allocations and allocator rounding not predicted
 	// (default 0.03, or 0.01 when the measurement is attributed to the
-	// tensor allocator).
+	// tensor allocator or restricted to a focus).
 	RelTolerance float64
 	// MinToleranceBytes is the least tolerance: a process allocates some
 	// memory whatever the model's size. Default 128 KiB, or 32 KiB when
-	// the measurement is attributed to the tensor allocator (only stray
-	// tensors then count).
+	// the measurement is attributed to the tensor allocator or restricted
+	// to a focus (only stray tensors then count).
 	MinToleranceBytes int64
 	// MaxHeapOverStored fails the check when the heap in use exceeds this
 	// multiple of the stored bytes; 0 sets no budget.
@@ -232,9 +232,10 @@ type explanation struct {
 	// variance is the sampling variance of the profile's estimate were
 	// this the truth.
 	variance float64
-	atRest   int64  // the stored weights in it
-	what     string // what it says the heap holds
-	tol      int64  // the tolerance it allows
+	atRest   int64   // the stored weights in it
+	what     string  // what it says the heap holds
+	tol      int64   // the tolerance it allows
+	sizes    []int64 // its allocations in the allocator's size classes
 }
 
 // stats is how one measurement is held against the explanations.
@@ -251,6 +252,7 @@ func (st *stats) explain(v Verdict, subject, what string, atRest int64, sizes ..
 			e.bytes += n
 			s := st.slot(n)
 			e.slots += s
+			e.sizes = append(e.sizes, s)
 			e.variance += sampleVariance(s, st.m.SampleRate)
 		}
 	}
@@ -325,15 +327,16 @@ func (st *stats) fits(e explanation) bool {
 // claim's tolerance adds the precision it was given to. A measurement
 // beyond any real heap (more than 2^60 bytes) is unexplained outright.
 func Compare(res *Result, m HeapMeasurement, claims []Claim, opts CompareOptions) *Crosscheck {
+	restricted := m.Attributed != "" || m.Focus != ""
 	if opts.RelTolerance <= 0 {
 		opts.RelTolerance = DefaultRelTolerance
-		if m.Attributed != "" {
+		if restricted {
 			opts.RelTolerance = AttributedRelTolerance
 		}
 	}
 	if opts.MinToleranceBytes <= 0 {
 		opts.MinToleranceBytes = DefaultMinToleranceBytes
-		if m.Attributed != "" {
+		if restricted {
 			opts.MinToleranceBytes = AttributedMinToleranceBytes
 		}
 	}
@@ -473,7 +476,7 @@ func inSlots(e explanation) string {
 func fitList(fit []explanation) string {
 	var parts []string
 	for _, e := range fit {
-		parts = append(parts, fmt.Sprintf("%s (%s ± %s)", e.verdict, ByteSize(e.slots), ByteSize(e.tol)))
+		parts = append(parts, fmt.Sprintf("%s (%s, %s ± %s)", strings.TrimPrefix(e.subject, "heap in use vs "), e.verdict, ByteSize(e.slots), ByteSize(e.tol)))
 	}
 	return strings.Join(parts, " and ")
 }
@@ -514,16 +517,18 @@ func (st *stats) decider(fit []explanation) string {
 		ByteSize(rate), rate, lg, rate)
 }
 
-// retol is an explanation's tolerance at another sampling rate.
+// retol is an explanation's tolerance at another sampling rate, were it
+// the truth: its own allocations' variance computed anew at that rate (the
+// profile's own estimate of its variance comes from a few samples and says
+// nothing of another rate; stray allocations are the relative tolerance's
+// part).
 func (st *stats) retol(e explanation, rate int64) int64 {
 	var variance float64
-	if rate > 1 && st.m.SampleRate > 1 {
-		// Every allocation's variance, n²/expm1(n/R), at the new rate:
-		// bounded by the old one times rate/R (each term grows at most
-		// linearly in R), which is what is known without the sizes.
-		variance = e.variance * float64(rate) / float64(st.m.SampleRate)
+	for _, n := range e.sizes {
+		variance += sampleVariance(n, rate)
 	}
-	return st.tolerance(e.slots, variance, rate)
+	sys := max(int64(math.Ceil(st.opts.RelTolerance*float64(abs(e.slots)))), st.opts.MinToleranceBytes)
+	return sys + int64(math.Ceil(SamplingSigmas*math.Sqrt(variance))) + st.m.UnlistedBytes
 }
 
 // plausible reports whether a measurement's figures are ones a heap can

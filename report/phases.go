@@ -45,7 +45,9 @@ func phaseKeys(ps []Phase, nonzero bool) []string {
 	}
 	// "other" (a profiled process's allocations outside the tensor
 	// allocator) reads last, after what it is other than.
-	sort.Slice(extra, func(i, j int) bool { return (extra[i] == "other") == (extra[j] == "other") && extra[i] < extra[j] || extra[j] == "other" && extra[i] != "other" })
+	sort.Slice(extra, func(i, j int) bool {
+		return (extra[i] == "other") == (extra[j] == "other") && extra[i] < extra[j] || extra[j] == "other" && extra[i] != "other"
+	})
 	return append(keys, extra...)
 }
 

@@ -97,7 +97,10 @@ func TestDecodeSchemes(t *testing.T) {
 			// compared.
 			rep := decodeJSON(t, 0, "--forward", "--batch", "3", "--widen", filepath.Join(fixtures, f))
 			for subject, v := range verdicts(rep) {
-				if v.String() != "consistent" {
+				// A model with nothing to decode (float32 throughout) has no
+				// decoded figure: not-applicable, never consistent.
+				if v != accounting.Consistent && !(v == accounting.NotApplicable && strings.HasPrefix(subject, "decoded weights vs fp32") &&
+					(strings.Contains(f, "tied_head") || strings.Contains(f, "nested"))) {
 					t.Errorf("%s: %s", subject, v)
 				}
 			}
@@ -259,7 +262,7 @@ func TestDecodeNothingDecoded(t *testing.T) {
 	rep := decodeJSON(t, 0, filepath.Join(fixtures, "torch/small_bf16.pt"))
 	var na, peak bool
 	for _, c := range rep.Comparisons {
-		if strings.HasPrefix(c.Subject, "decode") {
+		if strings.HasPrefix(c.Subject, "decoded weights vs fp32") {
 			na = c.Verdict == accounting.NotApplicable && strings.Contains(c.Message, "--widen")
 		}
 		if strings.HasPrefix(c.Subject, "peak") {
