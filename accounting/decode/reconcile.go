@@ -137,14 +137,14 @@ func Reconcile(res *accounting.Result, st *Stats, maxOver float64) *Reconciliati
 
 	// The peak says which policy it describes: what is decoded, and how
 	// much of it is held at once.
-	policy := "stream: one decoded layer at a time"
+	policy := "stream"
 	if st.Policy == Cache {
-		policy = "cache: every decoded weight kept"
+		policy = "cache"
 	}
 	if st.Widen {
-		policy += "; float16/bfloat16 widened to float32"
+		policy += ", fp16/bf16 widened"
 	} else {
-		policy += "; float16/bfloat16 held as stored"
+		policy += ", fp16/bf16 as stored"
 	}
 	largest := stored + st.LargestLayer.ExpectedBytes
 	tol := rounding(peak, append(storedKeys, KeyDecoded)...)

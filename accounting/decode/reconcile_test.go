@@ -146,7 +146,7 @@ func TestReconcileNothingDecoded(t *testing.T) {
 	if c.Verdict != accounting.NotApplicable || !strings.Contains(c.Message, "--widen") {
 		t.Errorf("%s: %s %q, want not-applicable naming --widen", c.Subject, c.Verdict, c.Message)
 	}
-	if p := rec.Comparisons[2]; !strings.Contains(p.Subject, "float16/bfloat16 held as stored") || p.Verdict != accounting.Consistent {
+	if p := rec.Comparisons[2]; !strings.Contains(p.Subject, "stream, fp16/bf16 as stored") || p.Verdict != accounting.Consistent {
 		t.Errorf("peak %q: %s", p.Subject, p.Verdict)
 	}
 	if len(rec.Failures()) != 0 {

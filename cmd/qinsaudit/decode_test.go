@@ -266,7 +266,7 @@ func TestDecodeNothingDecoded(t *testing.T) {
 			na = c.Verdict == accounting.NotApplicable && strings.Contains(c.Message, "--widen")
 		}
 		if strings.HasPrefix(c.Subject, "peak") {
-			peak = strings.Contains(c.Subject, "stream: one decoded layer at a time; float16/bfloat16 held as stored")
+			peak = strings.Contains(c.Subject, "stream, fp16/bf16 as stored")
 		}
 	}
 	if !na || !peak {
