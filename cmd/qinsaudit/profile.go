@@ -141,10 +141,7 @@ func libraryDirs() []string {
 		}
 	}
 	triplet := map[string]string{"amd64": "x86_64", "arm64": "aarch64", "ppc64le": "powerpc64le", "s390x": "s390x", "riscv64": "riscv64"}[runtime.GOARCH]
-	for _, d := range []string{"/usr/lib/" + triplet + "-linux-gnu", "/lib/" + triplet + "-linux-gnu", "/usr/lib64", "/lib64", "/usr/lib", "/lib", "/usr/local/lib"} {
-		dirs = append(dirs, d)
-	}
-	return dirs
+	return append(dirs, "/usr/lib/"+triplet+"-linux-gnu", "/lib/"+triplet+"-linux-gnu", "/usr/lib64", "/lib64", "/usr/lib", "/lib", "/usr/local/lib")
 }
 
 // allocatorLibs are the library file names of each allocator.

@@ -255,3 +255,95 @@ func TestProfileSampled(t *testing.T) {
 }
 
 var sampleAdvice = regexp.MustCompile(`qinsaudit profile --sample-bytes (\d+)`)
+
+// TestProfileUsage: bad flags are usage errors, before anything runs.
+func TestProfileUsage(t *testing.T) {
+	toy := filepath.Join(fixtures, "torch/toy_qins_log.pt")
+	for _, c := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"profile", "--model", toy}, "give the command after --"},
+		{[]string{"profile", "--model", toy, "python3", "x.py"}, "give the command after --"},
+		{[]string{"profile", "--", "python3", "x.py"}, "--model PATH is required"},
+		{[]string{"profile", "--model", toy, "--sample-bytes", "1000", "--", "true"}, "power of two"},
+		{[]string{"profile", "--model", toy, "--allocator", "tcmalloc", "--sample-bytes", "4096", "--", "true"}, "needs jemalloc"},
+		{[]string{"profile", "--model", toy, "--allocator", "glibc", "--", "true"}, "must be one of tcmalloc, jemalloc"},
+		{[]string{"profile", "--model", toy, "--tolerance", "2", "--", "true"}, "--tolerance must be"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(c.args, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), c.msg) {
+			t.Errorf("%v: exit %d, %q; want 2 and %q", c.args, code, errb.String(), c.msg)
+		}
+	}
+}
+
+// TestProfileNoProfile: a command that never imports torch nor marks
+// writes no profile: bad input, or the command's own exit code when it
+// failed. Needs only an allocator library to preload.
+func TestProfileNoProfile(t *testing.T) {
+	if _, _, err := findAllocator("", ""); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	toy := filepath.Join(fixtures, "torch/toy_qins_log.pt")
+	var out, errb bytes.Buffer
+	if code := run([]string{"profile", "--model", toy, "-o", t.TempDir(), "--", "sh", "-c", "echo hello"}, &out, &errb); code != exitBadInput ||
+		!strings.Contains(errb.String(), "wrote no heap profile") || !strings.Contains(out.String(), "hello") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"profile", "--model", toy, "-o", t.TempDir(), "--", "sh", "-c", "exit 7"}, &out, &errb); code != 7 {
+		t.Errorf("exit %d, want the command's 7: %s", code, errb.String())
+	}
+}
+
+func TestFindAllocatorLib(t *testing.T) {
+	dir := t.TempDir()
+	lib := filepath.Join(dir, "libjemalloc.so.2")
+	if err := os.WriteFile(lib, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n, p, err := findAllocator("", lib); err != nil || n != "jemalloc" || p != lib {
+		t.Errorf("--lib %s: %s %s %v", lib, n, p, err)
+	}
+	other := filepath.Join(dir, "libmine.so")
+	if err := os.WriteFile(other, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := findAllocator("", other); err == nil || !strings.Contains(err.Error(), "--allocator") {
+		t.Errorf("an unnamed --lib: %v", err)
+	}
+	if _, _, err := findAllocator("tcmalloc", filepath.Join(dir, "missing.so")); err == nil {
+		t.Error("a missing --lib was accepted")
+	}
+	t.Setenv("LD_LIBRARY_PATH", dir)
+	if n, p, err := findAllocator("jemalloc", ""); err != nil || n != "jemalloc" || p != lib {
+		t.Errorf("LD_LIBRARY_PATH: %s %s %v", n, p, err)
+	}
+}
+
+func TestReadMarks(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "marks.tsv")
+	if err := os.WriteFile(p, []byte("1\tstart\t01-start.heap\tafter import torch\n2\tafter-load\t02-after-load.heap\t\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readMarks(p)
+	if err != nil || len(got) != 2 || got[0].Note != "after import torch" || got[1].Name != "after-load" || got[1].Order != 2 {
+		t.Errorf("%+v %v", got, err)
+	}
+	for _, bad := range []string{"x\tstart\t01-start.heap\n", "1\tstart\n", "1\tstart\t../etc/passwd\n"} {
+		if err := os.WriteFile(p, []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readMarks(p); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if got, err := readMarks(filepath.Join(dir, "none.tsv")); err != nil || got != nil {
+		t.Errorf("no marks: %v %v", got, err)
+	}
+}
