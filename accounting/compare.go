@@ -449,13 +449,14 @@ func (st *stats) explanations(f modelFigures) []explanation {
 		out = append(out, st.explain(NotApplicable, "heap in use vs no weights loaded",
 			"no weights are in use at this point: nothing of the model to compare", 0))
 	}
-	// Drop an explanation whose figure is that of an earlier one: the same
-	// bytes cannot tell two causes apart, and the earlier is the simpler.
+	// Drop an explanation with the verdict and figure of an earlier one (the
+	// largest module is the largest layer). Two causes with the same figure
+	// both stay: no profile tells them apart, and the verdict says so.
 	var uniq []explanation
 	for _, e := range out {
 		dup := false
 		for _, u := range uniq {
-			dup = dup || u.slots == e.slots
+			dup = dup || u.slots == e.slots && u.verdict == e.verdict
 		}
 		if !dup {
 			uniq = append(uniq, e)
@@ -495,6 +496,14 @@ func (st *stats) decider(fit []explanation) string {
 			}
 		}
 		return true
+	}
+	for i := range fit {
+		for j := i + 1; j < len(fit); j++ {
+			if fit[i].slots == fit[j].slots {
+				return fmt.Sprintf("%s and %s take the same bytes, %s: no profile tells them apart by size",
+					fit[i].verdict, fit[j].verdict, ByteCount(fit[i].slots))
+			}
+		}
 	}
 	if !apart(1) {
 		return "they lie closer together than the allocator rounding and stray allocations allowed for, so no profile tells them apart: compare a smaller phase or a larger model"
@@ -681,6 +690,9 @@ func measurementNote(m HeapMeasurement) string {
 	}
 	if m.Focus != "" {
 		s += fmt.Sprintf(", stacks matching %q", m.Focus)
+	}
+	if m.Attributed != "" {
+		s += fmt.Sprintf(", tensors allocated through %s (%s outside it not compared)", m.Attributed, ByteSize(m.OtherBytes))
 	}
 	switch {
 	case m.SampleRate <= 1:

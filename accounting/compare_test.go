@@ -327,3 +327,63 @@ func TestDecodedPredicate(t *testing.T) {
 		}
 	}
 }
+
+// TestCompareCauses: a float16 model held at float32 is widened, not
+// decoded copies (float16 weights are held as stored unless Widen); a
+// checkpoint's optimizer state held beside the model is named; each only
+// within its tolerance.
+func TestCompareCauses(t *testing.T) {
+	m := &Model{Files: []File{{Path: "m.pt", Format: "pytorch-zip"}}}
+	add := func(name, dtype string, shape ...int64) {
+		t.Helper()
+		d, _ := LookupDType(dtype)
+		n, _ := Numel(shape)
+		b, _ := d.Bytes(n)
+		m.Tensors = append(m.Tensors, Tensor{Name: name, DType: dtype, Shape: shape, Storage: name, StorageBytes: b})
+	}
+	for i := range 4 {
+		add(fmt.Sprintf("layers.%d.fc.weight", i), "float16", 1024, 1024)
+	}
+	// An all-float16 model widened is its stored bytes twice, as is a
+	// second copy: no profile tells the two apart.
+	res, err := Audit(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hm := HeapMeasurement{Format: "test", Attributed: "libc10", InUseBytes: 2 * 4 * 1024 * 1024 * 2, SampleRate: 1}
+	if x := Compare(res, hm, nil, CompareOptions{}).Comparisons[0]; x.Verdict != Inconclusive || !strings.Contains(x.Message, "take the same bytes, 16,777,216 B: no profile tells them apart") {
+		t.Errorf("all float16, twice the stored bytes: %s: %s", x.Verdict, x.Message)
+	}
+
+	add("layers.0.proj.weight", "float32", 256, 1024)
+	add("optimizer.state.0.exp_avg", "float32", 512, 1024)
+	if res, err = Audit(m, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	const stored, optim = 4*1024*1024*2 + 256*1024*4, 512 * 1024 * 4
+	if res.Total.StoredBytes != stored {
+		t.Fatalf("stored %d", res.Total.StoredBytes)
+	}
+	at := func(n int64, opts CompareOptions) Comparison {
+		hm := HeapMeasurement{Format: "test", Attributed: "libc10", InUseBytes: n, SampleRate: 1}
+		return Compare(res, hm, nil, opts).Comparisons[0]
+	}
+	for _, c := range []struct {
+		n    int64
+		opts CompareOptions
+		want Verdict
+	}{
+		{stored + 1000, CompareOptions{}, Consistent},
+		{2*stored - 1<<20 - 1000, CompareOptions{}, HoldsWidened},
+		{2*stored + 1000, CompareOptions{}, HoldsSecondCopy},
+		{stored + optim + 5000, CompareOptions{}, HoldsOptimizerState},
+		// With Widen, the float32 copies are decoded copies beside the
+		// stored weights.
+		{stored + 4*1024*1024*4, CompareOptions{Widen: true}, HoldsDecodedCopies},
+		{3 * stored, CompareOptions{}, Unexplained},
+	} {
+		if x := at(c.n, c.opts); x.Verdict != c.want {
+			t.Errorf("in use %d (%+v): %s, want %s: %s", c.n, c.opts, x.Verdict, c.want, x.Message)
+		}
+	}
+}

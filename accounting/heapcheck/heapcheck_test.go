@@ -440,3 +440,24 @@ func TestJemallocSlot(t *testing.T) {
 		}
 	}
 }
+
+// TestNoInUseAdvice: a profile with nothing in use gets advice for its own
+// allocator, and as a tcmalloc or jemalloc base (profiling had just
+// started) it is normal and not reported.
+func TestNoInUseAdvice(t *testing.T) {
+	empty, err := Parse("empty.heap", []byte("heap_v2/1\n  t*: 0: 0 [0: 0]\n\nMAPPED_LIBRARIES:\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(empty.Notices) != 1 || strings.Contains(empty.Notices[0].Message, "runtime.GC") || !strings.Contains(empty.Notices[0].Message, "jemalloc") {
+		t.Errorf("notices %+v", empty.Notices)
+	}
+	p := read(t, gz("jemalloc-import-cache-after-load"))
+	m, err := Measure(p, empty, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hasNotice(m.Notices, accounting.HeapProfileNoInUse) {
+		t.Errorf("an empty jemalloc base was reported: %+v", m.Notices)
+	}
+}

@@ -188,23 +188,28 @@ func TestProfileSizes(t *testing.T) {
 	gen := writeScript(t, "gen.py", genScript)
 	script := writeScript(t, "run.py", profileScript)
 	dir := t.TempDir()
-	sizes := []int64{100 << 10, 3 << 20, 100 << 20}
+	// Both allocators at the smallest and the largest size.
+	runs := []struct {
+		size   int64
+		allocs []string
+	}{{100 << 10, []string{"jemalloc", "tcmalloc"}}, {3 << 20, []string{"tcmalloc"}}, {100 << 20, []string{"jemalloc", "tcmalloc"}}}
 	if testing.Short() {
-		sizes = sizes[:2]
+		runs = runs[:2]
 	}
-	for i, size := range sizes {
-		model := filepath.Join(dir, fmt.Sprintf("m%d.pt", size))
-		if out, err := exec.Command(torchPython, gen, model, fmt.Sprint(size)).CombinedOutput(); err != nil {
-			t.Fatalf("gen %d: %v\n%s", size, err, out)
+	for _, r := range runs {
+		model := filepath.Join(dir, fmt.Sprintf("m%d.pt", r.size))
+		if out, err := exec.Command(torchPython, gen, model, fmt.Sprint(r.size)).CombinedOutput(); err != nil {
+			t.Fatalf("gen %d: %v\n%s", r.size, err, out)
 		}
-		alloc := []string{"jemalloc", "tcmalloc"}[i%2]
-		needTorch(t, alloc)
-		rep, _, _ := profileJSON(t, "--allocator", alloc, "--model", model, "-o", t.TempDir(), "--", torchPython, script, model, "cache")
-		if h := phaseVerdict(rep, "after-load"); h.Verdict != accounting.Consistent {
-			t.Errorf("%d B, %s: after-load %s: %s", size, alloc, h.Verdict, h.Message)
-		}
-		if h := phaseVerdict(rep, "after-decode"); h.Verdict != accounting.HoldsDecodedCopies {
-			t.Errorf("%d B, %s: after-decode %s: %s", size, alloc, h.Verdict, h.Message)
+		for _, alloc := range r.allocs {
+			needTorch(t, alloc)
+			rep, _, _ := profileJSON(t, "--allocator", alloc, "--model", model, "-o", t.TempDir(), "--", torchPython, script, model, "cache")
+			if h := phaseVerdict(rep, "after-load"); h.Verdict != accounting.Consistent {
+				t.Errorf("%d B, %s: after-load %s: %s", r.size, alloc, h.Verdict, h.Message)
+			}
+			if h := phaseVerdict(rep, "after-decode"); h.Verdict != accounting.HoldsDecodedCopies {
+				t.Errorf("%d B, %s: after-decode %s: %s", r.size, alloc, h.Verdict, h.Message)
+			}
 		}
 	}
 }
@@ -345,5 +350,53 @@ func TestReadMarks(t *testing.T) {
 	}
 	if got, err := readMarks(filepath.Join(dir, "none.tsv")); err != nil || got != nil {
 		t.Errorf("no marks: %v %v", got, err)
+	}
+}
+
+// TestProfileChildren: marks are dumped by the profiled process only; a
+// forked child's mark is a no-op (its dumps would clash). A phase without
+// the model's weights is not-applicable, not a failure. Needs Python and an
+// allocator, not torch.
+func TestProfileChildren(t *testing.T) {
+	if _, _, err := findAllocator("", ""); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	script := writeScript(t, "fork.py", `
+import os
+import qinsaudit_marks as m
+m.mark("parent")
+pid = os.fork()
+if pid == 0:
+    m.mark("child")
+    os._exit(0)
+os.waitpid(pid, 0)
+`)
+	dir := t.TempDir()
+	rep, code, stderr := profileJSON(t, "--model", filepath.Join(fixtures, "torch/toy_qins_log.pt"), "-o", dir, "--", torchPython, script)
+	if code != exitOK {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+	var names []string
+	for _, p := range rep.Phases {
+		names = append(names, p.Phase)
+	}
+	if strings.Join(names, " ") != "start parent exit" {
+		t.Errorf("phases %v, want start parent exit", names)
+	}
+	for _, c := range rep.Comparisons {
+		if c.Verdict != accounting.NotApplicable {
+			t.Errorf("%s: %s, want not-applicable (nothing loaded)", c.Subject, c.Verdict)
+		}
+	}
+	if !hasKind(rep, "heap-profile-late") {
+		t.Errorf("no phase held the weights, and no finding says so: %+v", rep.Findings)
+	}
+	var idx profileIndex
+	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil || json.Unmarshal(b, &idx) != nil || len(idx.Phases) != 3 || idx.SampleBytes != 1 || idx.Phases[0].Note != "first mark" {
+		t.Errorf("index.json: %s %v", b, err)
 	}
 }

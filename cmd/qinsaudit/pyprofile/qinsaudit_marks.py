@@ -71,15 +71,18 @@ def _dump(name, note=""):
 
 
 def mark(name):
-    """Dump a heap profile named name (letters, digits, '.', '_', '-')."""
+    """Dump a heap profile named name (letters, digits, '.', '_', '-').
+    A no-op in a child process: only the process qinsaudit ran profiles."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name) or name in ("start", "exit"):
         raise ValueError("qinsaudit_marks.mark: bad phase name %r" % (name,))
+    if not _dir:
+        return
     _start("first mark")
     _dump(name)
 
 
 def _at_exit():
-    if _started:
+    if _started and _dir:
         _dump("exit")
         if _alloc == "tcmalloc":
             _load().HeapProfilerStop()  # no further dump of its own at exit
@@ -110,9 +113,18 @@ class _AfterTorch:
         return spec
 
 
+def _in_child():
+    global _dir
+    _dir = ""  # a forked child: its heap is not the one being profiled
+
+
 def _boot():
     if not _dir:
         return
+    # Children (spawned or forked) do not profile: their dumps would clash
+    # with this process's.
+    os.environ.pop("QINSAUDIT_DIR", None)
+    os.register_at_fork(after_in_child=_in_child)
     atexit.register(_at_exit)
     if os.environ.get("QINSAUDIT_START") == "process":
         _start("process start")
