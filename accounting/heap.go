@@ -118,4 +118,7 @@ type Phase struct {
 	// process, into "tensors" (allocated by the tensor allocator) and
 	// "other".
 	ByRole map[string]int64
+	// Verdict is the phase's heap verdict (qinsaudit profile); 0 when the
+	// phase has none (decode's phases, a profile's start).
+	Verdict Verdict
 }

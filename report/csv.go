@@ -55,12 +55,23 @@ func writeHeapCSV(cw *csv.Writer, rep *Report) {
 		for _, k := range keys {
 			header = append(header, k+"_bytes")
 		}
+		verdicts := phaseVerdicts(rep.Phases)
+		if verdicts {
+			header = append(header, "verdict")
+		}
 		cw.Write(nil)
 		cw.Write(header)
 		for _, p := range rep.Phases {
 			row := []string{p.Phase, i64(p.InUseBytes), i64(p.ExpectedBytes)}
 			for _, k := range keys {
 				row = append(row, i64(p.ByRole[k]))
+			}
+			if verdicts {
+				v := ""
+				if p.Verdict != 0 {
+					v = p.Verdict.String()
+				}
+				row = append(row, v)
 			}
 			cw.Write(row)
 		}

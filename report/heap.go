@@ -8,6 +8,9 @@ type Phase struct {
 	InUseBytes    int64            `json:"in_use_bytes"`
 	ExpectedBytes int64            `json:"expected_bytes"`
 	ByRole        map[string]int64 `json:"by_role"`
+	// Verdict is the phase's heap verdict (profile); absent for decode's
+	// phases and a profile's start.
+	Verdict accounting.Verdict `json:"verdict,omitempty"`
 }
 
 // Comparison is one measured figure set against what was expected of it.

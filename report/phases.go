@@ -15,7 +15,7 @@ func NewPhases(ps []accounting.Phase) []Phase {
 		for k, v := range p.ByRole {
 			by[k] = v
 		}
-		out = append(out, Phase{Phase: p.Name, InUseBytes: p.InUseBytes, ExpectedBytes: p.ExpectedBytes, ByRole: by})
+		out = append(out, Phase{Phase: p.Name, InUseBytes: p.InUseBytes, ExpectedBytes: p.ExpectedBytes, ByRole: by, Verdict: p.Verdict})
 	}
 	return out
 }
@@ -94,12 +94,35 @@ func phasesTable(rep *Report, opts TextOptions) *table {
 		t.header = append(t.header, scales[i].header(k))
 		t.right = append(t.right, true)
 	}
+	verdicts := phaseVerdicts(rep.Phases)
+	if verdicts {
+		t.header = append(t.header, "verdict")
+		t.right = append(t.right, false)
+	}
 	for _, p := range rep.Phases {
 		row := []string{p.Phase, s.format(p.InUseBytes), s.format(p.ExpectedBytes)}
 		for i, k := range keys {
 			row = append(row, scales[i].format(p.ByRole[k]))
 		}
+		if verdicts {
+			v := ""
+			if p.Verdict != 0 {
+				v = p.Verdict.String()
+			}
+			row = append(row, v)
+		}
 		t.rows = append(t.rows, row)
 	}
 	return t
+}
+
+// phaseVerdicts reports whether any phase has a verdict: then the tables
+// have a verdict column.
+func phaseVerdicts(ps []Phase) bool {
+	for _, p := range ps {
+		if p.Verdict != 0 {
+			return true
+		}
+	}
+	return false
 }

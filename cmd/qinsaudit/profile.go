@@ -430,7 +430,7 @@ func profileReport(res *accounting.Result, dir string, idx profileIndex, claims 
 		}
 		cc := accounting.Compare(res, hm, claims, opts)
 		heap := cc.Comparisons[0]
-		ph.ExpectedBytes = heap.ExpectedBytes
+		ph.ExpectedBytes, ph.Verdict = heap.ExpectedBytes, heap.Verdict
 		phases = append(phases, ph)
 		for j, c := range cc.Comparisons {
 			if j > 0 && heap.Verdict == accounting.NotApplicable {
