@@ -77,7 +77,7 @@ func phasesTable(rep *Report, opts TextOptions) *table {
 			"expected: the accounting's stored bytes, plus the decoded weights' fp32 size and the activations the pass holds",
 		},
 	}
-	if slices.Contains(keys, "tensors") {
+	if slices.Contains(phaseKeys(rep.Phases, false), "tensors") {
 		// qinsaudit profile's phases: a profiled process, not a decode pass.
 		t.title = "profile phases"
 		t.notes = []string{

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -348,7 +349,10 @@ func runProfiled(stdout, stderr io.Writer, command []string, f *profileFlags, na
 		if c := ee.ExitCode(); c >= 0 {
 			return c, nil
 		}
-		return 128 + 1, nil // killed by a signal
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil // as a shell reports a signal
+		}
+		return 128, nil
 	}
 	return 0, badInput(fmt.Errorf("profile: %v", err))
 }
@@ -444,6 +448,9 @@ func profileReport(res *accounting.Result, dir string, idx profileIndex, claims 
 		}
 		held = held || heap.Verdict != accounting.NotApplicable
 		for _, x := range cc.Findings {
+			if x.Kind == accounting.HeapProfileNoInUse {
+				continue // a phase before loading holds nothing: its verdict says so
+			}
 			if x.Kind == accounting.HeapOverBudget {
 				x.Message = p.Name + ": " + x.Message
 			}
