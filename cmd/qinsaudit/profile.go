@@ -357,6 +357,9 @@ func runProfiled(stdout, stderr io.Writer, command []string, f *profileFlags, na
 	return 0, badInput(fmt.Errorf("profile: %v", err))
 }
 
+// phaseName is what qinsaudit_marks.mark accepts as a name.
+var phaseName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
 // readMarks reads the phases qinsaudit_marks recorded.
 func readMarks(path string) ([]profilePhase, error) {
 	fh, err := os.Open(path)
@@ -375,7 +378,7 @@ func readMarks(path string) ([]profilePhase, error) {
 			return nil, fmt.Errorf("%s:%d: malformed line", path, line)
 		}
 		n, err := strconv.Atoi(parts[0])
-		if err != nil || filepath.Base(parts[2]) != parts[2] {
+		if err != nil || !phaseName.MatchString(parts[1]) || filepath.Base(parts[2]) != parts[2] {
 			return nil, fmt.Errorf("%s:%d: malformed line", path, line)
 		}
 		p := profilePhase{Order: n, Name: parts[1], File: parts[2]}

@@ -340,7 +340,7 @@ func TestReadMarks(t *testing.T) {
 	if err != nil || len(got) != 2 || got[0].Note != "after import torch" || got[1].Name != "after-load" || got[1].Order != 2 {
 		t.Errorf("%+v %v", got, err)
 	}
-	for _, bad := range []string{"x\tstart\t01-start.heap\n", "1\tstart\n", "1\tstart\t../etc/passwd\n"} {
+	for _, bad := range []string{"x\tstart\t01-start.heap\n", "1\tstart\n", "1\tstart\t../etc/passwd\n", "1\t\x1b[31mred\t01-x.heap\n"} {
 		if err := os.WriteFile(p, []byte(bad), 0o644); err != nil {
 			t.Fatal(err)
 		}
