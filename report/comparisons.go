@@ -8,7 +8,7 @@ func NewComparisons(cs []accounting.Comparison) []Comparison {
 	out := make([]Comparison, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, Comparison{Subject: c.Subject, MeasuredBytes: c.MeasuredBytes, ExpectedBytes: c.ExpectedBytes,
-			ToleranceBytes: c.ToleranceBytes, Verdict: string(c.Verdict), Message: c.Message})
+			ToleranceBytes: c.ToleranceBytes, Verdict: c.Verdict, Message: c.Message})
 	}
 	return out
 }
@@ -36,8 +36,8 @@ func comparisonsTable(rep *Report, opts TextOptions) *table {
 	failing := false
 	for _, c := range rep.Comparisons {
 		t.rows = append(t.rows, []string{c.Subject, s.format(c.MeasuredBytes), s.format(c.ExpectedBytes),
-			"±" + ts.format(c.ToleranceBytes), c.Verdict, c.Message})
-		failing = failing || accounting.Verdict(c.Verdict).Failing()
+			"±" + ts.format(c.ToleranceBytes), c.Verdict.String(), c.Message})
+		failing = failing || c.Verdict.Failing()
 	}
 	if failing {
 		t.notes = append(t.notes, "claim-disagrees and unexplained-difference fail the command (exit 3)")

@@ -66,7 +66,7 @@ func TestComparisonsTextAgreesWithJSON(t *testing.T) {
 		}
 		f := strings.Fields(text[i+len(c.Subject):])
 		want := []string{strconv.FormatInt(c.MeasuredBytes, 10), strconv.FormatInt(c.ExpectedBytes, 10),
-			"±" + strconv.FormatInt(c.ToleranceBytes, 10), c.Verdict}
+			"±" + strconv.FormatInt(c.ToleranceBytes, 10), c.Verdict.String()}
 		for k, w := range want {
 			if f[k] != w {
 				t.Errorf("%s column %d: text %q, JSON %q", c.Subject, k+1, f[k], w)
@@ -119,7 +119,7 @@ func TestComparisonsCSV(t *testing.T) {
 	}
 	for i, c := range rep.Comparisons {
 		want := []string{c.Subject, strconv.FormatInt(c.MeasuredBytes, 10), strconv.FormatInt(c.ExpectedBytes, 10),
-			strconv.FormatInt(c.ToleranceBytes, 10), c.Verdict, c.Message}
+			strconv.FormatInt(c.ToleranceBytes, 10), c.Verdict.String(), c.Message}
 		if got := rows[i+1]; strings.Join(got, "\x00") != strings.Join(want, "\x00") {
 			t.Errorf("row %q, want %q", got, want)
 		}

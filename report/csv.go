@@ -62,12 +62,23 @@ func writeHeapCSV(cw *csv.Writer, rep *Report) {
 		for _, k := range keys {
 			header = append(header, c(k)+"_bytes")
 		}
+		verdicts := phaseVerdicts(rep.Phases)
+		if verdicts {
+			header = append(header, "verdict")
+		}
 		cw.Write(nil)
 		cw.Write(header)
 		for _, p := range rep.Phases {
 			row := []string{c(p.Phase), i64(p.InUseBytes), i64(p.ExpectedBytes)}
 			for _, k := range keys {
 				row = append(row, i64(p.ByRole[k]))
+			}
+			if verdicts {
+				v := ""
+				if p.Verdict != 0 {
+					v = p.Verdict.String()
+				}
+				row = append(row, v)
 			}
 			cw.Write(row)
 		}
@@ -76,7 +87,7 @@ func writeHeapCSV(cw *csv.Writer, rep *Report) {
 		cw.Write(nil)
 		cw.Write([]string{"subject", "measured_bytes", "expected_bytes", "tolerance_bytes", "verdict", "message"})
 		for _, x := range rep.Comparisons {
-			cw.Write([]string{c(x.Subject), i64(x.MeasuredBytes), i64(x.ExpectedBytes), i64(x.ToleranceBytes), c(x.Verdict), c(x.Message)})
+			cw.Write([]string{c(x.Subject), i64(x.MeasuredBytes), i64(x.ExpectedBytes), i64(x.ToleranceBytes), c(x.Verdict.String()), c(x.Message)})
 		}
 	}
 	if g := rep.Gate; g != nil {

@@ -15,7 +15,7 @@ func NewPhases(ps []accounting.Phase) []Phase {
 		for k, v := range p.ByRole {
 			by[k] = v
 		}
-		out = append(out, Phase{Phase: p.Name, InUseBytes: p.InUseBytes, ExpectedBytes: p.ExpectedBytes, ByRole: by})
+		out = append(out, Phase{Phase: p.Name, InUseBytes: p.InUseBytes, ExpectedBytes: p.ExpectedBytes, ByRole: by, Verdict: p.Verdict})
 	}
 	return out
 }
@@ -43,7 +43,11 @@ func phaseKeys(ps []Phase, nonzero bool) []string {
 			extra = append(extra, k)
 		}
 	}
-	sort.Strings(extra)
+	// "other" (a profiled process's allocations outside the tensor
+	// allocator) reads last, after what it is other than.
+	sort.Slice(extra, func(i, j int) bool {
+		return (extra[i] == "other") == (extra[j] == "other") && extra[i] < extra[j] || extra[j] == "other" && extra[i] != "other"
+	})
 	return append(keys, extra...)
 }
 
@@ -73,6 +77,14 @@ func phasesTable(rep *Report, opts TextOptions) *table {
 			"expected: the accounting's stored bytes, plus the decoded weights' fp32 size and the activations the pass holds",
 		},
 	}
+	if slices.Contains(phaseKeys(rep.Phases, false), "tensors") {
+		// qinsaudit profile's phases: a profiled process, not a decode pass.
+		t.title = "profile phases"
+		t.notes = []string{
+			"in use: bytes in use since the start profile; tensors: allocated through PyTorch's CPU allocator (libc10, or --focus); other: the rest",
+			"expected: what the accounting explains the tensors by (the phase's verdict below), in the allocator's size classes",
+		}
+	}
 	for i, k := range keys {
 		var col []int64
 		for _, p := range rep.Phases {
@@ -82,12 +94,35 @@ func phasesTable(rep *Report, opts TextOptions) *table {
 		t.header = append(t.header, scales[i].header(k))
 		t.right = append(t.right, true)
 	}
+	verdicts := phaseVerdicts(rep.Phases)
+	if verdicts {
+		t.header = append(t.header, "verdict")
+		t.right = append(t.right, false)
+	}
 	for _, p := range rep.Phases {
 		row := []string{p.Phase, s.format(p.InUseBytes), s.format(p.ExpectedBytes)}
 		for i, k := range keys {
 			row = append(row, scales[i].format(p.ByRole[k]))
 		}
+		if verdicts {
+			v := ""
+			if p.Verdict != 0 {
+				v = p.Verdict.String()
+			}
+			row = append(row, v)
+		}
 		t.rows = append(t.rows, row)
 	}
 	return t
+}
+
+// phaseVerdicts reports whether any phase has a verdict: then the tables
+// have a verdict column.
+func phaseVerdicts(ps []Phase) bool {
+	for _, p := range ps {
+		if p.Verdict != 0 {
+			return true
+		}
+	}
+	return false
 }

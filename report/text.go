@@ -132,14 +132,19 @@ func (t *table) render(w io.Writer, md bool) error {
 	}
 	// Every cell is neutralised here, whatever table it is in: names come
 	// from strangers' files (see internal/neutral).
-	cell := neutral.Cell
+	// A message column (ours, not a name) keeps up to MessageBytes.
+	cell, message := neutral.Cell, neutral.MessageCell
 	if md {
-		cell = neutral.Markdown
+		cell, message = neutral.Markdown, neutral.MarkdownMessage
 	}
 	clean := func(row []string) []string {
 		out := make([]string, len(row))
 		for i, c := range row {
-			out[i] = cell(c)
+			if i < len(t.header) && t.header[i] == "message" {
+				out[i] = message(c)
+			} else {
+				out[i] = cell(c)
+			}
 		}
 		return out
 	}

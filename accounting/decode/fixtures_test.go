@@ -207,7 +207,18 @@ func TestDecodeFixtures(t *testing.T) {
 		}},
 	} {
 		t.Run(c.file, func(t *testing.T) {
-			p := load(t, c.file, Options{})
+			// Without Widen, float16 and bfloat16 weights are held as stored:
+			// only encoded linears are decoded.
+			if c.scheme == "float16" || c.scheme == "bfloat16" || c.scheme == "gptq" {
+				want := 0
+				if c.scheme == "gptq" {
+					want = 12
+				}
+				if p := load(t, c.file, Options{}); len(p.units) != want {
+					t.Errorf("without Widen: %d units, want %d", len(p.units), want)
+				}
+			}
+			p := load(t, c.file, Options{Widen: true})
 			if len(p.units) != c.units || len(p.skipped) != 0 {
 				t.Fatalf("%d units, %d skipped; want %d units", len(p.units), len(p.skipped), c.units)
 			}

@@ -46,6 +46,10 @@ type Options struct {
 	// Measure, when set, is called at each phase and returns the heap in
 	// use per allocation site key (see Site and Keys).
 	Measure func(phase string) (map[string]int64, error)
+	// Widen decodes float16 and bfloat16 weights to float32 too
+	// (accounting.Decoded); by default they are held as stored, as a
+	// runtime computing in those dtypes holds them.
+	Widen bool
 	// Progress, when set, is called after each decoded layer with the
 	// number of weights decoded so far and the total.
 	Progress func(done, total int64)
@@ -123,8 +127,8 @@ func Load(m *accounting.Model, res *accounting.Result, opts Options) (*Pass, err
 }
 
 // prepare builds a unit for every weight a runtime decodes to float32
-// (accounting.Decoded: every encoded linear, every float16 or bfloat16
-// weight), grouped by layer (accounting.DecodeLayer) in file order.
+// (accounting.Decoded: every encoded linear and, with Widen, every float16
+// or bfloat16 weight), grouped by layer (accounting.DecodeLayer) in file order.
 func (p *Pass) prepare() error {
 	b := &builder{p: p, byName: make(map[string]int, len(p.m.Tensors))}
 	for i, t := range p.m.Tensors {
@@ -137,7 +141,7 @@ func (p *Pass) prepare() error {
 	for i := range p.res.Rows {
 		r := &p.res.Rows[i]
 		switch {
-		case !accounting.Decoded(r, "float32"):
+		case !accounting.Decoded(r, "float32", p.opts.Widen):
 		case r.Role != accounting.EncodedLinear:
 			builds[i] = widenCodec
 		case codecs[r.Scheme] != nil:
@@ -233,7 +237,10 @@ type PhaseRecord struct {
 
 // Stats describe a finished pass.
 type Stats struct {
-	Policy  Policy
+	Policy Policy
+	// Widen says whether float16 and bfloat16 weights were decoded
+	// (Options.Widen) or held as stored.
+	Widen   bool
 	Workers int
 	Batch   int
 	// Weights is the number of float32 values decoded, in Units weights.
@@ -272,7 +279,7 @@ func (l *ledger) snapshot() (live, slots map[string]int64) {
 // after-decode, and end (decoded weights and activations released). The
 // loaded storages stay with the pass.
 func (p *Pass) Run() (*Stats, error) {
-	st := &Stats{Policy: p.opts.Policy, Workers: p.opts.workers(), Batch: p.opts.Batch,
+	st := &Stats{Policy: p.opts.Policy, Widen: p.opts.Widen, Workers: p.opts.workers(), Batch: p.opts.Batch,
 		Units: len(p.units), Load: p.loadTime, Layers: p.Layers(), Skipped: p.skipped}
 	led := &ledger{live: make(map[string]int64, len(siteKeys)), slots: make(map[string]int64, len(siteKeys))}
 	for _, s := range p.storages {

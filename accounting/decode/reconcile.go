@@ -120,13 +120,35 @@ func Reconcile(res *accounting.Result, st *Stats, maxOver float64) *Reconciliati
 	if st.Policy == Stream && st.LargestLayer.Name != "" {
 		subject = "decode buffer vs largest layer at fp32 (" + st.LargestLayer.Name + ")"
 	}
-	rec.Comparisons = append(rec.Comparisons, within(fmt.Sprintf("%s (%s)", subject, after.Name),
-		after.Measured[KeyDecoded], after.ExpectedDecoded, rounding(after, KeyDecoded),
-		"decoded weights take 4 bytes per parameter the accounting counts"))
+	if len(st.Layers) == 0 {
+		// Nothing was decoded: there is nothing to compare, and saying
+		// "consistent" would claim a measurement that was not made.
+		why := "no weight of the model is encoded"
+		if !st.Widen {
+			why += " (float16 and bfloat16 weights are held as stored; --widen decodes them to float32)"
+		}
+		rec.Comparisons = append(rec.Comparisons, accounting.Comparison{Subject: fmt.Sprintf("%s (%s)", subject, after.Name),
+			MeasuredBytes: after.Measured[KeyDecoded], Verdict: accounting.NotApplicable, Message: "nothing decoded: " + why})
+	} else {
+		rec.Comparisons = append(rec.Comparisons, within(fmt.Sprintf("%s (%s)", subject, after.Name),
+			after.Measured[KeyDecoded], after.ExpectedDecoded, rounding(after, KeyDecoded),
+			"decoded weights take 4 bytes per parameter the accounting counts"))
+	}
 
+	// The peak says which policy it describes: what is decoded, and how
+	// much of it is held at once.
+	policy := "stream"
+	if st.Policy == Cache {
+		policy = "cache"
+	}
+	if st.Widen {
+		policy += ", fp16/bf16 widened"
+	} else {
+		policy += ", fp16/bf16 as stored"
+	}
 	largest := stored + st.LargestLayer.ExpectedBytes
 	tol := rounding(peak, append(storedKeys, KeyDecoded)...)
-	c := within(fmt.Sprintf("peak vs stored + largest decoded layer (%s)", peak.Name),
+	c := within(fmt.Sprintf("peak vs stored + largest decoded layer (%s; %s)", peak.Name, policy),
 		weights(peak), largest, tol, "the peak is what a streaming runtime needs")
 	if c.Verdict != accounting.Consistent && st.Policy == Cache {
 		var all int64

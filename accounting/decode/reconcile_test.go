@@ -44,19 +44,19 @@ func TestReconcile(t *testing.T) {
 		change func(string, map[string]int64)
 		want   []accounting.Verdict
 	}{
-		{"stream", Stream, nil, []accounting.Verdict{"consistent", "consistent", "consistent", "consistent"}},
-		{"cache holds copies", Cache, nil, []accounting.Verdict{"consistent", "consistent", "runtime-holds-decoded-copies", "consistent"}},
+		{"stream", Stream, nil, []accounting.Verdict{accounting.Consistent, accounting.Consistent, accounting.Consistent, accounting.Consistent}},
+		{"cache holds copies", Cache, nil, []accounting.Verdict{accounting.Consistent, accounting.Consistent, accounting.HoldsDecodedCopies, accounting.Consistent}},
 		{"a stray buffer at a site", Stream, func(name string, m map[string]int64) { m["encoded_linear"] += 32 },
-			[]accounting.Verdict{"unexplained-difference", "consistent", "unexplained-difference", "consistent"}},
+			[]accounting.Verdict{accounting.Unexplained, accounting.Consistent, accounting.Unexplained, accounting.Consistent}},
 		{"a storage missing", Stream, func(name string, m map[string]int64) { m["encoded_linear"] -= 600 },
-			[]accounting.Verdict{"unexplained-difference", "consistent", "unexplained-difference", "consistent"}},
+			[]accounting.Verdict{accounting.Unexplained, accounting.Consistent, accounting.Unexplained, accounting.Consistent}},
 		{"decoded kept past the end", Stream, func(name string, m map[string]int64) {
 			if name == "end" {
 				m[KeyDecoded] = 400
 			}
-		}, []accounting.Verdict{"consistent", "consistent", "consistent", "unexplained-difference"}},
+		}, []accounting.Verdict{accounting.Consistent, accounting.Consistent, accounting.Consistent, accounting.Unexplained}},
 		{"a cache twice too big", Cache, func(name string, m map[string]int64) { m[KeyDecoded] *= 2 },
-			[]accounting.Verdict{"consistent", "unexplained-difference", "unexplained-difference", "consistent"}},
+			[]accounting.Verdict{accounting.Consistent, accounting.Unexplained, accounting.Unexplained, accounting.Consistent}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rec := Reconcile(res, passRecords(c.policy, c.change), 0)
@@ -128,5 +128,28 @@ func TestReconcileNotDecoded(t *testing.T) {
 	if f.Kind != accounting.NotDecoded || f.Module != "blk.0.attn_q" || f.Bytes != 262144 || f.Tensors[0] != "blk.0.attn_q.weight" ||
 		f.Message != "Q4_K weight not decoded (no decoder for this scheme): the decoded figures leave out its 262,144 B float32 copy" {
 		t.Errorf("finding %+v", f)
+	}
+}
+
+// TestReconcileNothingDecoded: a pass that decoded nothing (a float16 model
+// held as stored) has no decoded figure to compare: not-applicable, never
+// consistent.
+func TestReconcileNothingDecoded(t *testing.T) {
+	res := &accounting.Result{Rows: []accounting.Row{{StoredBytes: 1000}}}
+	live := map[string]int64{"untouched": 1000}
+	st := &Stats{Phases: []PhaseRecord{
+		{Name: "after-load", Live: live, Slots: live, Measured: live},
+		{Name: "after-decode", Live: live, Slots: live, Measured: live},
+	}}
+	rec := Reconcile(res, st, 0)
+	c := rec.Comparisons[1]
+	if c.Verdict != accounting.NotApplicable || !strings.Contains(c.Message, "--widen") {
+		t.Errorf("%s: %s %q, want not-applicable naming --widen", c.Subject, c.Verdict, c.Message)
+	}
+	if p := rec.Comparisons[2]; !strings.Contains(p.Subject, "stream, fp16/bf16 as stored") || p.Verdict != accounting.Consistent {
+		t.Errorf("peak %q: %s", p.Subject, p.Verdict)
+	}
+	if len(rec.Failures()) != 0 {
+		t.Errorf("failures %v", rec.Failures())
 	}
 }

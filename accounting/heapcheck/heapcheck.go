@@ -478,7 +478,14 @@ func (p *Profile) notice() {
 		if alloc > 0 {
 			msg += fmt.Sprintf(" (only allocations: %s bytes)", humanize.Comma(alloc))
 		}
-		msg += "; a Go heap profile shows the heap as of the last garbage collection: call runtime.GC() before writing it"
+		switch p.Format {
+		case Proto, GoLegacy:
+			msg += "; a Go heap profile shows the heap as of the last garbage collection: call runtime.GC() before writing it"
+		case Jemalloc:
+			msg += "; normal for a base taken when jemalloc's profiling had just been activated (prof.active); otherwise activate it (MALLOC_CONF=prof:true) before the weights are loaded"
+		default:
+			msg += "; normal for a base taken right after gperftools' HeapProfilerStart; otherwise start the profiler before the weights are loaded"
+		}
 		p.Notices = append(p.Notices, accounting.Finding{Kind: accounting.HeapProfileNoInUse, Severity: accounting.Warning, Message: msg})
 	}
 }

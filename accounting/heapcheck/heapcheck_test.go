@@ -96,7 +96,9 @@ func TestFixtures(t *testing.T) {
 			if c.focus != "" {
 				focus = regexp.MustCompile(c.focus)
 			}
-			m, err := Measure(p, base, focus)
+			// Every stack (or the focus): measure; Measure would attribute
+			// the PyTorch profiles to libc10 (TestAttribution).
+			m, err := measure(p, base, focus)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,22 +180,37 @@ func TestAcceptance(t *testing.T) {
 				}
 				return hm
 			}
+			// Sampled profiles of the toy (64 and 256 KiB buffers, one
+			// sample per 512 KiB) cannot tell its explanations apart, and
+			// neither can 3% of an unattributed Go profile tell decoded
+			// copies from a second copy: inconclusive, never wrong.
+			sampled := strings.Contains(run.alloc, "sampled")
 			load := accounting.Compare(res, measure(run.load), claims, accounting.CompareOptions{})
-			if v := load.Comparisons[0].Verdict; v != accounting.Consistent {
+			if v := load.Comparisons[0].Verdict; v != accounting.Consistent && !(sampled && v == accounting.Inconclusive) {
 				t.Errorf("after load: %s: %s", v, load.Comparisons[0].Message)
 			}
-			if got := len(load.Failures()); got != 2 {
-				t.Errorf("after load: %d failures, want both claims: %+v", got, load.Comparisons)
-			}
 			for _, x := range load.Comparisons[1:] {
-				if x.Verdict != accounting.ClaimDisagrees {
+				if x.Verdict != accounting.ClaimDisagrees && !(sampled && x.Verdict == accounting.Inconclusive) {
 					t.Errorf("after load: %s: %s (%s)", x.Subject, x.Verdict, x.Message)
 				}
 			}
-			dec := accounting.Compare(res, measure(run.decode), nil, accounting.CompareOptions{})
+			if got := len(load.Failures()); !sampled && got != 2 {
+				t.Errorf("after load: %d failures, want both claims: %+v", got, load.Comparisons)
+			}
+			hm := measure(run.decode)
+			dec := accounting.Compare(res, hm, nil, accounting.CompareOptions{})
 			x := dec.Comparisons[0]
-			if x.Verdict != accounting.HoldsDecodedCopies || x.ExpectedBytes != toyStored+toyDecoded ||
-				!strings.Contains(x.Message, "more than the float32 model itself, 13.88 MiB") {
+			want := int64(toyStored + toyDecoded)
+			if hm.Slot != nil {
+				want = 19_400_960 // in jemalloc's size classes: the 5,120,000 B embedding takes 5 MiB
+			}
+			switch {
+			case x.Verdict == accounting.Inconclusive && (sampled || run.alloc == "go"):
+				if !strings.Contains(x.Message, "runtime-holds-decoded-copies") {
+					t.Errorf("after decode: inconclusive without the truth among the candidates: %s", x.Message)
+				}
+			case x.Verdict != accounting.HoldsDecodedCopies || x.ExpectedBytes != want ||
+				!strings.Contains(x.Message, "more than the float32 model itself, 13.88 MiB"):
 				t.Errorf("after decode: %s, expected %d: %s", x.Verdict, x.ExpectedBytes, x.Message)
 			}
 			if x.MeasuredBytes < 18_000_000 || x.MeasuredBytes > 22_000_000 {
@@ -219,7 +236,9 @@ func TestLateAndStream(t *testing.T) {
 	}{
 		{"tcmalloc-late-stream-after-decode", accounting.Unexplained, accounting.HeapProfileLate},
 		{"tcmalloc-import-stream-after-decode", accounting.Consistent, ""},
-		{"tcmalloc-cache-after-load", accounting.Unexplained, accounting.HeapProfileNoBase}, // no --base
+		// No --base, but attributed to libc10: the interpreter does not
+		// count; the truncated dump's unlisted 30 MiB leave it open.
+		{"tcmalloc-cache-after-load", accounting.Inconclusive, ""},
 	} {
 		hm, err := Measure(read(t, gz(c.profile)), nil, nil)
 		if err != nil {
@@ -395,4 +414,50 @@ func gunzipT(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return out.Bytes()
+}
+
+// TestAttribution: without a focus, a PyTorch profile counts the stacks
+// through libc10 and shows the rest as other bytes.
+func TestAttribution(t *testing.T) {
+	p := read(t, gz("jemalloc-import-cache-after-decode"))
+	m, err := Measure(p, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Attributed != "libc10" || m.InUseBytes != 19_404_352 || m.OtherBytes != 19_539_807-19_404_352 || m.Slot == nil {
+		t.Errorf("attributed %q: %d in use, %d other", m.Attributed, m.InUseBytes, m.OtherBytes)
+	}
+	g := read(t, "go-exact-after-load.pb.gz")
+	if m, err := Measure(g, nil, nil); err != nil || m.Attributed != "" || m.OtherBytes != 0 {
+		t.Errorf("a Go profile was attributed: %+v %v", m, err)
+	}
+}
+
+func TestJemallocSlot(t *testing.T) {
+	for n, want := range map[int64]int64{1: 64, 100: 128, 129: 192, 1000: 1024, 5_120_000: 5 << 20, 262_144: 262_144, 262_145: 327_680, 65_536: 65_536, 20_000: 20_480} {
+		if got := JemallocSlot(n); got != want {
+			t.Errorf("JemallocSlot(%d) = %d, want %d", n, got, want)
+		}
+	}
+}
+
+// TestNoInUseAdvice: a profile with nothing in use gets advice for its own
+// allocator, and as a tcmalloc or jemalloc base (profiling had just
+// started) it is normal and not reported.
+func TestNoInUseAdvice(t *testing.T) {
+	empty, err := Parse("empty.heap", []byte("heap_v2/1\n  t*: 0: 0 [0: 0]\n\nMAPPED_LIBRARIES:\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(empty.Notices) != 1 || strings.Contains(empty.Notices[0].Message, "runtime.GC") || !strings.Contains(empty.Notices[0].Message, "jemalloc") {
+		t.Errorf("notices %+v", empty.Notices)
+	}
+	p := read(t, gz("jemalloc-import-cache-after-load"))
+	m, err := Measure(p, empty, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hasNotice(m.Notices, accounting.HeapProfileNoInUse) {
+		t.Errorf("an empty jemalloc base was reported: %+v", m.Notices)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"regexp"
 	"strconv"
 	"strings"
@@ -29,9 +30,48 @@ import (
 // Without a focus, a truncated legacy profile is measured by its header
 // totals (scaled as its listed stacks were), so nothing is under-counted;
 // with a focus the unlisted bytes cannot be attributed and are reported as
-// UnlistedBytes (with a base: how much the unlisted bytes changed).
+// UnlistedBytes (the truth may be up to that much more), and a base's as
+// UnlistedBaseBytes (up to that much less).
+//
+// With no focus, a profile of a PyTorch process (one that maps libc10) is
+// attributed: InUseBytes counts the stacks through c10's CPU allocator,
+// where every tensor storage comes from, and OtherBytes the rest (the
+// interpreter's and libraries' allocations).
 func Measure(p, base *Profile, focus *regexp.Regexp) (accounting.HeapMeasurement, error) {
+	if focus != nil || !p.maps(tensorAllocator) {
+		return measure(p, base, focus)
+	}
+	m, err := measure(p, base, tensorAllocator)
+	if err != nil {
+		return m, err
+	}
+	all, err := measure(p, base, nil)
+	if err != nil {
+		return m, err
+	}
+	m.Focus, m.Attributed = "", "libc10"
+	m.OtherBytes = all.InUseBytes - m.InUseBytes
+	return m, nil
+}
+
+// tensorAllocator matches the library of PyTorch's CPU allocator.
+var tensorAllocator = regexp.MustCompile(`libc10[.-]`)
+
+// maps reports whether the profile's memory map has a file matching re.
+func (p *Profile) maps(re *regexp.Regexp) bool {
+	for _, mp := range p.P.Mapping {
+		if re.MatchString(mp.File) {
+			return true
+		}
+	}
+	return false
+}
+
+func measure(p, base *Profile, focus *regexp.Regexp) (accounting.HeapMeasurement, error) {
 	m := accounting.HeapMeasurement{Profile: p.Path, Format: string(p.Format), SampleRate: p.SampleRate}
+	if p.Format == Jemalloc {
+		m.Slot = JemallocSlot
+	}
 	m.Notices = append(m.Notices, p.Notices...)
 	if focus != nil {
 		m.Focus = focus.String()
@@ -72,15 +112,18 @@ func Measure(p, base *Profile, focus *regexp.Regexp) (accounting.HeapMeasurement
 			return m, fmt.Errorf("%s is a profile of %s but the base %s is one of %s: take both from the same program", p.Path, a, base.Path, b)
 		}
 		m.Base = base.Path
-		m.Notices = append(m.Notices, base.Notices...)
+		for _, n := range base.Notices {
+			// A base with nothing in use is what a tcmalloc or jemalloc
+			// profile started after the imports looks like.
+			if n.Kind == accounting.HeapProfileNoInUse && base.Format != Proto && base.Format != GoLegacy {
+				continue
+			}
+			m.Notices = append(m.Notices, n)
+		}
 	}
 	total, err := add(p, 1)
-	if err == nil {
-		if focus == nil {
-			total, err = addBytes(total, p.unlisted())
-		} else {
-			m.UnlistedBytes, err = addBytes(0, p.unlisted())
-		}
+	if err == nil && focus == nil {
+		total, err = addBytes(total, p.unlisted())
 	}
 	if err == nil && base != nil {
 		var b int64
@@ -90,13 +133,9 @@ func Measure(p, base *Profile, focus *regexp.Regexp) (accounting.HeapMeasurement
 		if err == nil {
 			total, err = addBytes(total, -b)
 		}
-		if err == nil && focus != nil {
-			// What both dumps leave unlisted mostly cancels; the change
-			// between them is the part a focus may have missed.
-			var d int64
-			d, err = addBytes(m.UnlistedBytes, -base.unlisted())
-			m.UnlistedBytes = abs(d)
-		}
+	}
+	if err == nil && focus != nil {
+		m.UnlistedBytes, m.UnlistedBaseBytes = unlistedBounds(p, base, focus)
 	}
 	if err != nil {
 		return m, fmt.Errorf("%s: %v", p.Path, err)
@@ -138,6 +177,75 @@ func abs(x int64) int64 {
 		return -x
 	}
 	return x
+}
+
+// unlistedBounds bounds what truncated dumps may hide from a focused
+// measurement: how much more (up) and how much less (down) than the listed
+// stacks the focus may truly hold.
+//
+// Without a base, up is everything the profile leaves unlisted. With a
+// base, a dump lists its largest stacks and drops the rest (gperftools),
+// so a stack dropped from one dump held less than the smallest stack that
+// dump lists. A focused stack listed in the profile but not in the base may
+// have held up to the base's smallest listed stack before (down), one
+// listed in the base but not in the profile may still hold up to the
+// profile's smallest (up); each side is at most what its dump leaves
+// unlisted in all. Stacks dropped from both dumps are taken to be the same
+// in both: they are the smallest a process has, and a tensor storage's
+// allocation site is not among them.
+func unlistedBounds(p, base *Profile, focus *regexp.Regexp) (up, down int64) {
+	if base == nil {
+		return p.unlisted(), 0
+	}
+	pu, bu := p.unlisted(), base.unlisted()
+	if pu == 0 && bu == 0 {
+		return 0, 0
+	}
+	inP, inBase := p.focusedKeys(focus), base.focusedKeys(focus)
+	var onlyP, onlyBase int64
+	for k := range inP {
+		if !inBase[k] {
+			onlyP++
+		}
+	}
+	for k := range inBase {
+		if !inP[k] {
+			onlyBase++
+		}
+	}
+	bound := func(n, smallest, unlisted int64) int64 {
+		if unlisted == 0 || n == 0 {
+			return 0
+		}
+		if smallest > 0 && n <= unlisted/smallest {
+			return n * smallest
+		}
+		return unlisted
+	}
+	return bound(onlyBase, p.smallestStack(), pu), bound(onlyP, base.smallestStack(), bu)
+}
+
+// focusedKeys are the stacks the profile lists that the focus matches.
+func (p *Profile) focusedKeys(focus *regexp.Regexp) map[string]bool {
+	keys := map[string]bool{}
+	for _, s := range p.P.Sample {
+		if s.Value[p.space] > 0 && matches(s, focus) {
+			keys[stackKey(s)] = true
+		}
+	}
+	return keys
+}
+
+// smallestStack is the fewest bytes a listed stack holds, 0 when none is
+// listed.
+func (p *Profile) smallestStack() int64 {
+	var least int64
+	for _, s := range p.P.Sample {
+		if v := s.Value[p.space]; v > 0 && (least == 0 || v < least) {
+			least = v
+		}
+	}
+	return least
 }
 
 // unlisted estimates the un-sampled bytes a truncated profile's header
@@ -209,4 +317,28 @@ func matches(s *profile.Sample, focus *regexp.Regexp) bool {
 		}
 	}
 	return false
+}
+
+// JemallocSlot is the bytes jemalloc (5.x, 16-byte quantum, 4 size classes
+// per doubling) records for a 64-byte aligned allocation of n bytes, as
+// PyTorch's CPU allocator makes them: its usable size. jemalloc profiles
+// record usable sizes, so the accounting's figures are rounded the same way
+// before they are compared.
+func JemallocSlot(n int64) int64 {
+	if n <= 0 {
+		return 0
+	}
+	const smallMax = 14 << 10 // SC_SMALL_MAXCLASS: aligned small sizes round to 64 first
+	if n <= smallMax {
+		n = (n + 63) &^ 63
+	}
+	if n <= 128 {
+		return (n + 15) &^ 15
+	}
+	lg := 63 - bits.LeadingZeros64(uint64(n-1)) // floor(log2(n-1))
+	delta := int64(1) << (lg - 2)
+	if n > math.MaxInt64-delta {
+		return n
+	}
+	return (n + delta - 1) / delta * delta
 }

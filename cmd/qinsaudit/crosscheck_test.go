@@ -41,13 +41,19 @@ func TestCrosscheckAcceptance(t *testing.T) {
 		t.Fatalf("%d comparisons: %+v", len(rep.Comparisons), rep.Comparisons)
 	}
 	heap := rep.Comparisons[0]
-	if heap.Verdict != "consistent" || heap.MeasuredBytes != 9_902_431 || heap.ExpectedBytes != 9_838_736 {
+	// Attributed to libc10: the tensors the process holds, 144 B short of
+	// the stored bytes (the truncated dump's smallest stacks).
+	if heap.Verdict.String() != "consistent" || heap.MeasuredBytes != 9_838_592 || heap.ExpectedBytes != 9_838_736 {
 		t.Errorf("heap: %+v", heap)
 	}
 	for _, c := range rep.Comparisons[1:] {
-		if c.Verdict != "claim-disagrees" || c.MeasuredBytes != 9_902_431 {
+		if c.Verdict.String() != "claim-disagrees" || c.MeasuredBytes != 9_838_592 {
 			t.Errorf("%s: %s (%s)", c.Subject, c.Verdict, c.Message)
 		}
+	}
+	// The claim is off by the stored bytes less the claim, exactly.
+	if !strings.Contains(rep.Comparisons[1].Message, "+9,428,736 B") {
+		t.Errorf("0.41MB claim: %s", rep.Comparisons[1].Message)
 	}
 	if !strings.Contains(rep.Comparisons[2].Message, "model.parameters() skips registered buffers") {
 		t.Errorf("parameters() claim not explained: %s", rep.Comparisons[2].Message)
@@ -63,7 +69,7 @@ func TestCrosscheckAcceptance(t *testing.T) {
 	// as decoded copies; explained, so exit 0.
 	rep, _ = crosscheckJSON(t, exitOK, "--heap", heapFixture("tcmalloc-import-cache-after-decode"))
 	heap = rep.Comparisons[0]
-	if heap.Verdict != "runtime-holds-decoded-copies" || heap.MeasuredBytes != 19_413_209 || heap.ExpectedBytes != 9_838_736+9_437_184 ||
+	if heap.Verdict.String() != "runtime-holds-decoded-copies" || heap.MeasuredBytes != 19_282_488 || heap.ExpectedBytes != 9_838_736+9_437_184 ||
 		!strings.Contains(heap.Message, "more than the float32 model itself, 13.88 MiB") {
 		t.Errorf("decode: %+v", heap)
 	}
@@ -90,25 +96,32 @@ func TestCrosscheckVerdicts(t *testing.T) {
 		finding string
 	}{
 		{"jemalloc stored", []string{"--heap", heapFixture("jemalloc-import-cache-after-load")}, exitOK, "consistent", ""},
+		// One sample per 512 KiB cannot tell the toy's explanations apart.
 		{"jemalloc sampled decode", []string{"--heap", heapFixture("jemalloc-sampled-cache-after-decode"), "--base", heapFixture("jemalloc-sampled-cache-after-import")},
-			exitOK, "runtime-holds-decoded-copies", ""},
+			exitOK, "inconclusive", ""},
 		{"tcmalloc sampled", []string{"--heap", heapFixture("tcmalloc-sampled-cache-after-load"), "--base", heapFixture("tcmalloc-sampled-cache-after-import")},
-			exitOK, "consistent", ""},
+			exitOK, "inconclusive", ""},
 		{"focus", []string{"--heap", heapFixture("tcmalloc-cache-after-decode"), "--base", heapFixture("tcmalloc-cache-after-import"), "--focus", "libc10"},
 			exitOK, "runtime-holds-decoded-copies", "heap-profile-truncated"},
 		{"stream", []string{"--heap", heapFixture("tcmalloc-import-stream-after-decode")}, exitOK, "consistent", ""},
 		{"late start", []string{"--heap", heapFixture("tcmalloc-late-stream-after-decode")}, exitGate, "unexplained-difference", "heap-profile-late"},
-		{"no base", []string{"--heap", heapFixture("tcmalloc-cache-after-load")}, exitGate, "unexplained-difference", "heap-profile-no-base"},
+		// No base, but attributed: the interpreter does not count; the
+		// truncated dump's 30 MiB unlisted leave it open.
+		{"no base", []string{"--heap", heapFixture("tcmalloc-cache-after-load")}, exitOK, "inconclusive", "heap-profile-truncated"},
 		{"over budget", []string{"--heap", heapFixture("tcmalloc-import-cache-after-decode"), "--max-heap-over-stored", "1.1"},
 			exitGate, "runtime-holds-decoded-copies", "heap-over-budget"},
 		{"within budget", []string{"--heap", heapFixture("tcmalloc-import-cache-after-decode"), "--max-heap-over-stored", "2.5"},
 			exitOK, "runtime-holds-decoded-copies", ""},
+		// Unattributed, 3% of 18 MiB cannot tell decoded copies from a
+		// second copy; --focus on the decode pass can.
 		{"go", []string{"--heap", filepath.Join(heapDir, "go-exact-after-decode.pb.gz"), "--base", filepath.Join(heapDir, "go-exact-after-import.pb.gz")},
+			exitOK, "inconclusive", ""},
+		{"go, 1%", []string{"--heap", filepath.Join(heapDir, "go-exact-after-decode.pb.gz"), "--base", filepath.Join(heapDir, "go-exact-after-import.pb.gz"), "--tolerance", "0.01"},
 			exitOK, "runtime-holds-decoded-copies", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rep, _ := crosscheckJSON(t, c.code, c.args...)
-			if v := rep.Comparisons[0].Verdict; v != c.verdict {
+			if v := rep.Comparisons[0].Verdict; v.String() != c.verdict {
 				t.Errorf("verdict %s, want %s: %s", v, c.verdict, rep.Comparisons[0].Message)
 			}
 			if c.finding != "" && !hasKind(rep, c.finding) {
@@ -123,7 +136,7 @@ func TestCrosscheckText(t *testing.T) {
 	if code != exitGate {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"measured vs expected", "measured (MiB)", "tolerance (KiB)", "runtime-holds-decoded-copies", "claim weights=0.41MiB", "±564.72"} {
+	for _, want := range []string{"measured vs expected", "measured (MiB)", "tolerance (KiB)", "runtime-holds-decoded-copies", "claim weights=0.41MiB", "±189.46"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text output lacks %q:\n%s", want, out)
 		}

@@ -30,6 +30,7 @@ type decodeFlags struct {
 	dir           string
 	maxOver       float64
 	timing        bool
+	widen         bool
 }
 
 func newDecodeCmd(stdout io.Writer) *cobra.Command {
@@ -39,7 +40,7 @@ func newDecodeCmd(stdout io.Writer) *cobra.Command {
 		Long: `decode loads every tensor of the model at PATH into memory in its stored
 dtype, decodes each encoded linear to float32 with its scheme's arithmetic
 (QINS log and rational, PyTorch qint8, GPTQ int4; float16 and bfloat16
-weights are widened), and profiles the heap exactly at named phases:
+weights are held as stored unless --widen), and profiles the heap exactly at named phases:
 after-load, after each layer, after-decode and end. It reports the heap in
 use per role at each phase beside what the accounting expects, and compares
 stored bytes, decoded bytes and the peak with the accounting. A difference
@@ -61,6 +62,7 @@ no known cause explains exits 3.`,
 	fl.StringVarP(&f.dir, "out", "o", "", "write the heap profile of each phase to `DIR` as NN-PHASE.pb.gz")
 	fl.Float64Var(&f.maxOver, "max-heap-over-stored", 0, "fail when the peak weights in use exceed this multiple of the stored bytes (0: no budget)")
 	fl.BoolVar(&f.timing, "time", false, "print the pass's timing to stderr")
+	fl.BoolVar(&f.widen, "widen", false, "decode float16 and bfloat16 weights to float32 too (by default they are held as stored, as runtimes computing in them do)")
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if err := f.validate(); err != nil {
 			return err
@@ -106,7 +108,7 @@ func runDecode(stdout, stderr io.Writer, paths []string, f *decodeFlags) error {
 		return badInput(err)
 	}
 	snap := &heapsnap.Recorder{Dir: f.dir, Site: decode.Site, Inputs: inputs(paths, m)}
-	opts := decode.Options{Alpha: float32(f.alpha), Measure: snap.Take, Progress: progress(stderr)}
+	opts := decode.Options{Alpha: float32(f.alpha), Measure: snap.Take, Progress: progress(stderr), Widen: f.widen}
 	if f.cache {
 		opts.Policy = decode.Cache
 	}

@@ -26,8 +26,8 @@ func decodeJSON(t *testing.T, wantCode int, args ...string) *report.Report {
 	return rep
 }
 
-func verdicts(rep *report.Report) map[string]string {
-	v := map[string]string{}
+func verdicts(rep *report.Report) map[string]accounting.Verdict {
+	v := map[string]accounting.Verdict{}
 	for _, c := range rep.Comparisons {
 		v[c.Subject] = c.Verdict
 	}
@@ -51,7 +51,7 @@ func TestDecodeToy(t *testing.T) {
 
 	rep := decodeJSON(t, 0, "--cache", "--forward", toy)
 	peak := rep.Comparisons[2]
-	if peak.Verdict != "runtime-holds-decoded-copies" || peak.MeasuredBytes != stored+rounding+decoded ||
+	if peak.Verdict.String() != "runtime-holds-decoded-copies" || peak.MeasuredBytes != stored+rounding+decoded ||
 		peak.ExpectedBytes != stored+layer || !strings.Contains(peak.Message, "--cache") {
 		t.Errorf("cache peak: %+v", peak)
 	}
@@ -59,7 +59,7 @@ func TestDecodeToy(t *testing.T) {
 		t.Errorf("cache peak %d bytes: want about 19.3 MB, more than the fp32 model's %d", peak.MeasuredBytes, fp32Model)
 	}
 	load := rep.Comparisons[0]
-	if load.Verdict != "consistent" || load.MeasuredBytes != stored+rounding || load.ExpectedBytes != stored || load.ToleranceBytes != rounding {
+	if load.Verdict.String() != "consistent" || load.MeasuredBytes != stored+rounding || load.ExpectedBytes != stored || load.ToleranceBytes != rounding {
 		t.Errorf("stored after load: %+v", load)
 	}
 	want := []string{"after-load", "layer blocks.0", "layer blocks.1", "layer blocks.2", "after-decode", "end"}
@@ -77,7 +77,7 @@ func TestDecodeToy(t *testing.T) {
 
 	rep = decodeJSON(t, 0, "--stream", toy)
 	for subject, v := range verdicts(rep) {
-		if v != "consistent" {
+		if v.String() != "consistent" {
 			t.Errorf("stream: %s: %s", subject, v)
 		}
 	}
@@ -93,9 +93,14 @@ func TestDecodeSchemes(t *testing.T) {
 		"torch/gptq_small.pt", "torch/small_bf16.pt", "torch/tied_head.pt", "torch/nested_checkpoint.pt",
 		"safetensors/qins_log_small.safetensors", "safetensors/sharded"} {
 		t.Run(f, func(t *testing.T) {
-			rep := decodeJSON(t, 0, "--forward", "--batch", "3", filepath.Join(fixtures, f))
+			// --widen: the float16/bfloat16 weights are decoded too, and
+			// compared.
+			rep := decodeJSON(t, 0, "--forward", "--batch", "3", "--widen", filepath.Join(fixtures, f))
 			for subject, v := range verdicts(rep) {
-				if v != "consistent" {
+				// A model with nothing to decode (float32 throughout) has no
+				// decoded figure: not-applicable, never consistent.
+				if v != accounting.Consistent && !(v == accounting.NotApplicable && strings.HasPrefix(subject, "decoded weights vs fp32") &&
+					(strings.Contains(f, "tied_head") || strings.Contains(f, "nested"))) {
 					t.Errorf("%s: %s", subject, v)
 				}
 			}
@@ -183,7 +188,7 @@ func TestDecodeCrosscheckOwnProfile(t *testing.T) {
 	decodeJSON(t, exitOK, "--stream", "-o", dir, toy)
 	rep, _ := crosscheckJSON(t, exitOK, "--heap", filepath.Join(dir, "05-after-decode.pb.gz"), "--focus", `decode\.alloc`)
 	c := rep.Comparisons[0]
-	if c.Verdict != "runtime-holds-decoded-copies" || c.ExpectedBytes != 9_838_736+3*1<<20 || !strings.Contains(c.Message, "blocks.0") {
+	if c.Verdict.String() != "runtime-holds-decoded-copies" || c.ExpectedBytes != 9_838_736+3*1<<20 || !strings.Contains(c.Message, "blocks.0") {
 		t.Errorf("%+v", c)
 	}
 }
@@ -248,4 +253,23 @@ func attribute(t *testing.T, path string) map[string]int64 {
 		}
 	}
 	return by
+}
+
+// TestDecodeNothingDecoded: a bfloat16 model held as stored decodes nothing:
+// that comparison is not-applicable (never consistent), and the peak says
+// its policy.
+func TestDecodeNothingDecoded(t *testing.T) {
+	rep := decodeJSON(t, 0, filepath.Join(fixtures, "torch/small_bf16.pt"))
+	var na, peak bool
+	for _, c := range rep.Comparisons {
+		if strings.HasPrefix(c.Subject, "decoded weights vs fp32") {
+			na = c.Verdict == accounting.NotApplicable && strings.Contains(c.Message, "--widen")
+		}
+		if strings.HasPrefix(c.Subject, "peak") {
+			peak = strings.Contains(c.Subject, "stream, fp16/bf16 as stored")
+		}
+	}
+	if !na || !peak {
+		t.Errorf("comparisons %+v", rep.Comparisons)
+	}
 }

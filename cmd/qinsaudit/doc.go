@@ -18,6 +18,8 @@
 //	qinsaudit diff [--by role|layer|module|dtype|tensor] [--format text|json|markdown|csv] OLD NEW
 //	qinsaudit decode [--cache|--stream] [--forward] [-o DIR] PATH...
 //	qinsaudit crosscheck --heap PROFILE [--base PROFILE] [--focus REGEX] [--claim NAME=SIZE] PATH...
+//	qinsaudit profile [--allocator tcmalloc|jemalloc] [--sample-bytes N] [-o DIR] --model PATH
+//	                  [--claim NAME=SIZE] [--max-heap-over-stored X] -- COMMAND [ARGS...]
 //
 // The manual is docs/ (usage.md, ci.md, usage-decode.md, heap-recipe.md);
 // every "$ qinsaudit" example there is run by this package's tests against
@@ -30,4 +32,6 @@
 //	1  bad input: a file is missing, unreadable or malformed
 //	2  usage error: unknown command or flag, bad value, missing argument
 //	3  a gate failed
+//
+// profile exits with the profiled command's own code when that failed.
 package main

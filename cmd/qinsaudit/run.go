@@ -49,6 +49,7 @@ baseline, its theoretical size, and what the file really stores.`,
 	root.AddCommand(newAuditCmd(stdout), newCheckCmd(stdout), newDiffCmd(stdout))
 	root.AddCommand(newDecodeCmd(stdout))
 	root.AddCommand(newCrosscheckCmd(stdout))
+	root.AddCommand(newProfileCmd(stdout, stderr))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print qinsaudit's version (module version and VCS revision)",

@@ -108,6 +108,12 @@ func Clip(s string, n int) string {
 // Cell is s as a table cell: escaped, then clipped to CellBytes.
 func Cell(s string) string { return Clip(Escape(s), CellBytes) }
 
+// MessageCell is a table cell that holds a message qinsaudit wrote (a
+// finding's, a verdict's): escaped like Cell, but clipped to MessageBytes,
+// since what it says is worth reading whole; names inside it were clipped
+// where the message was made.
+func MessageCell(s string) string { return Clip(Escape(s), MessageBytes) }
+
 // Message is an error message as the command line prints it: escaped and
 // clipped to MessageBytes, so a hostile name can neither forge lines on
 // stderr nor make one error megabytes long.
@@ -127,8 +133,12 @@ const markdownSpecial = "\\`|<>&"
 // the cell shows its text: it cannot add a column or a row, open a code
 // span, a link, an image or an HTML tag. Newlines are already escaped by
 // Cell.
-func Markdown(s string) string {
-	s = Cell(s)
+func Markdown(s string) string { return markdownEscape(Cell(s)) }
+
+// MarkdownMessage is MessageCell for Markdown.
+func MarkdownMessage(s string) string { return markdownEscape(MessageCell(s)) }
+
+func markdownEscape(s string) string {
 	if !strings.ContainsAny(s, markdownSpecial) && !strings.Contains(s, "](") {
 		return s
 	}

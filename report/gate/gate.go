@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/report"
 )
 
@@ -183,7 +182,7 @@ func (e *evaluator) errorFindings(rep *report.Report, only bool) {
 	}
 	n := 0
 	for _, f := range rep.Findings {
-		if f.Severity != string(accounting.Error) || forbidden[f.Kind] {
+		if f.Severity != "error" || forbidden[f.Kind] {
 			continue
 		}
 		n++
@@ -269,9 +268,9 @@ func (e *evaluator) against(rep, base *report.Report, a *Against) {
 // max_heap_over_stored budget.
 func (e *evaluator) heap(h *Heap) {
 	for _, c := range h.Comparisons {
-		failed := accounting.Verdict(c.Verdict).Failing()
+		failed := c.Verdict.Failing()
 		e.add(report.Outcome{Check: "heap_verdict", Subject: c.Subject, Limit: float64(c.ExpectedBytes), Actual: float64(c.MeasuredBytes), Unit: "bytes",
-			Message: c.Verdict + ": " + c.Message}, "", failed)
+			Message: c.Verdict.String() + ": " + c.Message}, "", failed)
 	}
 	if e.cfg.MaxHeapOverStored != nil && h.StoredBytes > 0 {
 		r := float64(h.InUseBytes) / float64(h.StoredBytes)

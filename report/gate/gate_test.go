@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/report"
 )
 
@@ -161,7 +162,7 @@ func TestAgainst(t *testing.T) {
 
 func TestHeap(t *testing.T) {
 	h := &Heap{InUseBytes: 19_275_920, StoredBytes: 9_838_736, Comparisons: []report.Comparison{
-		{Subject: "heap in use vs stored + decoded float32", Verdict: "runtime-holds-decoded-copies", MeasuredBytes: 19_275_920, ExpectedBytes: 19_275_920},
+		{Subject: "heap in use vs stored + decoded float32", Verdict: accounting.HoldsDecodedCopies, MeasuredBytes: 19_275_920, ExpectedBytes: 19_275_920},
 	}}
 	day := time.Now()
 	if g := Evaluate(rep(8), &Config{}, nil, h, day); !g.Passed || statuses(g) != "heap_verdict:heap in use vs stored + decoded float32:pass" {
@@ -171,7 +172,7 @@ func TestHeap(t *testing.T) {
 	if g.Passed || g.Outcomes[1].Check != "max_heap_over_stored" || g.Outcomes[1].Status != "fail" || fmt.Sprintf("%.2f", g.Outcomes[1].Actual) != "1.96" {
 		t.Errorf("over budget: %+v", g.Outcomes)
 	}
-	h.Comparisons = append(h.Comparisons, report.Comparison{Subject: "claim weights=0.41MB", Verdict: "claim-disagrees"})
+	h.Comparisons = append(h.Comparisons, report.Comparison{Subject: "claim weights=0.41MB", Verdict: accounting.ClaimDisagrees})
 	if g := Evaluate(rep(8), &Config{}, nil, h, day); g.Passed {
 		t.Errorf("a disagreeing claim passed: %s", statuses(g))
 	}

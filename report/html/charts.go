@@ -164,7 +164,7 @@ func comparisonChart(cs []report.Comparison) *chart {
 	for i, c := range cs {
 		j := at("report.comparisons", i)
 		labels = append(labels, truncate(c.Subject, 34))
-		v := textCell(field(j, "verdict"), c.Verdict)
+		v := textCell(field(j, "verdict"), c.Verdict.String())
 		v.Pre = "verdict: "
 		notes = append(notes, []cell{v})
 		m.vals, m.refs = append(m.vals, c.MeasuredBytes), append(m.refs, field(j, "measured_bytes"))

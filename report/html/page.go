@@ -304,9 +304,9 @@ func comparisonsTable(cs []report.Comparison) table {
 	t := table{ID: "comparisons", Title: "Measured vs expected", Header: []string{"subject", "measured", "expected", "tolerance", "verdict", "message"}}
 	for i, c := range cs {
 		j := at("report.comparisons", i)
-		t.Rows = append(t.Rows, row{Class: "v-" + c.Verdict, Cells: []cell{plain(c.Subject), bytesCell(field(j, "measured_bytes"), c.MeasuredBytes),
+		t.Rows = append(t.Rows, row{Class: "v-" + c.Verdict.String(), Cells: []cell{plain(c.Subject), bytesCell(field(j, "measured_bytes"), c.MeasuredBytes),
 			bytesCell(field(j, "expected_bytes"), c.ExpectedBytes), bytesCell(field(j, "tolerance_bytes"), c.ToleranceBytes),
-			textCell(field(j, "verdict"), c.Verdict), plain(c.Message)}})
+			textCell(field(j, "verdict"), c.Verdict.String()), plain(c.Message)}})
 	}
 	return t
 }
