@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
@@ -84,6 +86,30 @@ func writeTables(w io.Writer, heading string, md bool, tables ...*table) error {
 	return bw.Flush()
 }
 
+// tables keep made tablewriter tables for reuse, one pool per renderer
+// (text, Markdown) so that no option of one leaks into the other: every
+// render sets the same options on a table that Reset emptied.
+// tablewriter.NewTable allocates a 10,240-entry cache for its
+// reflection-based stringer (440 KB per table, more than an audit's whole
+// report, and most of a small command's time), which no option turns off
+// and which tables of strings never use; Reset purges a cache by making it
+// again, so a made table gets noStringerCache instead and a process makes
+// one table per renderer, not one per table rendered.
+var tables [2]sync.Pool
+
+// noStringerCache is a tablewriter stringer cache that keeps nothing: the
+// cells are strings already, so the stringer never runs.
+type noStringerCache struct{}
+
+func (noStringerCache) Add(reflect.Type, reflect.Value) bool        { return false }
+func (noStringerCache) Get(reflect.Type) (v reflect.Value, ok bool) { return v, false }
+func (noStringerCache) Purge()                                      {}
+
+type pooledTable struct {
+	buf *bytes.Buffer
+	tab *tablewriter.Table
+}
+
 // table is a renderer-neutral table: strings only, made from the report's
 // numbers by the functions below.
 type table struct {
@@ -103,7 +129,6 @@ func (t *table) render(w io.Writer, md bool) error {
 			align[i] = tw.AlignRight
 		}
 	}
-	var buf bytes.Buffer
 	opts := []tablewriter.Option{
 		tablewriter.WithHeaderAutoFormat(tw.Off),
 		tablewriter.WithFooterAutoFormat(tw.Off),
@@ -128,7 +153,20 @@ func (t *table) render(w io.Writer, md bool) error {
 			tablewriter.WithPadding(tw.Padding{Left: "", Right: "  ", Overwrite: true}),
 		)
 	}
-	tab := tablewriter.NewTable(&buf, opts...)
+	kind := 0
+	if md {
+		kind = 1
+	}
+	pt, _ := tables[kind].Get().(*pooledTable)
+	if pt == nil {
+		pt = &pooledTable{buf: new(bytes.Buffer)}
+		pt.tab = tablewriter.NewTable(pt.buf, tablewriter.WithStringerCacheCustom(noStringerCache{}))
+	}
+	defer tables[kind].Put(pt)
+	pt.buf.Reset()
+	tab, buf := pt.tab, pt.buf
+	tab.Reset()
+	tab.Options(opts...)
 	tab.Header(t.header)
 	rows := t.rows
 	if md && t.footer != nil {

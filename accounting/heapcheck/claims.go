@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/dustin/go-humanize"
 
@@ -17,7 +18,7 @@ import (
 )
 
 // claimSizeRE splits a size into its number and unit: "0.41 MB" -> "0.41", "MB".
-var claimSizeRE = regexp.MustCompile(`^([0-9][0-9,]*)(?:\.([0-9]+))?\s*([A-Za-z]*)$`)
+var claimSizeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9][0-9,]*)(?:\.([0-9]+))?\s*([A-Za-z]*)$`) })
 
 // ParseClaim parses NAME=SIZE, e.g. "weights=0.41MB".
 func ParseClaim(s string) (accounting.Claim, error) {
@@ -42,7 +43,7 @@ func NewClaim(name, size string) (accounting.Claim, error) {
 		return c, fmt.Errorf("claim %s=%s: too large", name, size)
 	}
 	c.Bytes = int64(n)
-	m := claimSizeRE.FindStringSubmatch(size)
+	m := claimSizeRE().FindStringSubmatch(size)
 	if m == nil {
 		return c, nil
 	}

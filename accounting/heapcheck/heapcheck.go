@@ -34,6 +34,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/dustin/go-humanize"
 	"github.com/google/pprof/profile"
@@ -236,14 +237,14 @@ func isHeapText(data []byte) bool {
 
 // goCountRE is the header of Go's legacy goroutine and threadcreate
 // profiles.
-var goCountRE = regexp.MustCompile(`\A\S+ profile: total \d+`)
+var goCountRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\A\S+ profile: total \d+`) })
 
 // isLegacy reports whether data starts like one of the legacy profiles other
 // than heap profiles that pprof reads (contention, mutex, thread, Java, Go
 // counts, binary CPU), which it can name when they are not heap profiles.
 func isLegacy(data []byte) bool {
 	text := bytes.TrimLeft(data, " \t\r\n")
-	if bytes.HasPrefix(text, []byte("---")) || bytes.HasPrefix(text, []byte("#")) || goCountRE.Match(text) {
+	if bytes.HasPrefix(text, []byte("---")) || bytes.HasPrefix(text, []byte("#")) || goCountRE().Match(text) {
 		return true
 	}
 	// The binary CPU profile's header: the words 0, 3, 0 or 1, in 4 or 8

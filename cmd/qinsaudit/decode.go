@@ -8,9 +8,7 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/accounting/decode"
@@ -148,26 +146,4 @@ func runPass(m *accounting.Model, res *accounting.Result, opts decode.Options) (
 		return nil, badInput(err)
 	}
 	return pass.Run()
-}
-
-// progress returns a progress callback drawing a bar on w once the pass has
-// run for a second, when w is a terminal; nil otherwise.
-func progress(w io.Writer) func(done, total int64) {
-	f, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return nil
-	}
-	start := time.Now()
-	var bar *progressbar.ProgressBar
-	return func(done, total int64) {
-		if bar == nil {
-			if time.Since(start) < time.Second {
-				return
-			}
-			bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(w),
-				progressbar.OptionSetDescription("decoding weights"), progressbar.OptionShowCount(),
-				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
-		}
-		_ = bar.Set64(done)
-	}
 }
