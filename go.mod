@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/dustin/go-humanize v1.1.0
+	github.com/goccy/go-json v0.10.5
 	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
 	github.com/nlpodyssey/gopickle v0.2.0
 	github.com/olekukonko/tablewriter v1.1.5

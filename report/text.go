@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/pkg/twwidth"
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
 )
@@ -97,6 +98,13 @@ func writeTables(w io.Writer, heading string, md bool, tables ...*table) error {
 // one table per renderer, not one per table rendered.
 var tables [2]sync.Pool
 
+// noWidthCache turns off tablewriter's process-wide cache of string widths
+// (an 8,192-entry LRU behind a mutex) before the first table: a cell's width
+// is a short scan of ASCII, cheaper than the cache's hashing and locking, and
+// a table of more distinct cells than the cache holds (a diff by module of a
+// large model) misses on every lookup and evicts on every insertion.
+var noWidthCache = sync.OnceFunc(func() { twwidth.SetCacheCapacity(0) })
+
 // noStringerCache is a tablewriter stringer cache that keeps nothing: the
 // cells are strings already, so the stringer never runs.
 type noStringerCache struct{}
@@ -157,6 +165,7 @@ func (t *table) render(w io.Writer, md bool) error {
 	if md {
 		kind = 1
 	}
+	noWidthCache()
 	pt, _ := tables[kind].Get().(*pooledTable)
 	if pt == nil {
 		pt = &pooledTable{buf: new(bytes.Buffer)}
