@@ -36,7 +36,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/dustin/go-humanize"
 	"github.com/google/pprof/profile"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
@@ -377,7 +376,7 @@ func (p *Profile) notice() {
 		p.Notices = append(p.Notices, accounting.Finding{Kind: accounting.HeapProfileTruncated, Severity: accounting.Warning,
 			Bytes: p.HeaderInUseBytes - p.ListedInUseBytes,
 			Message: fmt.Sprintf("%s: the header counts %s bytes in use but the listed stacks only %s (gperftools writes at most 1 MiB per dump and drops the smallest stacks): "+
-				"totals use the header; --focus sees only the listed stacks", p.Path, humanize.Comma(p.HeaderInUseBytes), humanize.Comma(p.ListedInUseBytes))})
+				"totals use the header; --focus sees only the listed stacks", p.Path, accounting.Comma(p.HeaderInUseBytes), accounting.Comma(p.ListedInUseBytes))})
 	}
 	var inuse, alloc int64
 	for _, s := range p.P.Sample {
@@ -389,7 +388,7 @@ func (p *Profile) notice() {
 	if inuse == 0 && p.HeaderInUseBytes <= 0 {
 		msg := fmt.Sprintf("%s: the profile holds no in-use bytes", p.Path)
 		if alloc > 0 {
-			msg += fmt.Sprintf(" (only allocations: %s bytes)", humanize.Comma(alloc))
+			msg += fmt.Sprintf(" (only allocations: %s bytes)", accounting.Comma(alloc))
 		}
 		msg += "; a Go heap profile shows the heap as of the last garbage collection: call runtime.GC() before writing it"
 		p.Notices = append(p.Notices, accounting.Finding{Kind: accounting.HeapProfileNoInUse, Severity: accounting.Warning, Message: msg})

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
@@ -121,7 +120,7 @@ func runDecode(stdout, stderr io.Writer, paths []string, f *decodeFlags) error {
 	rep.Comparisons = report.NewComparisons(rec.Comparisons)
 	if f.timing {
 		fmt.Fprintf(stderr, "decoded %s weights of %d tensors (%s) in %v: %.0f M weights/s on %d goroutines; load %v, forward %v\n",
-			humanize.Comma(st.Weights), st.Units, st.Policy, st.Decode.Round(time.Microsecond), st.WeightsPerSecond()/1e6,
+			accounting.Comma(st.Weights), st.Units, st.Policy, st.Decode.Round(time.Microsecond), st.WeightsPerSecond()/1e6,
 			st.Workers, st.Load.Round(time.Microsecond), st.Forward.Round(time.Microsecond))
 	}
 	if err := f.out.write(stdout, rep); err != nil {

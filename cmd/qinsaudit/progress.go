@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
+	"github.com/qinsaudit/qinsaudit/accounting"
 	"io"
 	"os"
 	"time"
 
-	"github.com/dustin/go-humanize"
 	"golang.org/x/term"
 )
 
@@ -62,5 +62,5 @@ func (p *progressLine) update(done, total int64) {
 	if total > 0 {
 		pct = int(float64(done) / float64(total) * 100)
 	}
-	fmt.Fprintf(p.w, "\r\x1b[Kdecoding weights %3d%% (%s/%s)", pct, humanize.Comma(done), humanize.Comma(total))
+	fmt.Fprintf(p.w, "\r\x1b[Kdecoding weights %3d%% (%s/%s)", pct, accounting.Comma(done), accounting.Comma(total))
 }
