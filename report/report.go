@@ -202,35 +202,35 @@ func writeJSON(w io.Writer, v any) error {
 
 // layout spaces out compact JSON from json.Marshal: line breaks inside the
 // top-level object and the containers directly in it, a space after every
-// ':' and ',' deeper down. It relies on its input being valid JSON.
+// ':' and ',' deeper down. It relies on its input being valid JSON. It
+// copies strings and other runs without structure whole (a byte-at-a-time
+// copy was most of the time of writing a large report).
 func layout(data []byte) []byte {
 	out := make([]byte, 0, len(data)+len(data)/4)
 	depth := 0
-	inString, escaped := false, false
 	newline := func(d int) {
 		out = append(out, '\n')
 		for range d {
 			out = append(out, ' ', ' ')
 		}
 	}
-	for i := 0; i < len(data); i++ {
-		c := data[i]
-		if inString {
-			out = append(out, c)
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
+	for i := 0; i < len(data); {
+		j := i
+		for j < len(data) && !structural[data[j]] {
+			j++
 		}
+		out = append(out, data[i:j]...)
+		if j == len(data) {
+			break
+		}
+		i = j
+		c := data[i]
 		switch c {
 		case '"':
-			inString = true
-			out = append(out, c)
+			end := stringEnd(data, i)
+			out = append(out, data[i:end]...)
+			i = end
+			continue
 		case '{', '[':
 			out = append(out, c)
 			depth++
@@ -252,11 +252,35 @@ func layout(data []byte) []byte {
 			}
 		case ':':
 			out = append(out, ':', ' ')
-		default:
-			out = append(out, c)
 		}
+		i++
 	}
 	return append(out, '\n')
+}
+
+// structural marks the bytes layout acts on outside strings.
+var structural = [256]bool{'"': true, '{': true, '[': true, '}': true, ']': true, ',': true, ':': true}
+
+// stringEnd returns the index after the JSON string that starts at
+// data[start] ('"'): the first quote after it not escaped by an odd run of
+// backslashes.
+func stringEnd(data []byte, start int) int {
+	i := start + 1
+	for {
+		k := bytes.IndexByte(data[i:], '"')
+		if k < 0 {
+			return len(data)
+		}
+		q := i + k
+		bs := 0
+		for b := q - 1; b > start && data[b] == '\\'; b-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			return q + 1
+		}
+		i = q + 1
+	}
 }
 
 // ReadJSON reads a report written by WriteJSON, refusing one of a schema
