@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -97,5 +99,35 @@ func TestReadJSONLarge(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatal("the report read back differs from the one written")
+	}
+}
+
+// ReadJSON reads a report from a file in one buffer of its size, and from
+// any other reader as well.
+func TestReadJSONFile(t *testing.T) {
+	data := largeJSON(t, 2_000, 0)
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := readAll(f)
+	if err != nil || !bytes.Equal(got, data) || cap(got) > len(data)+bytes.MinRead {
+		t.Fatalf("readAll of a file: %d bytes (capacity %d) of %d, %v", len(got), cap(got), len(data), err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	fromFile, err := ReadJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromReader, err := ReadJSON(bytes.NewReader(data))
+	if err != nil || !reflect.DeepEqual(fromFile, fromReader) {
+		t.Fatalf("from a file and from a reader: %v", err)
 	}
 }
