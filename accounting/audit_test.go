@@ -81,8 +81,6 @@ func role(t *testing.T, r *Result, name string) Group {
 	return Group{}
 }
 
-const MiB = 1 << 20
-
 func TestSeedToyNumbers(t *testing.T) {
 	fp32, err := Audit(seedToy(false), Options{})
 	if err != nil {

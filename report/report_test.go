@@ -157,6 +157,12 @@ func TestReadJSONErrors(t *testing.T) {
 		{`{"schema_version": 1}`, "not a qinsaudit JSON report"},
 		{"{\n\"tool\": \"qinsaudit\",\n \"schema_version\": 1,\n \"files\": 3}", "line 4"},
 		{"not json", "not a qinsaudit JSON report"},
+		// The schema version is judged before the fields it would give meaning to.
+		{`{"tool": "qinsaudit", "schema_version": 2, "files": 3}`, "schema_version 2 is not supported"},
+		{`{"tool": "qinsaudit", "schema_version": 0}`, "schema_version 0 is not supported"},
+		{`{"tool": "qinsaudit", "files": 3}`, "not a qinsaudit JSON report"},
+		{`{"tool": "qinsaudit", "schema_version": 1} {}`, "not a qinsaudit JSON report"},
+		{`{"tool": "other", "schema_version": 1}`, "not a qinsaudit JSON report"},
 	} {
 		_, err := ReadJSON(strings.NewReader(c.in))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -5,10 +5,13 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/pkg/twwidth"
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
 
@@ -86,6 +89,37 @@ func writeTables(w io.Writer, heading string, md bool, tables ...*table) error {
 	return bw.Flush()
 }
 
+// tables keep made tablewriter tables for reuse, one pool per renderer
+// (text, Markdown) so that no option of one leaks into the other: every
+// render sets the same options on a table that Reset emptied.
+// tablewriter.NewTable allocates a 10,240-entry cache for its
+// reflection-based stringer (440 KB per table, more than an audit's whole
+// report, and most of a small command's time), which no option turns off
+// and which tables of strings never use; Reset purges a cache by making it
+// again, so a made table gets noStringerCache instead and a process makes
+// one table per renderer, not one per table rendered.
+var tables [2]sync.Pool
+
+// noWidthCache turns off tablewriter's process-wide cache of string widths
+// (an 8,192-entry LRU behind a mutex) before the first table: a cell's width
+// is a short scan of ASCII, cheaper than the cache's hashing and locking, and
+// a table of more distinct cells than the cache holds (a diff by module of a
+// large model) misses on every lookup and evicts on every insertion.
+var noWidthCache = sync.OnceFunc(func() { twwidth.SetCacheCapacity(0) })
+
+// noStringerCache is a tablewriter stringer cache that keeps nothing: the
+// cells are strings already, so the stringer never runs.
+type noStringerCache struct{}
+
+func (noStringerCache) Add(reflect.Type, reflect.Value) bool        { return false }
+func (noStringerCache) Get(reflect.Type) (v reflect.Value, ok bool) { return v, false }
+func (noStringerCache) Purge()                                      {}
+
+type pooledTable struct {
+	buf *bytes.Buffer
+	tab *tablewriter.Table
+}
+
 // table is a renderer-neutral table: strings only, made from the report's
 // numbers by the functions below.
 type table struct {
@@ -105,7 +139,6 @@ func (t *table) render(w io.Writer, md bool) error {
 			align[i] = tw.AlignRight
 		}
 	}
-	var buf bytes.Buffer
 	opts := []tablewriter.Option{
 		tablewriter.WithHeaderAutoFormat(tw.Off),
 		tablewriter.WithFooterAutoFormat(tw.Off),
@@ -131,8 +164,8 @@ func (t *table) render(w io.Writer, md bool) error {
 		)
 	}
 	// Every cell is neutralised here, whatever table it is in: names come
-	// from strangers' files (see internal/neutral).
-	// A message column (ours, not a name) keeps up to MessageBytes.
+	// from strangers' files (see internal/neutral). A message column (ours,
+	// not a name) keeps up to MessageBytes.
 	cell, message := neutral.Cell, neutral.MessageCell
 	if md {
 		cell, message = neutral.Markdown, neutral.MarkdownMessage
@@ -148,7 +181,21 @@ func (t *table) render(w io.Writer, md bool) error {
 		}
 		return out
 	}
-	tab := tablewriter.NewTable(&buf, opts...)
+	kind := 0
+	if md {
+		kind = 1
+	}
+	noWidthCache()
+	pt, _ := tables[kind].Get().(*pooledTable)
+	if pt == nil {
+		pt = &pooledTable{buf: new(bytes.Buffer)}
+		pt.tab = tablewriter.NewTable(pt.buf, tablewriter.WithStringerCacheCustom(noStringerCache{}))
+	}
+	defer tables[kind].Put(pt)
+	pt.buf.Reset()
+	tab, buf := pt.tab, pt.buf
+	tab.Reset()
+	tab.Options(opts...)
 	tab.Header(clean(t.header))
 	rows := make([][]string, len(t.rows), len(t.rows)+1)
 	for i, r := range t.rows {

@@ -2,9 +2,8 @@ package report
 
 import (
 	"fmt"
+	"github.com/qinsaudit/qinsaudit/accounting"
 	"strconv"
-
-	"github.com/dustin/go-humanize"
 )
 
 // A scale formats a column of byte counts in one IEC unit, so a column
@@ -20,7 +19,7 @@ var iecUnits = []struct {
 	name string
 	size uint64
 }{
-	{"TiB", humanize.TiByte}, {"GiB", humanize.GiByte}, {"MiB", humanize.MiByte}, {"KiB", humanize.KiByte},
+	{"TiB", accounting.TiB}, {"GiB", accounting.GiB}, {"MiB", accounting.MiB}, {"KiB", accounting.KiB},
 }
 
 // columnScale picks one IEC unit for a column: the largest in which the
@@ -102,4 +101,4 @@ func bpw(b float64) string {
 	return fmt.Sprintf("%.2f", b)
 }
 
-func count(n int64) string { return humanize.Comma(n) }
+func count(n int64) string { return accounting.Comma(n) }

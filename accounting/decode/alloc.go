@@ -29,13 +29,30 @@ const minSlot = 16
 // allocation rounded up by the allocator's own rule (roundupsize: the size
 // class up to 32 KiB, whole 8 KiB pages above), which is the size a heap
 // profile records for it.
+//
+// A large buffer (a storage of a big model) is made with make instead: it
+// goes straight to its own whole pages, the rule is plain (n rounded up to
+// the allocator's 8 KiB page), and memory the runtime takes fresh from the
+// operating system is not cleared again, where growslice clears every byte
+// it adds, a pass over the whole storage before the read overwrites it.
 func allocBytes(n int64) ([]byte, int64) {
 	if n == 0 {
 		return nil, 0
 	}
+	if n >= largeAlloc {
+		return make([]byte, n), (n + allocPage - 1) &^ (allocPage - 1)
+	}
 	b := slices.Grow([]byte(nil), int(max(n, minSlot)))
 	return b[:n], int64(cap(b))
 }
+
+// largeAlloc is the size from which allocBytes makes a buffer of whole
+// pages, well above the runtime's largest size class (32 KiB); allocPage is
+// the runtime's page. TestAllocSlots checks the rule against growslice's.
+const (
+	largeAlloc = 1 << 20
+	allocPage  = 8 << 10
+)
 
 // allocFloats is allocBytes for n float32s; the slot is in bytes.
 func allocFloats(n int64) ([]float32, int64) {

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
@@ -11,6 +12,14 @@ func TestAllocSlots(t *testing.T) {
 	for _, c := range []struct{ n, slot int64 }{{1, 16}, {4, 16}, {17, 24}, {100, 112}, {5000, 5376}, {65536, 65536}, {100000, 106496}} {
 		if b, slot := allocBytes(c.n); int64(len(b)) != c.n || slot != c.slot {
 			t.Errorf("allocBytes(%d): %d bytes in a slot of %d, want %d", c.n, len(b), slot, c.slot)
+		}
+	}
+	// Large buffers are made directly; their slot is the one growslice
+	// would give them.
+	for _, n := range []int64{largeAlloc - 1, largeAlloc, largeAlloc + 1, largeAlloc + allocPage - 1, 3<<20 + 12345, 64<<20 + 1} {
+		b, slot := allocBytes(n)
+		if want := int64(cap(slices.Grow([]byte(nil), int(n)))); int64(len(b)) != n || slot != want {
+			t.Errorf("allocBytes(%d): %d bytes in a slot of %d, want %d", n, len(b), slot, want)
 		}
 	}
 	if f, slot := allocFloats(3); len(f) != 3 || slot != 16 {

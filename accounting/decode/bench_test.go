@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -165,4 +166,20 @@ func unitTable(mag *[256]float32) *[512]float32 {
 	copy(t[:], mag[:])
 	signedTable(&t)
 	return &t
+}
+
+// BenchmarkUnitSigns checks 32 MiB of random ±1 signs, one large module's,
+// as Load does before picking the one-table kernel.
+func BenchmarkUnitSigns(b *testing.B) {
+	sign := make([]byte, 32<<20)
+	r := rand.New(rand.NewPCG(11, 1))
+	for i := range sign {
+		sign[i] = []byte{0x01, 0xff}[r.IntN(2)]
+	}
+	b.SetBytes(int64(len(sign)))
+	for b.Loop() {
+		if !unitSigns(sign) {
+			b.Fatal("signs refused")
+		}
+	}
 }

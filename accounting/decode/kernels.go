@@ -58,13 +58,38 @@ func signedTable(t *[512]float32) {
 	}
 }
 
-// unitSigns reports whether every sign byte is int8 1 or -1.
+// unitSigns reports whether every sign byte is int8 1 or -1 (0x01 or 0xff).
+//
+// It reads the signs eight at a time as words and has no data-dependent
+// branch: random signs made a byte-by-byte test mispredict on every other
+// byte (0.24 GB/s, most of a large model's load). In a word w, each byte's
+// top bit t (0 or 1, in bit 0 of its lane after (w>>7)&lsb) picks the byte
+// it must be: t*0xfe + 0x01 is 0x01 for t = 0 and 0xff for t = 1, per lane
+// with no carry between lanes, so w is all ±1 exactly when it equals
+// unitWord(w). Mismatches are OR-ed together and tested once at the end.
 func unitSigns(sign []byte) bool {
-	ok := true
-	for _, b := range sign {
-		ok = ok && (b == 1 || b == 0xff)
+	var bad uint64
+	n := len(sign) &^ 31
+	for i := 0; i < n; i += 32 {
+		w := sign[i : i+32 : i+32]
+		a := binary.LittleEndian.Uint64(w[0:])
+		b := binary.LittleEndian.Uint64(w[8:])
+		c := binary.LittleEndian.Uint64(w[16:])
+		d := binary.LittleEndian.Uint64(w[24:])
+		bad |= (a ^ unitWord(a)) | (b ^ unitWord(b)) | (c ^ unitWord(c)) | (d ^ unitWord(d))
 	}
-	return ok
+	for i := n; i < len(sign); i++ {
+		v := uint64(sign[i])
+		bad |= (v ^ unitWord(v)) & 0xff
+	}
+	return bad == 0
+}
+
+// unitWord is the word of ±1 bytes with the sign bits of w: each byte 0x01
+// where w's byte is non-negative as an int8, 0xff where it is negative.
+func unitWord(w uint64) uint64 {
+	const lsb = 0x0101010101010101
+	return (w>>7&lsb)*0xfe + lsb
 }
 
 // qinsLogUnit decodes QINS log codes whose signs are all ±1 with one load

@@ -71,3 +71,53 @@ func TestQINSLogKernels(t *testing.T) {
 		t.Errorf("signs 0, 2, -2, 1 decode to %v", c)
 	}
 }
+
+// unitSignsBytewise is the definition unitSigns is checked against.
+func unitSignsBytewise(sign []byte) bool {
+	for _, b := range sign {
+		if b != 1 && b != 0xff {
+			return false
+		}
+	}
+	return true
+}
+
+// TestUnitSignsExhaustive puts every byte value at every position of a
+// 32-byte block (the unrolled loop), of the following word and of the
+// bytewise tail, over backgrounds of +1, of -1 and of both, and compares
+// with the bytewise definition.
+func TestUnitSignsExhaustive(t *testing.T) {
+	const n = 32 + 8 + 7 // one unrolled block, then tail bytes
+	backgrounds := [][]byte{make([]byte, n), make([]byte, n), make([]byte, n)}
+	for i := 0; i < n; i++ {
+		backgrounds[0][i], backgrounds[1][i] = 0x01, 0xff
+		backgrounds[2][i] = []byte{0x01, 0xff}[(i*7/3)%2]
+	}
+	for bi, bg := range backgrounds {
+		if !unitSigns(bg) {
+			t.Fatalf("background %d refused", bi)
+		}
+		buf := make([]byte, n)
+		for length := 0; length <= n; length++ {
+			for pos := 0; pos < length; pos++ {
+				for v := 0; v < 256; v++ {
+					copy(buf, bg)
+					buf[pos] = byte(v)
+					if got, want := unitSigns(buf[:length]), unitSignsBytewise(buf[:length]); got != want {
+						t.Fatalf("background %d, length %d, byte %#02x at %d: %v, want %v", bi, length, v, pos, got, want)
+					}
+				}
+			}
+		}
+	}
+	// Two bad bytes in one word must not cancel out.
+	for v := 0; v < 256; v++ {
+		for w := 0; w < 256; w++ {
+			buf := []byte{1, 1, 1, 1, 1, 1, 1, 1}
+			buf[2], buf[5] = byte(v), byte(w)
+			if got, want := unitSigns(buf), unitSignsBytewise(buf); got != want {
+				t.Fatalf("bytes %#02x and %#02x: %v, want %v", v, w, got, want)
+			}
+		}
+	}
+}

@@ -116,7 +116,7 @@ func Load(m *accounting.Model, res *accounting.Result, opts Options) (*Pass, err
 	start := time.Now()
 	p := &Pass{m: m, res: res, opts: opts}
 	var err error
-	if p.storages, err = readStorages(m, res.Rows); err != nil {
+	if p.storages, err = readStorages(m, res.Rows, opts.workers()); err != nil {
 		return nil, err
 	}
 	if err := p.prepare(); err != nil {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"os"
+	"sync"
+	"sync/atomic"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 )
@@ -36,7 +38,15 @@ func tensorError(m *accounting.Model, t *accounting.Tensor, off int64, msg strin
 // readStorages reads every storage of m once, in file order, each into a
 // buffer from the allocation site of the role it is charged to (the role of
 // its first tensor, as the accounting charges it).
-func readStorages(m *accounting.Model, rows []accounting.Row) (map[storageID]*storage, error) {
+//
+// The buffers are allocated first, one after the other in file order, and
+// then filled by workers goroutines at once, in pieces of readPiece bytes:
+// the read of a large model is mostly the kernel's work of mapping and
+// clearing fresh pages and copying from the page cache, which each core
+// does for its own pieces. The goroutines allocate nothing, so the heap
+// profile of the load is the buffers' alone, as in a sequential read. An
+// error is the one a sequential read would meet first.
+func readStorages(m *accounting.Model, rows []accounting.Row, workers int) (map[storageID]*storage, error) {
 	files := make([]*os.File, len(m.Files))
 	sizes := make([]int64, len(m.Files))
 	defer func() {
@@ -48,6 +58,8 @@ func readStorages(m *accounting.Model, rows []accounting.Row) (map[storageID]*st
 	}()
 	out := make(map[storageID]*storage)
 	all := make([]storage, 0, len(m.Tensors)) // one allocation for the records
+	reads := make([]storageRead, 0, len(m.Tensors))
+	var stop error // the first error met before reading
 	for i := range m.Tensors {
 		t := &m.Tensors[i]
 		id := storageID{t.File, t.Storage}
@@ -55,34 +67,45 @@ func readStorages(m *accounting.Model, rows []accounting.Row) (map[storageID]*st
 			continue
 		}
 		if t.File < 0 || t.File >= len(m.Files) {
-			return nil, tensorError(m, t, -1, "file index %d out of range", t.File)
+			stop = tensorError(m, t, -1, "file index %d out of range", t.File)
+			break
 		}
 		if files[t.File] == nil {
 			f, err := os.Open(m.Files[t.File].Path)
 			if err != nil {
-				return nil, err
+				stop = err
+				break
 			}
 			fi, err := f.Stat()
 			if err != nil {
 				f.Close()
-				return nil, err
+				stop = err
+				break
 			}
 			files[t.File], sizes[t.File] = f, fi.Size()
 		}
-		s, err := readStorage(m, t, files[t.File], sizes[t.File], storageSites[rows[i].Role])
+		s, err := allocStorage(m, t, sizes[t.File], storageSites[rows[i].Role])
 		if err != nil {
-			return nil, err
+			stop = err
+			break
 		}
 		s.key = rows[i].Role.String()
 		all = append(all, s)
 		out[id] = &all[len(all)-1]
+		reads = append(reads, storageRead{t: t, f: files[t.File], data: s.data})
+	}
+	if err := readAll(m, reads, workers); err != nil {
+		return nil, err
+	}
+	if stop != nil {
+		return nil, stop
 	}
 	return out, nil
 }
 
-// readStorage reads the storage of t from f, of size bytes, into a buffer
-// from alloc, after checking that the file holds it.
-func readStorage(m *accounting.Model, t *accounting.Tensor, f io.ReaderAt, size int64, alloc func(int64) ([]byte, int64)) (storage, error) {
+// allocStorage checks that a file of size bytes holds the storage of t and
+// allocates its buffer from alloc.
+func allocStorage(m *accounting.Model, t *accounting.Tensor, size int64, alloc func(int64) ([]byte, int64)) (storage, error) {
 	off, n := t.DataOffset, t.StorageBytes
 	switch {
 	case off == -1:
@@ -98,13 +121,92 @@ func readStorage(m *accounting.Model, t *accounting.Tensor, f io.ReaderAt, size 
 		return storage{}, tensorError(m, t, off, "storage %q: no allocation site for its role", t.Storage)
 	}
 	data, slot := alloc(n)
-	if _, err := f.ReadAt(data, off); err != nil {
-		if errors.Is(err, io.EOF) {
-			return storage{}, tensorError(m, t, off, "storage %q: file truncated: %d bytes expected at offset %d", t.Storage, n, off)
-		}
-		return storage{}, tensorError(m, t, off, "storage %q: %v", t.Storage, err)
-	}
 	return storage{data: data, slot: slot}, nil
+}
+
+// storageRead is one storage's buffer to fill from its file.
+type storageRead struct {
+	t    *accounting.Tensor
+	f    io.ReaderAt
+	data []byte
+	err  error
+}
+
+// readPiece is the most one ReadAt call reads: small enough that two
+// workers share even a single large storage, large enough that the calls
+// are few.
+const readPiece = 8 << 20
+
+// readAll fills every buffer of reads, sharing the pieces among workers
+// goroutines, and returns the error of the first storage that failed. It
+// allocates its list of pieces and its state once (exact heap profiling
+// records every allocation, TestPassAllocations counts them).
+func readAll(m *accounting.Model, reads []storageRead, workers int) error {
+	n := 0
+	for _, r := range reads {
+		n += (len(r.data) + readPiece - 1) / readPiece
+	}
+	rd := &reader{reads: reads, pieces: make([]readPieceOf, 0, n)}
+	for i, r := range reads {
+		for lo := 0; lo < len(r.data); lo += readPiece {
+			rd.pieces = append(rd.pieces, readPieceOf{i, lo, min(lo+readPiece, len(r.data))})
+		}
+	}
+	helpers := min(workers, n) - 1
+	rd.wg.Add(max(helpers, 0))
+	for range helpers {
+		go rd.work()
+	}
+	rd.work1()
+	rd.wg.Wait()
+	for i := range reads {
+		r := &reads[i]
+		if r.err == nil {
+			continue
+		}
+		t, off, n := r.t, r.t.DataOffset, len(r.data)
+		if errors.Is(r.err, io.EOF) {
+			return tensorError(m, t, off, "storage %q: file truncated: %d bytes expected at offset %d", t.Storage, n, off)
+		}
+		return tensorError(m, t, off, "storage %q: %v", t.Storage, r.err)
+	}
+	return nil
+}
+
+// reader is the shared state of readAll's goroutines.
+type reader struct {
+	reads  []storageRead
+	pieces []readPieceOf
+	next   atomic.Int64
+	mu     sync.Mutex // guards each storageRead's err
+	wg     sync.WaitGroup
+}
+
+// readPieceOf is bytes [lo, hi) of reads[r].
+type readPieceOf struct{ r, lo, hi int }
+
+func (rd *reader) work() {
+	defer rd.wg.Done()
+	rd.work1()
+}
+
+// work1 reads pieces until none is left.
+func (rd *reader) work1() {
+	for {
+		k := int(rd.next.Add(1)) - 1
+		if k >= len(rd.pieces) {
+			return
+		}
+		p := rd.pieces[k]
+		r := &rd.reads[p.r]
+		if _, err := r.f.ReadAt(r.data[p.lo:p.hi], r.t.DataOffset+int64(p.lo)); err != nil {
+			rd.mu.Lock()
+			if r.err == nil {
+				r.err = err
+			}
+			rd.mu.Unlock()
+		}
+	}
 }
 
 // tensorData is one tensor's bytes, in its stored dtype.

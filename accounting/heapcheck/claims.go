@@ -10,15 +10,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/dustin/go-humanize"
+	"sync"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/internal/safeio"
 )
 
 // claimSizeRE splits a size into its number and unit: "0.41 MB" -> "0.41", "MB".
-var claimSizeRE = regexp.MustCompile(`^([0-9][0-9,]*)(?:\.([0-9]+))?\s*([A-Za-z]*)$`)
+var claimSizeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9][0-9,]*)(?:\.([0-9]+))?\s*([A-Za-z]*)$`) })
 
 // ParseClaim parses NAME=SIZE, e.g. "weights=0.41MB".
 func ParseClaim(s string) (accounting.Claim, error) {
@@ -30,12 +29,12 @@ func ParseClaim(s string) (accounting.Claim, error) {
 }
 
 // NewClaim reads a claimed size: a byte count ("9838736", "9,838,736") or a
-// number with a unit ("0.41MB", "9.4 MiB"). As in go-humanize, kB/MB/GB are
+// number with a unit ("0.41MB", "9.4 MiB"). As in go-humanize (see accounting.ParseBytes), kB/MB/GB are
 // powers of 1000 and KiB/MiB/GiB powers of 1024.
 func NewClaim(name, size string) (accounting.Claim, error) {
 	size = strings.TrimSpace(size)
 	c := accounting.Claim{Name: name, Text: size}
-	n, err := humanize.ParseBytes(size)
+	n, err := accounting.ParseBytes(size)
 	if err != nil {
 		return c, fmt.Errorf("claim %s=%s: not a size (want e.g. 0.41MB, 9.4MiB or 9838736)", clip(name), clip(size))
 	}
@@ -43,18 +42,18 @@ func NewClaim(name, size string) (accounting.Claim, error) {
 		return c, fmt.Errorf("claim %s=%s: too large", clip(name), clip(size))
 	}
 	c.Bytes = int64(n)
-	m := claimSizeRE.FindStringSubmatch(size)
+	m := claimSizeRE().FindStringSubmatch(size)
 	if m == nil {
 		return c, nil
 	}
-	unit, err := humanize.ParseBytes("1" + m[3])
+	unit, err := accounting.ParseBytes("1" + m[3])
 	if err != nil {
 		return c, nil
 	}
 	// Half a unit in the last digit given.
 	c.PrecisionBytes = int64(float64(unit) / 2 / math.Pow10(len(m[2])))
 	if other := otherUnit(m[3]); other != "" {
-		if o, err := humanize.ParseBytes(strings.ReplaceAll(m[1], ",", "") + dot(m[2]) + other); err == nil && o <= math.MaxInt64 {
+		if o, err := accounting.ParseBytes(strings.ReplaceAll(m[1], ",", "") + dot(m[2]) + other); err == nil && o <= math.MaxInt64 {
 			c.OtherUnitBytes = int64(o)
 		}
 	}

@@ -33,8 +33,8 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 
-	"github.com/dustin/go-humanize"
 	"github.com/google/pprof/profile"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
@@ -319,14 +319,14 @@ func isHeapText(data []byte) bool {
 
 // goCountRE is the header of Go's legacy goroutine and threadcreate
 // profiles.
-var goCountRE = regexp.MustCompile(`\A\S+ profile: total \d+`)
+var goCountRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\A\S+ profile: total \d+`) })
 
 // isLegacy reports whether data starts like one of the legacy profiles other
 // than heap profiles that pprof reads (contention, mutex, thread, Java, Go
 // counts, binary CPU), which it can name when they are not heap profiles.
 func isLegacy(data []byte) bool {
 	text := bytes.TrimLeft(data, " \t\r\n")
-	if bytes.HasPrefix(text, []byte("---")) || bytes.HasPrefix(text, []byte("#")) || goCountRE.Match(text) {
+	if bytes.HasPrefix(text, []byte("---")) || bytes.HasPrefix(text, []byte("#")) || goCountRE().Match(text) {
 		return true
 	}
 	// The binary CPU profile's header: the words 0, 3, 0 or 1, in 4 or 8
@@ -464,7 +464,7 @@ func (p *Profile) notice() {
 		p.Notices = append(p.Notices, accounting.Finding{Kind: accounting.HeapProfileTruncated, Severity: accounting.Warning,
 			Bytes: p.HeaderInUseBytes - p.ListedInUseBytes,
 			Message: fmt.Sprintf("%s: the header counts %s bytes in use but the listed stacks only %s (gperftools writes at most 1 MiB per dump and drops the smallest stacks): "+
-				"totals use the header; --focus sees only the listed stacks", p.Path, humanize.Comma(p.HeaderInUseBytes), humanize.Comma(p.ListedInUseBytes))})
+				"totals use the header; --focus sees only the listed stacks", p.Path, accounting.Comma(p.HeaderInUseBytes), accounting.Comma(p.ListedInUseBytes))})
 	}
 	var inuse, alloc int64
 	for _, s := range p.P.Sample {
@@ -476,7 +476,7 @@ func (p *Profile) notice() {
 	if inuse == 0 && p.HeaderInUseBytes <= 0 {
 		msg := fmt.Sprintf("%s: the profile holds no in-use bytes", p.Path)
 		if alloc > 0 {
-			msg += fmt.Sprintf(" (only allocations: %s bytes)", humanize.Comma(alloc))
+			msg += fmt.Sprintf(" (only allocations: %s bytes)", accounting.Comma(alloc))
 		}
 		switch p.Format {
 		case Proto, GoLegacy:

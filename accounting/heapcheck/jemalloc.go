@@ -8,6 +8,7 @@ import (
 	"math"
 	"regexp"
 	"strconv"
+	"sync"
 
 	"github.com/google/pprof/profile"
 )
@@ -35,10 +36,11 @@ import (
 //
 // pprof's parser does not read this format: its legacy heap parser expects
 // the "heap profile: ... @ heap_v2/N" header that jemalloc 3 wrote, and it
-// would take the per-thread lines for stacks. Hence this reader.
+// would take the per-thread lines for stacks. Hence this reader. Its
+// expressions are compiled on first use, not at start-up.
 var (
-	jeHeaderRE = regexp.MustCompile(`^heap_v2/(\d+)$`)
-	jeCountsRE = regexp.MustCompile(`^t(\*|\d+): *(\d+): *(\d+) *\[ *(\d+): *(\d+) *\]$`)
+	jeHeaderRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^heap_v2/(\d+)$`) })
+	jeCountsRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^t(\*|\d+): *(\d+): *(\d+) *\[ *(\d+): *(\d+) *\]$`) })
 )
 
 func parseJemalloc(data []byte) (*Profile, error) {
@@ -57,7 +59,7 @@ func parseJemalloc(data []byte) (*Profile, error) {
 	}
 
 	b, _ := next()
-	h := jeHeaderRE.FindSubmatch(b)
+	h := jeHeaderRE().FindSubmatch(b)
 	if h == nil {
 		return p, fmt.Errorf("line %d: malformed jemalloc header %q (want heap_v2/<sample period>)", line, truncate(b))
 	}
@@ -203,7 +205,7 @@ type counts struct {
 
 // jeCounts parses "t*: 3: 96 [0: 0]" (thread false) or "t7: ..." (true).
 func jeCounts(b []byte) (c counts, thread bool, err error) {
-	m := jeCountsRE.FindSubmatch(b)
+	m := jeCountsRE().FindSubmatch(b)
 	if m == nil {
 		return c, false, fmt.Errorf("malformed counts %q (want t*: <objects>: <bytes> [<objects>: <bytes>])", truncate(b))
 	}

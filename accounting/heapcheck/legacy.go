@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"sync"
 
 	"github.com/google/pprof/profile"
 )
@@ -22,10 +23,13 @@ import (
 // pprof parses the stacks and un-samples them. This file adds what pprof
 // drops: the header's totals, to catch gperftools' truncated dumps, and the
 // check that a gperftools dump ends with its memory map, to catch a file cut
-// short.
+// short. The expressions are compiled on first use, so a command that reads
+// no legacy profile does not compile them at start-up.
 var (
-	legacyHeaderRE = regexp.MustCompile(`^heap profile: *(\d+): *(\d+) *\[ *(\d+): *(\d+) *\] *@ *([a-z_0-9]+)(?:/(-?\d+))?`)
-	legacySampleRE = regexp.MustCompile(`^\s*(-?\d+): *(-?\d+) *\[ *(\d+): *(\d+) *\] *@`)
+	legacyHeaderRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^heap profile: *(\d+): *(\d+) *\[ *(\d+): *(\d+) *\] *@ *([a-z_0-9]+)(?:/(-?\d+))?`)
+	})
+	legacySampleRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s*(-?\d+): *(-?\d+) *\[ *(\d+): *(\d+) *\] *@`) })
 )
 
 // mapsSentinel starts the memory-map section of gperftools and jemalloc
@@ -35,7 +39,7 @@ const mapsSentinel = "MAPPED_LIBRARIES:"
 func parseLegacy(data []byte) (*Profile, error) {
 	p := &Profile{}
 	first, _, _ := bytes.Cut(data, []byte("\n"))
-	h := legacyHeaderRE.FindSubmatch(bytes.TrimSpace(first))
+	h := legacyHeaderRE().FindSubmatch(bytes.TrimSpace(first))
 	if h == nil {
 		return p, fmt.Errorf("line 1: malformed heap profile header %q", truncate(first))
 	}
@@ -103,7 +107,7 @@ func scanLegacy(data []byte) (listed int64, maps bool, err error) {
 		if bytes.Contains(b, []byte(mapsSentinel)) || bytes.Contains(b, []byte("--- Memory map:")) {
 			return listed, true, nil
 		}
-		m := legacySampleRE.FindSubmatch(b)
+		m := legacySampleRE().FindSubmatch(b)
 		if m == nil {
 			continue // comments and blank lines; pprof rejects anything else
 		}

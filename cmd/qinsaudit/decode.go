@@ -8,10 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dustin/go-humanize"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/accounting/decode"
@@ -126,7 +123,7 @@ func runDecode(stdout, stderr io.Writer, paths []string, f *decodeFlags) error {
 	rep.Comparisons = report.NewComparisons(rec.Comparisons)
 	if f.timing {
 		fmt.Fprintf(stderr, "decoded %s weights of %d tensors (%s) in %v: %.0f M weights/s on %d goroutines; load %v, forward %v\n",
-			humanize.Comma(st.Weights), st.Units, st.Policy, st.Decode.Round(time.Microsecond), st.WeightsPerSecond()/1e6,
+			accounting.Comma(st.Weights), st.Units, st.Policy, st.Decode.Round(time.Microsecond), st.WeightsPerSecond()/1e6,
 			st.Workers, st.Load.Round(time.Microsecond), st.Forward.Round(time.Microsecond))
 	}
 	if err := f.out.write(stdout, rep); err != nil {
@@ -167,26 +164,4 @@ func runPass(m *accounting.Model, res *accounting.Result, opts decode.Options) (
 		return nil, badInput(err)
 	}
 	return pass.Run()
-}
-
-// progress returns a progress callback drawing a bar on w once the pass has
-// run for a second, when w is a terminal; nil otherwise.
-func progress(w io.Writer) func(done, total int64) {
-	f, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return nil
-	}
-	start := time.Now()
-	var bar *progressbar.ProgressBar
-	return func(done, total int64) {
-		if bar == nil {
-			if time.Since(start) < time.Second {
-				return
-			}
-			bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(w),
-				progressbar.OptionSetDescription("decoding weights"), progressbar.OptionShowCount(),
-				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
-		}
-		_ = bar.Set64(done)
-	}
 }

@@ -53,7 +53,8 @@ const (
 	defaultAlignment = 32
 	maxDims          = 4       // GGML_MAX_DIMS
 	maxKeyLen        = 65535   // the specification's limit
-	maxTensors       = 1 << 16 // see ReadHeader
+	maxTensors       = 1 << 16 // see ReadHeader and tensorLimit
+	bytesPerTensor   = 128     // see tensorLimit
 	maxArrayDepth    = 16      // nesting of arrays of arrays
 	minKVBytes       = 8 + 4 + 1
 	minTensorInfo    = 8 + 4 + 4 + 8 // empty name, no dims
@@ -229,10 +230,11 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 // file, and not overlapping the next tensor. Malformed input gives an
 // *accounting.FormatError; a failed read its own error.
 //
-// A file of more than 65,536 tensors is refused. The bytes left bound the
-// count, but a tensor info of 24 bytes costs some 800 bytes of allocation
-// here and in Load. llama.cpp sets no limit; real models have a few
-// thousand tensors at most.
+// The file's size bounds the tensor count: a tensor info of 24 bytes costs
+// some 800 bytes of allocation here and in Load, so a file may list 65,536
+// tensors and one more per 128 bytes of its size (a real tensor has a name
+// and data too); more are refused. llama.cpp sets no limit; real models have
+// a few thousand tensors, and 100,000 tensors of 16 float32s each are read.
 func ReadHeader(r io.ReaderAt, size int64) (*Header, error) {
 	if size < 0 {
 		return nil, accounting.Errorf(format, -1, "", "negative file size %d", size)

@@ -338,14 +338,23 @@ func (p *parser) skipStrings(n uint64) error {
 	return p.short(off, "string length")
 }
 
+// tensorLimit is the most tensors ReadHeader reads from a file of size
+// bytes: maxTensors in any file, and one more per bytesPerTensor bytes of
+// the file. A tensor costs some 800 bytes of allocation here and in Load,
+// so the memory a file can make qinsaudit take stays a small multiple of
+// the file's size however many tensors it lists.
+func tensorLimit(size int64) uint64 {
+	return maxTensors + uint64(max(size, 0))/bytesPerTensor
+}
+
 // tensorInfos reads the tensor infos and finds the data section.
 func (p *parser) tensorInfos(h *Header) error {
 	n := p.nTensors
 	if left := p.r.remaining(); n > uint64(left/minTensorInfo) {
 		return p.errorf(p.r.pos(), "tensor_count %d exceeds the %d bytes after the metadata", n, left)
 	}
-	if n > maxTensors { // see ReadHeader
-		return p.errorf(8, "tensor_count %d exceeds %d", n, maxTensors)
+	if limit := tensorLimit(p.r.size); n > limit { // see ReadHeader
+		return p.errorf(8, "tensor_count %d exceeds %d, the most a file of %d bytes may hold (%d, and one more per %d bytes of file)", n, limit, p.r.size, maxTensors, bytesPerTensor)
 	}
 	// Preallocate for at most 4096 tensors: n can still be far too large
 	// when the file is mostly tensor data.

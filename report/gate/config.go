@@ -17,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dustin/go-humanize"
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 	yaml "go.yaml.in/yaml/v3"
@@ -384,7 +383,7 @@ func ParseSize(s string) (int64, error) {
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
 		return n, nil
 	}
-	n, err := humanize.ParseBytes(s)
+	n, err := accounting.ParseBytes(s)
 	if err != nil || n > 1<<62 {
 		return 0, fmt.Errorf("bad size %q (want bytes, or a number with B, KiB, MiB, GiB, kB, MB, GB)", Clip(s))
 	}
