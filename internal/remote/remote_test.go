@@ -2,10 +2,10 @@ package remote_test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,7 +26,7 @@ func safetensorsFile(t testing.TB, prefix string, n, headerLen int) []byte {
 	t.Helper()
 	hdr := map[string]any{"__metadata__": map[string]string{"format": "pt"}}
 	for i := range n {
-		hdr[fmt.Sprintf("%s.%d.weight", prefix, i)] = map[string]any{"dtype": "F32", "shape": []int{2}, "data_offsets": []int{8 * i, 8 * i + 8}}
+		hdr[fmt.Sprintf("%s.%d.weight", prefix, i)] = map[string]any{"dtype": "F32", "shape": []int{2}, "data_offsets": []int{8 * i, 8*i + 8}}
 	}
 	js, err := json.Marshal(hdr)
 	if err != nil {
@@ -308,7 +308,12 @@ func TestFaults(t *testing.T) {
 			s := hubtest.New(t)
 			s.Add("org/m", map[string][]byte{"model.safetensors": file})
 			s.Inject(&c.fault)
-			cl := newClient(s, func(cfg *remote.Config) { cfg.Timeout = 300 * time.Millisecond; cfg.Retries = 2 })
+			cl := newClient(s, func(cfg *remote.Config) {
+				cfg.Retries = 2
+				if c.fault.Kind == hubtest.Stall {
+					cfg.Timeout = 300 * time.Millisecond
+				}
+			})
 			r, err := open(t, cl, s, "hf://org/m")
 			if err != nil {
 				t.Fatal(err)

@@ -309,4 +309,3 @@ func (r *Repo) Close() error {
 
 // Stats is the client's.
 func (r *Repo) Stats() Stats { return r.c.Stats() }
-
