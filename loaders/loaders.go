@@ -55,7 +55,11 @@ const maxIndexBytes = 64 << 20
 // model file, a safetensors index (*.safetensors.index.json), or a directory
 // holding either; a config.json beside the files contributes its
 // quantization_config.
-func Open(paths ...string) (*accounting.Model, error) {
+func Open(paths ...string) (*accounting.Model, error) { return OpenSource(Local, paths...) }
+
+// OpenSource is Open with the files in src.
+func OpenSource(src Source, paths ...string) (*accounting.Model, error) {
+	estimates := map[string]int64{}
 	var files []string
 	seen := map[string]bool{}
 	add := func(p string) {
@@ -66,13 +70,13 @@ func Open(paths ...string) (*accounting.Model, error) {
 	}
 	var configDirs []string
 	for _, p := range paths {
-		fi, err := os.Stat(p)
+		fi, err := src.Stat(p)
 		if err != nil {
 			return nil, err
 		}
 		switch {
 		case fi.IsDir():
-			list, err := dirFiles(p)
+			list, err := dirFiles(src, p, estimates)
 			if err != nil {
 				return nil, err
 			}
@@ -81,7 +85,7 @@ func Open(paths ...string) (*accounting.Model, error) {
 			}
 			configDirs = append(configDirs, p)
 		case strings.HasSuffix(p, ".index.json"):
-			shards, err := indexShards(p)
+			shards, err := indexShards(src, p, estimates)
 			if err != nil {
 				return nil, err
 			}
@@ -94,9 +98,12 @@ func Open(paths ...string) (*accounting.Model, error) {
 			configDirs = append(configDirs, filepath.Dir(p))
 		}
 	}
+	if err := prefetch(src, files, estimates); err != nil {
+		return nil, err
+	}
 	m := &accounting.Model{}
 	for _, p := range files {
-		fm, err := OpenFile(p)
+		fm, err := openFile(src, p)
 		if err != nil {
 			return nil, err
 		}
@@ -108,7 +115,7 @@ func Open(paths ...string) (*accounting.Model, error) {
 		}
 	}
 	for _, d := range configDirs {
-		q, err := readQuantConfig(filepath.Join(d, "config.json"))
+		q, err := readQuantConfig(src, filepath.Join(d, "config.json"))
 		if err != nil {
 			return nil, err
 		}
@@ -121,16 +128,14 @@ func Open(paths ...string) (*accounting.Model, error) {
 }
 
 // OpenFile reads one model file with the loader that recognises it.
-func OpenFile(path string) (*accounting.Model, error) {
-	f, err := os.Open(path)
+func OpenFile(path string) (*accounting.Model, error) { return openFile(Local, path) }
+
+func openFile(src Source, path string) (*accounting.Model, error) {
+	f, size, closeFile, err := openAt(src, path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
+	defer closeFile()
 	head, err := readHead(f, path)
 	if err != nil {
 		return nil, err
@@ -139,7 +144,7 @@ func OpenFile(path string) (*accounting.Model, error) {
 	if l == nil {
 		return nil, fmt.Errorf("%s: %w (first bytes % x)", path, ErrUnknownFormat, head[:min(len(head), 16)])
 	}
-	m, err := l.Load(f, fi.Size())
+	m, err := l.Load(f, size)
 	if err != nil {
 		var fe *accounting.FormatError
 		if errors.As(err, &fe) {
@@ -150,7 +155,7 @@ func OpenFile(path string) (*accounting.Model, error) {
 	}
 	for i := range m.Files {
 		m.Files[i].Path = path
-		m.Files[i].SizeBytes = fi.Size()
+		m.Files[i].SizeBytes = size
 	}
 	return m, nil
 }
@@ -167,8 +172,8 @@ func Detect(head []byte) Loader {
 
 // dirFiles lists the model files of a directory: the shards of a safetensors
 // index when there is one, else every regular file a loader recognises.
-func dirFiles(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
+func dirFiles(src Source, dir string, estimates map[string]int64) ([]string, error) {
+	entries, err := src.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +182,7 @@ func dirFiles(dir string) ([]string, error) {
 	var shards []string
 	for _, e := range entries {
 		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".safetensors.index.json") {
-			s, err := indexShards(filepath.Join(dir, e.Name()))
+			s, err := indexShards(src, filepath.Join(dir, e.Name()), estimates)
 			if err != nil {
 				return nil, err
 			}
@@ -193,7 +198,7 @@ func dirFiles(dir string) ([]string, error) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		if ok, err := modelFile(p); err != nil {
+		if ok, err := modelFile(src, p); err != nil {
 			return nil, err
 		} else if ok {
 			files = append(files, p)
@@ -209,12 +214,12 @@ func dirFiles(dir string) ([]string, error) {
 // not a torch.save checkpoint (no data.pkl record) is some other file in a
 // directory, not a broken model; named on the command line, it is still an
 // error.
-func modelFile(p string) (bool, error) {
-	f, err := os.Open(p)
+func modelFile(src Source, p string) (bool, error) {
+	f, size, closeFile, err := openAt(src, p)
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
+	defer closeFile()
 	head, err := readHead(f, p)
 	if err != nil || Detect(head) == nil {
 		return false, err
@@ -222,11 +227,7 @@ func modelFile(p string) (bool, error) {
 	if !bytes.HasPrefix(head, []byte("PK")) {
 		return true, nil
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		return false, err
-	}
-	z, err := zip.NewReader(f, fi.Size())
+	z, err := zip.NewReader(f, size)
 	if err != nil {
 		return true, nil // let the loader say what is wrong with it
 	}
@@ -234,7 +235,7 @@ func modelFile(p string) (bool, error) {
 }
 
 // readHead reads the first HeadSize bytes of f, fewer for a short file.
-func readHead(f *os.File, path string) ([]byte, error) {
+func readHead(f io.ReaderAt, path string) ([]byte, error) {
 	head := make([]byte, HeadSize)
 	n, err := f.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
@@ -244,9 +245,10 @@ func readHead(f *os.File, path string) ([]byte, error) {
 }
 
 // indexShards returns the shard files a safetensors index names, sorted,
-// each once, resolved against the index's directory.
-func indexShards(path string) ([]string, error) {
-	data, err := readSmall(path)
+// each once, resolved against the index's directory. It records in
+// estimates the header size each shard's tensor names suggest.
+func indexShards(src Source, path string, estimates map[string]int64) ([]string, error) {
+	data, err := readSmall(src, path)
 	if err != nil {
 		return nil, err
 	}
@@ -259,16 +261,18 @@ func indexShards(path string) ([]string, error) {
 	if len(ix.WeightMap) == 0 {
 		return nil, fmt.Errorf("%s: safetensors index: no weight_map", path)
 	}
-	set := map[string]bool{}
+	set := map[string][]string{}
 	for name, shard := range ix.WeightMap {
 		if shard == "" || filepath.IsAbs(shard) || strings.Contains(filepath.ToSlash(shard), "../") {
 			return nil, fmt.Errorf("%s: safetensors index: tensor %q: bad shard name %q", path, name, shard)
 		}
-		set[shard] = true
+		set[shard] = append(set[shard], name)
 	}
 	var shards []string
-	for s := range set {
-		shards = append(shards, filepath.Join(filepath.Dir(path), s))
+	for s, names := range set {
+		p := filepath.Join(filepath.Dir(path), s)
+		shards = append(shards, p)
+		estimates[filepath.Clean(p)] = headerEstimate(names)
 	}
 	sort.Strings(shards)
 	return shards, nil
@@ -277,8 +281,8 @@ func indexShards(path string) ([]string, error) {
 // readQuantConfig reads the quantization settings of a config.json: the
 // Hugging Face quantization_config (GPTQ, AWQ, bitsandbytes, FP8,
 // compressed-tensors) or MLX's quantization. A missing file or key gives nil.
-func readQuantConfig(path string) (*accounting.QuantConfig, error) {
-	data, err := readSmall(path)
+func readQuantConfig(src Source, path string) (*accounting.QuantConfig, error) {
+	data, err := readSmall(src, path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -337,8 +341,8 @@ func readQuantConfig(path string) (*accounting.QuantConfig, error) {
 	return out, nil
 }
 
-func readSmall(path string) ([]byte, error) {
-	f, err := os.Open(path)
+func readSmall(src Source, path string) ([]byte, error) {
+	f, err := src.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -188,7 +188,25 @@ func filesTable(rep *Report, opts TextOptions) *table {
 		}
 		t.rows = append(t.rows, row)
 	}
+	if rep.Remote != nil {
+		t.notes = append(t.notes, remoteLine(rep.Remote, opts))
+	}
 	return t
+}
+
+// remoteLine is the remote block in one line.
+func remoteLine(r *Remote, opts TextOptions) string {
+	var srcs []string
+	for _, s := range r.Sources {
+		x := s.Source
+		if s.Commit != "" {
+			x += " at commit " + s.Commit
+		}
+		srcs = append(srcs, x)
+	}
+	s := columnScale([]int64{r.BytesReceived}, opts.Bytes)
+	return fmt.Sprintf("remote: %s; %s requests, %s %s received, %s cache hits, %d ms",
+		strings.Join(srcs, ", "), count(r.Requests), s.format(r.BytesReceived), s.unit, count(r.CacheHits), r.WallMillis)
 }
 
 // groupTable lays out groups with one unit per size column.

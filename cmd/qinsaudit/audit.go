@@ -7,7 +7,6 @@ import (
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/accounting/rules"
-	"github.com/qinsaudit/qinsaudit/loaders"
 	"github.com/qinsaudit/qinsaudit/report"
 )
 
@@ -88,16 +87,19 @@ Several paths give one report over all their files.`,
 	return c
 }
 
-// auditFlags are the flags that change what an audit counts.
+// auditFlags are the flags that change what an audit counts, and how a
+// remote model is read.
 type auditFlags struct {
 	baseline *enumFlag
 	rules    string
+	noCache  bool
 }
 
 func addAuditFlags(c *cobra.Command) *auditFlags {
 	a := &auditFlags{baseline: newEnum("fp32", "fp32", "fp16", "bf16")}
 	c.Flags().Var(a.baseline, "baseline", "reference dtype of an uncompressed weight: fp32, fp16 or bf16")
 	c.Flags().StringVar(&a.rules, "rules", "", "YAML file of extra encoding schemes for in-house codecs (see docs/accounting.md)")
+	c.Flags().BoolVar(&a.noCache, "no-cache", false, "for a remote model (hf://, https://): neither read nor write the header cache")
 	return a
 }
 
@@ -105,29 +107,32 @@ var baselineDTypes = map[string]string{"fp32": "float32", "fp16": "float16", "bf
 
 // audit loads and accounts for the model at paths.
 func audit(paths []string, af *auditFlags) (*report.Report, error) {
-	res, err := auditResult(paths, af)
+	res, rem, err := auditResult(paths, af)
 	if err != nil {
 		return nil, err
 	}
-	return report.New(res), nil
+	rep := report.New(res)
+	rep.Remote = rem
+	return rep, nil
 }
 
-// auditResult is audit before it becomes a report.
-func auditResult(paths []string, af *auditFlags) (*accounting.Result, error) {
+// auditResult is audit before it becomes a report, with the remote block
+// of a remote model (nil for local files).
+func auditResult(paths []string, af *auditFlags) (*accounting.Result, *report.Remote, error) {
 	opts := accounting.Options{Baseline: baselineDTypes[af.baseline.value]}
 	if af.rules != "" {
 		var err error
 		if opts.Schemes, err = rules.Load(af.rules); err != nil {
-			return nil, badInput(err)
+			return nil, nil, badInput(err)
 		}
 	}
-	m, err := loaders.Open(paths...)
+	m, rem, err := openModel(paths, af)
 	if err != nil {
-		return nil, badInput(err)
+		return nil, nil, err
 	}
 	res, err := accounting.Audit(m, opts)
 	if err != nil {
-		return nil, badInput(err)
+		return nil, nil, badInput(err)
 	}
-	return res, nil
+	return res, rem, nil
 }

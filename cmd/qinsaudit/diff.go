@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/qinsaudit/qinsaudit/internal/remote"
 	"github.com/qinsaudit/qinsaudit/report"
 )
 
@@ -64,7 +65,7 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 // side reads one side of a diff: a saved JSON report (a file whose first
 // non-blank byte is '{'; no model format starts so) or a model.
 func side(path string, af *auditFlags) (*report.Report, error) {
-	if isJSON(path) {
+	if !remote.IsRemote(path) && isJSON(path) {
 		rep, err := readReport(path)
 		if err != nil {
 			return nil, badInput(err)

@@ -1,0 +1,90 @@
+package loaders
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Source is where model files are found, in the manner of io/fs: the local
+// file system (Local), or a remote repository (internal/remote's FS), so
+// that the directory rules, the index and config.json are read the same
+// way wherever the files are. Names are paths as the OS takes them for
+// Local, paths in the repository for a remote source; every file Open
+// returns is also an io.ReaderAt, which is all a loader reads through.
+type Source interface {
+	fs.StatFS
+	fs.ReadDirFS
+}
+
+// Local is the local file system.
+var Local Source = localFS{}
+
+type localFS struct{}
+
+func (localFS) Open(name string) (fs.File, error)          { return os.Open(name) }
+func (localFS) Stat(name string) (fs.FileInfo, error)      { return os.Stat(name) }
+func (localFS) ReadDir(name string) ([]fs.DirEntry, error) { return os.ReadDir(name) }
+
+// A Prefetcher is a Source that fetches the first bytes of many files at
+// once (a remote one, in parallel) before they are read one by one;
+// first[i] > 0 estimates the header of names[i].
+type Prefetcher interface {
+	Prefetch(names []string, first []int64) error
+}
+
+// openAt opens name as a reader at offsets with its size.
+func openAt(src Source, name string) (io.ReaderAt, int64, func() error, error) {
+	f, err := src.Open(name)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, err
+	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, 0, nil, fmt.Errorf("%s: is a directory", name)
+	}
+	ra, ok := f.(io.ReaderAt)
+	if !ok {
+		f.Close()
+		return nil, 0, nil, fmt.Errorf("%s: the source cannot read it at offsets", name)
+	}
+	return ra, fi.Size(), f.Close, nil
+}
+
+// headerEstimate is the bytes a safetensors header of these tensor names
+// takes, a little over: 8 bytes of length, per tensor its quoted name and
+// about 90 bytes of {"dtype":..,"shape":[..],"data_offsets":[..]}, and
+// room for __metadata__. It sizes a remote shard's first ranged GET so
+// that one request almost always holds the header, without fetching
+// much more.
+func headerEstimate(names []string) int64 {
+	n := int64(8 + 512)
+	for _, t := range names {
+		n += int64(len(t)) + 96
+	}
+	return n
+}
+
+// prefetch asks a Prefetcher source for the first bytes of files, with the
+// header estimates of safetensors shards an index named.
+func prefetch(src Source, files []string, estimates map[string]int64) error {
+	p, ok := src.(Prefetcher)
+	if !ok || len(files) == 0 {
+		return nil
+	}
+	first := make([]int64, len(files))
+	for i, f := range files {
+		if strings.HasSuffix(f, ".safetensors") {
+			first[i] = estimates[filepath.Clean(f)]
+		}
+	}
+	return p.Prefetch(files, first)
+}
