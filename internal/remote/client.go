@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -38,7 +39,9 @@ type Config struct {
 	// MaxWait caps a Retry-After: a server asking for longer fails the
 	// request (default 60s).
 	MaxWait time.Duration
-	// Parallel bounds the requests in flight (default 16).
+	// Parallel bounds the requests in flight to each host (default 16):
+	// the Hub's resolves and the CDN's ranged GETs they redirect to each
+	// have their own bound, so the two hops of many files overlap.
 	Parallel int
 	// Transport replaces the default HTTP transport (tests).
 	Transport http.RoundTripper
@@ -93,7 +96,6 @@ type Client struct {
 	cfg     Config
 	hubHost string
 	http    *http.Client
-	slots   chan struct{}
 	start   time.Time
 
 	requests, bytes, hits atomic.Int64
@@ -120,7 +122,7 @@ func NewClient(cfg Config) *Client {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 16
 	}
-	c := &Client{cfg: cfg, slots: make(chan struct{}, cfg.Parallel), start: time.Now()}
+	c := &Client{cfg: cfg, start: time.Now()}
 	if u, err := url.Parse(cfg.Endpoint); err == nil {
 		c.hubHost = strings.ToLower(u.Host)
 	}
@@ -132,7 +134,7 @@ func NewClient(cfg Config) *Client {
 		tr = t
 	}
 	c.http = &http.Client{
-		Transport: countingTransport{tr, &c.requests},
+		Transport: &limitTransport{rt: tr, n: &c.requests, per: cfg.Parallel, slots: map[string]chan struct{}{}},
 		// A resolve of a large file redirects to a CDN on another host.
 		// net/http keeps Authorization on a redirect to a subdomain
 		// (cdn-lfs.huggingface.co is one), so it is removed here from
@@ -156,15 +158,53 @@ func (c *Client) Stats() Stats {
 		Wall: time.Since(c.start)}
 }
 
-// countingTransport counts every request sent, redirect hops included.
-type countingTransport struct {
-	rt http.RoundTripper
-	n  *atomic.Int64
+// limitTransport counts every request sent, redirect hops included, and
+// bounds the requests in flight to each host: a request holds its host's
+// slot until its body is closed. (http.Transport's MaxConnsPerHost would
+// not bound the streams of an HTTP/2 connection.)
+type limitTransport struct {
+	rt    http.RoundTripper
+	n     *atomic.Int64
+	per   int
+	mu    sync.Mutex
+	slots map[string]chan struct{}
 }
 
-func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+func (t *limitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.mu.Lock()
+	host := strings.ToLower(r.URL.Host)
+	sem, ok := t.slots[host]
+	if !ok {
+		sem = make(chan struct{}, t.per)
+		t.slots[host] = sem
+	}
+	t.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+	case <-r.Context().Done():
+		return nil, r.Context().Err()
+	}
 	t.n.Add(1)
-	return t.rt.RoundTrip(r)
+	resp, err := t.rt.RoundTrip(r)
+	if err != nil {
+		<-sem
+		return nil, err
+	}
+	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { <-sem }}
+	return resp, nil
+}
+
+// releaseBody gives back a host slot when the body is closed.
+type releaseBody struct {
+	io.ReadCloser
+	once    sync.Once
+	release func()
+}
+
+func (b *releaseBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.release)
+	return err
 }
 
 // UserAgent names qinsaudit and its version, so that the Hub's operators
@@ -246,8 +286,6 @@ type request struct {
 // caller must close; cancel ends the request's context, to be called after
 // the body is read.
 func (c *Client) do(ctx context.Context, req request) (*http.Response, context.CancelFunc, error) {
-	c.slots <- struct{}{}
-	defer func() { <-c.slots }()
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)

@@ -39,7 +39,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	repos    map[string]*Repo
-	blobs    map[string][]byte // sha256 -> content
+	blobs    map[string]blob // content id -> content
 	faults   []*Fault
 	log      []Request
 	inflight map[string]int
@@ -57,6 +57,33 @@ type Repo struct {
 	// NoSizes leaves sizes out of the revision listing, so that a client
 	// must list the tree.
 	NoSizes bool
+	// Sizes makes a file larger than its bytes in Files: zeros follow them
+	// up to this size, served but never held (a shard of gigabytes).
+	Sizes map[string]int64
+}
+
+// blob is a file's content: data, then zeros up to size.
+type blob struct {
+	data []byte
+	size int64
+}
+
+func (r *Repo) blob(name string) (blob, bool) {
+	d, ok := r.Files[name]
+	size := int64(len(d))
+	if n, ok := r.Sizes[name]; ok && n > size {
+		size = n
+	}
+	return blob{d, size}, ok
+}
+
+// id is the blob's content id: the sha256 of its bytes (of the bytes and
+// the size, for a blob with zeros the server makes up).
+func (b blob) id() string {
+	if b.size == int64(len(b.data)) {
+		return sha256Hex(b.data)
+	}
+	return sha256Hex(fmt.Appendf(append([]byte(nil), b.data...), "\x00%d", b.size))
 }
 
 // Request is one logged request.
@@ -104,7 +131,7 @@ type Fault struct {
 
 // New starts the two servers; t's cleanup closes them.
 func New(t testing.TB) *Server {
-	s := &Server{repos: map[string]*Repo{}, blobs: map[string][]byte{}, inflight: map[string]int{},
+	s := &Server{repos: map[string]*Repo{}, blobs: map[string]blob{}, inflight: map[string]int{},
 		peak: map[string]int{}, stop: make(chan struct{}), PageSize: 1000}
 	s.Hub = httptest.NewServer(s.wrap("hub", s.hub))
 	s.CDN = httptest.NewServer(s.wrap("cdn", s.cdn))
@@ -119,6 +146,12 @@ func New(t testing.TB) *Server {
 // Add serves files as the repo name ("org/repo") at a commit derived from
 // its content.
 func (s *Server) Add(name string, files map[string][]byte) *Repo {
+	return s.AddSized(name, files, nil)
+}
+
+// AddSized is Add with files longer than their bytes: zeros follow them
+// up to sizes[name].
+func (s *Server) AddSized(name string, files map[string][]byte, sizes map[string]int64) *Repo {
 	h := sha1.New()
 	h.Write([]byte(name))
 	names := make([]string, 0, len(files))
@@ -127,15 +160,16 @@ func (s *Server) Add(name string, files map[string][]byte) *Repo {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(h, "\x00%s\x00%d\x00", n, len(files[n]))
+		fmt.Fprintf(h, "\x00%s\x00%d\x00%d\x00", n, len(files[n]), sizes[n])
 		h.Write(files[n])
 	}
-	r := &Repo{Name: name, Commit: hex.EncodeToString(h.Sum(nil)), Files: files}
+	r := &Repo{Name: name, Commit: hex.EncodeToString(h.Sum(nil)), Files: files, Sizes: sizes}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.repos[name] = r
-	for _, b := range files {
-		s.blobs[sha256Hex(b)] = b
+	for n := range files {
+		b, _ := r.blob(n)
+		s.blobs[b.id()] = b
 	}
 	return r
 }
@@ -359,21 +393,21 @@ func (s *Server) hub(w http.ResponseWriter, r *http.Request, fault *Fault) {
 			return
 		}
 		name, _ := url.PathUnescape(strings.Join(segs[4:], "/"))
-		data, ok := repo.Files[name]
+		data, ok := repo.blob(name)
 		if !ok {
 			hubError(w, http.StatusNotFound, "EntryNotFound", name+" does not exist on \""+rev+"\"")
 			return
 		}
-		sum := sha256Hex(data)
+		sum := data.id()
 		w.Header().Set("X-Repo-Commit", repo.Commit)
 		if IsLFS(name) {
-			w.Header().Set("X-Linked-Size", strconv.Itoa(len(data)))
+			w.Header().Set("X-Linked-Size", strconv.FormatInt(data.size, 10))
 			w.Header().Set("X-Linked-Etag", `"`+sum+`"`)
 			w.Header().Set("Location", s.CDN.URL+"/blobs/"+sum+"?X-Amz-Signature=test&file="+url.QueryEscape(name))
 			w.WriteHeader(http.StatusFound)
 			return
 		}
-		w.Header().Set("ETag", `"`+gitBlobID(data)+`"`)
+		w.Header().Set("ETag", `"`+gitBlobID(data.data)+`"`)
 		serveBytes(w, r, data, fault)
 	default:
 		http.NotFound(w, r)
@@ -402,19 +436,19 @@ func (s *Server) cdn(w http.ResponseWriter, r *http.Request, fault *Fault) {
 // serveBytes answers a GET or HEAD of data: 206 for a single "bytes=a-b"
 // or "bytes=a-" range, 200 without one, with the faults that change the
 // body.
-func serveBytes(w http.ResponseWriter, r *http.Request, data []byte, fault *Fault) {
+func serveBytes(w http.ResponseWriter, r *http.Request, data blob, fault *Fault) {
 	kind := Kind(-1)
 	if fault != nil {
 		kind = fault.Kind
 	}
-	size := int64(len(data))
+	size := data.size
 	w.Header().Set("Accept-Ranges", "bytes")
 	rng := r.Header.Get("Range")
 	if rng == "" || kind == IgnoreRange {
 		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
-			w.Write(data)
+			data.write(w, 0, size)
 		}
 		return
 	}
@@ -448,11 +482,30 @@ func serveBytes(w http.ResponseWriter, r *http.Request, data []byte, fault *Faul
 	if r.Method == http.MethodHead {
 		return
 	}
-	body := data[a : b+1]
+	end := b + 1
 	if kind == ShortBody {
-		body = body[:len(body)/2]
+		end = a + (b+1-a)/2
 	}
-	w.Write(body)
+	data.write(w, a, end)
+}
+
+// write sends bytes [a, end) of the blob, zeros past its data.
+func (b blob) write(w http.ResponseWriter, a, end int64) {
+	if a < int64(len(b.data)) {
+		n := min(end, int64(len(b.data)))
+		if _, err := w.Write(b.data[a:n]); err != nil {
+			return
+		}
+		a = n
+	}
+	zeros := make([]byte, 32<<10)
+	for a < end {
+		n := min(end-a, int64(len(zeros)))
+		if _, err := w.Write(zeros[:n]); err != nil {
+			return
+		}
+		a += n
+	}
 }
 
 type sibling struct {
@@ -472,13 +525,13 @@ type lfs struct {
 func (s *Server) revisionInfo(w http.ResponseWriter, r *http.Request, repo *Repo) {
 	var sib []sibling
 	for _, n := range sortedNames(repo) {
-		data := repo.Files[n]
-		e := sibling{Name: n, BlobID: gitBlobID(data)}
+		data, _ := repo.blob(n)
+		e := sibling{Name: n, BlobID: gitBlobID(data.data)}
 		if !repo.NoSizes {
-			size := int64(len(data))
+			size := data.size
 			e.Size = &size
 			if IsLFS(n) {
-				e.LFS = &lfs{Size: size, SHA256: sha256Hex(data), PointerSize: 134}
+				e.LFS = &lfs{Size: size, SHA256: data.id(), PointerSize: 134}
 			}
 		}
 		sib = append(sib, e)
@@ -531,11 +584,10 @@ func (s *Server) tree(w http.ResponseWriter, r *http.Request, repo *Repo, dir st
 		if len(parts) > 1 && !recursive {
 			continue
 		}
-		data := repo.Files[n]
-		e := treeEntry{Type: "file", OID: gitBlobID(data), Size: int64(len(data)), Path: n}
+		data, _ := repo.blob(n)
+		e := treeEntry{Type: "file", OID: gitBlobID(data.data), Size: data.size, Path: n}
 		if IsLFS(n) {
-			e.LFS = &lfs{OID: sha256Hex(data), Size: int64(len(data)), PointerSize: 134}
-			e.Size = e.LFS.Size
+			e.LFS = &lfs{OID: data.id(), Size: data.size, PointerSize: 134}
 		}
 		all = append(all, e)
 	}
