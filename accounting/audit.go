@@ -107,8 +107,11 @@ type Result struct {
 	// Roles has one group per role that occurs, in Role order.
 	Roles   []Group
 	Modules []Group // in order of first appearance
-	Layers  []Group // in order of first appearance
-	DTypes  []Group // per dtype, most stored bytes first
+	// Layers are in order of first appearance; the group with the empty key
+	// holds the tensors outside any layer (embeddings, heads, final norms),
+	// so the layers add up to the total.
+	Layers []Group
+	DTypes []Group // per dtype, most stored bytes first
 	// Total sums every role that is part of the model (not optimizer
 	// state).
 	Total    Group
@@ -294,9 +297,7 @@ func group(res *Result) {
 		res.Total.add(r)
 		addTo(&res.Modules, modIdx, r.Module, r)
 		addTo(&res.DTypes, dtypeIdx, r.DType, r)
-		if r.Layer != "" {
-			addTo(&res.Layers, layerIdx, r.Layer, r)
-		}
+		addTo(&res.Layers, layerIdx, r.Layer, r) // "" holds what is in no layer
 	}
 	res.Total.Key = "total"
 	sort.SliceStable(res.DTypes, func(i, j int) bool { return res.DTypes[i].StoredBytes > res.DTypes[j].StoredBytes })

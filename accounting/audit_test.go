@@ -128,8 +128,19 @@ func TestSeedToyNumbers(t *testing.T) {
 	if n != 18 || side != 2359296*7/8 {
 		t.Errorf("sidecar findings: %d, %d bytes; want 18, %d", n, side, 2359296*7/8)
 	}
-	if len(qins.Layers) != 3 || qins.Layers[2].Key != "blocks.2" || qins.Layers[0].Params != 786432 {
+	// The embedding is in no layer: its group comes first, and the layers
+	// add up to the total.
+	if len(qins.Layers) != 4 || qins.Layers[0].Key != "" || qins.Layers[0].Params != 1280000 ||
+		qins.Layers[3].Key != "blocks.2" || qins.Layers[1].Params != 786432 {
 		t.Errorf("layers: %+v", qins.Layers)
+	}
+	var sum Group
+	for _, g := range qins.Layers {
+		sum.Params += g.Params
+		sum.StoredBytes += g.StoredBytes
+	}
+	if sum.Params != qins.Total.Params || sum.StoredBytes != qins.Total.StoredBytes {
+		t.Errorf("layers sum to %+v, total %+v", sum, qins.Total)
 	}
 }
 

@@ -9,9 +9,9 @@ import (
 // WriteCSV writes the rows of the table `--by` selects (roles with the
 // total by default; modules, layers or tensors) with exact values: bytes
 // as integers, ratios and bits per weight unrounded. A report with decode
-// phases or comparisons (decode, crosscheck, check --heap) has them in
-// sections of their own after those rows, each after a blank line and
-// with its own header row.
+// phases or comparisons (decode, crosscheck, check --heap) has them, and a
+// check's gate its outcomes, in sections of their own after those rows,
+// each after a blank line and with its own header row.
 func WriteCSV(w io.Writer, rep *Report, opts TextOptions) error {
 	cw := csv.NewWriter(w)
 	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
@@ -70,6 +70,14 @@ func writeHeapCSV(cw *csv.Writer, rep *Report) {
 		cw.Write([]string{"subject", "measured_bytes", "expected_bytes", "tolerance_bytes", "verdict", "message"})
 		for _, c := range rep.Comparisons {
 			cw.Write([]string{c.Subject, i64(c.MeasuredBytes), i64(c.ExpectedBytes), i64(c.ToleranceBytes), c.Verdict, c.Message})
+		}
+	}
+	if g := rep.Gate; g != nil {
+		f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+		cw.Write(nil)
+		cw.Write([]string{"status", "check", "subject", "limit", "actual", "unit", "waiver", "message"})
+		for _, o := range g.Outcomes {
+			cw.Write([]string{o.Status, o.Check, o.Subject, f(o.Limit), f(o.Actual), o.Unit, o.Waiver, o.Message})
 		}
 	}
 }

@@ -1,8 +1,10 @@
 package report
 
 import (
+	"cmp"
 	"encoding/csv"
 	"fmt"
+	"github.com/qinsaudit/qinsaudit/internal/version"
 	"io"
 	"sort"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 type Diff struct {
 	SchemaVersion int       `json:"schema_version"`
 	Tool          string    `json:"tool"`
+	ToolVersion   string    `json:"tool_version,omitempty"`
 	Kind          string    `json:"kind"` // "diff"
 	By            string    `json:"by"`
 	Old           []File    `json:"old_files"`
@@ -49,7 +52,7 @@ var DiffByValues = []string{"role", "role-matched", "layer", "module", "dtype", 
 // fp32 linear replaced by its encoded form is then the same linear,
 // shrunk, rather than untouched bytes removed and encoded ones added.
 func NewDiff(old, new *Report, by string) *Diff {
-	d := &Diff{SchemaVersion: SchemaVersion, Tool: "qinsaudit", Kind: "diff", By: by, Old: old.Files, New: new.Files}
+	d := &Diff{SchemaVersion: SchemaVersion, Tool: "qinsaudit", ToolVersion: version.String(), Kind: "diff", By: by, Old: old.Files, New: new.Files}
 	encoded := map[string]bool{}
 	for _, r := range []*Report{old, new} {
 		for _, t := range r.Tensors {
@@ -69,10 +72,7 @@ func NewDiff(old, new *Report, by string) *Diff {
 			var key string
 			switch by {
 			case "layer":
-				key = t.Layer
-				if key == "" {
-					key = "(no layer)"
-				}
+				key = cmp.Or(t.Layer, NoLayer)
 			case "module":
 				key = t.Module
 			case "tensor":

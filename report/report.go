@@ -7,11 +7,13 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/version"
 )
 
 // SchemaVersion is the version of the JSON document. It changes only when a
@@ -23,7 +25,8 @@ const SchemaVersion = 1
 type Report struct {
 	SchemaVersion int       `json:"schema_version"`
 	Tool          string    `json:"tool"`
-	Baseline      string    `json:"baseline"` // dtype of the baseline: "float32", "float16", "bfloat16"
+	ToolVersion   string    `json:"tool_version,omitempty"` // absent in reports of before the field
+	Baseline      string    `json:"baseline"`               // dtype of the baseline: "float32", "float16", "bfloat16"
 	Files         []File    `json:"files"`
 	Roles         []Group   `json:"roles"`
 	Totals        Group     `json:"totals"`
@@ -91,6 +94,10 @@ type Group struct {
 	BitsPerWeight    float64 `json:"bits_per_weight"` // stored_bytes * 8 / params, 0 without params
 }
 
+// NoLayer is the layer key of the tensors outside any layer (embeddings,
+// heads, final norms), in reports and diffs alike.
+const NoLayer = "(no layer)"
+
 // Key returns the group's role, layer or module name.
 func (g Group) Key() string {
 	switch {
@@ -142,6 +149,7 @@ func New(r *accounting.Result) *Report {
 	rep := &Report{
 		SchemaVersion: SchemaVersion,
 		Tool:          "qinsaudit",
+		ToolVersion:   version.String(),
 		Baseline:      r.Baseline,
 		Files:         make([]File, 0, len(r.Files)),
 		Roles:         make([]Group, 0, len(r.Roles)),
@@ -160,7 +168,8 @@ func New(r *accounting.Result) *Report {
 	}
 	rep.Totals = group(r.Total, func(x *Group) { x.Role = "total" })
 	for _, g := range r.Layers {
-		rep.Layers = append(rep.Layers, group(g, func(x *Group) { x.Layer = g.Key }))
+		key := cmp.Or(g.Key, NoLayer)
+		rep.Layers = append(rep.Layers, group(g, func(x *Group) { x.Layer = key }))
 	}
 	for _, g := range r.Modules {
 		key := g.Key

@@ -172,7 +172,16 @@ func TestColumnScale(t *testing.T) {
 		v    int64
 		want string
 	}{
-		{[]int64{9437184, 100}, "MiB", 4718592, "4.50"},
+		{[]int64{9437184, 100 << 10}, "MiB", 4718592, "4.50"},
+		// 100 B would print 0.00 in MiB: KiB, where 9 MiB still reads in
+		// four digits.
+		{[]int64{9437184, 100}, "KiB", 100, "0.10"},
+		// 3 KiB beside 5 GiB: MiB (5,120), and 3 KiB still shows as not zero.
+		{[]int64{5 << 30, 3 << 10}, "MiB", 3 << 10, "<0.01"},
+		{[]int64{5 << 30, 3 << 10}, "MiB", -(3 << 10), "-<0.01"},
+		// Bytes when the largest is small enough to read in bytes.
+		{[]int64{200 << 10, 4}, "B", 4, "4"},
+		{[]int64{0, 0}, "B", 0, "0"},
 		{[]int64{1023}, "B", 1023, "1023"},
 		{[]int64{2048}, "KiB", 100, "0.10"},
 		{[]int64{5 << 30}, "GiB", 5 << 30, "5.00"},
@@ -204,7 +213,7 @@ func TestLayout(t *testing.T) {
 	}
 	var b bytes.Buffer
 	WriteJSON(&b, sample(t))
-	if lines := strings.Count(b.String(), "\n"); lines < 30 || lines > 80 {
+	if lines := strings.Count(b.String(), "\n"); lines < 30 || lines > 84 {
 		t.Errorf("%d lines: one per tensor, group and finding expected", lines)
 	}
 }

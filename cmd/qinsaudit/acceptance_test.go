@@ -186,12 +186,14 @@ func TestBaselineRatchet(t *testing.T) {
 	base := filepath.Join(dir, "base.json")
 	fp32, qins := filepath.Join(fixtures, "torch/toy_fp32.pt"), filepath.Join(fixtures, "torch/toy_qins_log.pt")
 	// First run creates the baseline.
-	if _, e, code := runCmd(t, "check", fp32, "--against", base, "--update-baseline"); code != 0 {
-		t.Fatalf("bootstrap: %d %s", code, e)
+	if _, e, code := runCmd(t, "check", fp32, "--against", base, "--update-baseline"); code != 0 ||
+		e != "qinsaudit: baseline "+base+" created: 19 tensors, 14557184 bytes stored\n" {
+		t.Fatalf("bootstrap: %d %q", code, e)
 	}
 	// Shrinking passes and moves the baseline down.
-	if _, e, code := runCmd(t, "check", qins, "--against", base, "--max-growth", "1%", "--update-baseline"); code != 0 {
-		t.Fatalf("shrink: %d %s", code, e)
+	if _, e, code := runCmd(t, "check", qins, "--against", base, "--max-growth", "1%", "--update-baseline"); code != 0 ||
+		e != "qinsaudit: baseline "+base+" updated: 73 tensors, 9838736 bytes stored\n" {
+		t.Fatalf("shrink: %d %q", code, e)
 	}
 	saved, _ := os.ReadFile(base)
 	if !strings.Contains(string(saved), "toy_qins_log.pt") || strings.Contains(string(saved), `"gate"`) {
@@ -204,6 +206,35 @@ func TestBaselineRatchet(t *testing.T) {
 	}
 	if again, _ := os.ReadFile(base); string(again) != string(saved) {
 		t.Error("baseline changed after a regression")
+	}
+}
+
+// TestCheckFindsConfig: without --config, check uses the qinsaudit.yaml of
+// the working directory, and says which file it used.
+func TestCheckFindsConfig(t *testing.T) {
+	u8, err := filepath.Abs(filepath.Join(fixtures, "torch/qins_rational_u8.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	os.WriteFile("qinsaudit.yaml", []byte("budgets:\n  - role: encoded_linear\n    min_ratio: 5\n"), 0o644)
+	out, _, code := runCmd(t, "check", u8, "--format", "json")
+	if code != exitGate || !strings.Contains(out, `"config": "qinsaudit.yaml"`) || !strings.Contains(out, `"check": "min_ratio"`) {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+	// --config still wins.
+	os.WriteFile("other.toml", []byte("[[budgets]]\nrole = \"encoded_linear\"\nmin_ratio = 2\n"), 0o644)
+	if _, e, code := runCmd(t, "check", u8, "--config", "other.toml"); code != exitOK {
+		t.Errorf("--config other.toml: exit %d %s", code, e)
+	}
+}
+
+// TestCheckCSVHasOutcomes: the gate's outcomes are a CSV section of their
+// own, exact values unrounded.
+func TestCheckCSVHasOutcomes(t *testing.T) {
+	out, _, code := runCmd(t, "check", filepath.Join(fixtures, "torch/qins_rational_u8.pt"), "--min-ratio", "total=4", "--format", "csv")
+	if code != exitGate || !strings.Contains(out, "\n\nstatus,check,subject,limit,actual,unit,waiver,message\nfail,min_ratio,total,4,3.3788563314831546,ratio,,") {
+		t.Errorf("exit %d:\n%s", code, out)
 	}
 }
 

@@ -26,9 +26,9 @@ func addOutputFlags(c *cobra.Command) *outputFlags {
 		sort:   newEnum("", append([]string{""}, report.SortValues...)...),
 	}
 	f := c.Flags()
-	f.Var(o.format, "format", "output format: text, json, markdown, csv or pprof")
-	f.Var(o.by, "by", "detail table: role (summary only), module, layer, dtype or tensor")
-	f.Var(o.sort, "sort", "order detail rows by stored, baseline, theoretical, params, ratio, bits or name (default: file order)")
+	enumVar(c, o.format, "format", "output format")
+	enumVar(c, o.by, "by", "detail table (role: the summary only)")
+	enumVar(c, o.sort, "sort", "order detail rows by (default: file order)")
 	f.IntVar(&o.top, "top", 0, "show only the first N detail rows (0: all)")
 	f.BoolVar(&o.bytes, "bytes", false, "print exact byte counts instead of KiB/MiB/GiB")
 	return o
@@ -97,8 +97,9 @@ type auditFlags struct {
 
 func addAuditFlags(c *cobra.Command) *auditFlags {
 	a := &auditFlags{baseline: newEnum("fp32", "fp32", "fp16", "bf16")}
-	c.Flags().Var(a.baseline, "baseline", "reference dtype of an uncompressed weight: fp32, fp16 or bf16")
+	enumVar(c, a.baseline, "baseline", "reference dtype of an uncompressed weight")
 	c.Flags().StringVar(&a.rules, "rules", "", "YAML file of extra encoding schemes for in-house codecs (see docs/accounting.md)")
+	c.MarkFlagFilename("rules", "yaml", "yml")
 	c.Flags().BoolVar(&a.noCache, "no-cache", false, "for a remote model (hf://, https://): neither read nor write the header cache")
 	return a
 }

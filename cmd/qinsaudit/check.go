@@ -40,7 +40,7 @@ to the config. The gate decides the exit code whatever the output format:
 	out := addOutputFlags(c)
 	af := addAuditFlags(c)
 	f := c.Flags()
-	configPath := f.String("config", "", "budgets file, YAML (.yaml) or TOML (.toml)")
+	configPath := f.String("config", "", "budgets file, YAML (.yaml) or TOML (.toml); default: qinsaudit.yaml, .yml or .toml in the working directory, if there is one")
 	minRatio := f.StringArray("min-ratio", nil, "ROLE=X: the role's baseline/stored ratio must be at least X (ROLE may be total); repeatable")
 	maxBits := f.StringArray("max-bits-per-weight", nil, "ROLE=X: the role's stored bits per weight must be at most X; repeatable")
 	maxStored := f.StringArray("max-stored", nil, "ROLE=SIZE: the role's stored bytes must be at most SIZE (e.g. 4.5MiB); repeatable")
@@ -53,6 +53,8 @@ to the config. The gate decides the exit code whatever the output format:
 	updateBaseline := f.Bool("update-baseline", false, "with --against: write this report as the new baseline when nothing grew (a ratchet)")
 	heapPath := f.String("heap", "", "a heap PROFILE of a process that loaded the model (see crosscheck): its verdicts join the gate")
 	heapBase := f.String("heap-base", "", "with --heap: a PROFILE taken before the weights were loaded, subtracted")
+	c.MarkFlagFilename("config", "yaml", "yml", "toml")
+	c.MarkFlagFilename("against", "json")
 	maxHeap := f.Float64("max-heap-over-stored", 0, "with --heap: fail when the heap in use exceeds this multiple of the stored bytes")
 
 	c.RunE = func(c *cobra.Command, args []string) error {
@@ -60,6 +62,9 @@ to the config. The gate decides the exit code whatever the output format:
 			return err
 		}
 		cfg := &gate.Config{}
+		if *configPath == "" {
+			*configPath = defaultConfig()
+		}
 		if *configPath != "" {
 			var err error
 			if cfg, err = gate.Load(*configPath); err != nil {
@@ -135,6 +140,21 @@ to the config. The gate decides the exit code whatever the output format:
 	return c
 }
 
+// defaultConfigs are the config files check finds in the working directory
+// without --config, in this order.
+var defaultConfigs = []string{"qinsaudit.yaml", "qinsaudit.yml", "qinsaudit.toml"}
+
+// defaultConfig returns the first of defaultConfigs that is a regular file
+// in the working directory, or "".
+func defaultConfig() string {
+	for _, name := range defaultConfigs {
+		if fi, err := os.Stat(name); err == nil && fi.Mode().IsRegular() {
+			return name
+		}
+	}
+	return ""
+}
+
 // ratchet writes rep (without its gate) over the baseline when nothing grew.
 func ratchet(stderr io.Writer, rep, base *report.Report, cfg *gate.Config) error {
 	if base != nil && gate.Worse(rep, base, cfg.Against) {
@@ -150,6 +170,11 @@ func ratchet(stderr io.Writer, rep, base *report.Report, cfg *gate.Config) error
 	if err := os.WriteFile(cfg.Against.Report, buf.Bytes(), 0o644); err != nil {
 		return badInput(err)
 	}
+	what := "updated"
+	if base == nil {
+		what = "created"
+	}
+	fmt.Fprintf(stderr, "qinsaudit: baseline %s %s: %d tensors, %d bytes stored\n", cfg.Against.Report, what, len(rep.Tensors), rep.Totals.StoredBytes)
 	return nil
 }
 

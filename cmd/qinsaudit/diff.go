@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -31,8 +30,8 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 	format := newEnum("text", "text", "json", "markdown", "csv")
 	by := newEnum("role", report.DiffByValues...)
 	f := c.Flags()
-	f.Var(format, "format", "output format: text, json, markdown or csv")
-	f.Var(by, "by", "key rows by "+strings.Join(report.DiffByValues, ", ")+" (role-matched: an encoded linear's weight is matched with its float form on the other side)")
+	enumVar(c, format, "format", "output format")
+	enumVar(c, by, "by", "key rows by (role-matched: an encoded linear's weight matched with its float form on the other side)")
 	top := f.Int("top", 0, "show only the N largest changes (0: all)")
 	exact := f.Bool("bytes", false, "print exact byte counts instead of KiB/MiB/GiB")
 	af := addAuditFlags(c)

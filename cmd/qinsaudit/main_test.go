@@ -48,7 +48,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"audit"}, "no model files given"},
 		{[]string{"audit", "--format", "yaml", small}, `invalid argument "yaml" for "--format"`},
 		{[]string{"audit", "--by", "file", small}, "must be one of role, module, layer, dtype, tensor"},
-		{[]string{"audit", "--sort", "size", small}, "--sort"},
+		{[]string{"audit", "--sort", "size", small}, `for "--sort" flag: must be one of stored, baseline,`},
 		{[]string{"audit", "--top", "-3", small}, "--top must be 0 or more"},
 		{[]string{"audit", "--baseline", "int8", small}, "--baseline"},
 		{[]string{"audit", "--no-such-flag", small}, "unknown flag"},

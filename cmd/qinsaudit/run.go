@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/qinsaudit/qinsaudit/internal/version"
 )
 
 // run executes the command line args and returns the process exit code.
@@ -25,10 +27,11 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Long: `qinsaudit reads model files (PyTorch, safetensors, GGUF) header-only, classifies
 every tensor, and accounts exactly for the bytes each one takes: its fp32
 baseline, its theoretical size, and what the file really stores.`,
-		SilenceErrors:     true,
-		SilenceUsage:      true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		Version:       version.String(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
 	}
+	root.SetVersionTemplate("qinsaudit {{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -37,6 +40,12 @@ baseline, its theoretical size, and what the file really stores.`,
 	root.AddCommand(newAuditCmd(stdout), newCheckCmd(stdout), newDiffCmd(stdout))
 	root.AddCommand(newDecodeCmd(stdout))
 	root.AddCommand(newCrosscheckCmd(stdout))
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print qinsaudit's version (module version and VCS revision)",
+		Args:  cobra.NoArgs,
+		Run:   func(c *cobra.Command, _ []string) { fmt.Fprintf(stdout, "qinsaudit %s\n", version.String()) },
+	})
 	return root
 }
 
@@ -53,11 +62,26 @@ func newEnum(def string, allowed ...string) *enumFlag {
 	return &enumFlag{value: def, allowed: allowed}
 }
 
+// enumVar defines the flag on c, with its choices in the help and in
+// shell completion.
+func enumVar(c *cobra.Command, e *enumFlag, name, usage string) {
+	c.Flags().Var(e, name, usage+" ("+strings.Join(e.choices(), "|")+")")
+	c.RegisterFlagCompletionFunc(name, func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return e.choices(), cobra.ShellCompDirectiveNoFileComp
+	})
+}
+
+// choices are the values to offer: "" is allowed where it is the default
+// (no --sort: file order), but it is not a choice.
+func (e *enumFlag) choices() []string {
+	return slices.DeleteFunc(slices.Clone(e.allowed), func(a string) bool { return a == "" })
+}
+
 func (e *enumFlag) String() string { return e.value }
 func (e *enumFlag) Type() string   { return "string" }
 func (e *enumFlag) Set(s string) error {
 	if !slices.Contains(e.allowed, s) {
-		return fmt.Errorf("must be one of %s", strings.Join(e.allowed, ", "))
+		return fmt.Errorf("must be one of %s", strings.Join(e.choices(), ", "))
 	}
 	e.value = s
 	return nil

@@ -10,12 +10,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/qinsaudit/qinsaudit/internal/version"
 )
 
 // Config says where and how to fetch. The zero value of every field but
@@ -210,18 +211,8 @@ func (b *releaseBody) Close() error {
 // UserAgent names qinsaudit and its version, so that the Hub's operators
 // (and its download counts) can tell these reads apart.
 func UserAgent() string {
-	v := "devel"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		} else {
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-					v = "devel-" + s.Value[:12]
-				}
-			}
-		}
-	}
+	// "(devel) 4be7b1e0c2a1" is not a product token: "devel-4be7b1e0c2a1".
+	v := strings.NewReplacer("(", "", ")", "", " ", "-").Replace(version.String())
 	return "qinsaudit/" + v + " (+https://github.com/qinsaudit/qinsaudit; header-only ranged reads)"
 }
 

@@ -111,7 +111,7 @@ func (e *evaluator) budget(rep *report.Report, b Budget) {
 	case b.Layer != nil:
 		what = "layer " + b.Layer.Pattern
 		for _, g := range rep.Layers {
-			if b.Layer.Match(g.Layer) {
+			if g.Layer != report.NoLayer && b.Layer.Match(g.Layer) {
 				groups = append(groups, g)
 			}
 		}
