@@ -64,7 +64,12 @@ func newAuditCmd(stdout io.Writer) *cobra.Command {
 holding either) header-only and reports, per role and in total, the logical
 parameters, the baseline size, the theoretical size and the bytes on disk,
 with findings such as encoded layers still stored as float32.
-Several paths give one report over all their files.`,
+Several paths give one report over all their files.
+
+A PATH may also be a remote model, read header-only over HTTP range
+requests: hf://ORG/REPO[@REV][/PATH], a https://huggingface.co/ORG/REPO/...
+address, or any https:// URL of a model file (see docs/usage.md, "Remote
+models"). HF_ENDPOINT names a mirror; HF_TOKEN (or $HF_HOME/token) a token.`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageErrorf("audit: no model files given (try: qinsaudit audit fixtures/torch/toy_qins_log.pt)")

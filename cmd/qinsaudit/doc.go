@@ -19,6 +19,10 @@
 //	qinsaudit decode [--cache|--stream] [--forward] [-o DIR] PATH...
 //	qinsaudit crosscheck --heap PROFILE [--base PROFILE] [--focus REGEX] [--claim NAME=SIZE] PATH...
 //
+// A PATH of audit, check, diff and crosscheck may be a remote model,
+// hf://ORG/REPO[@REV][/PATH] or an https:// URL, read header-only over
+// HTTP range requests (HF_ENDPOINT, HF_TOKEN; docs/usage.md).
+//
 // The manual is docs/ (usage.md, ci.md, usage-decode.md, heap-recipe.md);
 // every "$ qinsaudit" example there is run by this package's tests against
 // the bundled fixtures, so the docs stay true. The JSON report is described
