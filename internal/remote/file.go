@@ -16,14 +16,20 @@ import (
 // known of: most safetensors headers and the start of a GGUF fit.
 const DefaultFirstRange = 64 << 10
 
+// SeekRange is the read-ahead of a read away from the last range.
+const SeekRange = 4 << 10
+
 // maxGrow caps the geometric read-ahead.
 const maxGrow = 64 << 20
 
 // File is an io.ReaderAt over one remote file. A read of bytes not yet
 // fetched sends one ranged GET for the missing bytes, extended to the
-// read-ahead: the first range (a hint, else DefaultFirstRange), then for a
-// file read in pieces (GGUF, a zip) twice the previous range each time, so
-// that a reader's many small reads cost a few requests. A .safetensors file
+// read-ahead: the first range (a hint, else DefaultFirstRange); then, for
+// a file read on in pieces (a GGUF header, a zip's central directory), a
+// range twice the previous one each time the reads carry on where the
+// last range ended, so that a reader's many small reads cost a few
+// requests; a read elsewhere (a seek: a zip record's local header) asks
+// for SeekRange and starts growing again from there. A .safetensors file
 // is read "exactly": its header arrives in one read, so after the first
 // range only the bytes missing from it are asked for. Bytes are fetched
 // once; a read never refetches what is held.
@@ -39,6 +45,10 @@ type File struct {
 	segs     []seg // sorted, disjoint, not adjacent
 	fetches  int
 	grow     int64
+	lastEnd  int64 // end of the last range fetched
+	// direct is where the Hub's resolve redirected the last GET (a signed
+	// CDN address of the content): later ranges go straight there.
+	direct string
 	cacheKey string
 	dirty    bool
 }
@@ -91,11 +101,15 @@ func (f *File) ensure(ctx context.Context, off, end int64) error {
 			gapEnd = f.segs[i].off
 		}
 		n := end - pos
+		onward := pos == f.lastEnd
 		switch {
 		case f.fetches == 0 && len(f.segs) == 0:
 			n = max(n, f.firstRange())
-		case !f.exact:
+		case f.exact:
+		case onward:
 			n = max(n, f.grow)
+		default:
+			n = max(n, SeekRange)
 		}
 		fe := min(pos+n, gapEnd)
 		if err := f.fetch(ctx, pos, fe); err != nil {
@@ -179,9 +193,20 @@ func (f *File) probe(ctx context.Context) error {
 // file) is cancelled unread.
 func (f *File) fetch(ctx context.Context, start, end int64) error {
 	rng := fmt.Sprintf("bytes=%d-%d", start, end-1)
-	resp, cancel, err := f.c.do(ctx, request{url: f.url, rng: rng, repo: f.repo, rev: f.rev, path: f.name})
+	u := cmpOr(f.direct, f.url)
+	resp, cancel, err := f.c.do(ctx, request{url: u, rng: rng, repo: f.repo, rev: f.rev, path: f.name})
+	var he *HTTPError
+	if f.direct != "" && errors.As(err, &he) && he.Status < 500 {
+		// The signed address may have expired: resolve again.
+		f.direct = ""
+		u = f.url
+		resp, cancel, err = f.c.do(ctx, request{url: u, rng: rng, repo: f.repo, rev: f.rev, path: f.name})
+	}
 	if err != nil {
 		return err
+	}
+	if final := resp.Request.URL.String(); final != u {
+		f.direct = final
 	}
 	defer cancel()
 	defer resp.Body.Close()
@@ -216,12 +241,13 @@ func (f *File) fetch(ctx context.Context, start, end int64) error {
 		}
 		return fmt.Errorf("%s: %d of %d bytes received: %w", where, n, end-start, err)
 	}
-	f.fetches++
-	if f.grow == 0 {
-		f.grow = 2 * (end - start)
-	} else {
+	if f.fetches > 0 && start == f.lastEnd {
 		f.grow = min(2*f.grow, maxGrow)
+	} else {
+		f.grow = 2 * (end - start)
 	}
+	f.lastEnd = end
+	f.fetches++
 	f.insert(seg{start, buf})
 	f.dirty = true
 	return nil

@@ -287,6 +287,45 @@ func TestGeometricReads(t *testing.T) {
 	if _, err := f.ReadAt(buf, 1000); err != nil || len(s.Log()) != before {
 		t.Errorf("reread: %v, %d requests", err, len(s.Log())-before)
 	}
+	// Only the first range was resolved; the rest went straight to the
+	// address it redirected to.
+	resolves := 0
+	for _, q := range s.Log() {
+		if strings.Contains(q.Path, "/resolve/") {
+			resolves++
+		}
+	}
+	if resolves != 1 {
+		t.Errorf("%d resolves for one file", resolves)
+	}
+}
+
+// TestExpiredRedirect: when the address a resolve redirected to stops
+// working (a signed URL expires), the next range is resolved again.
+func TestExpiredRedirect(t *testing.T) {
+	s := hubtest.New(t)
+	data := make([]byte, 200<<10)
+	s.Add("org/g", map[string][]byte{"m.gguf": data})
+	c := newClient(s, nil)
+	r, err := open(t, c, s, "hf://org/g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := r.File("m.gguf")
+	if _, err := f.ReadAt(make([]byte, 10), 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Inject(&hubtest.Fault{Host: "cdn", Kind: hubtest.Status, Status: 403, Count: 1})
+	if _, err := f.ReadAt(make([]byte, 10), 100<<10); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, q := range s.Log()[1:] {
+		got = append(got, fmt.Sprintf("%s %d", q.Host, q.Status))
+	}
+	if fmt.Sprint(got) != "[hub 302 cdn 206 cdn 403 hub 302 cdn 206]" {
+		t.Errorf("requests %v", got)
+	}
 }
 
 func TestFaults(t *testing.T) {
@@ -533,4 +572,17 @@ func TestPlainURL(t *testing.T) {
 func sha256Hex(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
+}
+
+// TestBadListing: a listing naming a file outside the repo, with control
+// characters (terminal escapes) or twice is refused, naming the entry.
+func TestBadListing(t *testing.T) {
+	for _, name := range []string{"../etc/passwd", "a/../../b", "/abs", "evil\x1b[2J.gguf"} {
+		s := hubtest.New(t)
+		s.Add("org/m", map[string][]byte{name: {1}})
+		_, err := open(t, newClient(s, nil), s, "hf://org/m")
+		if err == nil || !strings.Contains(err.Error(), "listing: bad entry") {
+			t.Errorf("%q: %v", name, err)
+		}
+	}
 }

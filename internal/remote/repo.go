@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode"
 )
 
 // Entry is one file of a listing.
@@ -191,7 +192,8 @@ func nextLink(vals []string) string {
 }
 
 func (r *Repo) addChecked(e Entry, u string) error {
-	if e.Name == "" || e.Size < 0 || strings.HasPrefix(e.Name, "/") || strings.Contains("/"+e.Name+"/", "/../") {
+	if e.Name == "" || e.Size < 0 || strings.HasPrefix(e.Name, "/") || strings.Contains("/"+e.Name+"/", "/../") ||
+		strings.ContainsFunc(e.Name, unicode.IsControl) {
 		return fmt.Errorf("%s: listing: bad entry %q (size %d)", u, e.Name, e.Size)
 	}
 	if _, dup := r.byName[e.Name]; dup {
