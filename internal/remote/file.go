@@ -41,14 +41,14 @@ type File struct {
 	exact     bool
 	repo, rev string
 
-	mu       sync.Mutex
-	segs     []seg // sorted, disjoint, not adjacent
-	fetches  int
-	grow     int64
-	lastEnd  int64 // end of the last range fetched
+	mu      sync.Mutex
+	segs    []seg // sorted, disjoint, not adjacent
+	fetches int
+	grow    int64
+	lastEnd int64 // end of the last range fetched
 	// direct is where the Hub's resolve redirected the last GET (a signed
 	// CDN address of the content): later ranges go straight there.
-	direct string
+	direct   string
 	cacheKey string
 	dirty    bool
 }
