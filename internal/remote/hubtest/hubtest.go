@@ -115,6 +115,9 @@ const (
 	Stall
 	// WrongTotal says the file is one byte longer in Content-Range.
 	WrongTotal
+	// StallBody sends half the asked bytes of a 206, then nothing until
+	// the client gives up.
+	StallBody
 )
 
 // Fault is an injected misbehaviour for requests whose host and path match.
@@ -437,6 +440,11 @@ func (s *Server) cdn(w http.ResponseWriter, r *http.Request, fault *Fault) {
 // or "bytes=a-" range, 200 without one, with the faults that change the
 // body.
 func serveBytes(w http.ResponseWriter, r *http.Request, data blob, fault *Fault) {
+	defer func() {
+		if fault != nil && fault.Kind == StallBody {
+			<-r.Context().Done()
+		}
+	}()
 	kind := Kind(-1)
 	if fault != nil {
 		kind = fault.Kind
@@ -483,10 +491,13 @@ func serveBytes(w http.ResponseWriter, r *http.Request, data blob, fault *Fault)
 		return
 	}
 	end := b + 1
-	if kind == ShortBody {
+	if kind == ShortBody || kind == StallBody {
 		end = a + (b+1-a)/2
 	}
 	data.write(w, a, end)
+	if kind == StallBody {
+		w.(http.Flusher).Flush()
+	}
 }
 
 // write sends bytes [a, end) of the blob, zeros past its data.
