@@ -116,6 +116,8 @@ type Result struct {
 	// state).
 	Total    Group
 	Findings []Finding
+	// Skipped are the model files found but not read, and why.
+	Skipped []SkippedFile
 }
 
 // Audit accounts for every tensor of m.
@@ -127,7 +129,7 @@ func Audit(m *Model, opts Options) (*Result, error) {
 	if !ok || !ref.Float || ref.BlockElems != 1 {
 		return nil, fmt.Errorf("baseline %q is not a float dtype", opts.Baseline)
 	}
-	res := &Result{Baseline: opts.Baseline}
+	res := &Result{Baseline: opts.Baseline, Skipped: m.Skipped}
 	cls := Classify(m, opts.Schemes...)
 	res.Rows = make([]Row, len(m.Tensors))
 	for i, t := range m.Tensors {

@@ -3,6 +3,7 @@ package accounting
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -262,10 +263,58 @@ func TestGPTQParams(t *testing.T) {
 	if lin.Params != 2048 || lin.StoredBytes != 1024+32+128+256 || lin.Tensors != 4 {
 		t.Errorf("gptq: %+v", lin)
 	}
+	// A config that the tensors contradict: g_idx says 64 inputs, qweight
+	// packs them into 8 rows of int32, so 4 bits; the tensors win.
+	m.Quantization = &QuantConfig{Method: "gptq", Bits: 8}
+	r, _ = Audit(m, Options{})
+	if lin := role(t, r, "encoded_linear"); lin.Params != 2048 {
+		t.Errorf("contradicted config: params %d, want 2048", lin.Params)
+	}
+	var mismatch []Finding
+	for _, f := range r.Findings {
+		if f.Kind == ConfigMismatch {
+			mismatch = append(mismatch, f)
+		}
+	}
+	if len(mismatch) != 1 || mismatch[0].Module != "m" || mismatch[0].Severity != Warning ||
+		!strings.Contains(mismatch[0].Message, "says bits 8") || !strings.Contains(mismatch[0].Message, "pack 4 bits per weight") {
+		t.Errorf("config-mismatch findings %+v", mismatch)
+	}
+	// Without g_idx the tensors do not tell the bits: the config's are used.
+	m = newModel().t("m.qweight", "int32", 64/8, 32).t("m.qzeros", "int32", 2, 32/8).t("m.scales", "float16", 2, 32).model()
 	m.Quantization = &QuantConfig{Method: "gptq", Bits: 8}
 	r, _ = Audit(m, Options{})
 	if lin := role(t, r, "encoded_linear"); lin.Params != 1024 {
-		t.Errorf("8-bit gptq params %d, want 1024", lin.Params)
+		t.Errorf("8-bit gptq without g_idx: params %d, want 1024", lin.Params)
+	}
+	for _, f := range r.Findings {
+		if f.Kind == ConfigMismatch {
+			t.Errorf("unexpected %+v", f)
+		}
+	}
+}
+
+// TestUnknownEncoding: a 2-D integer tensor that no scheme matches is a
+// finding pointing at --rules; an int64 index, a row vector or a 3-D uint8
+// image is not.
+func TestUnknownEncoding(t *testing.T) {
+	m := newModel().t("l.packed", "int32", 16, 64).t("l.scale", "float16", 64).
+		t("pos.position_ids", "int64", 1, 512).t("row.codes", "uint8", 1, 64).
+		t("conv.q", "qint8", 8, 1, 3, 3).t("img.rgb", "uint8", 3, 32, 32).model()
+	r, _ := Audit(m, Options{})
+	var got []Finding
+	for _, f := range r.Findings {
+		if f.Kind == UnknownEncoding {
+			got = append(got, f)
+		}
+	}
+	// A quantized PyTorch conv weight is a torch-qint8 weight, so it is no
+	// unknown encoding.
+	if len(got) != 1 || !slices.Equal(got[0].Tensors, []string{"l.packed"}) || got[0].Bytes != 16*64*4 || !strings.Contains(got[0].Message, "--rules") {
+		t.Errorf("unknown-encoding findings %+v", got)
+	}
+	if c := r.Rows[4]; c.Name != "conv.q" || !c.Encoded || c.Scheme != "torch-qint8" {
+		t.Errorf("conv.q: %+v", c)
 	}
 }
 

@@ -18,6 +18,10 @@ type Class struct {
 	// Encoded marks a tensor of an encoded or quantized module (main or
 	// side), whatever its role: a quantized embedding is encoded too.
 	Encoded bool
+	// Bits, on the main tensor of a packed scheme, is the bits per weight
+	// the tensors' shapes imply (see tensorBits); 0 when they do not tell.
+	// Params follow it, whatever the quantization_config says.
+	Bits int
 }
 
 // Classify assigns every tensor of m a role, part, module and scheme.
@@ -36,8 +40,18 @@ func Classify(m *Model, extra ...Scheme) []Class {
 	done := make([]bool, len(m.Tensors))
 	encoded := map[string]string{} // module -> scheme
 
+	// A top-level training-state key leaves the model out only when
+	// something else holds it: a file of nothing but an EMA copy is the
+	// model.
+	withModel := false
+	for _, t := range m.Tensors {
+		if !isOptimizer(t.Name) && !isCheckpointState(t.Name) {
+			withModel = true
+			break
+		}
+	}
 	for i, t := range m.Tensors {
-		if isOptimizer(t.Name) {
+		if isOptimizer(t.Name) || withModel && isCheckpointState(t.Name) {
 			cls[i] = Class{Role: OptimizerState, Part: "state", Module: moduleOf(t.Name), Params: numel(t)}
 			done[i] = true
 		}
@@ -48,14 +62,18 @@ func Classify(m *Model, extra ...Scheme) []Class {
 			continue
 		}
 		for _, s := range all {
-			mod, ok := matchLeaf(t.Name, s.Main.Leaf)
-			if !ok || !s.Main.accepts(t.DType) || !methodFits(s, m.Quantization) {
+			mod, ok := s.mainModule(t)
+			if !ok || !s.Main.accepts(t.DType) || !methodFits(s, m.Quantization) || !ownedBy(t, s.Owner) {
 				continue
 			}
 			sides := make([]int, len(s.Sides))
 			complete := true
 			for k, side := range s.Sides {
-				j, ok := byName[join(mod, side.Leaf)]
+				sideName := join(mod, side.Leaf)
+				if side.OfTensor {
+					sideName = t.Name + "." + side.Leaf
+				}
+				j, ok := byName[sideName]
 				if !ok || done[j] || !side.accepts(m.Tensors[j].DType) {
 					j = -1
 				}
@@ -65,15 +83,20 @@ func Classify(m *Model, extra ...Scheme) []Class {
 					break
 				}
 			}
-			if !complete || !packingFits(m, s, t, sides) {
+			bits := tensorBits(m, s, t, sides)
+			if !complete || !packingFits(m, s, t, sides, bits) {
 				continue
 			}
 			role := EncodedLinear
 			if embeddingModules[lastComponent(mod)] {
 				role = Embedding // a quantized embedding table (MLX quantizes them)
 			}
+			params := logicalParams(t, s, m.Quantization)
+			if bits > 0 {
+				params = numel(t) * 32 / int64(bits)
+			}
 			cls[i] = Class{Role: role, Part: s.Main.Part, Module: mod, Scheme: s.Name,
-				Params: logicalParams(t, s, m.Quantization), Encoded: true}
+				Params: params, Encoded: true, Bits: bits}
 			done[i] = true
 			for k, j := range sides {
 				if j >= 0 {
@@ -128,6 +151,38 @@ func Classify(m *Model, extra ...Scheme) []Class {
 	return cls
 }
 
+// mainModule reports whether t is the main tensor of s, and returns its
+// module.
+func (s Scheme) mainModule(t Tensor) (string, bool) {
+	if s.Main.Leaf != "" {
+		return matchLeaf(t.Name, s.Main.Leaf)
+	}
+	if len(s.Main.DTypes) == 0 || len(t.Shape) < 2 {
+		return "", false
+	}
+	if i := strings.Index(t.Name, "._packed_params"); i >= 0 {
+		return t.Name[:i], true
+	}
+	if strings.HasPrefix(t.Name, "_packed_params") {
+		return "", true
+	}
+	return moduleOf(t.Name), true
+}
+
+// ownedBy reports whether one of the classes holding t contains owner
+// ("" fits any tensor).
+func ownedBy(t Tensor, owner string) bool {
+	if owner == "" {
+		return true
+	}
+	for _, o := range t.Owners {
+		if strings.Contains(o, owner) {
+			return true
+		}
+	}
+	return false
+}
+
 // methodFits reports whether a scheme may apply under the model's
 // quantization config: a config naming another method rules it out.
 func methodFits(s Scheme, q *QuantConfig) bool {
@@ -135,29 +190,71 @@ func methodFits(s Scheme, q *QuantConfig) bool {
 }
 
 // packingFits tells GPTQ's and AWQ's identically named tensors apart by
-// shape (see Scheme.Packed).
-func packingFits(m *Model, s Scheme, main Tensor, sides []int) bool {
+// shape (see Scheme.Packed): GPTQ's qweight has the scales' last dimension,
+// AWQ's a fraction of it. bits is what tensorBits found.
+func packingFits(m *Model, s Scheme, main Tensor, sides []int, bits int) bool {
 	if s.Packed == "" || len(main.Shape) != 2 {
 		return true
 	}
+	out, ok := scaleOut(m, s, sides)
+	if !ok {
+		return true
+	}
+	switch s.Packed {
+	case "rows":
+		return main.Shape[1] == out
+	case "cols":
+		if bits > 0 {
+			return main.Shape[1] != out
+		}
+		pack := logicalParams(main, s, m.Quantization) / max(numel(main), 1)
+		return main.Shape[1]*pack == out
+	}
+	return true
+}
+
+// scaleOut is the last dimension of a scheme's "scale" side, the output
+// size.
+func scaleOut(m *Model, s Scheme, sides []int) (int64, bool) {
 	for k, j := range sides {
 		if j < 0 || s.Sides[k].Part != "scale" {
 			continue
 		}
 		scale := m.Tensors[j].Shape
 		if len(scale) == 0 {
-			return true
+			return 0, false
 		}
-		out := scale[len(scale)-1]
-		pack := logicalParams(main, s, m.Quantization) / max(numel(main), 1)
-		switch s.Packed {
-		case "rows":
-			return main.Shape[1] == out
-		case "cols":
-			return main.Shape[1]*pack == out
+		return scale[len(scale)-1], true
+	}
+	return 0, false
+}
+
+// tensorBits returns the bits per weight that a packed 32-bit main tensor
+// and its sides imply, whatever a quantization_config says, or 0 when they
+// do not tell: GPTQ's qweight [in*bits/32, out] with g_idx [in] (one group
+// index per input), AWQ's qweight [in, out*bits/32] with scales [groups,
+// out]. Only whole bit widths from 2 to 8 count.
+func tensorBits(m *Model, s Scheme, main Tensor, sides []int) int {
+	if s.Packed == "" || len(main.Shape) != 2 || main.DType != "int32" {
+		return 0
+	}
+	var num, den int64 // bits = num / den
+	switch s.Packed {
+	case "rows":
+		for k, j := range sides {
+			if j >= 0 && s.Sides[k].Part == "group_index" && len(m.Tensors[j].Shape) == 1 {
+				num, den = main.Shape[0]*32, m.Tensors[j].Shape[0]
+			}
+		}
+	case "cols":
+		if out, ok := scaleOut(m, s, sides); ok {
+			num, den = main.Shape[1]*32, out
 		}
 	}
-	return true
+	if den <= 0 || num%den != 0 || num/den < 2 || num/den > 8 {
+		return 0
+	}
+	return int(num / den)
 }
 
 // NotConverted reports whether the config keeps the module unquantized.
@@ -203,6 +300,16 @@ func isFloat(dtype string) bool {
 	return ok && d.Float
 }
 
+// isCheckpointState reports whether a tensor is under a top-level key of a
+// training checkpoint that holds no model weights (Lightning's
+// optimizer_states, lr_schedulers, callbacks and loops, an EMA copy).
+func isCheckpointState(name string) bool {
+	top, _, nested := strings.Cut(name, ".")
+	return nested && checkpointStateKeys[top]
+}
+
+// isOptimizer reports whether a tensor is optimizer state: under an
+// optimizer key at any depth.
 func isOptimizer(name string) bool {
 	parts := strings.Split(name, ".")
 	for _, p := range parts[:len(parts)-1] {

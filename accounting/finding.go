@@ -2,6 +2,7 @@ package accounting
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -33,11 +34,21 @@ const (
 	// RemovedGGMLType: a GGML type ggml has dropped; current llama.cpp
 	// refuses the file.
 	RemovedGGMLType FindingKind = "removed-ggml-type"
+	// UnusedFileBytes: bytes of a file's data section that no tensor holds
+	// and that alignment padding does not explain (bytes after the last
+	// tensor of a safetensors file).
+	UnusedFileBytes FindingKind = "unused-file-bytes"
+	// ConfigMismatch: the quantization_config says one thing (bits: 3)
+	// and the tensors' shapes another (4-bit packing).
+	ConfigMismatch FindingKind = "config-mismatch"
+	// UnknownEncoding: a linear-shaped integer tensor, or a PyTorch
+	// quantized one, that no scheme matches, counted as a plain buffer.
+	UnknownEncoding FindingKind = "unknown-encoding"
 )
 
 // FindingKinds lists every kind, for documentation and config validation.
 var FindingKinds = []FindingKind{EncodedButUncompressed, SidecarOverhead, DuplicateWeight, DeadBytes, SharedStorage, UnknownDType,
-	FileTypeMismatch, RemovedGGMLType, NotDecoded,
+	FileTypeMismatch, RemovedGGMLType, UnusedFileBytes, ConfigMismatch, UnknownEncoding, NotDecoded,
 	HeapProfileTruncated, HeapProfileNoInUse, HeapProfileLate, HeapProfileNoBase, HeapOverBudget}
 
 // Severity ranks findings.
@@ -132,6 +143,8 @@ func findings(m *Model, res *Result) []Finding {
 		out = append(out, configFloatLayers(q, res)...)
 	}
 	out = append(out, labelFindings(m, res)...)
+	out = append(out, gapFindings(m)...)
+	out = append(out, tensorFindings(m.Quantization, res)...)
 	for _, r := range res.Rows {
 		if r.Leftover {
 			out = append(out, Finding{Kind: DuplicateWeight, Severity: Error, Module: r.Module,
@@ -221,3 +234,76 @@ func labelFindings(m *Model, res *Result) []Finding {
 	}
 	return out
 }
+
+// gapFindings reports, per file, the bytes of its data section that no
+// tensor holds (File.Gaps): one finding per file, its bytes their sum.
+func gapFindings(m *Model) []Finding {
+	var out []Finding
+	for _, f := range m.Files {
+		if len(f.Gaps) == 0 {
+			continue
+		}
+		var total int64
+		ts := []string{}
+		for _, g := range f.Gaps {
+			total += g.Bytes
+			if g.After != "" {
+				ts = append(ts, g.After)
+			}
+		}
+		g := f.Gaps[0]
+		where := fmt.Sprintf("%d bytes at offset %d", g.Bytes, g.Offset)
+		switch {
+		case g.After == "":
+			where += ", before the first tensor"
+		case g.Offset+g.Bytes == f.SizeBytes:
+			where += fmt.Sprintf(", after the last tensor, %q", g.After)
+		default:
+			where += fmt.Sprintf(", after tensor %q", g.After)
+		}
+		msg := fmt.Sprintf("%s: %s, are held by no tensor", f.Path, where)
+		if len(f.Gaps) > 1 {
+			msg = fmt.Sprintf("%s: %d bytes in %d runs are held by no tensor (the first: %s)", f.Path, total, len(f.Gaps), where)
+		}
+		switch f.Format {
+		case "gguf":
+			msg += "; alignment padding is not counted here"
+		case "safetensors":
+			msg += "; the safetensors reference reader refuses such a file"
+		}
+		out = append(out, Finding{Kind: UnusedFileBytes, Severity: Warning, Tensors: ts, Bytes: total, Message: msg})
+	}
+	return out
+}
+
+// tensorFindings reports a quantization_config that the tensors of an
+// encoded module contradict, and linear-shaped integer tensors that no
+// scheme matches.
+func tensorFindings(q *QuantConfig, res *Result) []Finding {
+	var out []Finding
+	for _, r := range res.Rows {
+		if r.Encoded && r.Part == "weight" && r.Bits > 0 && q != nil && q.Bits > 0 && r.Bits != q.Bits {
+			out = append(out, Finding{Kind: ConfigMismatch, Severity: Warning, Module: r.Module, Tensors: []string{r.Name}, Bytes: r.StoredBytes,
+				Message: fmt.Sprintf("quantization_config says bits %d, but the %s tensors' shapes pack %d bits per weight: counted as %d-bit (%d weights)",
+					q.Bits, r.Scheme, r.Bits, r.Bits, r.Params)})
+		}
+		if !r.Encoded && r.Role == Untouched && r.Part == "buffer" && weightShaped(r) {
+			out = append(out, Finding{Kind: UnknownEncoding, Severity: Warning, Module: r.Module, Tensors: []string{r.Name}, Bytes: r.StoredBytes,
+				Message: fmt.Sprintf("a %d-D %s tensor that no encoding scheme matches: counted as a plain buffer at its own size (1.00x); if it holds encoded weights, describe the scheme with --rules", len(r.Shape), r.DType)})
+		}
+	}
+	return out
+}
+
+// weightShaped reports whether a tensor looks like encoded weights: a
+// matrix of an integer dtype quantizers pack weights into (an int64 or
+// bool matrix is an index or a mask; a row vector is not a linear), or a
+// PyTorch quantized tensor of rank 2 or more (a conv weight is 4-D).
+func weightShaped(r Row) bool {
+	if len(r.Shape) < 2 || r.Numel == 0 {
+		return false
+	}
+	return slices.Contains(torchQuantized, r.DType) || len(r.Shape) == 2 && !slices.Contains(r.Shape, 1) && packedInts[r.DType]
+}
+
+var packedInts = map[string]bool{"int8": true, "uint8": true, "int16": true, "uint16": true, "int32": true, "uint32": true}

@@ -9,6 +9,16 @@ type Model struct {
 	// Quantization is the "quantization_config" of a config.json found beside
 	// the model files, if any.
 	Quantization *QuantConfig
+	// Skipped are model files found but not read (a pytorch_model.bin
+	// beside the model.safetensors that transformers loads), and why.
+	Skipped []SkippedFile
+}
+
+// SkippedFile is a model file a directory held that was not read.
+type SkippedFile struct {
+	Path      string
+	SizeBytes int64
+	Reason    string
 }
 
 // File is one model file as a loader saw it.
@@ -22,6 +32,28 @@ type File struct {
 	// is the dtype that label says most weights have ("q4_k").
 	Label      string
 	LabelDType string
+	// Gaps are the runs of the file's tensor data section that no tensor
+	// holds and that the format does not explain (alignment padding is
+	// not a gap): bytes between tensors or after the last one. They are
+	// part of the file's overhead.
+	Gaps []Gap
+	// Split is set when the file is one part of a model split into
+	// several files (GGUF's split.no and split.count).
+	Split *Split
+}
+
+// Gap is a run of bytes in a file's data section that no tensor holds.
+type Gap struct {
+	Offset int64  // file offset of its first byte
+	Bytes  int64  // its length
+	After  string // the tensor whose data precedes it, "" at the start of the data section
+}
+
+// Split is what one part of a split model says of the set.
+type Split struct {
+	No      int64 // this part, counting from 0
+	Count   int64 // parts in the set
+	Tensors int64 // tensors in all parts, -1 if the file does not say
 }
 
 // QuantConfig is the subset of a Hugging Face quantization_config that the
@@ -70,4 +102,10 @@ type Tensor struct {
 	// PyTorch quantized tensor (qint8, quint8); zero otherwise.
 	QScale     float64
 	QZeroPoint int64
+
+	// Owners are the classes of the objects that hold the tensor,
+	// outermost first, where the file names them (TorchScript archives and
+	// whole pickled modules: "torch.nn.quantized.dynamic.modules.linear.Linear");
+	// nil when it does not (a state_dict).
+	Owners []string
 }

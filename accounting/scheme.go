@@ -24,6 +24,11 @@ type Scheme struct {
 	// Method is the quantization_config quant_method the scheme belongs to;
 	// when a config names another method, the scheme is not tried.
 	Method string
+	// Owner, when set, must be part of one of the classes that hold the
+	// main tensor (Tensor.Owners): "quantized.dynamic." tells a
+	// dynamically quantized Linear from a static one where the file names
+	// its classes.
+	Owner string
 	// Doc says where the layout comes from.
 	Doc string
 }
@@ -31,8 +36,14 @@ type Scheme struct {
 // PartRule matches one tensor of an encoded module.
 type PartRule struct {
 	// Leaf is the tensor's name relative to its module: "stored",
-	// "_packed_params._packed_params.0".
+	// "qweight". A main rule with no Leaf matches by dtype alone any
+	// tensor of two or more dimensions (a weight matrix or a convolution
+	// kernel), wherever the file puts it; its module is the name up to
+	// "._packed_params", if that is in it, else the name's dotted prefix.
 	Leaf string
+	// OfTensor names a side after the main tensor rather than its module:
+	// <main>.<Leaf> (a quantized tensor's per-channel scales).
+	OfTensor bool
 	// Part names what the tensor is for: "weight" (the encoded weights),
 	// "sign", "scale", "zero_point", "range", "group_index", "param".
 	Part string
@@ -71,13 +82,19 @@ var schemes = []Scheme{
 		},
 	},
 	{
-		Name: "torch-dynamic-qint8",
-		Doc:  "PyTorch dynamic quantization (torch.ao.nn.quantized.dynamic.Linear): packed qint8 weight, per-tensor scale and zero point",
-		Main: PartRule{Leaf: "_packed_params._packed_params.0", Part: "weight", DTypes: []string{"qint8", "quint8"}},
-		Sides: []PartRule{
-			{Leaf: "scale", Part: "scale", Optional: true},
-			{Leaf: "zero_point", Part: "zero_point", Optional: true},
-		},
+		Name: "torch-dynamic-qint8", Owner: "quantized.dynamic.",
+		Doc:  "PyTorch dynamic quantization (torch.ao.nn.quantized.dynamic.Linear, the file names the class): weights quantized ahead of time, activations at run time; per-tensor or per-channel affine",
+		Main: PartRule{Part: "weight", DTypes: torchQuantized}, Sides: torchQuantizedSides,
+	},
+	{
+		Name: "torch-static-qint8", Owner: "quantized.",
+		Doc:  "PyTorch static quantization (torch.ao.nn.quantized Linear and Conv1d/2d/3d, their packed params in TorchScript: the file names the class): weights and activations quantized, with calibrated output scale and zero point",
+		Main: PartRule{Part: "weight", DTypes: torchQuantized}, Sides: torchQuantizedSides,
+	},
+	{
+		Name: "torch-qint8",
+		Doc:  "a PyTorch quantized weight whose file does not say whether it was quantized statically or dynamically (a state_dict saves both alike: _packed_params, scale, zero_point)",
+		Main: PartRule{Part: "weight", DTypes: torchQuantized}, Sides: torchQuantizedSides,
 	},
 	{
 		Name: "gptq", Method: "gptq", WeightBits: 4, Packed: "rows",
@@ -160,6 +177,20 @@ var schemes = []Scheme{
 	},
 }
 
+// torchQuantized are the dtypes of PyTorch's quantized tensors, which carry
+// their own affine parameters.
+var torchQuantized = []string{"qint8", "quint8", "qint32", "quint4x2", "quint2x4"}
+
+// torchQuantizedSides are a torch quantized weight's side tensors: the
+// per-channel scales (float64) and zero points (int64) it carries, and
+// the output scale and zero point a module's state_dict saves.
+var torchQuantizedSides = []PartRule{
+	{Leaf: "q_scales", Part: "scale", OfTensor: true, Optional: true},
+	{Leaf: "q_zero_points", Part: "zero_point", OfTensor: true, Optional: true},
+	{Leaf: "scale", Part: "scale", Optional: true},
+	{Leaf: "zero_point", Part: "zero_point", Optional: true},
+}
+
 var fp8 = []string{"float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"}
 
 // Schemes returns the built-in scheme table.
@@ -177,7 +208,7 @@ func BuiltinScheme(name string) (Scheme, bool) {
 
 // biasLeaves are the names, relative to an encoded module, of the float bias
 // it may carry. A bias is never encoded: it is counted as untouched.
-var biasLeaves = []string{"bias", "_packed_params._packed_params.1"}
+var biasLeaves = []string{"bias", "_packed_params._packed_params.1", "_packed_params.1", "_packed_params._packed_params.0.1"}
 
 // embeddingModules are the last name components of input embedding tables
 // and output vocabulary projections.
@@ -194,6 +225,19 @@ var embeddingModules = map[string]bool{
 var optimizerKeys = map[string]bool{
 	"optimizer": true, "optimizer_state_dict": true, "optim": true,
 	"optimizer_state": true, "opt_state": true, "optimizers": true,
+	"optimizer_states": true,
+}
+
+// checkpointStateKeys are the top-level keys of training checkpoints that
+// hold training state, not the model: PyTorch Lightning's (its model is
+// under state_dict), the schedulers, AMP grad scalers and EMA shadow
+// copies of common training loops. Only a first path component counts: a
+// model may well have a submodule named "ema" or "scheduler".
+var checkpointStateKeys = map[string]bool{
+	"optimizer_states": true, "lr_schedulers": true, "callbacks": true, "loops": true,
+	"lr_scheduler": true, "scheduler": true, "schedulers": true, "scheduler_state_dict": true,
+	"scaler": true, "grad_scaler": true, "amp": true,
+	"ema": true, "ema_state_dict": true, "model_ema": true, "ema_model": true,
 }
 
 func (r PartRule) accepts(dtype string) bool {

@@ -1,6 +1,8 @@
 // Package loaders finds the tensors in model files. Each format has its own
 // package behind the Loader interface; Open tries them in the order of the
-// list below, recognising a file by its content, never by its name.
+// list below, recognising a file's format by its content, never by its
+// name. Which files of a directory make the model is decided by Select, by
+// name first, as the tools that load such directories do.
 package loaders
 
 import (
@@ -11,9 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
@@ -52,22 +56,21 @@ var ErrUnknownFormat = errors.New("unknown model file format")
 const maxIndexBytes = 64 << 20
 
 // Open reads every model file named by paths into one Model. A path may be a
-// model file, a safetensors index (*.safetensors.index.json), or a directory
-// holding either; a config.json beside the files contributes its
-// quantization_config.
+// model file, a weights index (*.index.json), or a directory (see Select for
+// what is read from one); a config.json beside the files contributes its
+// quantization_config. A part of a split GGUF model brings in the other
+// parts (see expandSplit). The files of one model hold each tensor name
+// once: a name in two files (the same file named twice, two copies of the
+// weights) is an error, and so is an index naming a tensor its shard does
+// not hold.
 func Open(paths ...string) (*accounting.Model, error) { return OpenSource(Local, paths...) }
 
-// OpenSource is Open with the files in src.
+// OpenSource is Open with the files in src: a remote repository goes
+// through the same rules as a local directory.
 func OpenSource(src Source, paths ...string) (*accounting.Model, error) {
-	estimates := map[string]int64{}
 	var files []string
-	seen := map[string]bool{}
-	add := func(p string) {
-		if !seen[p] {
-			seen[p] = true
-			files = append(files, p)
-		}
-	}
+	var indexes []*weightIndex
+	var skipped []accounting.SkippedFile
 	var configDirs []string
 	for _, p := range paths {
 		fi, err := src.Stat(p)
@@ -76,44 +79,38 @@ func OpenSource(src Source, paths ...string) (*accounting.Model, error) {
 		}
 		switch {
 		case fi.IsDir():
-			list, err := dirFiles(src, p, estimates)
+			fs, ixs, skip, err := openDir(src, p)
 			if err != nil {
 				return nil, err
 			}
-			for _, f := range list {
-				add(f)
-			}
+			files = append(files, fs...)
+			indexes = append(indexes, ixs...)
+			skipped = append(skipped, skip...)
 			configDirs = append(configDirs, p)
-		case strings.HasSuffix(p, ".index.json"):
-			shards, err := indexShards(src, p, estimates)
+		case strings.HasSuffix(p, indexSuffix):
+			ix, err := readIndex(src, p)
 			if err != nil {
 				return nil, err
 			}
-			for _, f := range shards {
-				add(f)
-			}
+			files = append(files, ix.shards...)
+			indexes = append(indexes, ix)
 			configDirs = append(configDirs, filepath.Dir(p))
 		default:
-			add(p)
+			files = append(files, p)
 			configDirs = append(configDirs, filepath.Dir(p))
 		}
 	}
-	if err := prefetch(src, files, estimates); err != nil {
+	m, err := openFiles(src, files, indexes)
+	if err != nil {
 		return nil, err
 	}
-	m := &accounting.Model{}
-	for _, p := range files {
-		fm, err := openFile(src, p)
-		if err != nil {
-			return nil, err
-		}
-		base := len(m.Files)
-		m.Files = append(m.Files, fm.Files...)
-		for _, t := range fm.Tensors {
-			t.File += base
-			m.Tensors = append(m.Tensors, t)
-		}
+	if err := checkNames(m, indexes); err != nil {
+		return nil, err
 	}
+	if err := checkSplits(m); err != nil {
+		return nil, err
+	}
+	m.Skipped = skipped
 	for _, d := range configDirs {
 		q, err := readQuantConfig(src, filepath.Join(d, "config.json"))
 		if err != nil {
@@ -125,6 +122,80 @@ func OpenSource(src Source, paths ...string) (*accounting.Model, error) {
 		}
 	}
 	return m, nil
+}
+
+// openFiles reads files in order into one Model. A part of a split set
+// whose siblings are not among files brings them in: the set takes its
+// place, in part order. A remote source fetches the files' first bytes
+// all at once first (the shards an index names sized from it).
+func openFiles(src Source, files []string, indexes []*weightIndex) (*accounting.Model, error) {
+	estimates := map[string]int64{}
+	for _, ix := range indexes {
+		maps.Copy(estimates, ix.estimates)
+	}
+	if err := prefetch(src, files, estimates); err != nil {
+		return nil, err
+	}
+	queue := slices.Clone(files)
+	planned := map[string]bool{}
+	for _, f := range files {
+		planned[filepath.Clean(f)] = true
+	}
+	m := &accounting.Model{}
+	for k := 0; k < len(queue); k++ {
+		p := queue[k]
+		fm, err := openFile(src, p)
+		if err != nil {
+			return nil, err
+		}
+		if s := fm.Files[0].Split; s != nil && s.Count > 1 {
+			set, err := splitSet(src, p, s, planned)
+			if err != nil {
+				return nil, err
+			}
+			if err := prefetch(src, set, nil); err != nil {
+				return nil, err
+			}
+			if len(set) > 1 {
+				// Read again in its place in the set: headers only.
+				queue = slices.Replace(queue, k, k+1, set...)
+				k--
+				continue
+			}
+		}
+		base := len(m.Files)
+		m.Files = append(m.Files, fm.Files...)
+		for _, t := range fm.Tensors {
+			t.File += base
+			m.Tensors = append(m.Tensors, t)
+		}
+	}
+	return m, nil
+}
+
+// checkNames fails when two files hold a tensor of one name, and when an
+// index names a tensor that its shard does not hold.
+func checkNames(m *accounting.Model, indexes []*weightIndex) error {
+	where := make(map[string]int, len(m.Tensors))
+	held := make(map[[2]string]bool, len(m.Tensors))
+	for _, t := range m.Tensors {
+		if f, ok := where[t.Name]; ok && f != t.File {
+			return fmt.Errorf("tensor %q is in both %s and %s: one model holds each tensor once (the same file named twice, or two copies of the weights?)",
+				t.Name, m.Files[f].Path, m.Files[t.File].Path)
+		}
+		where[t.Name] = t.File
+		held[[2]string{filepath.Clean(m.Files[t.File].Path), t.Name}] = true
+	}
+	for _, ix := range indexes {
+		names := slices.Sorted(maps.Keys(ix.weightMap))
+		for _, name := range names {
+			shard := ix.weightMap[name]
+			if !held[[2]string{filepath.Clean(shard), name}] {
+				return fmt.Errorf("%s: weight_map puts tensor %q in %s, which does not hold it", ix.path, name, shard)
+			}
+		}
+	}
+	return nil
 }
 
 // OpenFile reads one model file with the loader that recognises it.
@@ -170,68 +241,102 @@ func Detect(head []byte) Loader {
 	return nil
 }
 
-// dirFiles lists the model files of a directory: the shards of a safetensors
-// index when there is one, else every regular file a loader recognises.
-func dirFiles(src Source, dir string, estimates map[string]int64) ([]string, error) {
-	entries, err := src.ReadDir(dir)
+// openDir reads a directory's listing and chooses its model files (see
+// Select): the files to read, the indexes read, and the files skipped.
+func openDir(src Source, dir string) ([]string, []*weightIndex, []accounting.SkippedFile, error) {
+	des, err := src.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	// An index names the shards that belong together; other files in the
-	// directory (an older consolidated copy, say) are not part of it.
-	var shards []string
-	for _, e := range entries {
-		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".safetensors.index.json") {
-			s, err := indexShards(src, filepath.Join(dir, e.Name()), estimates)
-			if err != nil {
-				return nil, err
+	var entries []Entry
+	for _, e := range des {
+		var info fs.FileInfo
+		switch {
+		case e.Type().IsRegular():
+			info, err = e.Info()
+		case e.Type()&fs.ModeSymlink != 0:
+			// A Hugging Face cache snapshot is links to blobs.
+			info, err = src.Stat(filepath.Join(dir, e.Name()))
+			if errors.Is(err, os.ErrNotExist) {
+				continue // a dangling link: not a file of the directory
 			}
-			shards = append(shards, s...)
-		}
-	}
-	if len(shards) > 0 {
-		return shards, nil
-	}
-	var files []string
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
+		default:
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		if ok, err := modelFile(src, p); err != nil {
-			return nil, err
-		} else if ok {
-			files = append(files, p)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if info.Mode().IsRegular() {
+			entries = append(entries, Entry{Name: e.Name(), Size: info.Size()})
 		}
 	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("%s: no model files found (subdirectories are not searched: name them)", dir)
+	if err := prefetchDir(src, dir, entries); err != nil {
+		return nil, nil, nil, err
 	}
-	return files, nil
+	sel, err := Select(filepath.ToSlash(dir), entries, func(name string) (string, error) {
+		return modelFile(src, filepath.Join(dir, name))
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	files := make([]string, 0, len(sel.Files))
+	for _, f := range sel.Files {
+		files = append(files, filepath.Join(dir, f))
+	}
+	var indexes []*weightIndex
+	named := map[string]bool{}
+	for _, name := range sel.Indexes {
+		ix, err := readIndex(src, filepath.Join(dir, name))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		indexes = append(indexes, ix)
+		for _, sh := range ix.shards {
+			if !slices.Contains(files, sh) {
+				files = append(files, sh)
+			}
+			if rel, err := filepath.Rel(dir, sh); err == nil {
+				named[filepath.ToSlash(rel)] = true
+			}
+		}
+	}
+	sel.Shards(named)
+	skipped := sel.Skipped
+	for i := range skipped {
+		skipped[i].Path = filepath.Clean(filepath.FromSlash(skipped[i].Path))
+	}
+	if len(files) == 0 {
+		return nil, nil, nil, fmt.Errorf("%s: no model files found (subdirectories are not searched: name them)", dir)
+	}
+	return files, indexes, skipped, nil
 }
 
-// modelFile reports whether a loader recognises p. A zip archive that is
-// not a torch.save checkpoint (no data.pkl record) is some other file in a
-// directory, not a broken model; named on the command line, it is still an
-// error.
-func modelFile(src Source, p string) (bool, error) {
+// modelFile returns the format of p if a loader recognises it, else "". A
+// zip archive that is not a torch.save checkpoint (no data.pkl record) is
+// some other file in a directory, not a broken model; named on the command
+// line, it is still an error.
+func modelFile(src Source, p string) (string, error) {
 	f, size, closeFile, err := openAt(src, p)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	defer closeFile()
 	head, err := readHead(f, p)
-	if err != nil || Detect(head) == nil {
-		return false, err
+	if err != nil {
+		return "", err
+	}
+	l := Detect(head)
+	if l == nil {
+		return "", nil
 	}
 	if !bytes.HasPrefix(head, []byte("PK")) {
-		return true, nil
+		return l.Name(), nil
 	}
 	z, err := zip.NewReader(f, size)
-	if err != nil {
-		return true, nil // let the loader say what is wrong with it
+	if err != nil || pytorch.IsCheckpoint(z) {
+		return l.Name(), nil // a broken zip: let the loader say what is wrong with it
 	}
-	return pytorch.IsCheckpoint(z), nil
+	return "", nil
 }
 
 // readHead reads the first HeadSize bytes of f, fewer for a short file.
@@ -244,10 +349,20 @@ func readHead(f io.ReaderAt, path string) ([]byte, error) {
 	return head[:n], nil
 }
 
-// indexShards returns the shard files a safetensors index names, sorted,
-// each once, resolved against the index's directory. It records in
-// estimates the header size each shard's tensor names suggest.
-func indexShards(src Source, path string, estimates map[string]int64) ([]string, error) {
+// weightIndex is a weights index (model.safetensors.index.json,
+// pytorch_model.bin.index.json): which shard holds each tensor.
+type weightIndex struct {
+	path      string
+	weightMap map[string]string // tensor name -> shard path, resolved
+	shards    []string          // sorted, each once
+	// estimates are the shards' header sizes their tensor names suggest
+	// (see headerEstimate), keyed by cleaned shard path.
+	estimates map[string]int64
+}
+
+// readIndex reads a weights index; its shard names are resolved against
+// the index's directory and may not leave it.
+func readIndex(src Source, path string) (*weightIndex, error) {
 	data, err := readSmall(src, path)
 	if err != nil {
 		return nil, err
@@ -256,26 +371,28 @@ func indexShards(src Source, path string, estimates map[string]int64) ([]string,
 		WeightMap map[string]string `json:"weight_map"`
 	}
 	if err := json.Unmarshal(data, &ix); err != nil {
-		return nil, fmt.Errorf("%s: safetensors index: %w", path, err)
+		return nil, fmt.Errorf("%s: weights index: %w", path, err)
 	}
 	if len(ix.WeightMap) == 0 {
-		return nil, fmt.Errorf("%s: safetensors index: no weight_map", path)
+		return nil, fmt.Errorf("%s: weights index: no weight_map", path)
 	}
-	set := map[string][]string{}
+	out := &weightIndex{path: path, weightMap: make(map[string]string, len(ix.WeightMap)), estimates: map[string]int64{}}
+	set := map[string]bool{}
+	perShard := map[string][]string{}
 	for name, shard := range ix.WeightMap {
-		if shard == "" || filepath.IsAbs(shard) || strings.Contains(filepath.ToSlash(shard), "../") {
-			return nil, fmt.Errorf("%s: safetensors index: tensor %q: bad shard name %q", path, name, shard)
+		if shard == "" || filepath.IsAbs(shard) || strings.HasPrefix(shard, "/") || slices.Contains(strings.Split(filepath.ToSlash(shard), "/"), "..") {
+			return nil, fmt.Errorf("%s: weights index: tensor %q: bad shard name %q", path, name, shard)
 		}
-		set[shard] = append(set[shard], name)
+		p := filepath.Join(filepath.Dir(path), filepath.FromSlash(shard))
+		out.weightMap[name] = p
+		set[p] = true
+		perShard[p] = append(perShard[p], name)
 	}
-	var shards []string
-	for s, names := range set {
-		p := filepath.Join(filepath.Dir(path), s)
-		shards = append(shards, p)
-		estimates[filepath.Clean(p)] = headerEstimate(names)
+	out.shards = slices.Sorted(maps.Keys(set))
+	for p, names := range perShard {
+		out.estimates[filepath.Clean(p)] = headerEstimate(names)
 	}
-	sort.Strings(shards)
-	return shards, nil
+	return out, nil
 }
 
 // readQuantConfig reads the quantization settings of a config.json: the

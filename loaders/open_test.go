@@ -84,7 +84,7 @@ func TestOpenShardedDirectoryAndIndex(t *testing.T) {
 }
 
 func TestOpenSeveralPathsOneModel(t *testing.T) {
-	a, b := "../fixtures/safetensors/small_f32.safetensors", "../fixtures/safetensors/small_bf16.safetensors"
+	a, b := "../fixtures/safetensors/sharded/model-00001-of-00002.safetensors", "../fixtures/safetensors/sharded/model-00002-of-00002.safetensors"
 	m, err := loaders.Open(a, b)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +114,7 @@ func TestOpenErrors(t *testing.T) {
 		{write("notes.txt", "hello, not a model"), "unknown model file format"},
 		{write("empty.bin", ""), "unknown model file format"},
 		{write("bad.safetensors.index.json", `{"weight_map": {"a": "../../etc/passwd"}}`), `bad shard name`},
-		{write("broken.safetensors.index.json", `{"weight_map": `), "safetensors index"},
+		{write("broken.safetensors.index.json", `{"weight_map": `), "weights index"},
 		{filepath.Join(dir, "missing.pt"), "no such file"},
 	} {
 		_, err := loaders.Open(c.path)

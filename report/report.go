@@ -23,18 +23,22 @@ const SchemaVersion = 1
 // Report is the JSON document `qinsaudit audit --format json` writes. See
 // docs/json-schema.md for the meaning of every field.
 type Report struct {
-	SchemaVersion int       `json:"schema_version"`
-	Tool          string    `json:"tool"`
-	ToolVersion   string    `json:"tool_version,omitempty"` // absent in reports of before the field
-	Baseline      string    `json:"baseline"`               // dtype of the baseline: "float32", "float16", "bfloat16"
-	Files         []File    `json:"files"`
-	Roles         []Group   `json:"roles"`
-	Totals        Group     `json:"totals"`
-	Layers        []Group   `json:"layers"`
-	Modules       []Group   `json:"modules"`
-	DTypes        []Group   `json:"dtypes"`
-	Tensors       []Tensor  `json:"tensors"`
-	Findings      []Finding `json:"findings"`
+	SchemaVersion int    `json:"schema_version"`
+	Tool          string `json:"tool"`
+	ToolVersion   string `json:"tool_version,omitempty"` // absent in reports of before the field
+	Baseline      string `json:"baseline"`               // dtype of the baseline: "float32", "float16", "bfloat16"
+	Files         []File `json:"files"`
+	// SkippedFiles are model files a directory held that were not read
+	// (a pytorch_model.bin beside the model.safetensors that is); absent
+	// when none were.
+	SkippedFiles []SkippedFile `json:"skipped_files,omitempty"`
+	Roles        []Group       `json:"roles"`
+	Totals       Group         `json:"totals"`
+	Layers       []Group       `json:"layers"`
+	Modules      []Group       `json:"modules"`
+	DTypes       []Group       `json:"dtypes"`
+	Tensors      []Tensor      `json:"tensors"`
+	Findings     []Finding     `json:"findings"`
 	// Phases and Comparisons come from decode and crosscheck.
 	Phases      []Phase      `json:"phases,omitempty"`
 	Comparisons []Comparison `json:"comparisons,omitempty"`
@@ -76,6 +80,13 @@ type File struct {
 	Tensors       int64  `json:"tensors"`
 	StoredBytes   int64  `json:"stored_bytes"`
 	OverheadBytes int64  `json:"overhead_bytes"`
+}
+
+// SkippedFile is a model file found but not read, and why.
+type SkippedFile struct {
+	Path      string `json:"path"`
+	SizeBytes int64  `json:"size_bytes"`
+	Reason    string `json:"reason"`
 }
 
 // Group sums tensors by role, layer, module or dtype; Totals sums the
@@ -162,6 +173,9 @@ func New(r *accounting.Result) *Report {
 	for _, f := range r.Files {
 		rep.Files = append(rep.Files, File{Path: f.Path, Format: f.Format, Label: f.Label, SizeBytes: f.SizeBytes,
 			Tensors: f.Tensors, StoredBytes: f.StoredBytes, OverheadBytes: f.OverheadBytes})
+	}
+	for _, f := range r.Skipped {
+		rep.SkippedFiles = append(rep.SkippedFiles, SkippedFile{Path: f.Path, SizeBytes: f.SizeBytes, Reason: f.Reason})
 	}
 	for _, g := range r.Roles {
 		rep.Roles = append(rep.Roles, group(g, func(x *Group) { x.Role = g.Key }))

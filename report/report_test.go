@@ -217,3 +217,52 @@ func TestLayout(t *testing.T) {
 		t.Errorf("%d lines: one per tensor, group and finding expected", lines)
 	}
 }
+
+// TestSkippedFiles: files a directory held but that were not read are in
+// the JSON (validated against the schema, read back whole), the text and
+// the Markdown; a committed report from before the field still reads.
+func TestSkippedFiles(t *testing.T) {
+	m := &accounting.Model{
+		Files:   []accounting.File{{Path: "repo/model.safetensors", Format: "safetensors", SizeBytes: 120}},
+		Tensors: []accounting.Tensor{{Name: "w", DType: "float32", Shape: []int64{4}, Storage: "w", StorageBytes: 16}},
+		Skipped: []accounting.SkippedFile{{Path: "repo/pytorch_model.bin", SizeBytes: 4567, Reason: "transformers loads model.safetensors from this directory, not this file"}},
+	}
+	res, err := accounting.Audit(m, accounting.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := New(res)
+	var js bytes.Buffer
+	if err := WriteJSON(&js, rep); err != nil {
+		t.Fatal(err)
+	}
+	schematest.Validate(t, js.Bytes())
+	back, err := ReadJSON(bytes.NewReader(js.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := SkippedFile{Path: "repo/pytorch_model.bin", SizeBytes: 4567, Reason: "transformers loads model.safetensors from this directory, not this file"}
+	if len(back.SkippedFiles) != 1 || back.SkippedFiles[0] != want {
+		t.Errorf("skipped_files read back %+v, want %+v", back.SkippedFiles, want)
+	}
+	for _, md := range []bool{false, true} {
+		var b bytes.Buffer
+		if err := write(&b, rep, TextOptions{Bytes: true}, md); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), "skipped files") || !strings.Contains(b.String(), "repo/pytorch_model.bin") ||
+			!strings.Contains(b.String(), "4567") || !strings.Contains(b.String(), want.Reason) {
+			t.Errorf("markdown %v:\n%s", md, b.String())
+		}
+	}
+	old, err := os.ReadFile(filepath.Join("testdata", "sample.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(old, []byte("skipped_files")) {
+		t.Fatal("testdata/sample.json is not a report from before skipped_files")
+	}
+	if r, err := ReadJSON(bytes.NewReader(old)); err != nil || r.SkippedFiles != nil {
+		t.Errorf("old report: %v, skipped %v", err, r)
+	}
+}

@@ -47,7 +47,7 @@ func WriteMarkdown(w io.Writer, rep *Report, opts TextOptions) error {
 
 func write(w io.Writer, rep *Report, opts TextOptions, md bool) error {
 	return writeTables(w, "qinsaudit", md, filesTable(rep, opts), rolesTable(rep, opts), detailTable(rep, opts),
-		phasesTable(rep, opts), comparisonsTable(rep, opts), findingsTable(rep, opts), gateTable(rep, md))
+		phasesTable(rep, opts), comparisonsTable(rep, opts), findingsTable(rep, opts), skippedTable(rep, opts), gateTable(rep, md))
 }
 
 // writeTables renders tables one after another, skipping nil ones; in
@@ -207,6 +207,28 @@ func remoteLine(r *Remote, opts TextOptions) string {
 	s := columnScale([]int64{r.BytesReceived}, opts.Bytes)
 	return fmt.Sprintf("remote: %s; %s requests, %s %s received, %s cache hits, %d ms",
 		strings.Join(srcs, ", "), count(r.Requests), s.format(r.BytesReceived), s.unit, count(r.CacheHits), r.WallMillis)
+}
+
+// skippedTable lists the model files found but not read, nil when none
+// were.
+func skippedTable(rep *Report, opts TextOptions) *table {
+	if len(rep.SkippedFiles) == 0 {
+		return nil
+	}
+	var sizes []int64
+	for _, f := range rep.SkippedFiles {
+		sizes = append(sizes, f.SizeBytes)
+	}
+	s := columnScale(sizes, opts.Bytes)
+	t := &table{
+		title:  "skipped files",
+		header: []string{"file", s.header("size"), "why"},
+		right:  []bool{false, true, false},
+	}
+	for _, f := range rep.SkippedFiles {
+		t.rows = append(t.rows, []string{f.Path, s.format(f.SizeBytes), f.Reason})
+	}
+	return t
 }
 
 // groupTable lays out groups with one unit per size column.

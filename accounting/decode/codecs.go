@@ -127,6 +127,8 @@ var codecs = map[string]func(b *builder, u *unit) error{
 	"qins-log":            qinsLogCodec,
 	"qins-rational":       qinsRationalCodec,
 	"torch-dynamic-qint8": qint8Codec,
+	"torch-static-qint8":  qint8Codec,
+	"torch-qint8":         qint8Codec,
 	"gptq":                gptqCodec,
 }
 

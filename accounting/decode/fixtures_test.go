@@ -196,7 +196,7 @@ func TestDecodeFixtures(t *testing.T) {
 		}},
 		{"small_fp16.pt", "float16", 13, func(_ *Pass, _ string, w0 float64) float64 { return math.Abs(w0)*0x1p-11 + 0x1p-25 }},
 		{"small_bf16.pt", "bfloat16", 13, func(_ *Pass, _ string, w0 float64) float64 { return math.Abs(w0) * 0x1p-8 }},
-		{"dynamic_qint8.pt", "torch-dynamic-qint8", 12, func(p *Pass, m string, _ float64) float64 {
+		{"dynamic_qint8.pt", "torch-qint8", 12, func(p *Pass, m string, _ float64) float64 {
 			return qscale(t, p, m+"._packed_params._packed_params.0")/2 + 1e-7
 		}},
 		{"gptq_small.pt", "gptq", 13, func(p *Pass, m string, w0 float64) float64 {

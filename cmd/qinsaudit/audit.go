@@ -60,11 +60,12 @@ func newAuditCmd(stdout io.Writer) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "audit PATH...",
 		Short: "Account for every tensor's bytes in model files",
-		Long: `audit reads each PATH (a model file, a safetensors index, or a directory
-holding either) header-only and reports, per role and in total, the logical
-parameters, the baseline size, the theoretical size and the bytes on disk,
-with findings such as encoded layers still stored as float32.
-Several paths give one report over all their files.
+		Long: `audit reads each PATH (a model file, a weights index, or a directory, read
+as transformers would load it) header-only and reports, per role and in
+total, the logical parameters, the baseline size, the theoretical size and
+the bytes on disk, with findings such as encoded layers still stored as
+float32. Several paths give one report over all their files; one part of a
+split GGUF model brings in the others.
 
 A PATH may also be a remote model, read header-only over HTTP range
 requests: hf://ORG/REPO[@REV][/PATH], a https://huggingface.co/ORG/REPO/...

@@ -62,13 +62,19 @@ func FuzzLoad(f *testing.F) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if b, err := d.Bytes(n); err != nil || b > x.StorageBytes {
-					t.Fatalf("%s: %d bytes of %s %v in a span of %d (%v)", x.Name, b, x.DType, x.Shape, x.StorageBytes, err)
+				if b, err := d.Bytes(n); err != nil || b != x.StorageBytes {
+					t.Fatalf("%s: %d bytes of %s %v stored as %d (%v)", x.Name, b, x.DType, x.Shape, x.StorageBytes, err)
 				}
 			}
 		}
+		for _, g := range m.Files[0].Gaps {
+			if g.Bytes <= 0 || g.Offset < 0 || g.Offset > size-g.Bytes {
+				t.Fatalf("gap of %d bytes at %d in a file of %d", g.Bytes, g.Offset, size)
+			}
+			total += g.Bytes
+		}
 		if total > size {
-			t.Fatalf("spans total %d bytes in a file of %d", total, size)
+			t.Fatalf("storages and gaps total %d bytes in a file of %d", total, size)
 		}
 	})
 }

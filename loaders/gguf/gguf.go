@@ -22,9 +22,10 @@
 // length is checked against the bytes left in the file before it is used.
 //
 // Unlike llama.cpp, which wants tensors packed in order, the loader accepts
-// tensors in any order with gaps between them: a tensor's storage is its
-// whole span, up to the next tensor's data or the end of the file, so padding
-// and gaps show as overhead in the accounting. Like llama.cpp it refuses a
+// tensors in any order with gaps between them. A tensor's storage is its data
+// in whole blocks; the alignment padding after it (up to the next multiple of
+// general.alignment, or the end of the file) is file overhead, and so is any
+// gap beyond the padding, which the File's Gaps record for a finding. Like llama.cpp it refuses a
 // tensor whose rows (ne[0]) are not whole blocks of its type, and one whose
 // data is misaligned, overlaps the next tensor or runs past the end of the
 // file. A ggml type id it does not know is not an error: the tensor gets the
@@ -35,9 +36,11 @@ package gguf
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 )
@@ -116,6 +119,9 @@ type Header struct {
 	// tensor infos rounded up to Alignment. It may lie past the end of a
 	// file without tensors.
 	DataOffset int64
+	// LeadingGap is the bytes of the data section before the first tensor
+	// (by offset): 0 in files llama.cpp and ggml write.
+	LeadingGap int64
 }
 
 // TensorInfo is one tensor info of a GGUF file, checked against the file.
@@ -131,8 +137,14 @@ type TensorInfo struct {
 	// Bytes is the size its dims and type give, -1 for an unknown type.
 	Bytes int64
 	// Span is the bytes from its data to the next tensor's data (by offset)
-	// or to the end of the file: Bytes plus any padding or gap.
+	// or to the end of the file: Bytes plus Padding plus Gap.
 	Span int64
+	// Padding is the part of Span after the data up to the next multiple
+	// of the alignment (or the end of the file, if that comes first): what
+	// a writer that aligns every tensor adds. Gap is the rest of Span, bytes
+	// that neither the tensor nor the alignment explains. Both are 0 for a
+	// tensor of an unknown type, whose size is its Span.
+	Padding, Gap int64
 	// InfoOffset is the file offset of the tensor info.
 	InfoOffset int64
 }
@@ -157,9 +169,11 @@ func (Loader) Sniff(head []byte) bool {
 }
 
 // Load reads the tensor table: one File and its tensors in tensor-info
-// order. A tensor's storage is named after it and spans its data and the
-// padding after it (TensorInfo.Span). A tensor of an unknown ggml type gets
-// the dtype UnknownDTypePrefix+id, which the dtype table does not hold.
+// order. A tensor's storage is named after it and is its data, whole blocks
+// (TensorInfo.Bytes): the alignment padding after it is the file's overhead,
+// and bytes beyond the padding that no tensor holds are the File's Gaps. A
+// tensor of an unknown ggml type gets the dtype UnknownDTypePrefix+id, which
+// the dtype table does not hold, and its whole span as its storage.
 func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	h, err := ReadHeader(r, size)
 	if err != nil {
@@ -175,7 +189,24 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		Files:   []accounting.File{{Format: format, Label: label, LabelDType: labelDType}},
 		Tensors: make([]accounting.Tensor, len(h.Tensors)),
 	}
+	f := &m.Files[0]
+	if h.SplitCount > 0 {
+		f.Split = &accounting.Split{No: h.SplitNo, Count: h.SplitCount, Tensors: h.SplitTensors}
+	}
+	if h.LeadingGap > 0 {
+		f.Gaps = append(f.Gaps, accounting.Gap{Offset: h.DataOffset, Bytes: h.LeadingGap})
+	}
+	for _, t := range h.Tensors {
+		if t.Gap > 0 {
+			f.Gaps = append(f.Gaps, accounting.Gap{Offset: h.DataOffset + t.Offset + t.Bytes + t.Padding, Bytes: t.Gap, After: t.Name})
+		}
+	}
+	slices.SortFunc(f.Gaps, func(a, b accounting.Gap) int { return cmp.Compare(a.Offset, b.Offset) })
 	for i, t := range h.Tensors {
+		storage := t.Span
+		if t.Bytes >= 0 {
+			storage = t.Bytes
+		}
 		shape := shapes[:len(t.Dims):len(t.Dims)]
 		shapes = shapes[len(t.Dims):]
 		for j, d := range t.Dims {
@@ -186,7 +217,7 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 			DType:        t.DType,
 			Shape:        shape,
 			Storage:      t.Name,
-			StorageBytes: t.Span,
+			StorageBytes: storage,
 			DataOffset:   h.DataOffset + t.Offset,
 		}
 	}

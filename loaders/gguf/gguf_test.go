@@ -201,7 +201,7 @@ func TestEveryType(t *testing.T) {
 		x := m.Tensors[0]
 		want := gguftest.Size(id, 512, 3)
 		if x.DType != name || !slices.Equal(x.Shape, []int64{3, 512}) || theoretical(t, x) != want ||
-			x.StorageBytes != (want+31)/32*32 || x.DataOffset%32 != 0 {
+			x.StorageBytes != want || x.DataOffset%32 != 0 || len(m.Files[0].Gaps) != 0 {
 			t.Errorf("type %d: %+v, want %s of %d bytes", id, x, name, want)
 		}
 	}
@@ -209,8 +209,11 @@ func TestEveryType(t *testing.T) {
 	if len(m.Tensors) != len(ids) {
 		t.Fatalf("%d tensors, want %d", len(m.Tensors), len(ids))
 	}
+	if g := m.Files[0].Gaps; len(g) != 0 {
+		t.Errorf("padding taken for gaps: %+v", g)
+	}
 	for i, x := range m.Tensors {
-		if want := gguftest.Size(ids[i], 512, 3); x.DType != ggmlTypes[ids[i]] || x.StorageBytes != (want+63)/64*64 || x.DataOffset%64 != 0 {
+		if want := gguftest.Size(ids[i], 512, 3); x.DType != ggmlTypes[ids[i]] || x.StorageBytes != want || x.DataOffset%64 != 0 {
 			t.Errorf("%s: %s, %d bytes at %d", x.Name, x.DType, x.StorageBytes, x.DataOffset)
 		}
 	}
@@ -369,13 +372,14 @@ func TestMaxTensors(t *testing.T) {
 	}
 }
 
-// TestLayout checks spans: tensor-info order kept, padding and gaps counted
-// as the tensor's before them, empty tensors.
+// TestLayout checks storages: tensor-info order kept, each tensor its own
+// bytes, alignment padding not a gap, bytes beyond the padding a gap, empty
+// tensors.
 func TestLayout(t *testing.T) {
 	data := newFile().
-		TensorAt("c", gguftest.F32, 128, 8). // 32 bytes, then 32 to the end
-		TensorAt("a", gguftest.F32, 0, 2).   // 8 bytes, 64 to b
-		TensorAt("b", gguftest.F16, 64, 8).  // 16 bytes, 64 to c
+		TensorAt("c", gguftest.F32, 128, 8). // 32 bytes, then a gap of 32 to the end
+		TensorAt("a", gguftest.F32, 0, 2).   // 8 bytes, 24 of padding, a gap of 32 to b
+		TensorAt("b", gguftest.F16, 64, 8).  // 16 bytes, 16 of padding, a gap of 32 to c
 		TensorAt("e", gguftest.F32, 64, 0).  // empty, at b's offset
 		TensorAt("s", gguftest.F32, 192, 0). // empty, at the end
 		Append(make([]byte, 192)).
@@ -385,7 +389,7 @@ func TestLayout(t *testing.T) {
 	if int64(len(data)) != h.DataOffset+192 {
 		t.Fatalf("file of %d bytes, data at %d", len(data), h.DataOffset)
 	}
-	want := map[string][2]int64{"c": {128, 64}, "a": {0, 64}, "b": {64, 64}, "e": {64, 0}, "s": {192, 0}}
+	want := map[string][2]int64{"c": {128, 32}, "a": {0, 8}, "b": {64, 16}, "e": {64, 0}, "s": {192, 0}}
 	var names []string
 	for _, x := range m.Tensors {
 		names = append(names, x.Name)
@@ -396,8 +400,26 @@ func TestLayout(t *testing.T) {
 	if strings.Join(names, "") != "cabes" {
 		t.Errorf("order %v", names)
 	}
+	d := h.DataOffset
+	wantGaps := []accounting.Gap{{Offset: d + 32, Bytes: 32, After: "a"}, {Offset: d + 96, Bytes: 32, After: "b"}, {Offset: d + 160, Bytes: 32, After: "c"}}
+	if g := m.Files[0].Gaps; !slices.Equal(g, wantGaps) {
+		t.Errorf("gaps %+v, want %+v", g, wantGaps)
+	}
+	lead := mustLoad(t, newFile().TensorAt("x", gguftest.F32, 64, 8).Append(make([]byte, 96)).Bytes())
+	if g := lead.Files[0].Gaps; len(g) != 1 || g[0].Bytes != 64 || g[0].After != "" {
+		t.Errorf("leading gap: %+v", g)
+	}
+	// The last tensor may end the file, or its padding may.
+	for _, b := range []*gguftest.Builder{newFile().Tensor("x", gguftest.F32, 3), newFile().Tensor("x", gguftest.F32, 3).NoLastPadding()} {
+		data := b.Bytes()
+		h, _ := ReadHeader(bytes.NewReader(data), int64(len(data)))
+		m := mustLoad(t, data)
+		if x := h.Tensors[0]; x.Bytes != 12 || x.Padding != x.Span-12 || x.Gap != 0 || m.Tensors[0].StorageBytes != 12 || len(m.Files[0].Gaps) != 0 {
+			t.Errorf("last tensor of a %d-byte file: %+v, gaps %+v", len(data), x, m.Files[0].Gaps)
+		}
+	}
 	scalar := mustLoad(t, newFile().Tensor("s", gguftest.F32).Bytes()).Tensors[0]
-	if len(scalar.Shape) != 0 || scalar.StorageBytes != 32 {
+	if len(scalar.Shape) != 0 || scalar.StorageBytes != 4 {
 		t.Errorf("scalar: %+v", scalar)
 	}
 }

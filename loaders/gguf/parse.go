@@ -487,6 +487,9 @@ func checkLayout(h *Header, size int64) error {
 	if !slices.IsSortedFunc(order, byOffset) {
 		slices.SortFunc(order, byOffset)
 	}
+	if len(order) > 0 {
+		h.LeadingGap = ts[order[0]].Offset
+	}
 	for k, i := range order {
 		t := &ts[i]
 		end := dataLeft
@@ -495,6 +498,12 @@ func checkLayout(h *Header, size int64) error {
 		}
 		t.Span = end - t.Offset
 		if t.Bytes <= t.Span {
+			if t.Bytes >= 0 {
+				// What follows the data up to the next multiple of the
+				// alignment is padding; anything beyond is a gap.
+				t.Padding = min(t.Span-t.Bytes, padTo(t.Bytes, h.Alignment))
+				t.Gap = t.Span - t.Bytes - t.Padding
+			}
 			continue
 		}
 		at := h.DataOffset + t.Offset
@@ -507,4 +516,12 @@ func checkLayout(h *Header, size int64) error {
 			t.Bytes, t.Offset, t.Bytes-t.Span)
 	}
 	return nil
+}
+
+// padTo returns the bytes from n up to the next multiple of a.
+func padTo(n, a int64) int64 {
+	if r := n % a; r != 0 {
+		return a - r
+	}
+	return 0
 }

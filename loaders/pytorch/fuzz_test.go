@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/realworld"
 )
 
 // maxSeedBytes leaves the largest fixtures (toy models of several MB) out of
@@ -35,7 +36,12 @@ func FuzzLoad(f *testing.F) {
 		filepath.Join(sharedDir, "*", "*.pt"),
 		filepath.Join(sharedDir, "*", "*.pth"),
 		filepath.Join(fixturesDir, "*.pt"),
+		filepath.Join(fixturesDir, "*.ptl"), // constants.pkl, bytecode.pkl
+		filepath.Join(fixturesDir, "*.pth"), // OrderedDict([(key, tensor), ...])
+		filepath.Join(fixturesDir, "*.ckpt"),
 		filepath.Join(fixturesDir, "*.zip"),
+		filepath.Join(sharedDir, "wild", "*.p*"), // 6-field ids, OrderedDict lists, .ptl
+		filepath.Join(sharedDir, "wild", "*.jit"),
 	} {
 		m, _ := filepath.Glob(pattern)
 		seeds = append(seeds, m...)
@@ -69,8 +75,13 @@ func FuzzLoad(f *testing.F) {
 // zip around it, where mutations of a checkpoint's data.pkl land more
 // often. Every persistent id resolves to a 4 KiB storage.
 func FuzzPickle(f *testing.F) {
-	for _, name := range []string{"whole_module.pt", "dynamic_qint8_bias.pt", "nested_checkpoint.pt", "tied_head.pt", "slice_view.pt"} {
-		data, err := os.ReadFile(filepath.Join(fixturesDir, name))
+	for _, name := range []string{"whole_module.pt", "dynamic_qint8_bias.pt", "nested_checkpoint.pt", "tied_head.pt", "slice_view.pt",
+		"ts_lite.ptl", "qstatic_qnnpack_lite.ptl", "qstatic_fbgemm_ts.pt", "qdynamic_perchannel_ts.pt", "lightning.ckpt",
+		filepath.Join(realworld.WildDir(), "ios-demo-app_reddit.pt"), filepath.Join(realworld.WildDir(), "android-demo-app_asl.ptl")} {
+		if !filepath.IsAbs(name) && !strings.HasPrefix(name, "..") {
+			name = filepath.Join(fixturesDir, name)
+		}
+		data, err := os.ReadFile(name)
 		if err != nil {
 			continue
 		}
@@ -79,7 +90,7 @@ func FuzzPickle(f *testing.F) {
 			f.Fatal(err)
 		}
 		for _, zf := range zr.File {
-			if strings.HasSuffix(zf.Name, "/data.pkl") {
+			if strings.HasSuffix(zf.Name, "/data.pkl") || strings.HasSuffix(zf.Name, "/constants.pkl") || strings.HasSuffix(zf.Name, "/bytecode.pkl") {
 				rc, err := zf.Open()
 				if err != nil {
 					f.Fatal(err)
@@ -98,7 +109,7 @@ func FuzzPickle(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, pkl []byte) {
 		before := heapAllocs()
-		tensors, err := zipTensors(newPickleInput(bytes.NewReader(pkl), int64(len(pkl))), 0, func(id *persistentID) (*storage, error) {
+		tensors, err := zipTensors(newPickleInput(bytes.NewReader(pkl), int64(len(pkl))), 0, "data.pkl", "", func(id *persistentID) (*storage, error) {
 			return &storage{key: "data/" + id.key, typ: id.typ, bytes: 4096, avail: 4096, dataOffset: 0}, nil
 		})
 		if err != nil {

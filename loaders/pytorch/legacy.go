@@ -116,7 +116,7 @@ func loadLegacy(r io.ReaderAt, size int64, head []byte) (*accounting.Model, erro
 			return nil, accounting.Errorf(formatLegacy, l.pos, "", "storage %q is missing from the storage key list", s.key)
 		}
 	}
-	tensors, err := nameTensors(formatLegacy, root)
+	tensors, err := nameTensors(formatLegacy, "", root)
 	if err != nil {
 		return nil, err
 	}

@@ -71,6 +71,15 @@ func TestMalformed(t *testing.T) {
 		{"DICT odd", onePickle(t, []byte("\x80\x02(K\x01d.")), "odd number of items", "", 5},
 		{"SETITEMS odd", onePickle(t, []byte("\x80\x02}(K\x01u.")), "odd number of items", "", 6},
 		{"bytes key in OrderedDict", onePickle(t, newPickle().odict().raw('C', 1, 'a', 'N', 's').stop()), "bytes value used as a key", "", -1},
+		{"OrderedDict of a non-pair", onePickle(t, newPickle().global("collections", "OrderedDict").mark().raw(']').int(1).raw('a').tuple().raw('R').stop()),
+			"OrderedDict: item 0 is int, not a (key, value) pair", "", -1},
+		{"OrderedDict pair with a bytes key", onePickle(t, newPickle().global("collections", "OrderedDict").mark().raw(']').
+			mark().raw('C', 1, 'a', 'N').tuple().raw('a').tuple().raw('R').stop()), "OrderedDict: item 0: key is bytes", "", -1},
+		{"OrderedDict of two arguments", onePickle(t, newPickle().global("collections", "OrderedDict").mark().raw('N', 'N').tuple().raw('R').stop()),
+			"OrderedDict: 2 arguments", "", -1},
+		{"zip storage id with view metadata", stateDict(t, "w", func(p *pb) {
+			p.tensorOn(func(p *pb) { p.storage("FloatStorage", "0", 4, true, "v", 0, 4) }, 0, []int{4}, []int{1})
+		}, map[string]int{"0": 16}), "a zip archive's can only be None", "", -1},
 		{"bytes in FROZENSET", onePickle(t, []byte("\x80\x04(C\x01a\x91.")), "bytes value", "", 6},
 		{"bytes in ADDITEMS", onePickle(t, []byte("\x80\x04\x8f(C\x01a\x90.")), "bytes value", "", 7},
 		{"no STOP", onePickle(t, []byte("\x80\x02N")), "without STOP", "", 3},
@@ -148,6 +157,8 @@ func TestMalformed(t *testing.T) {
 		{"zip directory count wrong", patchEnd(t, goodZip(t), 10, 9), "reading zip central directory", "", -1},
 		{"no data.pkl", buildZip(t, record{"archive/version", []byte("3\n")}, record{"archive/data/0", make([]byte, 4)}),
 			"zip archive has no data.pkl: not a torch.save checkpoint", "", -1},
+		{"TorchScript of PyTorch 1.0-1.2", buildZip(t, record{"m/model.json", []byte("{}")}, record{"m/attributes.pkl", []byte("\x80\x02).")}),
+			"TorchScript archive of PyTorch 1.0-1.2 (m/model.json, no data.pkl): unsupported", "", -1},
 		{"empty zip", buildZip(t), "no data.pkl", "", -1},
 		{"not a checkpoint", []byte("hello, world"), "not a torch.save checkpoint", "", -1},
 		{"tar", cat([]byte("sys_info"), make([]byte, 249), []byte("ustar\x0000"), make([]byte, 250)), "tar-based checkpoint", "", -1},
@@ -284,6 +295,25 @@ func TestBuilt(t *testing.T) {
 				tuple().raw('R', 's').stop(), map[string]int{"0": 8}),
 			formatZip,
 			[]want{{"f8", "float8_e4m3fn", []int64{3}, nil, "data/0", 8, 2}},
+		},
+		{
+			"OrderedDict([[key, tensor], ...]) of 2018-2019 checkpoints, and TorchScript 1.3-1.5's 6-field storage ids",
+			checkpoint(t, newPickle().global("collections", "OrderedDict").mark().raw(']').
+				mark().str("a").tensorOn(func(p *pb) { p.storage("FloatStorage", "0", 4, true) }, 0, []int{4}, []int{1}).raw('l', 'a').
+				mark().str("b").tensorOn(func(p *pb) { p.storage("FloatStorage", "1", 2, true) }, 0, []int{2}, []int{1}).tuple().raw('a').
+				tuple().raw('R').stop(), map[string]int{"0": 16, "1": 8}),
+			formatZip,
+			[]want{{"a", "float32", []int64{4}, nil, "data/0", 16, 0}, {"b", "float32", []int64{2}, nil, "data/1", 8, 0}},
+		},
+		{
+			"PyTorch 1.2 _rebuild_qtensor(storage, offset, size, stride, scale, zero_point, ...)",
+			checkpoint(t, newPickle().odict().str("w").
+				global("torch._utils", "_rebuild_qtensor").mark().
+				storage("QInt8Storage", "0", 8, false).int(0).ints(4, 2).ints(2, 1).
+				raw('G', 0x3f, 0xb9, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a).int(3).raw(0x89).odict().
+				tuple().raw('R', 's').stop(), map[string]int{"0": 8}),
+			formatZip,
+			[]want{{"w", "qint8", []int64{4, 2}, nil, "data/0", 8, 0}},
 		},
 		{
 			"per-channel quantized tensor names its scales",

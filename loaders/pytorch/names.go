@@ -25,16 +25,20 @@ type namer struct {
 	onPath  map[any]bool // containers being walked: a cycle guard
 	steps   int
 	tensors []accounting.Tensor
+	// owners are the classes of the objects being walked, outermost first
+	// (see accounting.Tensor.Owners); shared is a copy of them that the
+	// tensors listed since the last change share.
+	owners, shared []string
 }
 
 // maxSteps bounds the walk: a pickle that shares containers can name the
 // same tensor by exponentially many paths.
 const maxSteps = 1 << 20
 
-// nameTensors lists the tensors of v in walk order.
-func nameTensors(format string, v any) ([]accounting.Tensor, error) {
+// nameTensors lists the tensors of v, named under root, in walk order.
+func nameTensors(format, root string, v any) ([]accounting.Tensor, error) {
 	n := &namer{format: format, onPath: map[any]bool{}}
-	if err := n.walk(v, "", 0); err != nil {
+	if err := n.walk(v, root, 0); err != nil {
 		return nil, err
 	}
 	return n.tensors, nil
@@ -106,6 +110,8 @@ func (n *namer) walk(v any, name string, depth int) error {
 		items, _ := sequence(x)
 		return n.elements(items, name, depth)
 	case *object:
+		n.owners, n.shared = append(n.owners, className(x.class)), nil
+		defer func() { n.owners, n.shared = n.owners[:len(n.owners)-1], nil }()
 		if err := n.elements(x.args, name, depth); err != nil {
 			return err
 		}
@@ -224,8 +230,30 @@ func (n *namer) tensor(t *tensor, name string, depth int) error {
 		DataOffset:   t.ref.s.dataOffset,
 		QScale:       t.qscale,
 		QZeroPoint:   t.qzero,
+		Owners:       n.ownerList(),
 	})
 	return n.entries(t.attrs, name, depth, false)
+}
+
+// ownerList returns the classes holding the tensor being listed.
+func (n *namer) ownerList() []string {
+	if n.shared == nil && len(n.owners) > 0 {
+		n.shared = slices.Clone(n.owners)
+	}
+	return n.shared
+}
+
+// className names a pickled class as Python code would import it:
+// TorchScript's "__torch__." prefix and "___torch_mangle_<n>" module parts
+// removed ("__torch__.torch.nn.quantized.modules.linear.___torch_mangle_3
+// Linear" is torch.nn.quantized.modules.linear.Linear).
+func className(c *pyClass) string {
+	parts := strings.Split(c.module, ".")
+	if parts[0] == "__torch__" {
+		parts = parts[1:]
+	}
+	parts = slices.DeleteFunc(parts, func(p string) bool { return strings.HasPrefix(p, "___torch_mangle_") })
+	return strings.Join(append(parts, c.name), ".")
 }
 
 // bareStorage lists a storage saved on its own, not as a tensor, as a 1-D

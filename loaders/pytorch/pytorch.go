@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path"
 	"strings"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
@@ -105,6 +106,13 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	}
 	pkl := dataPkl(zr)
 	if pkl == nil {
+		for _, f := range zr.File {
+			if _, base, ok := strings.Cut(f.Name, "/"); ok && base == "model.json" {
+				// torch.jit.save of PyTorch 1.0 to 1.2: tensors described in
+				// JSON, attributes in attributes.pkl.
+				return nil, accounting.Errorf(formatZip, -1, "", "TorchScript archive of PyTorch 1.0-1.2 (%s, no data.pkl): unsupported (load and re-save it with a later torch)", f.Name)
+			}
+		}
 		return nil, accounting.Errorf(formatZip, -1, "", "zip archive has no data.pkl: not a torch.save checkpoint")
 	}
 	prefix := strings.TrimSuffix(pkl.Name, "data.pkl")
@@ -117,6 +125,54 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		}
 	}
 
+	tensors, err := recordTensors(pkl, size, "", func(id *persistentID) (*storage, error) {
+		return zipStorage(records, size, prefix, id, "data/")
+	})
+	if err != nil {
+		return nil, err
+	}
+	// A TorchScript archive (torch.jit.save) keeps the tensors its code
+	// uses as constants in constants.pkl, a tuple, with their storages
+	// under constants/ (or, from older writers, data/): a frozen or
+	// mobile-optimised module and a lite-interpreter .ptl keep all their
+	// weights there. They are the model's memory as much as data.pkl's
+	// tensors; each is named by its position, constants.<i>[.<j>...].
+	if c := records["constants.pkl"]; c != nil {
+		ct, err := recordTensors(c, size, "constants", func(id *persistentID) (*storage, error) {
+			return zipStorage(records, size, prefix, id, "constants/", "data/")
+		})
+		if err != nil {
+			return nil, err
+		}
+		tensors = append(tensors, ct...)
+	}
+	// A lite-interpreter file's bytecode.pkl refers to the constants
+	// again, and may serialize a tensor a second time under constants/ (a
+	// quantized conv's config vector): such a storage, and only such, is
+	// listed from there, named bytecode.<path>.
+	if b := records["bytecode.pkl"]; b != nil {
+		bt, err := recordTensors(b, size, "bytecode", func(id *persistentID) (*storage, error) {
+			return zipStorage(records, size, prefix, id, "constants/", "data/")
+		})
+		if err != nil {
+			return nil, err
+		}
+		seen := make(map[string]bool, len(tensors))
+		for _, t := range tensors {
+			seen[t.Storage] = true
+		}
+		for _, t := range bt {
+			if !seen[t.Storage] {
+				tensors = append(tensors, t)
+			}
+		}
+	}
+	return &accounting.Model{Files: []accounting.File{{Format: formatZip}}, Tensors: tensors}, nil
+}
+
+// recordTensors reads the tensors of one pickle record of a zip archive,
+// named under root; storageFor finds the storage a persistent id names.
+func recordTensors(pkl *zip.File, size int64, root string, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, error) {
 	pklOff, err := pkl.DataOffset()
 	if err != nil {
 		return nil, accounting.Errorf(formatZip, -1, "", "record %q: local header: %v", pkl.Name, err)
@@ -130,20 +186,14 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		return nil, accounting.Errorf(formatZip, pklOff, "", "record %q: %v", pkl.Name, err)
 	}
 	defer rc.Close()
-	// A stored data.pkl maps pickle offsets to file offsets; torch never
+	// A stored pickle maps pickle offsets to file offsets; torch never
 	// compresses it, but a re-zipped archive might.
 	base := pklOff
 	if pkl.Method != zip.Store {
 		base = -1
 	}
 	in := newPickleInput(rc, int64(pkl.UncompressedSize64))
-	tensors, err := zipTensors(in, base, func(id *persistentID) (*storage, error) {
-		return zipStorage(records, size, prefix, id)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &accounting.Model{Files: []accounting.File{{Format: formatZip}}, Tensors: tensors}, nil
+	return zipTensors(in, base, path.Base(pkl.Name), root, storageFor)
 }
 
 // IsCheckpoint reports whether the zip archive z is a torch.save
@@ -166,13 +216,13 @@ func dataPkl(z *zip.Reader) *zip.File {
 	return nil
 }
 
-// zipTensors validates, unpickles and names the tensors of data.pkl, whose
-// first byte is at file offset base (-1: compressed); storageFor finds the
-// storage a persistent id names.
-func zipTensors(in *pickleInput, base int64, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, error) {
+// zipTensors validates, unpickles and names (under root) the tensors of
+// the pickle record what, whose first byte is at file offset base (-1:
+// compressed); storageFor finds the storage a persistent id names.
+func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, error) {
 	data, err := scanPickle(in)
 	if err != nil {
-		return nil, pickleError(err, formatZip, "data.pkl", base)
+		return nil, pickleError(err, formatZip, what, base)
 	}
 	refs := map[string]*storageRef{}
 	u := &unpickler{base: base}
@@ -192,19 +242,25 @@ func zipTensors(in *pickleInput, base int64, storageFor func(*persistentID) (*st
 			return &storageRef{s: s}, nil
 		})
 	}
-	root, err := u.load(data)
+	v, err := u.load(data)
 	if err != nil {
-		return nil, pickleError(err, formatZip, "data.pkl", base)
+		return nil, pickleError(err, formatZip, what, base)
 	}
-	return nameTensors(formatZip, root)
+	return nameTensors(formatZip, root, v)
 }
 
-// zipStorage finds the record of the storage a persistent id names.
-func zipStorage(records map[string]*zip.File, size int64, prefix string, id *persistentID) (*storage, error) {
-	name := "data/" + id.key
-	f, ok := records[name]
-	if !ok {
-		return nil, fmt.Errorf("storage %q: the archive has no record %q", id.key, prefix+name)
+// zipStorage finds the record of the storage a persistent id names, in the
+// first of dirs that holds it.
+func zipStorage(records map[string]*zip.File, size int64, prefix string, id *persistentID, dirs ...string) (*storage, error) {
+	var name string
+	var f *zip.File
+	for _, d := range dirs {
+		if name, f = d+id.key, records[d+id.key]; f != nil {
+			break
+		}
+	}
+	if f == nil {
+		return nil, fmt.Errorf("storage %q: the archive has no record %q", id.key, prefix+dirs[0]+id.key)
 	}
 	off, err := f.DataOffset()
 	if err != nil {

@@ -165,18 +165,24 @@ func rebuildTensorV3(u *unpickler, args []any) (any, error) {
 // quantizer_params is (qscheme, scale, zero_point) for per-tensor schemes
 // and (qscheme, scales, zero_points, axis) for per-channel ones, whose
 // scale and zero-point tensors become <name>.q_scales and
-// <name>.q_zero_points.
+// <name>.q_zero_points. PyTorch 1.2 wrote (storage, storage_offset, size,
+// stride, scale, zero_point, requires_grad, backward_hooks): per-tensor
+// affine, the only scheme it saved.
 func rebuildQTensor(u *unpickler, args []any) (any, error) {
-	if err := wantArgs(args, 7, 7); err != nil {
+	if err := wantArgs(args, 7, 8); err != nil {
 		return nil, err
 	}
 	t, err := newTensor(u, args)
 	if err != nil {
 		return nil, err
 	}
-	q, ok := sequence(args[4])
+	params := args[4]
+	if len(args) == 8 {
+		params = &types.Tuple{qscheme("per_tensor_affine"), args[4], args[5]}
+	}
+	q, ok := sequence(params)
 	if !ok || len(q) == 0 {
-		return nil, fmt.Errorf("quantizer parameters are %s, not a tuple", typeName(args[4]))
+		return nil, fmt.Errorf("quantizer parameters are %s, not a tuple", typeName(params))
 	}
 	scheme, ok := q[0].(qscheme)
 	if !ok {
@@ -292,8 +298,13 @@ func parsePersistentID(pid any, legacy bool) (string, *persistentID, []any, erro
 	if typename != "storage" {
 		return typename, nil, f, nil
 	}
-	if len(f) != 5 && !(legacy && len(f) == 6) {
+	// Legacy files carry a sixth field, view metadata; TorchScript archives
+	// of PyTorch 1.3 to 1.5 carry it too, always None.
+	if len(f) != 5 && len(f) != 6 {
 		return "", nil, nil, fmt.Errorf("storage persistent id has %d fields", len(f))
+	}
+	if len(f) == 6 && !legacy && f[5] != nil {
+		return "", nil, nil, fmt.Errorf("storage persistent id: view metadata is %s; a zip archive's can only be None", typeName(f[5]))
 	}
 	class, ok := f[1].(*storageClass)
 	if !ok {

@@ -97,6 +97,9 @@ func clip(s string) string {
 // collections.OrderedDict, __builtin__.object and copy_reg._reconstructor
 // before asking.)
 func (u *unpickler) findClass(module, name string) (any, error) {
+	if module == orderedDictModule && name == "OrderedDict" {
+		return orderedDictClass{}, nil
+	}
 	full := module + "." + name
 	if v, ok := allowed[full]; ok {
 		return v, nil
@@ -226,6 +229,55 @@ func (reconstructor) Call(args ...any) (any, error) {
 	}
 	return c.PyNew()
 }
+
+// orderedDictModule replaces the module name "collections" of a GLOBAL
+// collections.OrderedDict in the bytes gopickle reads (see scanPickle): the
+// same length, and no Python module can have that name.
+const orderedDictModule = "\x00ollections"
+
+// orderedDictClass is collections.OrderedDict, called with no argument
+// or, as Python 2 era checkpoints do, with the list of (key, value) pairs
+// (or a dict) to start from.
+type orderedDictClass struct{}
+
+func (orderedDictClass) Call(args ...any) (any, error) {
+	d := types.NewOrderedDict()
+	switch len(args) {
+	case 0:
+		return d, nil
+	case 1:
+	default:
+		return nil, fmt.Errorf("OrderedDict: %d arguments", len(args))
+	}
+	var pairs []entry
+	if es, ok := dictEntries(args[0]); ok {
+		pairs = es
+	} else {
+		items, ok := sequence(args[0])
+		if !ok {
+			return nil, fmt.Errorf("OrderedDict: cannot iterate over %s", typeName(args[0]))
+		}
+		pairs = make([]entry, len(items))
+		for i, it := range items {
+			pair, ok := sequence(it)
+			if !ok || len(pair) != 2 {
+				return nil, fmt.Errorf("OrderedDict: item %d is %s, not a (key, value) pair", i, typeName(it))
+			}
+			pairs[i] = entry{pair[0], pair[1]}
+		}
+	}
+	for i, e := range pairs {
+		// gopickle's OrderedDict hashes its keys: a bytes key (which a
+		// plain dict keeps in a slice) would panic.
+		if err := notBytes(e.key, "key is"); err != nil {
+			return nil, fmt.Errorf("OrderedDict: item %d: %v", i, err)
+		}
+		d.Set(e.key, e.value)
+	}
+	return d, nil
+}
+
+func (c orderedDictClass) PyNew(args ...any) (any, error) { return c.Call(args...) }
 
 // setClass is builtins.set and frozenset. Its sets keep insertion order
 // (gopickle's own sets, from EMPTY_SET and FROZENSET, are Go maps).

@@ -14,7 +14,9 @@
 // it is used, no tensor data read, and every defect reported as an
 // *accounting.FormatError with the file offset of the entry at fault.
 // Gaps between tensors and bytes after the last one are allowed (the reference
-// implementation rejects them); the accounting reports them as overhead.
+// implementation rejects them): the File's Gaps record them, the accounting
+// counts them as overhead and reports them in a finding. Overlapping tensors
+// are an error.
 package safetensors
 
 import (
@@ -115,7 +117,8 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &accounting.Model{Files: []accounting.File{{Format: format}}, Tensors: tensors}, nil
+	f := accounting.File{Format: format, Gaps: gaps(tensors, 8+int64(n), size)}
+	return &accounting.Model{Files: []accounting.File{f}, Tensors: tensors}, nil
 }
 
 // readFull reads len(buf) bytes at off. A short read is a FormatError: the
@@ -215,6 +218,28 @@ func parseHeader(header []byte, dataStart, size int64) ([]accounting.Tensor, err
 		}
 	}
 	return tensors, nil
+}
+
+// gaps returns the runs of the data buffer, from file offset dataStart to
+// size, that no tensor holds: between tensors and after the last one. The
+// tensors are in data order and do not overlap (parseHeader). The reference
+// implementation wants the buffer packed, every byte held by one tensor.
+func gaps(tensors []accounting.Tensor, dataStart, size int64) []accounting.Gap {
+	var out []accounting.Gap
+	pos, after := dataStart, ""
+	for _, t := range tensors {
+		if t.StorageBytes == 0 {
+			continue
+		}
+		if t.DataOffset > pos {
+			out = append(out, accounting.Gap{Offset: pos, Bytes: t.DataOffset - pos, After: after})
+		}
+		pos, after = endOf(t), t.Name
+	}
+	if size > pos {
+		out = append(out, accounting.Gap{Offset: pos, Bytes: size - pos, After: after})
+	}
+	return out
 }
 
 // endOf is the file offset just past a tensor's bytes.

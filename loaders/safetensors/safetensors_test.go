@@ -98,6 +98,20 @@ func checkInvariantsSize(t testing.TB, m *accounting.Model, dataStart, size int6
 			prevEnd = tn.DataOffset + tn.StorageBytes
 		}
 	}
+	// Every byte of the buffer is a tensor's or a gap's, once.
+	held := size - dataStart
+	for _, tn := range m.Tensors {
+		held -= tn.StorageBytes
+	}
+	for i, g := range m.Files[0].Gaps {
+		if g.Bytes <= 0 || g.Offset < dataStart || g.Offset+g.Bytes > size || i > 0 && g.Offset < m.Files[0].Gaps[i-1].Offset+m.Files[0].Gaps[i-1].Bytes {
+			t.Errorf("gap %+v in the data buffer [%d, %d]", g, dataStart, size)
+		}
+		held -= g.Bytes
+	}
+	if held != 0 {
+		t.Errorf("tensors and gaps leave %d bytes of the data buffer [%d, %d] unaccounted", held, dataStart, size)
+	}
 }
 
 // oracle decodes a well-formed file's header with plain encoding/json, as an
