@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -87,4 +89,48 @@ func prefetch(src Source, files []string, estimates map[string]int64) error {
 		}
 	}
 	return p.Prefetch(files, first)
+}
+
+// sniffRange is the first range of a directory's file whose name suggests
+// no model (README.md, tokenizer.json): enough for Sniff to say so.
+const sniffRange = 1 << 10
+
+// modelExts are the name endings of model files: they get the full first
+// range. Names decide only how much is fetched first, never what a file
+// is: Sniff reads its content either way.
+var modelExts = []string{".safetensors", ".gguf", ".bin", ".pt", ".pth", ".ckpt", ".ptl", ".jit", ".pkl"}
+
+// prefetchDir fetches at once, for a Prefetcher source, the first bytes of
+// every file of dir that Select may sniff: a shard an index names sized
+// from it, another model file the default range, any other file a few
+// bytes. A local directory is left alone.
+func prefetchDir(src Source, dir string, entries []Entry) error {
+	p, ok := src.(Prefetcher)
+	if !ok {
+		return nil
+	}
+	estimates := map[string]int64{}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name, indexSuffix) {
+			// Only for sizes: a bad index is reported when (and if)
+			// Select has it read.
+			if ix, err := readIndex(src, filepath.Join(dir, e.Name)); err == nil {
+				maps.Copy(estimates, ix.estimates)
+			}
+		}
+	}
+	var names []string
+	var first []int64
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name, indexSuffix) {
+			continue
+		}
+		n := filepath.Join(dir, e.Name)
+		est := estimates[filepath.Clean(n)]
+		if est == 0 && !slices.ContainsFunc(modelExts, func(x string) bool { return strings.HasSuffix(e.Name, x) }) {
+			est = sniffRange
+		}
+		names, first = append(names, n), append(first, est)
+	}
+	return p.Prefetch(names, first)
 }

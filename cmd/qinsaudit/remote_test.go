@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"sort"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/qinsaudit/qinsaudit/internal/realworld"
 	"github.com/qinsaudit/qinsaudit/internal/remote/hubtest"
+	"github.com/qinsaudit/qinsaudit/internal/schematest"
 	"github.com/qinsaudit/qinsaudit/report"
 )
 
@@ -46,8 +48,15 @@ func inDir(t *testing.T, dir string, args ...string) (string, string, int) {
 	if err := os.Chdir(dir); err != nil {
 		t.Fatal(err)
 	}
-	defer os.Chdir(wd)
-	return runCmd(t, args...)
+	var o, e bytes.Buffer
+	code := run(args, &o, &e)
+	if err := os.Chdir(wd); err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(o.String(), "{") {
+		schematest.Validate(t, o.Bytes())
+	}
+	return o.String(), e.String(), code
 }
 
 // sameAudit checks that the remote audit of src equals the local audit of
@@ -207,6 +216,48 @@ func TestRemoteRequests(t *testing.T) {
 			len(r.Sources[0].Commit) != 40 || r.Sources[0].Source != "hf://"+c.repo {
 			t.Errorf("%s: remote block %+v, %d requests served", c.repo, rep.Remote, len(s.Log()))
 		}
+	}
+}
+
+// TestRemoteOtherFiles: the other files of a repo (README, tokenizer)
+// are told from model files by content, each with one ranged GET of a
+// few bytes, in the same round as the shards; they change nothing in
+// the report.
+func TestRemoteOtherFiles(t *testing.T) {
+	s := hub(t)
+	sharded, _ := filepath.Abs(filepath.Join(fixtures, "safetensors/sharded"))
+	files := map[string][]byte{}
+	des, _ := os.ReadDir(sharded)
+	for _, e := range des {
+		b, err := os.ReadFile(filepath.Join(sharded, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[e.Name()] = b
+	}
+	dir := t.TempDir()
+	files["README.md"] = []byte("# a model card\n")
+	files["tokenizer.json"] = []byte(`{"model": {"vocab": {` + strings.Repeat(`"tok": 1, `, 20000) + `"end": 2}}}`)
+	files[".gitattributes"] = []byte("*.safetensors filter=lfs diff=lfs merge=lfs -text\n")
+	for n, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Add("fix/card", files)
+	s.Latency = 20 * time.Millisecond
+	sameAudit(t, dir, ".", "hf://fix/card", "audit", "--format", "json")
+	var other int64
+	for _, q := range s.Log() {
+		if strings.HasSuffix(q.Path, "/tokenizer.json") || strings.HasSuffix(q.Path, "/README.md") || strings.HasSuffix(q.Path, "/.gitattributes") {
+			other++
+			if q.Bytes > 1024 || q.Status != 206 {
+				t.Errorf("%s: %d, %d bytes", q.Path, q.Status, q.Bytes)
+			}
+		}
+	}
+	if other != 3 {
+		t.Errorf("%d requests for the 3 other files", other)
 	}
 }
 
