@@ -152,35 +152,6 @@ func (f *File) prefetch(ctx context.Context) error {
 	return f.ensure(ctx, 0, min(f.size, 1))
 }
 
-// readAll returns the whole (small) file: one GET without a Range, which a
-// server may compress; its length must be the listed size.
-func (f *File) readAll(ctx context.Context) ([]byte, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.segs) == 1 && f.segs[0].off == 0 && int64(len(f.segs[0].data)) == f.size {
-		return f.segs[0].data, nil
-	}
-	resp, cancel, err := f.c.do(ctx, request{url: f.url, repo: f.repo, rev: f.rev, path: f.name})
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: HTTP %d to a plain GET", f.url, resp.StatusCode)
-	}
-	b, err := f.c.readBody(resp, f.url, f.size)
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) != f.size {
-		return nil, fmt.Errorf("%s: %d bytes received, the listing says %d", f.url, len(b), f.size)
-	}
-	f.segs = []seg{{0, b}}
-	f.dirty = true
-	return b, nil
-}
-
 // probe is a plain URL's first read: its ranged GET also tells the size.
 func (f *File) probe(ctx context.Context) error {
 	f.mu.Lock()

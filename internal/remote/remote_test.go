@@ -157,8 +157,8 @@ func TestPinnedAndTokenStaysOnHub(t *testing.T) {
 	if got := readAll(t, r, "model.safetensors", int64(len(file))); !bytes.Equal(got, file) {
 		t.Fatal("bytes differ")
 	}
-	if _, err := r.ReadAll(context.Background(), "config.json", 1<<20); err != nil {
-		t.Fatal(err)
+	if got := readAll(t, r, "config.json", 18); string(got) != `{"model_type":"x"}` {
+		t.Fatalf("config.json: %q", got)
 	}
 	var hub, cdn int
 	for _, q := range s.Log() {

@@ -256,23 +256,6 @@ func (r *Repo) File(name string) (*File, error) {
 	return f, nil
 }
 
-// ReadAll reads a whole small file (config.json, an index): one GET, of at
-// most limit bytes. Only files listed at no more than limit are read so.
-func (r *Repo) ReadAll(ctx context.Context, name string, limit int64) ([]byte, error) {
-	e, ok := r.byName[name]
-	if !ok {
-		return nil, fmt.Errorf("%s: no file %q in the listing", r.Source.Raw, name)
-	}
-	if e.Size > limit {
-		return nil, fmt.Errorf("%s: %s is %d bytes, more than the %d read whole", r.Source.Raw, name, e.Size, limit)
-	}
-	f, err := r.File(name)
-	if err != nil {
-		return nil, err
-	}
-	return f.readAll(ctx)
-}
-
 // Prefetch fetches the first range of each named file, all at once (as
 // many in flight as the client allows), so that reading them one after
 // another later costs no round trips.
