@@ -56,7 +56,7 @@ type Remote struct {
 	Sources       []RemoteSource `json:"sources"`
 	Requests      int64          `json:"requests"`       // HTTP requests sent, redirect hops and retries included
 	BytesReceived int64          `json:"bytes_received"` // response body bytes
-	CacheHits     int64          `json:"cache_hits"`     // files whose header bytes came from the cache
+	CacheHits     int64          `json:"cache_hits"`     // files (and listings) read from the cache
 	WallMillis    int64          `json:"wall_ms"`        // from the first request to the last byte
 }
 

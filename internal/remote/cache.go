@@ -92,7 +92,15 @@ func (f *File) saveCache(dir string) error {
 		b.Write(h[:])
 		b.Write(s.data)
 	}
-	p := cachePath(dir, f.cacheKey)
+	if err := writeAtomic(cachePath(dir, f.cacheKey), b.Bytes()); err != nil {
+		return err
+	}
+	f.dirty = false
+	return nil
+}
+
+// writeAtomic writes a cache entry whole or not at all.
+func writeAtomic(p string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("header cache: %w", err)
 	}
@@ -100,7 +108,7 @@ func (f *File) saveCache(dir string) error {
 	if err != nil {
 		return fmt.Errorf("header cache: %w", err)
 	}
-	_, err = tmp.Write(b.Bytes())
+	_, err = tmp.Write(data)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -111,6 +119,5 @@ func (f *File) saveCache(dir string) error {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("header cache: %w", err)
 	}
-	f.dirty = false
 	return nil
 }

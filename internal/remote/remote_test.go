@@ -106,7 +106,8 @@ func TestParse(t *testing.T) {
 	if err != nil || mirror.Endpoint != "https://mirror.example" || mirror.Repo != "org/m" {
 		t.Errorf("mirror URL: %+v %v", mirror, err)
 	}
-	for _, bad := range []string{"hf://org", "hf://org/", "hf:///x", "hf://org/../x", "hf://org/m/../../etc", "ftp://x/y", "hf://org/@rev"} {
+	for _, bad := range []string{"hf://org", "hf://org/", "hf:///x", "hf://org/../x", "hf://org/m/../../etc", "ftp://x/y", "hf://org/@rev",
+		"hf://datasets/org/d", "https://huggingface.co/spaces/org/s/resolve/main/app.py"} {
 		if _, err := remote.Parse(bad, ""); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
@@ -512,7 +513,7 @@ func TestTreePagination(t *testing.T) {
 func TestCache(t *testing.T) {
 	s := hubtest.New(t)
 	file := safetensorsFile(t, "w", 5, 0)
-	s.Add("org/m", map[string][]byte{"model.safetensors": file})
+	repo := s.Add("org/m", map[string][]byte{"model.safetensors": file})
 	dir := t.TempDir()
 	for run := range 2 {
 		s.Reset()
@@ -535,6 +536,16 @@ func TestCache(t *testing.T) {
 		if st.Requests != wantReq || st.CacheHits != wantHits || int64(len(s.Log())) != wantReq {
 			t.Errorf("run %d: %+v, want %d requests, %d hits", run, st, wantReq, wantHits)
 		}
+	}
+	// At the commit itself, the listing is cached too: no request at all.
+	s.Reset()
+	c := newClient(s, func(cfg *remote.Config) { cfg.CacheDir = dir })
+	r, err := open(t, c, s, "hf://org/m@"+repo.Commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, r, "model.safetensors", int64(len(file))); !bytes.Equal(got, file) || len(s.Log()) != 0 || c.Stats().CacheHits != 2 {
+		t.Errorf("pinned and cached: %d requests, %+v", len(s.Log()), c.Stats())
 	}
 }
 

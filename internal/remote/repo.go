@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -57,6 +58,9 @@ func (c *Client) Open(ctx context.Context, src Source) (*Repo, error) {
 		}
 		r.add(Entry{Name: f.name, Size: f.size})
 		r.files[f.name] = f
+		return r, nil
+	}
+	if shaRe.MatchString(src.Revision) && r.loadListing(src.Revision) {
 		return r, nil
 	}
 	u := fmt.Sprintf("%s/api/models/%s/revision/%s?blobs=true", src.Endpoint, src.Repo, url.PathEscape(src.Revision))
@@ -112,7 +116,54 @@ func (c *Client) Open(ctx context.Context, src Source) (*Repo, error) {
 		}
 	}
 	sort.Slice(r.Entries, func(i, j int) bool { return r.Entries[i].Name < r.Entries[j].Name })
+	r.saveListing()
 	return r, nil
+}
+
+// A listing at a commit never changes either: it is cached too, and read
+// back when the revision asked for is that commit's sha, so that a
+// second audit of hf://ORG/REPO@SHA sends no request at all.
+type cachedListing struct {
+	Commit  string  `json:"commit"`
+	Entries []Entry `json:"entries"`
+}
+
+func (r *Repo) listingPath(commit string) string {
+	return cachePath(r.c.cfg.CacheDir, cacheKey(r.Source.Endpoint, r.Source.Repo, commit, "", "listing"))
+}
+
+func (r *Repo) loadListing(commit string) bool {
+	if r.c.cfg.CacheDir == "" {
+		return false
+	}
+	b, err := os.ReadFile(r.listingPath(commit))
+	if err != nil || len(b) > maxListingBytes {
+		return false
+	}
+	var l cachedListing
+	if json.Unmarshal(b, &l) != nil || l.Commit != commit {
+		return false
+	}
+	for _, e := range l.Entries {
+		if r.addChecked(e, "cached listing") != nil {
+			r.byName, r.Entries = map[string]Entry{}, nil
+			return false
+		}
+	}
+	r.Commit = commit
+	r.c.hits.Add(1)
+	return true
+}
+
+func (r *Repo) saveListing() {
+	if r.c.cfg.CacheDir == "" {
+		return
+	}
+	b, err := json.Marshal(cachedListing{Commit: r.Commit, Entries: r.Entries})
+	if err == nil {
+		// A failed write costs a request next time, nothing else.
+		_ = writeAtomic(r.listingPath(r.Commit), b)
+	}
 }
 
 // listTree reads the tree listing at the pinned commit, following its

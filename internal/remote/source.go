@@ -89,6 +89,9 @@ func Parse(raw, endpoint string) (Source, error) {
 		if len(parts) < 2 || parts[0] == "" || parts[1] == "" || strings.HasPrefix(parts[1], "@") {
 			return src, fmt.Errorf("%s: want hf://ORG/REPO[@REVISION][/PATH]", raw)
 		}
+		if parts[0] == "datasets" || parts[0] == "spaces" {
+			return src, fmt.Errorf("%s: only models are read, not %s", raw, parts[0])
+		}
 		name, rev, _ := strings.Cut(parts[1], "@")
 		src.Endpoint, src.Repo, src.Revision = endpoint, parts[0]+"/"+name, "main"
 		if rev != "" {
@@ -118,6 +121,9 @@ func Parse(raw, endpoint string) (Source, error) {
 	ep, _ := url.Parse(endpoint)
 	if ep != nil && (strings.EqualFold(u.Host, ep.Host) || strings.EqualFold(u.Host, "huggingface.co")) {
 		segs := strings.Split(strings.Trim(u.EscapedPath(), "/"), "/")
+		if segs[0] == "datasets" || segs[0] == "spaces" {
+			return src, fmt.Errorf("%s: only models are read, not %s", raw, segs[0])
+		}
 		if len(segs) == 2 || (len(segs) >= 4 && (segs[2] == "resolve" || segs[2] == "blob" || segs[2] == "tree")) {
 			src.Endpoint = u.Scheme + "://" + u.Host
 			src.Repo = segs[0] + "/" + segs[1]
