@@ -76,19 +76,34 @@ func headerEstimate(names []string) int64 {
 }
 
 // prefetch asks a Prefetcher source for the first bytes of files, with the
-// header estimates of safetensors shards an index named.
+// header estimates of safetensors shards an index named, and of the other
+// parts of a split GGUF that a part's name says exist (its header decides
+// whether they are read; fetching them early only saves round trips).
 func prefetch(src Source, files []string, estimates map[string]int64) error {
 	p, ok := src.(Prefetcher)
 	if !ok || len(files) == 0 {
 		return nil
 	}
-	first := make([]int64, len(files))
-	for i, f := range files {
+	all := slices.Clone(files)
+	for _, f := range files {
+		prefix, _, count, ok := splitPath(f)
+		if !ok || count > maxSplitParts {
+			continue
+		}
+		for i := int64(1); i <= count; i++ {
+			part := partPath(prefix, i, count)
+			if _, err := src.Stat(part); err == nil && !slices.Contains(all, part) {
+				all = append(all, part)
+			}
+		}
+	}
+	first := make([]int64, len(all))
+	for i, f := range all {
 		if strings.HasSuffix(f, ".safetensors") {
 			first[i] = estimates[filepath.Clean(f)]
 		}
 	}
-	return p.Prefetch(files, first)
+	return p.Prefetch(all, first)
 }
 
 // sniffRange is the first range of a directory's file whose name suggests
@@ -128,6 +143,7 @@ func prefetchDir(src Source, dir string, entries []Entry) error {
 		n := filepath.Join(dir, e.Name)
 		est := estimates[filepath.Clean(n)]
 		if est == 0 && !slices.ContainsFunc(modelExts, func(x string) bool { return strings.HasSuffix(e.Name, x) }) {
+			// Enough for Sniff to tell it is not a model.
 			est = sniffRange
 		}
 		names, first = append(names, n), append(first, est)

@@ -172,6 +172,8 @@ func TestRemoteRequests(t *testing.T) {
 	s.AddDir(t, "fix/sharded", sharded)
 	single, _ := filepath.Abs(filepath.Join(fixtures, "quant/gptq"))
 	s.AddDir(t, "fix/single", single)
+	gguf, _ := filepath.Abs(filepath.Join(fixtures, "gguf"))
+	s.AddDir(t, "fix/gguf", gguf)
 	for _, c := range []struct {
 		repo   string
 		shards int
@@ -179,6 +181,8 @@ func TestRemoteRequests(t *testing.T) {
 	}{
 		{"fix/single", 1, []string{"config.json"}},
 		{"fix/sharded", 2, []string{"config.json", "model.safetensors.index.json"}},
+		// The first part of a split GGUF: both parts at once.
+		{"fix/gguf/tiny-00001-of-00002.gguf", 2, nil},
 	} {
 		s.Reset()
 		out, errOut, code := runCmd(t, "audit", "--format", "json", "hf://"+c.repo)

@@ -101,6 +101,9 @@ func readQinsaudit(t testing.TB, s *hubtest.Server, parallel int) measured {
 	if len(m.Tensors) != 1+80*9+2 || m.Tensors[0].Shape[0] != 128256 {
 		t.Fatalf("%d tensors", len(m.Tensors))
 	}
+	if err := fsys.Repo().Close(); err != nil {
+		t.Fatal(err)
+	}
 	st := c.Stats()
 	return measured{wall: st.Wall, requests: int(st.Requests), bytes: st.BytesReceived, rangeBytes: cdnBytes(s)}
 }
@@ -176,7 +179,7 @@ func TestThirtyShards(t *testing.T) {
 	}
 	// The timing bound is loose for a loaded machine; the benchmark
 	// reports the figure.
-	if m.wall > 10*latency {
+	if m.wall > 20*latency {
 		t.Errorf("%v for 30 shards at %v a request", m.wall, latency)
 	}
 }

@@ -13,9 +13,11 @@ const maxMetaBytes = 64 << 20
 
 // Model opens src for the loaders: the file system, and the path in it to
 // open ("." for a whole repo, the named file or folder, a plain URL's file
-// name). It lists the repo (one request), then fetches at once, in
-// parallel, what the loaders will read first: config.json and any index
-// beside the path, and the file the source names.
+// name). It lists the repo (one request), then starts fetching, in the
+// background and in parallel, the metadata the loaders read besides the
+// model files: config.json and any index beside the path. (A reader of a
+// file being fetched waits for it; nothing is fetched twice.) Close the
+// repo to wait for them.
 func (c *Client) Model(ctx context.Context, src Source) (*FS, string, error) {
 	r, err := c.Open(ctx, src)
 	if err != nil {
@@ -35,10 +37,8 @@ func (c *Client) Model(ctx context.Context, src Source) (*FS, string, error) {
 	}
 	dir := p
 	var names []string
-	var first []int64
 	if !fi.IsDir() {
 		dir = path.Dir(p)
-		names, first = append(names, p), append(first, 0)
 	}
 	for _, e := range r.Entries {
 		base := path.Base(e.Name)
@@ -46,11 +46,12 @@ func (c *Client) Model(ctx context.Context, src Source) (*FS, string, error) {
 			continue
 		}
 		if base == "config.json" || strings.HasSuffix(base, ".index.json") {
-			names, first = append(names, e.Name), append(first, e.Size)
+			// Whole, in one GET, whoever reads it first.
+			r.Hint(e.Name, e.Size)
+			names = append(names, e.Name)
 		}
 	}
-	if err := fsys.Prefetch(names, first); err != nil {
-		return nil, "", err
-	}
+	// An error here is the loaders' to report, when they read the file.
+	r.pending.Go(func() { _ = fsys.Prefetch(names, nil) })
 	return fsys, p, nil
 }

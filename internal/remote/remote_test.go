@@ -339,8 +339,8 @@ func TestFaults(t *testing.T) {
 		{"ignores Range", hubtest.Fault{Host: "cdn", Kind: hubtest.IgnoreRange}, "answered HTTP 200, not 206"},
 		{"short body", hubtest.Fault{Host: "cdn", Kind: hubtest.ShortBody}, fmt.Sprintf("(bytes 0-%d): short answer", len(file)-1)},
 		{"wrong total", hubtest.Fault{Host: "cdn", Kind: hubtest.WrongTotal}, fmt.Sprintf("file has %d bytes; the listing says %d", len(file)+1, len(file))},
-		{"stalled", hubtest.Fault{Host: "cdn", Kind: hubtest.Stall}, "no answer within 300ms"},
-		{"stalled body", hubtest.Fault{Host: "cdn", Kind: hubtest.StallBody}, fmt.Sprintf("%d of %d bytes received, then nothing within 300ms", len(file)/2, len(file))},
+		{"stalled", hubtest.Fault{Host: "cdn", Kind: hubtest.Stall}, "no answer within 1s"},
+		{"stalled body", hubtest.Fault{Host: "cdn", Kind: hubtest.StallBody}, fmt.Sprintf("%d of %d bytes received, then nothing within 1s", len(file)/2, len(file))},
 		{"5xx to the end", hubtest.Fault{Host: "cdn", Kind: hubtest.Status, Status: 503}, "HTTP 503 Service Unavailable (gave up after 3 attempts)"},
 		{"entry gone", hubtest.Fault{Host: "hub", Path: "/resolve/", Kind: hubtest.Status, Status: 404, Code: "EntryNotFound"},
 			`no file "model.safetensors" in org/m at `},
@@ -352,7 +352,7 @@ func TestFaults(t *testing.T) {
 			cl := newClient(s, func(cfg *remote.Config) {
 				cfg.Retries = 2
 				if c.fault.Kind == hubtest.Stall || c.fault.Kind == hubtest.StallBody {
-					cfg.Timeout = 300 * time.Millisecond
+					cfg.Timeout = time.Second
 				}
 			})
 			r, err := open(t, cl, s, "hf://org/m")

@@ -31,10 +31,11 @@ type Repo struct {
 	Commit  string
 	Entries []Entry // sorted by name
 
-	mu     sync.Mutex
-	byName map[string]Entry
-	files  map[string]*File
-	hints  map[string]int64
+	mu      sync.Mutex
+	pending sync.WaitGroup // background prefetches
+	byName  map[string]Entry
+	files   map[string]*File
+	hints   map[string]int64
 }
 
 // maxListingBytes bounds one listing answer.
@@ -330,8 +331,10 @@ func (r *Repo) Prefetch(ctx context.Context, names []string) error {
 	return nil
 }
 
-// Close writes the header bytes fetched to the cache.
+// Close waits for background prefetches and writes the header bytes
+// fetched to the cache.
 func (r *Repo) Close() error {
+	r.pending.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var first error
