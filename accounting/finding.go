@@ -196,16 +196,22 @@ func configFloatLayers(q *QuantConfig, res *Result) []Finding {
 }
 
 // labelFindings checks each file's quantization label against the dtypes
-// its tensors have, and flags GGML types ggml has removed.
+// its tensors have, and flags GGML types ggml has removed. The rows are
+// grouped by file in one pass: a loop over every row for every file made
+// a directory of 40,000 shards take seconds in this function alone.
 func labelFindings(m *Model, res *Result) []Finding {
 	var out []Finding
+	byFile := make([][]int, len(m.Files)) // indices of each file's rows
+	for j, r := range res.Rows {
+		if r.File >= 0 && r.File < len(byFile) {
+			byFile[r.File] = append(byFile[r.File], j)
+		}
+	}
 	for i, f := range m.Files {
 		present := map[string]int64{}
 		var order []string
-		for _, r := range res.Rows {
-			if r.File != i {
-				continue
-			}
+		for _, j := range byFile[i] {
+			r := &res.Rows[j]
 			if _, ok := present[r.DType]; !ok {
 				order = append(order, r.DType)
 			}
@@ -222,8 +228,8 @@ func labelFindings(m *Model, res *Result) []Finding {
 		for _, d := range order {
 			if GGMLRemoved(d) {
 				var ts []string
-				for _, r := range res.Rows {
-					if r.File == i && r.DType == d {
+				for _, j := range byFile[i] {
+					if r := &res.Rows[j]; r.DType == d {
 						ts = append(ts, r.Name)
 					}
 				}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/qinsaudit/qinsaudit/internal/safeio"
 )
 
 // Source is where model files are found, in the manner of io/fs: the local
@@ -27,7 +29,16 @@ var Local Source = localFS{}
 
 type localFS struct{}
 
-func (localFS) Open(name string) (fs.File, error)          { return os.Open(name) }
+// Open opens a regular file only: a FIFO or a device named as a model
+// must not block or stream forever (see internal/safeio).
+func (localFS) Open(name string) (fs.File, error) {
+	f, _, err := safeio.OpenRegular(name)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
 func (localFS) Stat(name string) (fs.FileInfo, error)      { return os.Stat(name) }
 func (localFS) ReadDir(name string) ([]fs.DirEntry, error) { return os.ReadDir(name) }
 

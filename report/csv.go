@@ -4,6 +4,8 @@ import (
 	"encoding/csv"
 	"io"
 	"strconv"
+
+	"github.com/qinsaudit/qinsaudit/internal/neutral"
 )
 
 // WriteCSV writes the rows of the table `--by` selects (roles with the
@@ -12,14 +14,18 @@ import (
 // phases or comparisons (decode, crosscheck, check --heap) has them, and a
 // check's gate its outcomes, in sections of their own after those rows,
 // each after a blank line and with its own header row.
+//
+// Text cells go through neutral.CSV (control characters escaped, a leading
+// formula character made inert); encoding/csv quotes them per RFC 4180.
 func WriteCSV(w io.Writer, rep *Report, opts TextOptions) error {
+	c := neutral.CSV
 	cw := csv.NewWriter(w)
 	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 	if opts.By == "tensor" {
 		cw.Write([]string{"tensor", "file", "dtype", "numel", "role", "part", "module", "layer", "scheme", "params",
 			"baseline_bytes", "theoretical_bytes", "stored_bytes", "dead_bytes"})
 		for _, t := range top(sortTensors(rep.Tensors, opts.Sort), opts.Top) {
-			cw.Write([]string{t.Name, t.File, t.DType, i64(t.Numel), t.Role, t.Part, t.Module, t.Layer, t.Scheme, i64(t.Params),
+			cw.Write([]string{c(t.Name), c(t.File), c(t.DType), i64(t.Numel), c(t.Role), c(t.Part), c(t.Module), c(t.Layer), c(t.Scheme), i64(t.Params),
 				i64(t.BaselineBytes), i64(t.TheoreticalBytes), i64(t.StoredBytes), i64(t.DeadBytes)})
 		}
 		writeHeapCSV(cw, rep)
@@ -37,7 +43,7 @@ func WriteCSV(w io.Writer, rep *Report, opts TextOptions) error {
 	}
 	cw.Write([]string{key, "tensors", "params", "baseline_bytes", "theoretical_bytes", "stored_bytes", "ratio", "bits_per_weight"})
 	for _, g := range groups {
-		cw.Write([]string{g.Key(), i64(g.Tensors), i64(g.Params), i64(g.BaselineBytes), i64(g.TheoreticalBytes),
+		cw.Write([]string{c(g.Key()), i64(g.Tensors), i64(g.Params), i64(g.BaselineBytes), i64(g.TheoreticalBytes),
 			i64(g.StoredBytes), f(g.Ratio), f(g.BitsPerWeight)})
 	}
 	writeHeapCSV(cw, rep)
@@ -49,16 +55,17 @@ func WriteCSV(w io.Writer, rep *Report, opts TextOptions) error {
 // them, each as a section after a blank line: every by-role key a phase has
 // as a column, zeros included.
 func writeHeapCSV(cw *csv.Writer, rep *Report) {
+	c := neutral.CSV
 	if len(rep.Phases) > 0 {
 		keys := phaseKeys(rep.Phases, false)
 		header := []string{"phase", "in_use_bytes", "expected_bytes"}
 		for _, k := range keys {
-			header = append(header, k+"_bytes")
+			header = append(header, c(k)+"_bytes")
 		}
 		cw.Write(nil)
 		cw.Write(header)
 		for _, p := range rep.Phases {
-			row := []string{p.Phase, i64(p.InUseBytes), i64(p.ExpectedBytes)}
+			row := []string{c(p.Phase), i64(p.InUseBytes), i64(p.ExpectedBytes)}
 			for _, k := range keys {
 				row = append(row, i64(p.ByRole[k]))
 			}
@@ -68,8 +75,8 @@ func writeHeapCSV(cw *csv.Writer, rep *Report) {
 	if len(rep.Comparisons) > 0 {
 		cw.Write(nil)
 		cw.Write([]string{"subject", "measured_bytes", "expected_bytes", "tolerance_bytes", "verdict", "message"})
-		for _, c := range rep.Comparisons {
-			cw.Write([]string{c.Subject, i64(c.MeasuredBytes), i64(c.ExpectedBytes), i64(c.ToleranceBytes), c.Verdict, c.Message})
+		for _, x := range rep.Comparisons {
+			cw.Write([]string{c(x.Subject), i64(x.MeasuredBytes), i64(x.ExpectedBytes), i64(x.ToleranceBytes), c(x.Verdict), c(x.Message)})
 		}
 	}
 	if g := rep.Gate; g != nil {
@@ -77,7 +84,7 @@ func writeHeapCSV(cw *csv.Writer, rep *Report) {
 		cw.Write(nil)
 		cw.Write([]string{"status", "check", "subject", "limit", "actual", "unit", "waiver", "message"})
 		for _, o := range g.Outcomes {
-			cw.Write([]string{o.Status, o.Check, o.Subject, f(o.Limit), f(o.Actual), o.Unit, o.Waiver, o.Message})
+			cw.Write([]string{o.Status, o.Check, neutral.CSV(o.Subject), f(o.Limit), f(o.Actual), o.Unit, neutral.CSV(o.Waiver), neutral.CSV(o.Message)})
 		}
 	}
 }

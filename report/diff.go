@@ -8,6 +8,8 @@ import (
 	"io"
 	"sort"
 	"strconv"
+
+	"github.com/qinsaudit/qinsaudit/internal/neutral"
 )
 
 // Diff compares two reports row by row: per role, layer, module or tensor,
@@ -230,7 +232,7 @@ func WriteDiffCSV(w io.Writer, d *Diff) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{d.By, "status", "old_bytes", "new_bytes", "delta_bytes", "delta_pct", "old_params", "new_params", "old_baseline_bytes", "new_baseline_bytes"})
 	for _, r := range append(d.Rows[:len(d.Rows):len(d.Rows)], d.Total) {
-		cw.Write([]string{r.Key, r.Status, i64(r.OldBytes), i64(r.NewBytes), i64(r.DeltaBytes),
+		cw.Write([]string{neutral.CSV(r.Key), r.Status, i64(r.OldBytes), i64(r.NewBytes), i64(r.DeltaBytes),
 			strconv.FormatFloat(r.DeltaPct, 'g', -1, 64), i64(r.OldParams), i64(r.NewParams), i64(r.OldBaseline), i64(r.NewBaseline)})
 	}
 	cw.Flush()

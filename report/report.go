@@ -13,6 +13,7 @@ import (
 	"io"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/safeio"
 	"github.com/qinsaudit/qinsaudit/internal/version"
 )
 
@@ -143,6 +144,10 @@ type Tensor struct {
 	BaselineBytes     int64    `json:"baseline_bytes"`
 	DeadBytes         int64    `json:"dead_bytes"`
 	SharesStorageWith []string `json:"shares_storage_with"`
+	// Tied marks the very same view as an earlier tensor (a tied head):
+	// one weight under two names, so group sums leave out its theoretical
+	// bytes, as they do its params and baseline.
+	Tied bool `json:"tied,omitempty"`
 }
 
 // Finding is something the audit noticed.
@@ -199,7 +204,7 @@ func New(r *accounting.Result) *Report {
 			Module: row.Module, Layer: row.Layer, Scheme: row.Scheme, Params: row.Params,
 			TheoreticalBytes: row.TheoreticalBytes, StoredBytes: row.StoredBytes,
 			BaselineBytes: row.BaselineBytes, DeadBytes: row.DeadBytes,
-			SharesStorageWith: row.SharesStorageWith,
+			SharesStorageWith: row.SharesStorageWith, Tied: row.Tied,
 		}
 		if t.Shape == nil {
 			t.Shape = []int64{}
@@ -303,13 +308,38 @@ func layout(data []byte) []byte {
 	return append(out, '\n')
 }
 
-// ReadJSON reads a report written by WriteJSON, refusing one of a schema
-// version this build does not know.
-func ReadJSON(r io.Reader) (*Report, error) {
-	data, err := io.ReadAll(r)
+// MaxReportBytes is the hard cap on a saved report ReadJSON reads: a report
+// lists every tensor, and a million-tensor model gives a few hundred MiB.
+const MaxReportBytes = safeio.ReportLimit
+
+// ReadFile reads the saved report at path: a regular file of at most
+// MaxReportBytes (never more than its stated size + 1 read), checked by
+// ReadJSON. Errors name the file.
+func ReadFile(path string) (*Report, error) {
+	data, err := safeio.ReadFileLimit(path, MaxReportBytes)
 	if err != nil {
 		return nil, err
 	}
+	rep, err := ParseJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return rep, nil
+}
+
+// ReadJSON reads a report written by WriteJSON (at most MaxReportBytes),
+// refusing one of a schema version this build does not know and one whose
+// figures are out of range or contradict each other (see Validate).
+func ReadJSON(r io.Reader) (*Report, error) {
+	data, err := safeio.ReadLimit(r, "report", -1, MaxReportBytes)
+	if err != nil {
+		return nil, err
+	}
+	return ParseJSON(data)
+}
+
+// ParseJSON is ReadJSON of data in memory.
+func ParseJSON(data []byte) (*Report, error) {
 	var head struct {
 		SchemaVersion *int   `json:"schema_version"`
 		Tool          string `json:"tool"`
@@ -327,6 +357,9 @@ func ReadJSON(r io.Reader) (*Report, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&rep); err != nil {
 		return nil, fmt.Errorf("reading report: %w", jsonErr(data, err))
+	}
+	if err := rep.Validate(); err != nil {
+		return nil, fmt.Errorf("report refused: %w", err)
 	}
 	return &rep, nil
 }

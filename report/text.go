@@ -11,6 +11,8 @@ import (
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/qinsaudit/qinsaudit/internal/neutral"
 )
 
 // TextOptions are the choices of the text and Markdown renderers.
@@ -67,9 +69,9 @@ func writeTables(w io.Writer, heading string, md bool, tables ...*table) error {
 		}
 		sep = true
 		if md && t.title != "" {
-			fmt.Fprintf(bw, "### %s\n\n", t.title)
+			fmt.Fprintf(bw, "### %s\n\n", neutral.Markdown(t.title))
 		} else if t.title != "" {
-			fmt.Fprintf(bw, "%s\n", t.title)
+			fmt.Fprintf(bw, "%s\n", neutral.Cell(t.title))
 		}
 		if err := t.render(bw, md); err != nil {
 			return err
@@ -77,7 +79,7 @@ func writeTables(w io.Writer, heading string, md bool, tables ...*table) error {
 		if md && len(t.notes) > 0 {
 			fmt.Fprintln(bw)
 		}
-		for _, n := range t.notes {
+		for _, n := range t.notes { // the renderers' own text, never an input's
 			fmt.Fprintf(bw, "%s\n", n)
 		}
 	}
@@ -128,24 +130,40 @@ func (t *table) render(w io.Writer, md bool) error {
 			tablewriter.WithPadding(tw.Padding{Left: "", Right: "  ", Overwrite: true}),
 		)
 	}
+	// Every cell is neutralised here, whatever table it is in: names come
+	// from strangers' files (see internal/neutral).
+	cell := neutral.Cell
+	if md {
+		cell = neutral.Markdown
+	}
+	clean := func(row []string) []string {
+		out := make([]string, len(row))
+		for i, c := range row {
+			out[i] = cell(c)
+		}
+		return out
+	}
 	tab := tablewriter.NewTable(&buf, opts...)
-	tab.Header(t.header)
-	rows := t.rows
+	tab.Header(clean(t.header))
+	rows := make([][]string, len(t.rows), len(t.rows)+1)
+	for i, r := range t.rows {
+		rows[i] = clean(r)
+	}
+	footer := clean(t.footer)
 	if md && t.footer != nil {
 		// Markdown has no footer: the total is a last, bold row.
-		f := make([]string, len(t.footer))
-		for i, c := range t.footer {
+		for i, c := range footer {
 			if c != "" {
-				f[i] = "**" + c + "**"
+				footer[i] = "**" + c + "**"
 			}
 		}
-		rows = append(rows[:len(rows):len(rows)], f)
+		rows = append(rows, footer)
 	}
 	if err := tab.Bulk(rows); err != nil {
 		return err
 	}
 	if !md && t.footer != nil {
-		tab.Footer(t.footer)
+		tab.Footer(footer)
 	}
 	if err := tab.Render(); err != nil {
 		return err

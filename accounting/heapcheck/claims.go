@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
-	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -14,6 +14,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/safeio"
 )
 
 // claimSizeRE splits a size into its number and unit: "0.41 MB" -> "0.41", "MB".
@@ -23,7 +24,7 @@ var claimSizeRE = regexp.MustCompile(`^([0-9][0-9,]*)(?:\.([0-9]+))?\s*([A-Za-z]
 func ParseClaim(s string) (accounting.Claim, error) {
 	name, size, ok := strings.Cut(s, "=")
 	if !ok || strings.TrimSpace(name) == "" {
-		return accounting.Claim{}, fmt.Errorf("claim %q: want NAME=SIZE, e.g. weights=0.41MB", s)
+		return accounting.Claim{}, fmt.Errorf("claim %q: want NAME=SIZE, e.g. weights=0.41MB", clip(s))
 	}
 	return NewClaim(strings.TrimSpace(name), size)
 }
@@ -36,10 +37,10 @@ func NewClaim(name, size string) (accounting.Claim, error) {
 	c := accounting.Claim{Name: name, Text: size}
 	n, err := humanize.ParseBytes(size)
 	if err != nil {
-		return c, fmt.Errorf("claim %s=%s: not a size (want e.g. 0.41MB, 9.4MiB or 9838736): %v", name, size, err)
+		return c, fmt.Errorf("claim %s=%s: not a size (want e.g. 0.41MB, 9.4MiB or 9838736)", clip(name), clip(size))
 	}
 	if n > math.MaxInt64 {
-		return c, fmt.Errorf("claim %s=%s: too large", name, size)
+		return c, fmt.Errorf("claim %s=%s: too large", clip(name), clip(size))
 	}
 	c.Bytes = int64(n)
 	m := claimSizeRE.FindStringSubmatch(size)
@@ -79,17 +80,63 @@ func otherUnit(u string) string {
 	return ""
 }
 
+// maxClaimsBytes bounds a claims file: a hand-written list of sizes.
+const maxClaimsBytes = safeio.SideFileLimit
+
 // ReadClaims reads a claims file: a JSON object mapping each claim's name
 // to its size, as a string ("0.41MB") or a number of bytes (5120000).
-// Claims come back sorted by name.
+// Claims come back sorted by name. A name given twice is an error: JSON
+// decoders keep one of the two, silently.
 func ReadClaims(path string) ([]accounting.Claim, error) {
-	data, err := os.ReadFile(path)
+	data, err := safeio.ReadFileLimit(path, maxClaimsBytes)
 	if err != nil {
 		return nil, err
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("%s: not a claims file (want a JSON object of name: size): %v", path, err)
+	return ParseClaims(path, data)
+}
+
+// ParseClaims reads the claims file data; name is used in errors, with
+// the line of the claim at fault.
+func ParseClaims(name string, data []byte) ([]accounting.Claim, error) {
+	line := func(off int64) int { return 1 + bytes.Count(data[:min(int(off), len(data))], []byte("\n")) }
+	bad := func(off int64, format string, args ...any) error {
+		return fmt.Errorf("%s:%d: %s", name, line(off), fmt.Sprintf(format, args...))
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	notClaims := func(err error) error {
+		return bad(dec.InputOffset(), "not a claims file (want a JSON object of name: size): %v", err)
+	}
+	if tok, err := dec.Token(); err != nil {
+		return nil, notClaims(err)
+	} else if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, notClaims(fmt.Errorf("starts with %v", clip(fmt.Sprint(tok))))
+	}
+	raw := map[string]json.RawMessage{}
+	for dec.More() {
+		off := dec.InputOffset() // after the previous value: skip to the key
+		for off < int64(len(data)) && strings.IndexByte(" \t\r\n,", data[off]) >= 0 {
+			off++
+		}
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, notClaims(err)
+		}
+		key := tok.(string) // inside an object the decoder yields only string keys
+		if _, dup := raw[key]; dup {
+			return nil, bad(off, "claim %q given twice", clip(key))
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, notClaims(err)
+		}
+		raw[key] = v
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, notClaims(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, bad(dec.InputOffset(), "not a claims file: data after the object")
 	}
 	names := make([]string, 0, len(raw))
 	for k := range raw {
@@ -97,24 +144,34 @@ func ReadClaims(path string) ([]accounting.Claim, error) {
 	}
 	sort.Strings(names)
 	var out []accounting.Claim
-	for _, name := range names {
-		v := bytes.TrimSpace(raw[name])
+	for _, claim := range names {
+		v := bytes.TrimSpace(raw[claim])
 		var size string
 		if len(v) > 0 && v[0] == '"' {
 			if err := json.Unmarshal(v, &size); err != nil {
-				return nil, fmt.Errorf("%s: claim %q: %v", path, name, err)
+				return nil, fmt.Errorf("%s: claim %q: %v", name, clip(claim), err)
 			}
 		} else {
 			if _, err := strconv.ParseUint(string(v), 10, 64); err != nil {
-				return nil, fmt.Errorf("%s: claim %q: %s is not a byte count or a size string", path, name, v)
+				return nil, fmt.Errorf("%s: claim %q: %s is not a byte count or a size string", name, clip(claim), clip(string(v)))
 			}
 			size = string(v)
 		}
-		c, err := NewClaim(name, size)
+		c, err := NewClaim(claim, size)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", path, err)
+			return nil, fmt.Errorf("%s: %v", name, err)
 		}
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// clip shortens text quoted in an error: a claims file's 50 MB string must
+// not come back whole in one error line.
+func clip(s string) string {
+	const n = 80
+	if len(s) > n {
+		return s[:n] + fmt.Sprintf("... (%d bytes)", len(s))
+	}
+	return s
 }

@@ -63,3 +63,35 @@ func TestReadClaims(t *testing.T) {
 		}
 	}
 }
+
+// FuzzClaims: go test ./accounting/heapcheck -fuzz=FuzzClaims. Any input
+// gives claims with distinct names and sizes in range, or an error of
+// bounded length; never a panic.
+func FuzzClaims(f *testing.F) {
+	b, err := os.ReadFile(fixture("claims.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte(`{"a": "1MB", "a": 2}`))
+	f.Add([]byte(`{"a": 18446744073709551615, "b": "9,838,736", "c": "0.41 MiB"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cs, err := ParseClaims("fuzz.json", data)
+		if err != nil {
+			if len(err.Error()) > 4096 {
+				t.Fatalf("error of %d bytes", len(err.Error()))
+			}
+			return
+		}
+		seen := map[string]bool{}
+		for _, c := range cs {
+			if seen[c.Name] {
+				t.Fatalf("claim %q twice", c.Name)
+			}
+			seen[c.Name] = true
+			if c.Bytes < 0 || c.PrecisionBytes < 0 || c.OtherUnitBytes < 0 {
+				t.Fatalf("claim %+v out of range", c)
+			}
+		}
+	})
+}

@@ -31,7 +31,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strings"
 
@@ -39,6 +38,7 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/safeio"
 )
 
 // Format names a heap profile format.
@@ -73,10 +73,45 @@ const (
 	sniffBytes = 512
 )
 
-// maxUnzipBytes bounds what a gzipped profile decompresses to. The largest
-// real heap profiles (jemalloc's, with every stack of a big process) are
-// tens of MiB; a variable so that the tests can lower it.
+// maxUnzipBytes is the hard cap on what a gzipped profile decompresses to.
+// The largest real heap profiles (jemalloc's, with every stack of a big
+// process) are tens of MiB; a variable so that the tests can lower it.
 var maxUnzipBytes int64 = 512 << 20
+
+// Bounds derived from the size of the file as read (compressed or not), so
+// that parsing memory follows the input: pprof's parsers take some 35 bytes
+// of heap per byte of sample lines and a few hundred per sample, so a
+// 254 KB gzip of 100 MiB of tcmalloc lines took 3.5 GB.
+const (
+	// unzipRatio: a gzipped profile may decompress to unzipRatio times its
+	// size (real ones compress 3 to 25 times: hex addresses, maps), at
+	// least minUnzipBytes, at most maxUnzipBytes.
+	unzipRatio    = 64
+	minUnzipBytes = 16 << 20
+	// A profile may hold one stack (a sample; in a proto also a location)
+	// per bytesPerRecord bytes of the file (per gzBytesPerRecord bytes of a
+	// gzipped one), at least minRecords: a real stack takes 500 bytes of
+	// text or more, 24 or more gzipped (the committed tcmalloc, jemalloc
+	// and Go profiles), while pprof takes some 700 bytes of heap for a
+	// one-frame sample.
+	bytesPerRecord   = 64
+	gzBytesPerRecord = 16
+	minRecords       = 1 << 16
+)
+
+// unzipLimit is the decompressed size allowed a gzipped file of n bytes.
+func unzipLimit(n int) int64 {
+	return min(maxUnzipBytes, max(minUnzipBytes, unzipRatio*int64(n)))
+}
+
+// recordLimit is the number of stacks allowed a profile file of n bytes,
+// gzipped or not.
+func recordLimit(n int, gzipped bool) int {
+	if gzipped {
+		return max(minRecords, n/gzBytesPerRecord)
+	}
+	return max(minRecords, n/bytesPerRecord)
+}
 
 // Profile is one heap profile, read into pprof's model with its values
 // un-sampled.
@@ -103,26 +138,24 @@ type Profile struct {
 
 // Read reads the heap profile at path.
 func Read(path string) (*Profile, error) {
-	f, err := os.Open(path)
+	// Only a regular file, never blocking on a FIFO, at most maxFileBytes.
+	data, err := safeio.ReadFileLimit(path, maxFileBytes)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(data) > maxFileBytes {
-		return nil, errorf(path, "", "larger than %d bytes: not read", maxFileBytes)
 	}
 	return Parse(path, data)
 }
 
-// Parse reads a heap profile from data; name is used in errors.
+// Parse reads a heap profile from data; name is used in errors. What it
+// decompresses to and the stacks it holds are bounded by len(data) (see
+// unzipLimit and recordLimit): past a bound it returns an error naming the
+// bound, before pprof parses anything.
 func Parse(name string, data []byte) (*Profile, error) {
-	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+	gzipped := len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b
+	records, size := recordLimit(len(data), gzipped), len(data)
+	if gzipped {
 		var err error
-		if data, err = gunzip(data); err != nil {
+		if data, err = gunzip(data, unzipLimit(len(data))); err != nil {
 			if errors.Is(err, errNotProfile) {
 				return nil, errorf(name, "", "unknown profile format: the file decompresses to something that is not %s", profileTypeHint)
 			}
@@ -137,6 +170,14 @@ func Parse(name string, data []byte) (*Profile, error) {
 		err error
 	)
 	text := bytes.TrimLeft(data, " \t\r\n")
+	if n := countRecords(data, isHeapText(text)); n > records {
+		per := bytesPerRecord
+		if gzipped {
+			per = gzBytesPerRecord
+		}
+		return nil, errorf(name, "", "more than %d stacks (the limit for a file of %d bytes: one per %d bytes, at least %d): not read",
+			records, size, per, minRecords)
+	}
 	switch {
 	case bytes.HasPrefix(text, []byte("heap_v2/")):
 		p, err = parseJemalloc(text)
@@ -177,7 +218,7 @@ var errNotProfile = errors.New("not a profile")
 // must look like a profile (see looksLikeProfile): a small gzip of zeros
 // would otherwise make every byte of its expansion be allocated before the
 // format is checked.
-func gunzip(data []byte) ([]byte, error) {
+func gunzip(data []byte, limit int64) ([]byte, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
@@ -202,14 +243,56 @@ func gunzip(data []byte) ([]byte, error) {
 	if !looksLikeProfile(head) {
 		return nil, errNotProfile
 	}
-	out, err := io.ReadAll(io.LimitReader(io.MultiReader(bytes.NewReader(head), zr), maxUnzipBytes+1))
+	out, err := io.ReadAll(io.LimitReader(io.MultiReader(bytes.NewReader(head), zr), limit+1))
 	if err != nil {
 		return nil, truncated(err)
 	}
-	if int64(len(out)) > maxUnzipBytes {
-		return nil, fmt.Errorf("decompresses to more than %d bytes: not read", maxUnzipBytes)
+	if int64(len(out)) > limit {
+		return nil, fmt.Errorf("decompresses to more than %d bytes (the limit for %d compressed bytes: %d times, at least %d, at most %d): not read",
+			limit, len(data), unzipRatio, minUnzipBytes, maxUnzipBytes)
 	}
 	return out, nil
+}
+
+// countRecords counts, without allocating, an upper bound of the stacks in
+// an uncompressed profile: in text, the '@' that starts or ends each stack;
+// in a proto, the top-level samples and locations. A proto it cannot walk
+// counts what it walked; pprof refuses the rest.
+func countRecords(data []byte, text bool) int {
+	if text {
+		return bytes.Count(data, []byte("@"))
+	}
+	n := 0
+	for i := 0; i < len(data); {
+		key, k := binary.Uvarint(data[i:])
+		if k <= 0 {
+			return n
+		}
+		i += k
+		switch key & 7 {
+		case 0:
+			if _, k = binary.Uvarint(data[i:]); k <= 0 {
+				return n
+			}
+			i += k
+		case 1:
+			i += 8
+		case 5:
+			i += 4
+		case 2:
+			l, k := binary.Uvarint(data[i:])
+			if k <= 0 || l > uint64(len(data)-i-k) {
+				return n
+			}
+			i += k + int(l)
+			if f := key >> 3; f == 2 || f == 4 { // Profile.sample, Profile.location
+				n++
+			}
+		default:
+			return n
+		}
+	}
+	return n
 }
 
 // looksLikeProfile reports whether head, the start of a file, can start a
@@ -285,6 +368,11 @@ func parseProto(data []byte) (*Profile, error) {
 	if err := pp.CheckValid(); err != nil {
 		return &Profile{Format: Proto}, fmt.Errorf("malformed profile: %v", err)
 	}
+	if pp.Period < 0 {
+		return &Profile{Format: Proto}, fmt.Errorf("sampling period %d: negative", pp.Period)
+	}
+	// A period of 0 or 1 is taken as exact: Go writes its values un-sampled
+	// whatever the rate, and other tools write 0 for "not sampled".
 	p := &Profile{Format: Proto, P: pp, SampleRate: 1, HeaderInUseBytes: -1, ListedInUseBytes: -1}
 	if pt := pp.PeriodType; pt != nil && pt.Unit == "bytes" && pp.Period > 1 {
 		p.SampleRate = pp.Period

@@ -24,7 +24,7 @@ import (
 // check that a gperftools dump ends with its memory map, to catch a file cut
 // short.
 var (
-	legacyHeaderRE = regexp.MustCompile(`^heap profile: *(\d+): *(\d+) *\[ *(\d+): *(\d+) *\] *@ *([a-z_0-9]+)(?:/(\d+))?`)
+	legacyHeaderRE = regexp.MustCompile(`^heap profile: *(\d+): *(\d+) *\[ *(\d+): *(\d+) *\] *@ *([a-z_0-9]+)(?:/(-?\d+))?`)
 	legacySampleRE = regexp.MustCompile(`^\s*(-?\d+): *(-?\d+) *\[ *(\d+): *(\d+) *\] *@`)
 )
 
@@ -50,6 +50,18 @@ func parseLegacy(data []byte) (*Profile, error) {
 		return p, fmt.Errorf("a tcmalloc %s profile, not a heap profile: it has no in-use values", kind)
 	default:
 		return p, fmt.Errorf("line 1: unknown heap profile kind %q", kind)
+	}
+	if p.Format == TcmallocSample || p.Format == GoLegacy {
+		// A sampled profile states its mean sampling interval; 0 or less
+		// would make pprof leave the values as sampled, and they would be
+		// taken for exact.
+		if r, err := strconv.ParseInt(string(h[6]), 10, 64); err != nil || r < 1 {
+			period := string(h[6])
+			if period == "" {
+				period = "missing"
+			}
+			return p, fmt.Errorf("line 1: sample period %s: a sampled %s profile needs a positive sampling interval in bytes", period, h[5])
+		}
 	}
 	header, err := strconv.ParseInt(string(h[2]), 10, 64)
 	if err != nil || header > maxBytes {

@@ -9,12 +9,12 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/safeio"
 )
 
 // File is a rules file.
@@ -42,10 +42,15 @@ type Part struct {
 	NeedBits int      `yaml:"need_bits"`
 }
 
+// MaxBytes bounds a rules file; real ones are a few KiB.
+const MaxBytes = safeio.SideFileLimit
+
 // Load reads the schemes of a rules file. Unknown keys, unknown dtypes and
 // incomplete rules are errors naming the file and the line.
+//
+// Only a regular file of at most MaxBytes is read.
 func Load(path string) ([]accounting.Scheme, error) {
-	data, err := os.ReadFile(path)
+	data, err := safeio.ReadFileLimit(path, MaxBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/accounting/rules"
 	"github.com/qinsaudit/qinsaudit/report"
+	htmlreport "github.com/qinsaudit/qinsaudit/report/html"
 )
 
 // outputFlags are the rendering flags every reporting command shares.
@@ -21,7 +22,7 @@ type outputFlags struct {
 
 func addOutputFlags(c *cobra.Command) *outputFlags {
 	o := &outputFlags{
-		format: newEnum("text", "text", "json", "markdown", "csv", "pprof"),
+		format: newEnum("text", "text", "json", "markdown", "csv", "pprof", "html"),
 		by:     newEnum("role", report.ByValues...),
 		sort:   newEnum("", append([]string{""}, report.SortValues...)...),
 	}
@@ -41,19 +42,23 @@ func (o *outputFlags) validate() error {
 	return nil
 }
 
+// write renders rep in the chosen format; a failure to write it (a full
+// disk, a closed pipe) exits 1.
 func (o *outputFlags) write(w io.Writer, rep *report.Report) error {
 	opts := report.TextOptions{By: o.by.value, Sort: o.sort.value, Top: o.top, Bytes: o.bytes}
 	switch o.format.value {
 	case "json":
-		return report.WriteJSON(w, rep)
+		return writeFailed(report.WriteJSON(w, rep))
 	case "markdown":
-		return report.WriteMarkdown(w, rep, opts)
+		return writeFailed(report.WriteMarkdown(w, rep, opts))
 	case "csv":
-		return report.WriteCSV(w, rep, opts)
+		return writeFailed(report.WriteCSV(w, rep, opts))
 	case "pprof":
-		return report.WritePprof(w, rep)
+		return writeFailed(report.WritePprof(w, rep))
+	case "html":
+		return writeFailed(htmlreport.Write(w, rep))
 	}
-	return report.WriteText(w, rep, opts)
+	return writeFailed(report.WriteText(w, rep, opts))
 }
 
 func newAuditCmd(stdout io.Writer) *cobra.Command {

@@ -77,10 +77,10 @@ to the config. The gate decides the exit code whatever the output format:
 		if err := addAgainst(cfg, *against, *maxGrowth, *maxGrowthBytes, *ignoreBelow); err != nil {
 			return err
 		}
-		if *maxHeap < 0 {
-			return usageErrorf("--max-heap-over-stored must be positive, not %g", *maxHeap)
-		}
-		if *maxHeap > 0 {
+		if *maxHeap != 0 {
+			if err := gate.CheckLimit("--max-heap-over-stored", *maxHeap); err != nil {
+				return usageErrorf("%v", err)
+			}
 			cfg.MaxHeapOverStored = maxHeap
 		}
 		if *heapPath == "" && (*heapBase != "" || *maxHeap > 0) {
@@ -189,26 +189,16 @@ func measureHeap(res *accounting.Result, path, basePath string) (*gate.Heap, []a
 	return h, cc.Comparisons, nil
 }
 
-// readReport reads a saved JSON report.
-func readReport(path string) (*report.Report, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	rep, err := report.ReadJSON(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return rep, nil
-}
+// readReport reads a saved JSON report, bounded and checked
+// (report.ReadFile).
+func readReport(path string) (*report.Report, error) { return report.ReadFile(path) }
 
 func addFlagBudgets(cfg *gate.Config, minRatio, maxBits, maxStored, forbid, allow []string) error {
 	parse := func(flag, v string) (*gate.Role, string, error) {
 		role, val, ok := strings.Cut(v, "=")
 		var r gate.Role
 		if !ok {
-			return nil, "", usageErrorf("--%s %q: want ROLE=VALUE", flag, v)
+			return nil, "", usageErrorf("--%s %q: want ROLE=VALUE", flag, gate.Clip(v))
 		}
 		if err := r.UnmarshalText([]byte(role)); err != nil {
 			return nil, "", usageErrorf("--%s: %v", flag, err)
@@ -222,7 +212,10 @@ func addFlagBudgets(cfg *gate.Config, minRatio, maxBits, maxStored, forbid, allo
 		}
 		x, perr := strconv.ParseFloat(strings.TrimSuffix(val, "x"), 64)
 		if perr != nil {
-			return usageErrorf("--min-ratio %q: bad number", v)
+			return usageErrorf("--min-ratio %q: bad number", gate.Clip(v))
+		}
+		if err := gate.CheckLimit("--min-ratio", x); err != nil {
+			return usageErrorf("%v", err)
 		}
 		cfg.Budgets = append(cfg.Budgets, gate.Budget{Role: r, MinRatio: &x})
 	}
@@ -233,7 +226,10 @@ func addFlagBudgets(cfg *gate.Config, minRatio, maxBits, maxStored, forbid, allo
 		}
 		x, perr := strconv.ParseFloat(val, 64)
 		if perr != nil {
-			return usageErrorf("--max-bits-per-weight %q: bad number", v)
+			return usageErrorf("--max-bits-per-weight %q: bad number", gate.Clip(v))
+		}
+		if err := gate.CheckLimit("--max-bits-per-weight", x); err != nil {
+			return usageErrorf("%v", err)
 		}
 		cfg.Budgets = append(cfg.Budgets, gate.Budget{Role: r, MaxBitsPerWeight: &x})
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"strings"
 
@@ -78,7 +79,7 @@ func (f *crosscheckFlags) validate() ([]accounting.Claim, *regexp.Regexp, error)
 	switch {
 	case f.heap == "":
 		return nil, nil, usageErrorf("crosscheck: --heap PROFILE is required (a heap profile of your decode pass; see docs/heap-recipe.md)")
-	case f.maxOver < 0:
+	case !(f.maxOver >= 0) || math.IsInf(f.maxOver, 0):
 		return nil, nil, usageErrorf("crosscheck: --max-heap-over-stored must be 0 (none) or a positive ratio, not %v", f.maxOver)
 	case !(f.tolerance > 0 && f.tolerance < 1):
 		return nil, nil, usageErrorf("crosscheck: --tolerance must be a fraction between 0 and 1, not %v", f.tolerance)

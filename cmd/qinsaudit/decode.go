@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -85,7 +86,7 @@ func (f *decodeFlags) validate() error {
 		return usageErrorf("decode: --batch must be from 1 to %d, not %d", maxBatch, f.batch)
 	case !(f.alpha > 0) || f.alpha > 1e30:
 		return usageErrorf("decode: --alpha must be a positive number, not %v", f.alpha)
-	case f.maxOver < 0:
+	case !(f.maxOver >= 0) || math.IsInf(f.maxOver, 0):
 		return usageErrorf("decode: --max-heap-over-stored must be 0 (none) or a positive ratio, not %v", f.maxOver)
 	}
 	return nil
@@ -110,7 +111,7 @@ func runDecode(stdout, stderr io.Writer, paths []string, f *decodeFlags) error {
 	if err != nil {
 		return badInput(err)
 	}
-	snap := &heapsnap.Recorder{Dir: f.dir, Site: decode.Site}
+	snap := &heapsnap.Recorder{Dir: f.dir, Site: decode.Site, Inputs: inputs(paths, m)}
 	opts := decode.Options{Alpha: float32(f.alpha), Measure: snap.Take, Progress: progress(stderr)}
 	if f.cache {
 		opts.Policy = decode.Cache
@@ -139,6 +140,22 @@ func runDecode(stdout, stderr io.Writer, paths []string, f *decodeFlags) error {
 		return gateFailed(fmt.Errorf("decode: %s", strings.Join(failed, "; ")))
 	}
 	return nil
+}
+
+// inputs are the files a decode run reads, for -o never to write over one.
+func inputs(paths []string, m *accounting.Model) []os.FileInfo {
+	var out []os.FileInfo
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil {
+			out = append(out, fi)
+		}
+	}
+	for _, f := range m.Files {
+		if fi, err := os.Stat(f.Path); err == nil {
+			out = append(out, fi)
+		}
+	}
+	return out
 }
 
 // runPass loads the model and runs the pass under exact heap profiling,

@@ -8,7 +8,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qinsaudit/qinsaudit/internal/remote"
+	"github.com/qinsaudit/qinsaudit/internal/safeio"
 	"github.com/qinsaudit/qinsaudit/report"
+	htmlreport "github.com/qinsaudit/qinsaudit/report/html"
 )
 
 func newDiffCmd(stdout io.Writer) *cobra.Command {
@@ -27,7 +29,7 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 			return nil
 		},
 	}
-	format := newEnum("text", "text", "json", "markdown", "csv")
+	format := newEnum("text", "text", "json", "markdown", "csv", "html")
 	by := newEnum("role", report.DiffByValues...)
 	f := c.Flags()
 	enumVar(c, format, "format", "output format")
@@ -50,21 +52,36 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 		opts := report.TextOptions{Top: *top, Bytes: *exact}
 		switch format.value {
 		case "json":
-			return report.WriteDiffJSON(stdout, d)
+			return writeFailed(report.WriteDiffJSON(stdout, d))
 		case "markdown":
-			return report.WriteDiffMarkdown(stdout, d, opts)
+			return writeFailed(report.WriteDiffMarkdown(stdout, d, opts))
 		case "csv":
-			return report.WriteDiffCSV(stdout, d)
+			return writeFailed(report.WriteDiffCSV(stdout, d))
+		case "html":
+			return writeFailed(htmlreport.WriteDiff(stdout, d, reps[0], reps[1]))
 		}
-		return report.WriteDiffText(stdout, d, opts)
+		return writeFailed(report.WriteDiffText(stdout, d, opts))
 	}
 	return c
 }
 
 // side reads one side of a diff: a saved JSON report (a file whose first
 // non-blank byte is '{'; no model format starts so) or a model.
+//
+// A path that is neither a regular file nor a directory (a FIFO, a device)
+// is refused here: reading it could block or never end.
 func side(path string, af *auditFlags) (*report.Report, error) {
-	if !remote.IsRemote(path) && isJSON(path) {
+	if remote.IsRemote(path) {
+		return audit([]string{path}, af)
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		f, _, err := safeio.OpenRegular(path) // its error names what the path is
+		if err != nil {
+			return nil, badInput(err)
+		}
+		f.Close()
+	}
+	if isJSON(path) {
 		rep, err := readReport(path)
 		if err != nil {
 			return nil, badInput(err)
@@ -74,17 +91,16 @@ func side(path string, af *auditFlags) (*report.Report, error) {
 	return audit([]string{path}, af)
 }
 
+// isJSON reports whether path is a saved report. Only a regular file is
+// looked into (a FIFO would block the read); what is
+// not one is left to the model loaders to refuse.
 func isJSON(path string) bool {
-	f, err := os.Open(path)
+	f, _, err := safeio.OpenRegular(path)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || fi.IsDir() {
-		return false
-	}
-	r := bufio.NewReader(f)
+	r := bufio.NewReader(io.LimitReader(f, 1<<20))
 	for {
 		b, err := r.ReadByte()
 		if err != nil {

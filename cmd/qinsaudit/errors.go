@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/qinsaudit/qinsaudit/internal/neutral"
 )
 
 // Exit codes. Every outcome of a command maps to one of these; docs/exit-codes.md
@@ -30,18 +32,24 @@ func usageErrorf(format string, args ...any) error {
 	return &exitError{exitUsage, fmt.Errorf(format, args...)}
 }
 
-// exitCode prints err (if any) and returns the code for it. Errors that no
-// command wrapped come from the command-line parser: usage errors.
+// exitCode prints err (if any) and returns the code for it. Usage errors
+// are marked where they arise: the flag parser (SetFlagErrorFunc), the
+// argument validators, the commands' own checks of flag values. Any other
+// error no command marked (an output that could not be written, an
+// internal failure, a resource limit) is not the user's usage: exit 1.
+//
+// The message is neutralised (neutral.Message): it may quote a tensor
+// name, a claim name or a config value, escaped and clipped.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	code := exitUsage
+	code := exitBadInput
 	var ee *exitError
 	if errors.As(err, &ee) {
 		code = ee.code
 	}
-	fmt.Fprintf(stderr, "qinsaudit: %v\n", err)
+	fmt.Fprintf(stderr, "qinsaudit: %s\n", neutral.Message(err.Error()))
 	if code == exitUsage {
 		fmt.Fprintln(stderr, "Run 'qinsaudit help' for usage.")
 	}
@@ -51,3 +59,12 @@ func exitCode(err error, stderr io.Writer) int {
 // gateFailed marks an outcome that fails a gate: a budget, a regression,
 // a claim that disagrees with a measurement.
 func gateFailed(err error) error { return &exitError{exitGate, err} }
+
+// writeFailed marks a failure to write the output (a full disk, a closed
+// pipe): exit 1, never a usage error.
+func writeFailed(err error) error {
+	if err == nil {
+		return nil
+	}
+	return badInput(fmt.Errorf("writing the output: %w", err))
+}

@@ -37,14 +37,28 @@ baseline, its theoretical size, and what the file really stores.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%s: %v", c.Name(), err)
 	})
+	// Cobra reports an unknown command from the root's argument check:
+	// made here, it is marked a usage error like the others.
+	root.Args = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageErrorf("unknown command %q for %q", args[0], c.Name())
+		}
+		return nil
+	}
+	root.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
 	root.AddCommand(newAuditCmd(stdout), newCheckCmd(stdout), newDiffCmd(stdout))
 	root.AddCommand(newDecodeCmd(stdout))
 	root.AddCommand(newCrosscheckCmd(stdout))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print qinsaudit's version (module version and VCS revision)",
-		Args:  cobra.NoArgs,
-		Run:   func(c *cobra.Command, _ []string) { fmt.Fprintf(stdout, "qinsaudit %s\n", version.String()) },
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("version takes no arguments")
+			}
+			return nil
+		},
+		Run: func(c *cobra.Command, _ []string) { fmt.Fprintf(stdout, "qinsaudit %s\n", version.String()) },
 	})
 	return root
 }

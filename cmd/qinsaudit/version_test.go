@@ -30,7 +30,7 @@ func TestCompletion(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"audit", "--format", ""}, []string{"text", "json", "markdown", "csv", "pprof"}},
+		{[]string{"audit", "--format", ""}, []string{"text", "json", "markdown", "csv", "pprof", "html"}},
 		{[]string{"audit", "--sort", ""}, []string{"stored", "baseline", "name"}},
 		{[]string{"diff", "a", "b", "--by", ""}, []string{"role", "role-matched", "dtype", "tensor"}},
 		{[]string{"check", "m", "--baseline", ""}, []string{"fp32", "fp16", "bf16"}},
@@ -52,7 +52,7 @@ func TestCompletion(t *testing.T) {
 	}
 	// Help lists each enum flag's choices.
 	out, _, _ := runCmd(t, "audit", "--help")
-	if !strings.Contains(out, "(text|json|markdown|csv|pprof)") || !strings.Contains(out, "(stored|baseline|theoretical|params|ratio|bits|name)") {
+	if !strings.Contains(out, "(text|json|markdown|csv|pprof|html)") || !strings.Contains(out, "(stored|baseline|theoretical|params|ratio|bits|name)") {
 		t.Errorf("audit --help:\n%s", out)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 )
 
 // Exact prepares the process for exact heap snapshots and returns a
@@ -55,6 +56,9 @@ type Recorder struct {
 	Site func(function string) (key string, ok bool)
 	// Files lists the profiles written to Dir, in order.
 	Files []string
+	// Inputs are files the run reads (the model's); a profile is never
+	// written over one of them.
+	Inputs []os.FileInfo
 
 	recs  []runtime.MemProfileRecord // reused by every Take
 	sites map[uintptr]pcSite         // the site of each stack PC seen
@@ -81,7 +85,7 @@ func (r *Recorder) Take(phase string) (map[string]int64, error) {
 	runtime.GC()
 	if r.Dir != "" {
 		name := filepath.Join(r.Dir, fmt.Sprintf("%02d-%s.pb.gz", len(r.Files)+1, fileName(phase)))
-		if err := writeProfile(name); err != nil {
+		if err := r.writeProfile(name); err != nil {
 			return nil, fmt.Errorf("heap profile at %s: %w", phase, err)
 		}
 		r.Files = append(r.Files, name)
@@ -110,9 +114,21 @@ func (r *Recorder) Take(phase string) (map[string]int64, error) {
 	return by, nil
 }
 
-// writeProfile writes the heap profile to the file name.
-func writeProfile(name string) error {
-	f, err := os.Create(name)
+// writeProfile writes the heap profile to the file name, which it creates:
+// O_EXCL refuses a file that exists (an input, an earlier run's profile)
+// and O_NOFOLLOW a symlink planted there, so nothing but the new file is
+// ever written.
+func (r *Recorder) writeProfile(name string) error {
+	if fi, err := os.Lstat(name); err == nil {
+		target, _ := os.Stat(name) // what a symlink there leads to
+		for _, in := range r.Inputs {
+			if os.SameFile(fi, in) || target != nil && os.SameFile(target, in) {
+				return fmt.Errorf("%s is an input of this run: not writing over it; choose another -o directory", name)
+			}
+		}
+		return fmt.Errorf("%s exists: not writing over it (profiles are only written to new files); remove it or choose another -o directory", name)
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return err
 	}

@@ -9,18 +9,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"math"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/neutral"
+	"github.com/qinsaudit/qinsaudit/internal/safeio"
 )
 
 // Config is a gate's configuration, from qinsaudit.yaml or .toml:
@@ -85,32 +89,152 @@ type Waiver struct {
 
 // Load reads a config file: YAML (.yaml, .yml) or TOML (.toml). Unknown
 // keys and bad values are errors naming the file and the line.
+//
+// Only a regular file of at most MaxConfigBytes is read.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".yaml", ".yml", ".toml":
+	default:
+		return nil, fmt.Errorf("%s: config must be .yaml, .yml or .toml", path)
+	}
+	data, err := safeio.ReadFileLimit(path, MaxConfigBytes)
 	if err != nil {
 		return nil, err
 	}
+	return Parse(path, data)
+}
+
+// MaxConfigBytes bounds a config file; real ones are a few KiB.
+const MaxConfigBytes = safeio.SideFileLimit
+
+// Parse reads config data in the format path's extension names; path is
+// used in errors. Error messages quote at most a short excerpt of the
+// input.
+func Parse(path string, data []byte) (*Config, error) {
 	var c Config
+	var root yaml.Node // for the lines of values Validate refuses
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".yaml", ".yml":
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err != nil && err != io.EOF { // EOF: an empty file, an empty config
-			return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(strings.ReplaceAll(err.Error(), "\n ", ""), "yaml: "))
+			return nil, fmt.Errorf("%s: %s", path, Clip(strings.TrimPrefix(strings.ReplaceAll(err.Error(), "\n ", ""), "yaml: ")))
 		}
+		_ = yaml.Unmarshal(data, &root) // it decoded above
 	case ".toml":
 		dec := toml.NewDecoder(bytes.NewReader(data))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&c); err != nil {
-			return nil, fmt.Errorf("%s: %s", path, tomlErr(err))
+			return nil, fmt.Errorf("%s: %s", path, Clip(tomlErr(err)))
 		}
 	default:
 		return nil, fmt.Errorf("%s: config must be .yaml, .yml or .toml", path)
 	}
 	if err := c.Validate(); err != nil {
+		var ve *valueError
+		if errors.As(err, &ve) {
+			line := yamlLine(&root, ve.path...)
+			if strings.EqualFold(filepath.Ext(path), ".toml") {
+				line = tomlLine(data, ve.path...)
+			}
+			if line > 0 {
+				return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+			}
+		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &c, nil
+}
+
+// Clip shortens text quoted in an error message to its first 200 bytes: a
+// 50 MB string in a config must not come back whole in one error line.
+func Clip(s string) string { return neutral.Clip(s, 200) }
+
+// valueError is a value Validate refuses, with the path of its key
+// ("budgets", "2", "min_ratio") for the line.
+type valueError struct {
+	path []string
+	msg  string
+}
+
+func (e *valueError) Error() string { return e.msg }
+
+// yamlLine finds the line of the value at path (mapping keys and sequence
+// indices) in a YAML document; 0 if it is not there.
+func yamlLine(n *yaml.Node, path ...string) int {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	for _, p := range path {
+		var next *yaml.Node
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == p {
+					next = n.Content[i+1]
+				}
+			}
+		case yaml.SequenceNode:
+			if i, err := strconv.Atoi(p); err == nil && i >= 0 && i < len(n.Content) {
+				next = n.Content[i]
+			}
+		}
+		if next == nil {
+			return 0
+		}
+		n = next
+	}
+	return n.Line
+}
+
+// tomlLine finds the line of the key at path ("budgets", "2", "min_ratio":
+// the key min_ratio in the third [[budgets]] table; "max_heap_over_stored":
+// a top-level key) in a TOML document; 0 if it is not there in that form.
+// go-toml's decoder gives no positions for a value it decoded, so the
+// document is walked again with its parser (the package go-toml names
+// unstable, for its API may change; only the keys and their offsets are
+// used).
+func tomlLine(data []byte, path ...string) int {
+	var p unstable.Parser
+	p.Reset(data)
+	var table []string       // the current table's key
+	seen := map[string]int{} // [[array tables]] seen so far, by key
+	for p.NextExpression() {
+		e := p.Expression()
+		var key []string
+		var first *unstable.Node
+		it := e.Key()
+		for it.Next() {
+			if first == nil {
+				first = it.Node()
+			}
+			key = append(key, string(it.Node().Data))
+		}
+		switch e.Kind {
+		case unstable.ArrayTable:
+			k := strings.Join(key, ".")
+			table = append(key, strconv.Itoa(seen[k]))
+			seen[k]++
+		case unstable.Table:
+			table = key
+		case unstable.KeyValue:
+			if first != nil && slices.Equal(append(slices.Clip(table), key...), path) {
+				return 1 + bytes.Count(data[:min(int(first.Raw.Offset), len(data))], []byte("\n"))
+			}
+		}
+	}
+	return 0
+}
+
+// CheckLimit refuses a limit that is not a finite positive number: NaN
+// compares false with everything, so a NaN limit would pass any model,
+// and an infinite or negative one makes a check that cannot fail or
+// cannot pass.
+func CheckLimit(name string, v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 {
+		return fmt.Errorf("%s %v: want a finite positive number", name, v)
+	}
+	return nil
 }
 
 func tomlErr(err error) string {
@@ -147,6 +271,17 @@ func (c *Config) Validate() error {
 		if b.MinRatio == nil && b.MaxBitsPerWeight == nil && b.MaxStoredBytes == nil {
 			return fmt.Errorf("budgets[%d]: no limit (min_ratio, max_bits_per_weight, max_stored_bytes)", i)
 		}
+		for _, l := range []struct {
+			key string
+			v   *float64
+		}{{"min_ratio", b.MinRatio}, {"max_bits_per_weight", b.MaxBitsPerWeight}} {
+			if l.v == nil {
+				continue
+			}
+			if err := CheckLimit(l.key, *l.v); err != nil {
+				return &valueError{[]string{"budgets", strconv.Itoa(i), l.key}, fmt.Sprintf("budgets[%d]: %v", i, err)}
+			}
+		}
 	}
 	for i, w := range c.Waivers {
 		if w.Check == "" {
@@ -164,8 +299,10 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("allow_findings[%d] (%s): allowing a finding needs a reason", i, a.Kind.Kind)
 		}
 	}
-	if c.MaxHeapOverStored != nil && *c.MaxHeapOverStored <= 0 {
-		return fmt.Errorf("max_heap_over_stored: %g is not a positive ratio", *c.MaxHeapOverStored)
+	if c.MaxHeapOverStored != nil {
+		if err := CheckLimit("max_heap_over_stored", *c.MaxHeapOverStored); err != nil {
+			return &valueError{[]string{"max_heap_over_stored"}, err.Error()}
+		}
 	}
 	if c.Against != nil && c.Against.Report == "" {
 		return errors.New("against: no report")
@@ -185,7 +322,7 @@ func (r *Role) UnmarshalText(b []byte) error {
 	s := string(b)
 	if s != "total" {
 		if _, err := accounting.ParseRole(s); err != nil {
-			return err
+			return fmt.Errorf("unknown role %q (want encoded_linear, embedding, untouched, optimizer_state or total)", Clip(s))
 		}
 	}
 	r.Name = s
@@ -210,7 +347,7 @@ func (f *FindingKind) UnmarshalText(b []byte) error {
 	for _, k := range accounting.FindingKinds {
 		names = append(names, string(k))
 	}
-	return fmt.Errorf("unknown finding %q (known: %s)", b, strings.Join(names, ", "))
+	return fmt.Errorf("unknown finding %q (known: %s)", Clip(string(b)), strings.Join(names, ", "))
 }
 
 // UnmarshalYAML adds the line to UnmarshalText's error.
@@ -223,7 +360,7 @@ type Glob struct{ Pattern string }
 // UnmarshalText checks the pattern.
 func (g *Glob) UnmarshalText(b []byte) error {
 	if _, err := path.Match(string(b), ""); err != nil {
-		return fmt.Errorf("bad pattern %q: %v", b, err)
+		return fmt.Errorf("bad pattern %q: %v", Clip(string(b)), err)
 	}
 	g.Pattern = string(b)
 	return nil
@@ -249,7 +386,7 @@ func ParseSize(s string) (int64, error) {
 	}
 	n, err := humanize.ParseBytes(s)
 	if err != nil || n > 1<<62 {
-		return 0, fmt.Errorf("bad size %q (want bytes, or a number with B, KiB, MiB, GiB, kB, MB, GB)", s)
+		return 0, fmt.Errorf("bad size %q (want bytes, or a number with B, KiB, MiB, GiB, kB, MB, GB)", Clip(s))
 	}
 	return int64(n), nil
 }
@@ -270,8 +407,8 @@ type Percent struct{ Value float64 }
 // ParsePercent reads a percentage.
 func ParsePercent(s string) (float64, error) {
 	v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(s), "%"), 64)
-	if err != nil || !strings.HasSuffix(strings.TrimSpace(s), "%") || v < 0 {
-		return 0, fmt.Errorf("bad percentage %q (want e.g. 1%% or 0.5%%)", s)
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(s), "%") || !(v >= 0) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("bad percentage %q (want e.g. 1%% or 0.5%%)", Clip(s))
 	}
 	return v, nil
 }
@@ -293,7 +430,7 @@ type Date struct{ time.Time }
 func (d *Date) UnmarshalText(b []byte) error {
 	t, err := time.Parse(time.DateOnly, string(b))
 	if err != nil {
-		return fmt.Errorf("bad date %q (want YYYY-MM-DD)", b)
+		return fmt.Errorf("bad date %q (want YYYY-MM-DD)", Clip(string(b)))
 	}
 	d.Time = t
 	return nil

@@ -1,0 +1,225 @@
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+
+	"github.com/qinsaudit/qinsaudit/internal/neutral"
+)
+
+// maxCount bounds every byte and element count a saved report may hold,
+// alone or summed: far above any real model, far below where int64 sums
+// overflow.
+const maxCount = 1 << 62
+
+// Validate checks that a report read from a file (a baseline, a side of a
+// diff) is one qinsaudit could have written: no negative or out-of-range
+// counts, and figures that agree with each other. Each group (role,
+// module, layer, dtype, file) is the sum of its tensors, and the total
+// the sum of the roles in the model. A report whose figures contradict
+// each other would make a gate or a diff decide on numbers that mean
+// nothing, so it is refused, naming the first contradiction.
+func (rep *Report) Validate() error {
+	v := &validator{}
+	for i, t := range rep.Tensors {
+		where := fmt.Sprintf("tensors[%d] (%s)", i, quote(t.Name))
+		v.counts(where, map[string]int64{"numel": t.Numel, "params": t.Params, "baseline_bytes": t.BaselineBytes,
+			"theoretical_bytes": t.TheoreticalBytes, "stored_bytes": t.StoredBytes, "dead_bytes": t.DeadBytes})
+		for _, d := range t.Shape {
+			if d < 0 {
+				v.fail("%s: shape dimension %d is negative", where, d)
+			}
+		}
+		if t.DeadBytes > t.StoredBytes {
+			v.fail("%s: dead_bytes %d exceed stored_bytes %d", where, t.DeadBytes, t.StoredBytes)
+		}
+	}
+	for i, f := range rep.Files {
+		where := fmt.Sprintf("files[%d] (%s)", i, quote(f.Path))
+		v.counts(where, map[string]int64{"size_bytes": f.SizeBytes, "tensors": f.Tensors, "stored_bytes": f.StoredBytes})
+		if v.err == nil && f.OverheadBytes != f.SizeBytes-f.StoredBytes {
+			v.fail("%s: overhead_bytes %d is not size_bytes %d - stored_bytes %d", where, f.OverheadBytes, f.SizeBytes, f.StoredBytes)
+		}
+	}
+	groups := [][]Group{rep.Roles, rep.Modules, rep.Layers, rep.DTypes, {rep.Totals}}
+	for k, gs := range groups {
+		for i, g := range gs {
+			where := fmt.Sprintf("%s[%d] (%s)", []string{"roles", "modules", "layers", "dtypes", "totals"}[k], i, quote(g.Key()))
+			v.counts(where, map[string]int64{"tensors": g.Tensors, "params": g.Params, "baseline_bytes": g.BaselineBytes,
+				"theoretical_bytes": g.TheoreticalBytes, "stored_bytes": g.StoredBytes})
+			for name, x := range map[string]float64{"ratio": g.Ratio, "bits_per_weight": g.BitsPerWeight} {
+				if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
+					v.fail("%s: %s %v is not a finite non-negative number", where, name, x)
+				}
+			}
+		}
+	}
+	for i, f := range rep.Findings {
+		v.counts(fmt.Sprintf("findings[%d]", i), map[string]int64{"bytes": f.Bytes})
+	}
+	for i, p := range rep.Phases {
+		m := map[string]int64{"in_use_bytes": p.InUseBytes, "expected_bytes": p.ExpectedBytes}
+		for k, x := range p.ByRole {
+			m["by_role "+quote(k)] = x
+		}
+		v.counts(fmt.Sprintf("phases[%d]", i), m)
+	}
+	for i, c := range rep.Comparisons {
+		v.counts(fmt.Sprintf("comparisons[%d]", i), map[string]int64{"measured_bytes": c.MeasuredBytes,
+			"expected_bytes": c.ExpectedBytes, "tolerance_bytes": c.ToleranceBytes})
+	}
+	if v.err != nil {
+		return v.err
+	}
+	v.sums(rep)
+	return v.err
+}
+
+// quote shortens a name quoted in an error.
+func quote(s string) string { return neutral.Clip(s, 80) }
+
+type validator struct{ err error }
+
+func (v *validator) fail(format string, args ...any) {
+	if v.err == nil {
+		v.err = fmt.Errorf(format, args...)
+	}
+}
+
+// counts refuses negative and out-of-range counts, the first in key order.
+func (v *validator) counts(where string, m map[string]int64) {
+	if v.err != nil {
+		return
+	}
+	var bad []string
+	for k, x := range m {
+		if x < 0 || x > maxCount {
+			bad = append(bad, k)
+		}
+	}
+	if len(bad) == 0 {
+		return
+	}
+	first := bad[0]
+	for _, k := range bad {
+		first = min(first, k)
+	}
+	v.fail("%s: %s %d out of range (want 0 to 2^62)", where, first, m[first])
+}
+
+// sums is a group's figures summed over its tensors, with checked adds.
+type sums struct {
+	tensors, params, baseline, theoretical, stored int64
+}
+
+func (s *sums) add(v *validator, t Tensor) {
+	s.tensors = v.plus(s.tensors, 1)
+	s.params = v.plus(s.params, t.Params)
+	s.baseline = v.plus(s.baseline, t.BaselineBytes)
+	s.theoretical = v.plus(s.theoretical, t.TheoreticalBytes)
+	s.stored = v.plus(s.stored, t.StoredBytes)
+}
+
+// plus adds two counts in range, refusing a sum past maxCount.
+func (v *validator) plus(a, b int64) int64 {
+	if a > maxCount-b {
+		v.fail("figures sum to more than 2^62: not a real model")
+		return 0
+	}
+	return a + b
+}
+
+// sums checks every group against the tensors it sums, and the total
+// against the roles. Theoretical bytes of a group may be less than its
+// tensors' (a tied weight counts once), never more.
+func (v *validator) sums(rep *Report) {
+	byRole, byModule, byLayer, byDType, byFile := map[string]*sums{}, map[string]*sums{}, map[string]*sums{}, map[string]*sums{}, map[string]*sums{}
+	at := func(m map[string]*sums, k string) *sums {
+		s := m[k]
+		if s == nil {
+			s = &sums{}
+			m[k] = s
+		}
+		return s
+	}
+	for _, t := range rep.Tensors {
+		at(byRole, t.Role).add(v, t)
+		at(byFile, t.File).add(v, t)
+		if t.Role == "optimizer_state" {
+			continue
+		}
+		at(byModule, t.Module).add(v, t)
+		at(byDType, t.DType).add(v, t)
+		at(byLayer, cmp.Or(t.Layer, NoLayer)).add(v, t) // reports before NoLayer list no such group
+	}
+	check := func(where string, g Group, s *sums) {
+		if s == nil {
+			s = &sums{}
+		}
+		switch {
+		case g.Tensors != s.tensors:
+			v.fail("%s: tensors %d, but %d tensors are listed for it", where, g.Tensors, s.tensors)
+		case g.Params != s.params:
+			v.fail("%s: params %d, but its tensors sum to %d", where, g.Params, s.params)
+		case g.BaselineBytes != s.baseline:
+			v.fail("%s: baseline_bytes %d, but its tensors sum to %d", where, g.BaselineBytes, s.baseline)
+		case g.StoredBytes != s.stored:
+			v.fail("%s: stored_bytes %d, but its tensors sum to %d", where, g.StoredBytes, s.stored)
+		case g.TheoreticalBytes > s.theoretical:
+			v.fail("%s: theoretical_bytes %d, more than its tensors' %d", where, g.TheoreticalBytes, s.theoretical)
+		}
+	}
+	for _, gs := range []struct {
+		name   string
+		groups []Group
+		sums   map[string]*sums
+	}{{"roles", rep.Roles, byRole}, {"modules", rep.Modules, byModule}, {"layers", rep.Layers, byLayer}, {"dtypes", rep.DTypes, byDType}} {
+		name := gs.name
+		seen := map[string]bool{}
+		for i, g := range gs.groups {
+			k := g.Key()
+			where := fmt.Sprintf("%s[%d] (%s)", name, i, quote(k))
+			if seen[k] {
+				v.fail("%s: listed twice", where)
+			}
+			seen[k] = true
+			check(where, g, gs.sums[k])
+		}
+		want := len(gs.sums)
+		if _, ok := gs.sums[NoLayer]; ok && name == "layers" && !seen[NoLayer] {
+			want-- // a report from before the NoLayer group
+		}
+		if len(seen) != want {
+			v.fail("%s: %d listed, but the tensors have %d", name, len(seen), want)
+		}
+	}
+	for i, f := range rep.Files {
+		s := byFile[f.Path]
+		if s == nil {
+			s = &sums{}
+		}
+		where := fmt.Sprintf("files[%d] (%s)", i, quote(f.Path))
+		if f.Tensors != s.tensors || f.StoredBytes != s.stored {
+			v.fail("%s: %d tensors of %d stored bytes, but the tensors listed for it are %d of %d", where, f.Tensors, f.StoredBytes, s.tensors, s.stored)
+		}
+	}
+	var total sums
+	for _, g := range rep.Roles {
+		if g.Role == "optimizer_state" {
+			continue
+		}
+		total.tensors = v.plus(total.tensors, g.Tensors)
+		total.params = v.plus(total.params, g.Params)
+		total.baseline = v.plus(total.baseline, g.BaselineBytes)
+		total.theoretical = v.plus(total.theoretical, g.TheoreticalBytes)
+		total.stored = v.plus(total.stored, g.StoredBytes)
+	}
+	t := rep.Totals
+	if t.Tensors != total.tensors || t.Params != total.params || t.BaselineBytes != total.baseline ||
+		t.TheoreticalBytes != total.theoretical || t.StoredBytes != total.stored {
+		v.fail("totals: %d tensors, %d params, %d baseline, %d theoretical, %d stored bytes, but the roles in the model sum to %d, %d, %d, %d, %d",
+			t.Tensors, t.Params, t.BaselineBytes, t.TheoreticalBytes, t.StoredBytes,
+			total.tensors, total.params, total.baseline, total.theoretical, total.stored)
+	}
+}
