@@ -207,13 +207,14 @@ func filesTable(rep *Report, opts TextOptions) *table {
 		t.rows = append(t.rows, row)
 	}
 	if rep.Remote != nil {
-		t.notes = append(t.notes, remoteLine(rep.Remote, opts))
+		t.notes = append(t.notes, rep.Remote.Line(opts.Bytes))
 	}
 	return t
 }
 
-// remoteLine is the remote block in one line.
-func remoteLine(r *Remote, opts TextOptions) string {
+// Line is the remote block in one line, as text, Markdown and HTML show
+// it; exact prints bytes as integers.
+func (r *Remote) Line(exact bool) string {
 	var srcs []string
 	for _, s := range r.Sources {
 		x := s.Source
@@ -222,7 +223,7 @@ func remoteLine(r *Remote, opts TextOptions) string {
 		}
 		srcs = append(srcs, x)
 	}
-	s := columnScale([]int64{r.BytesReceived}, opts.Bytes)
+	s := columnScale([]int64{r.BytesReceived}, exact)
 	return fmt.Sprintf("remote: %s; %s requests, %s %s received, %s cache hits, %d ms",
 		strings.Join(srcs, ", "), count(r.Requests), s.format(r.BytesReceived), s.unit, count(r.CacheHits), r.WallMillis)
 }
