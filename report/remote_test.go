@@ -49,6 +49,12 @@ func TestRemoteBlock(t *testing.T) {
 			}
 		}
 	}
+	rep.Remote.Sources[0].Source = "hf://org/m\x1b[2J\u202e"
+	var esc bytes.Buffer
+	WriteText(&esc, rep, TextOptions{})
+	if !strings.Contains(esc.String(), `remote: hf://org/m\x1b[2J\u202e at commit`) {
+		t.Errorf("source not escaped:\n%s", esc.String())
+	}
 	rep.Remote = nil
 	var txt bytes.Buffer
 	WriteText(&txt, rep, TextOptions{})

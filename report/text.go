@@ -217,9 +217,11 @@ func filesTable(rep *Report, opts TextOptions) *table {
 func (r *Remote) Line(exact bool) string {
 	var srcs []string
 	for _, s := range r.Sources {
-		x := s.Source
+		// The source is typed by a user, the commit read from a server:
+		// shown, never obeyed by the terminal.
+		x := neutral.Clip(neutral.Escape(s.Source), 300)
 		if s.Commit != "" {
-			x += " at commit " + s.Commit
+			x += " at commit " + neutral.Escape(s.Commit)
 		}
 		srcs = append(srcs, x)
 	}
