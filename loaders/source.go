@@ -135,14 +135,17 @@ func prefetchDir(src Source, dir string, entries []Entry) error {
 	if !ok {
 		return nil
 	}
+	// The indexes Select will have read are chosen by name alone: read
+	// them first, for the shards' sizes. A bad one is reported when
+	// Select has it read.
 	estimates := map[string]int64{}
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name, indexSuffix) {
-			// Only for sizes: a bad index is reported when (and if)
-			// Select has it read.
-			if ix, err := readIndex(src, filepath.Join(dir, e.Name)); err == nil {
-				maps.Copy(estimates, ix.estimates)
-			}
+	byName, err := Select(filepath.ToSlash(dir), entries, func(string) (string, error) { return "", nil })
+	if err != nil {
+		return err
+	}
+	for _, n := range byName.Indexes {
+		if ix, err := readIndex(src, filepath.Join(dir, n)); err == nil {
+			maps.Copy(estimates, ix.estimates)
 		}
 	}
 	var names []string

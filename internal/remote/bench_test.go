@@ -168,7 +168,8 @@ func TestThirtyShards(t *testing.T) {
 	m := readQinsaudit(t, s, 0)
 	t.Logf("30 shards, %d header bytes: %v (%.1f round trips), %d requests, %d bytes received, %d of them shard ranges",
 		headers, m.wall, float64(m.wall)/float64(latency), m.requests, m.bytes, m.rangeBytes)
-	// listing, config + index, then per shard a 302 and a 206.
+	// listing, config + index (each whole in one GET), then per shard a
+	// 302 and a 206.
 	if m.requests != 3+2*30 {
 		t.Errorf("%d requests, want %d", m.requests, 3+2*30)
 	}

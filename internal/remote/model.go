@@ -14,10 +14,9 @@ const maxMetaBytes = 64 << 20
 // Model opens src for the loaders: the file system, and the path in it to
 // open ("." for a whole repo, the named file or folder, a plain URL's file
 // name). It lists the repo (one request), then starts fetching, in the
-// background and in parallel, the metadata the loaders read besides the
-// model files: config.json and any index beside the path. (A reader of a
-// file being fetched waits for it; nothing is fetched twice.) Close the
-// repo to wait for them.
+// background, the config.json beside the path, which the loaders read
+// besides the model files. (A reader of a file being fetched waits for
+// it; nothing is fetched twice.) Close the repo to wait for it.
 func (c *Client) Model(ctx context.Context, src Source) (*FS, string, error) {
 	r, err := c.Open(ctx, src)
 	if err != nil {
@@ -41,13 +40,17 @@ func (c *Client) Model(ctx context.Context, src Source) (*FS, string, error) {
 		dir = path.Dir(p)
 	}
 	for _, e := range r.Entries {
-		base := path.Base(e.Name)
-		if path.Dir(e.Name) != dir || e.Name == p || e.Size == 0 || e.Size > maxMetaBytes {
+		if e.Size == 0 || e.Size > maxMetaBytes {
 			continue
 		}
-		if base == "config.json" || strings.HasSuffix(base, ".index.json") {
-			// Whole, in one GET, whoever reads it first.
+		// JSON metadata is read whole: in one GET, whoever reads it first.
+		if strings.HasSuffix(e.Name, ".json") {
 			r.Hint(e.Name, e.Size)
+		}
+		// The loaders read the config.json beside the path whatever the
+		// folder holds (an index only if they choose it; they fetch it
+		// themselves, while this is in flight).
+		if path.Dir(e.Name) == dir && path.Base(e.Name) == "config.json" && e.Name != p {
 			names = append(names, e.Name)
 		}
 	}

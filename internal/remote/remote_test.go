@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -596,5 +597,45 @@ func TestBadListing(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "listing: bad entry") {
 			t.Errorf("%q: %v", name, err)
 		}
+	}
+}
+
+// TestModelMetadata: Model lists the repo, fetches the config.json beside
+// the path in the background, and has every JSON file read whole in one
+// GET, however large (an index of 200 KiB here).
+func TestModelMetadata(t *testing.T) {
+	s := hubtest.New(t)
+	index := []byte(`{"weight_map": {` + strings.Repeat(`"model.layers.0.mlp.down_proj.weight": "model-00001-of-00002.safetensors", `, 2500) + `"x": "y"}}`)
+	s.Add("org/m", map[string][]byte{"config.json": []byte(`{"a": 1}`), "sub/config.json": []byte(`{"b": 2}`),
+		"model.safetensors.index.json": index, "m.gguf": make([]byte, 10)})
+	c := newClient(s, nil)
+	src, _ := remote.Parse("hf://org/m", s.Hub.URL)
+	fsys, p, err := c.Model(context.Background(), src)
+	if err != nil || p != "." {
+		t.Fatal(p, err)
+	}
+	f, err := fsys.Open("model.safetensors.index.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(got, index) {
+		t.Fatalf("index: %v", err)
+	}
+	if err := fsys.Repo().Close(); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, q := range s.Log() {
+		paths = append(paths, q.Path[strings.LastIndex(q.Path, "/")+1:])
+	}
+	sort.Strings(paths)
+	// The listing, config.json (not sub/config.json), the index once.
+	if fmt.Sprint(paths) != "[config.json main model.safetensors.index.json]" {
+		t.Errorf("requests %v", paths)
+	}
+	if _, _, err := c.Model(context.Background(), remote.Source{Raw: "hf://org/m/nope", Endpoint: s.Hub.URL, Repo: "org/m", Revision: "main", Path: "nope"}); err == nil ||
+		!strings.Contains(err.Error(), `no file or folder "nope" in org/m at commit`) {
+		t.Errorf("a missing path: %v", err)
 	}
 }
