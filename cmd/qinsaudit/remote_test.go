@@ -70,6 +70,10 @@ func sameAudit(t *testing.T, dir, local, src string, args ...string) {
 		t.Fatalf("%s: exit %d (%s), local %s exit %d (%s)", src, gotCode, gotErr, local, wantCode, wantErr)
 	}
 	if wantCode != 0 && wantCode != exitGate {
+		// The same error, after the source.
+		if msg := strings.TrimPrefix(wantErr, "qinsaudit: "); !strings.Contains(gotErr, msg) {
+			t.Errorf("%s: error %q, local %q", src, gotErr, wantErr)
+		}
 		return
 	}
 	if g := withoutRemote(t, got); g != want {
