@@ -245,6 +245,8 @@ func (e *HTTPError) Error() string {
 		s = fmt.Sprintf("revision %q not found in %s", e.Rev, e.Repo)
 	case e.Code == "EntryNotFound":
 		s = fmt.Sprintf("no file %q in %s at %s", e.Path, e.Repo, e.Rev)
+	case e.Repo == "": // a plain URL: no token is ever sent to it
+		s = fmt.Sprintf("HTTP %d %s", e.Status, http.StatusText(e.Status))
 	case e.Status == http.StatusUnauthorized && !e.Token:
 		s = "authentication required (HTTP 401): set HF_TOKEN"
 	case e.Status == http.StatusUnauthorized:

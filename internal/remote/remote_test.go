@@ -580,6 +580,11 @@ func TestPlainURL(t *testing.T) {
 	if log := s.Log(); len(log) != 1 || log[0].Auth != "" {
 		t.Errorf("requests %+v", log)
 	}
+	// A plain URL's errors say what the server said, nothing about tokens.
+	_, err = open(t, c, s, s.CDN.URL+"/blobs/nothing?X-Amz-Signature=x")
+	if err == nil || !strings.Contains(err.Error(), "HTTP 403 Forbidden") || strings.Contains(err.Error(), "TOKEN") {
+		t.Errorf("plain URL error: %v", err)
+	}
 }
 
 func sha256Hex(b []byte) string {
