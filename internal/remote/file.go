@@ -27,9 +27,10 @@ const maxGrow = 64 << 20
 // read-ahead: the first range (a hint, else DefaultFirstRange); then, for
 // a file read on in pieces (a GGUF header, a zip's central directory), a
 // range twice the previous one each time the reads carry on where the
-// last range ended, so that a reader's many small reads cost a few
-// requests; a read elsewhere (a seek: a zip record's local header) asks
-// for SeekRange and starts growing again from there. A .safetensors file
+// last range ended (or up to SeekRange past it), so that a reader's many
+// small reads cost a few requests; a read elsewhere (a seek: a zip
+// record's local header) asks for SeekRange and starts growing again from
+// there. A .safetensors file
 // is read "exactly": its header arrives in one read, so after the first
 // range only the bytes missing from it are asked for. Bytes are fetched
 // once; a read never refetches what is held.
@@ -101,7 +102,7 @@ func (f *File) ensure(ctx context.Context, off, end int64) error {
 			gapEnd = f.segs[i].off
 		}
 		n := end - pos
-		onward := pos == f.lastEnd
+		onward := f.carriesOn(pos)
 		switch {
 		case f.fetches == 0 && len(f.segs) == 0:
 			n = max(n, f.firstRange())
@@ -118,6 +119,12 @@ func (f *File) ensure(ctx context.Context, off, end int64) error {
 		pos = fe
 	}
 	return nil
+}
+
+// carriesOn reports whether a read at pos carries on from the last range:
+// at its end, or a few bytes on (a reader skipping a small field).
+func (f *File) carriesOn(pos int64) bool {
+	return f.fetches > 0 && pos >= f.lastEnd && pos-f.lastEnd <= SeekRange
 }
 
 func (f *File) firstRange() int64 {
@@ -212,7 +219,7 @@ func (f *File) fetch(ctx context.Context, start, end int64) error {
 		}
 		return fmt.Errorf("%s: %d of %d bytes received: %w", where, n, end-start, err)
 	}
-	if f.fetches > 0 && start == f.lastEnd {
+	if f.carriesOn(start) {
 		f.grow = min(2*f.grow, maxGrow)
 	} else {
 		f.grow = 2 * (end - start)

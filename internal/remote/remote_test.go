@@ -644,3 +644,36 @@ func TestModelMetadata(t *testing.T) {
 		t.Errorf("a missing path: %v", err)
 	}
 }
+
+// TestSkipsAndSeeks: reads that skip a few bytes (a GGUF reader stepping
+// over a small field) still grow the ranges; a read far away (a zip's
+// local header) asks for a small range and grows again from there.
+func TestSkipsAndSeeks(t *testing.T) {
+	s := hubtest.New(t)
+	s.Add("org/g", map[string][]byte{"m.gguf": make([]byte, 4<<20)})
+	c := newClient(s, nil)
+	r, err := open(t, c, s, "hf://org/g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := r.File("m.gguf")
+	buf := make([]byte, 64<<10)
+	for _, off := range []int64{0, 65536 + 10, 196608 + 20, 3 << 20, 3<<20 + 4096 + 5} {
+		if _, err := f.ReadAt(buf[:min(len(buf), 4000)], off); err != nil {
+			t.Fatal(err)
+		}
+		if off < 1<<20 {
+			f.ReadAt(buf, off) // the rest of the 64 KiB block
+		}
+	}
+	var ranges []string
+	for _, q := range s.Log() {
+		if q.Host == "cdn" {
+			ranges = append(ranges, q.Range)
+		}
+	}
+	want := "[bytes=0-65535 bytes=65546-196617 bytes=196628-458771 bytes=3145728-3149823 bytes=3149829-3158020]"
+	if fmt.Sprint(ranges) != want {
+		t.Errorf("ranges %v\nwant %s", ranges, want)
+	}
+}
