@@ -113,6 +113,11 @@ func TestParse(t *testing.T) {
 			t.Errorf("%s: no error", bad)
 		}
 	}
+	for u, want := range map[string]string{"https://h/a/b.gguf?x=1": "b.gguf", "https://h/": "model", "https://h": "model", "https://h/a/..": "model"} {
+		if s, err := remote.Parse(u, ""); err != nil || s.Name() != want {
+			t.Errorf("%s: name %q (%v), want %q", u, s.Name(), err, want)
+		}
+	}
 	for arg, want := range map[string]bool{"hf://a/b": true, "HTTPS://x/y": true, "http://x": true, "./hf:/x": false, "model.gguf": false} {
 		if remote.IsRemote(arg) != want {
 			t.Errorf("IsRemote(%q) = %v", arg, !want)

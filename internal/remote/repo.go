@@ -53,7 +53,7 @@ var shaRe = regexp.MustCompile(`^[0-9a-f]{40}$`)
 func (c *Client) Open(ctx context.Context, src Source) (*Repo, error) {
 	r := &Repo{c: c, Source: src, byName: map[string]Entry{}, files: map[string]*File{}, hints: map[string]int64{}}
 	if !src.IsHub() {
-		f := &File{c: c, name: src.Name(), url: src.URL, size: -1}
+		f := &File{c: c, name: src.Name(), url: src.URL, size: -1, exact: strings.HasSuffix(src.Name(), ".safetensors")}
 		if err := f.probe(ctx); err != nil {
 			return nil, err
 		}
@@ -283,8 +283,16 @@ func (r *Repo) fileURL(name string) string {
 // a hint it is DefaultFirstRange.
 func (r *Repo) Hint(name string, n int64) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.hints[name] = n
+	f := r.files[name]
+	r.mu.Unlock()
+	if f != nil { // opened already: the hint counts if nothing is fetched yet
+		f.mu.Lock()
+		if len(f.segs) == 0 && f.fetches == 0 {
+			f.first = n
+		}
+		f.mu.Unlock()
+	}
 }
 
 // File returns the reader of name; the same one each time.

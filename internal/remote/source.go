@@ -53,9 +53,12 @@ func (s Source) Name() string {
 	}
 	u, err := url.Parse(s.URL)
 	if err != nil {
-		return s.URL
+		return "model"
 	}
-	return path.Base(u.Path)
+	if b := path.Base(u.Path); b != "/" && b != "." && b != ".." {
+		return b
+	}
+	return "model" // a URL without a file name
 }
 
 // IsRemote reports whether arg names a remote source rather than a local
