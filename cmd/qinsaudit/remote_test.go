@@ -22,6 +22,7 @@ func hub(t *testing.T) *hubtest.Server {
 	s := hubtest.New(t)
 	t.Setenv("HF_ENDPOINT", s.Hub.URL)
 	t.Setenv("HF_TOKEN", "")
+	t.Setenv("HF_TOKEN_PATH", "")
 	t.Setenv("HF_HOME", t.TempDir())
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	return s

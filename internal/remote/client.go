@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/qinsaudit/qinsaudit/internal/safeio"
 	"github.com/qinsaudit/qinsaudit/internal/version"
 )
 
@@ -48,8 +49,8 @@ type Config struct {
 	Transport http.RoundTripper
 }
 
-// ConfigFromEnv reads HF_ENDPOINT, HF_TOKEN (else the file $HF_HOME/token,
-// ~/.cache/huggingface/token by default) and the user's cache directory.
+// ConfigFromEnv reads HF_ENDPOINT, HF_TOKEN (else the token file, see
+// tokenPath) and the user's cache directory.
 // noCache leaves CacheDir empty.
 func ConfigFromEnv(noCache bool) Config {
 	cfg := Config{Endpoint: strings.TrimRight(os.Getenv("HF_ENDPOINT"), "/")}
@@ -58,14 +59,9 @@ func ConfigFromEnv(noCache bool) Config {
 	}
 	cfg.Token = strings.TrimSpace(os.Getenv("HF_TOKEN"))
 	if cfg.Token == "" {
-		home := os.Getenv("HF_HOME")
-		if home == "" {
-			if h, err := os.UserHomeDir(); err == nil {
-				home = filepath.Join(h, ".cache", "huggingface")
-			}
-		}
-		if home != "" {
-			if b, err := os.ReadFile(filepath.Join(home, "token")); err == nil {
+		if p := tokenPath(); p != "" {
+			// A token is a line; a FIFO or a huge file is not read.
+			if b, err := safeio.ReadFileLimit(p, 4096); err == nil {
 				cfg.Token = strings.TrimSpace(string(b))
 			}
 		}
@@ -76,6 +72,27 @@ func ConfigFromEnv(noCache bool) Config {
 		}
 	}
 	return cfg
+}
+
+// tokenPath is where huggingface_hub keeps the token: $HF_TOKEN_PATH, else
+// $HF_HOME/token, HF_HOME defaulting to $XDG_CACHE_HOME/huggingface and
+// then ~/.cache/huggingface.
+func tokenPath() string {
+	if p := os.Getenv("HF_TOKEN_PATH"); p != "" {
+		return p
+	}
+	home := os.Getenv("HF_HOME")
+	if home == "" {
+		if x := os.Getenv("XDG_CACHE_HOME"); x != "" {
+			home = filepath.Join(x, "huggingface")
+		} else if h, err := os.UserHomeDir(); err == nil {
+			home = filepath.Join(h, ".cache", "huggingface")
+		}
+	}
+	if home == "" {
+		return ""
+	}
+	return filepath.Join(home, "token")
 }
 
 // Stats counts what a Client did.

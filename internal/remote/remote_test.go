@@ -143,6 +143,19 @@ func TestConfigFromEnv(t *testing.T) {
 	if cfg.Token != "hf_env" || cfg.CacheDir != filepath.Join(home, "cache", "qinsaudit", "remote") {
 		t.Errorf("HF_TOKEN wins: %+v", cfg)
 	}
+	// Without HF_HOME, huggingface_hub's default under XDG_CACHE_HOME;
+	// HF_TOKEN_PATH over both.
+	t.Setenv("HF_TOKEN", "")
+	t.Setenv("HF_HOME", "")
+	os.MkdirAll(filepath.Join(home, "cache", "huggingface"), 0o755)
+	os.WriteFile(filepath.Join(home, "cache", "huggingface", "token"), []byte("hf_xdg"), 0o600)
+	if cfg = remote.ConfigFromEnv(true); cfg.Token != "hf_xdg" {
+		t.Errorf("XDG_CACHE_HOME/huggingface/token: %+v", cfg)
+	}
+	t.Setenv("HF_TOKEN_PATH", filepath.Join(home, "token"))
+	if cfg = remote.ConfigFromEnv(true); cfg.Token != "hf_file" {
+		t.Errorf("HF_TOKEN_PATH: %+v", cfg)
+	}
 }
 
 // TestPinnedAndTokenStaysOnHub: one listing, every read at the commit, the
