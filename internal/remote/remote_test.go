@@ -419,6 +419,7 @@ func TestRetryAfter(t *testing.T) {
 	s.Add("org/m", map[string][]byte{"model.safetensors": file})
 	s.Inject(&hubtest.Fault{Host: "cdn", Kind: hubtest.Status, Status: 429, RetryAfter: "1", Count: 1})
 	s.Inject(&hubtest.Fault{Host: "hub", Path: "/api/", Kind: hubtest.Status, Status: 502, Count: 2})
+	s.Inject(&hubtest.Fault{Host: "hub", Path: "/resolve/", Kind: hubtest.Drop, Count: 1})
 	c := newClient(s, nil)
 	start := time.Now()
 	r, err := open(t, c, s, "hf://org/m")
@@ -435,8 +436,9 @@ func TestRetryAfter(t *testing.T) {
 	for _, q := range s.Log() {
 		statuses = append(statuses, q.Status)
 	}
-	// listing 502, 502, 200; resolve 302; CDN 429; resolve 302; CDN 206.
-	if fmt.Sprint(statuses) != "[502 502 200 302 429 302 206]" {
+	// listing 502, 502, 200; resolve dropped (logged as 0), 302; CDN
+	// 429; resolve 302; CDN 206.
+	if fmt.Sprint(statuses) != "[502 502 200 0 302 429 302 206]" {
 		t.Errorf("statuses %v", statuses)
 	}
 	s.Reset()

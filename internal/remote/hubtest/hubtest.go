@@ -118,6 +118,8 @@ const (
 	// StallBody sends half the asked bytes of a 206, then nothing until
 	// the client gives up.
 	StallBody
+	// Drop closes the connection without an answer.
+	Drop
 )
 
 // Fault is an injected misbehaviour for requests whose host and path match.
@@ -305,6 +307,10 @@ func (s *Server) wrap(host string, h func(w http.ResponseWriter, r *http.Request
 				lw.Header().Set("X-Error-Message", "injected "+fault.Code)
 			}
 			lw.WriteHeader(fault.Status)
+		case fault != nil && fault.Kind == Drop:
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+			}
 		case fault != nil && fault.Kind == Stall:
 			select {
 			case <-r.Context().Done():
