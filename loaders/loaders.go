@@ -63,19 +63,23 @@ const maxIndexBytes = 64 << 20
 // once: a name in two files (the same file named twice, two copies of the
 // weights) is an error, and so is an index naming a tensor its shard does
 // not hold.
-func Open(paths ...string) (*accounting.Model, error) {
+func Open(paths ...string) (*accounting.Model, error) { return OpenSource(Local, paths...) }
+
+// OpenSource is Open with the files in src: a remote repository goes
+// through the same rules as a local directory.
+func OpenSource(src Source, paths ...string) (*accounting.Model, error) {
 	var files []string
 	var indexes []*weightIndex
 	var skipped []accounting.SkippedFile
 	var configDirs []string
 	for _, p := range paths {
-		fi, err := os.Stat(p)
+		fi, err := src.Stat(p)
 		if err != nil {
 			return nil, err
 		}
 		switch {
 		case fi.IsDir():
-			fs, ixs, skip, err := openDir(p)
+			fs, ixs, skip, err := openDir(src, p)
 			if err != nil {
 				return nil, err
 			}
@@ -84,7 +88,7 @@ func Open(paths ...string) (*accounting.Model, error) {
 			skipped = append(skipped, skip...)
 			configDirs = append(configDirs, p)
 		case strings.HasSuffix(p, indexSuffix):
-			ix, err := readIndex(p)
+			ix, err := readIndex(src, p)
 			if err != nil {
 				return nil, err
 			}
@@ -96,7 +100,7 @@ func Open(paths ...string) (*accounting.Model, error) {
 			configDirs = append(configDirs, filepath.Dir(p))
 		}
 	}
-	m, err := openFiles(files)
+	m, err := openFiles(src, files, indexes)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +112,7 @@ func Open(paths ...string) (*accounting.Model, error) {
 	}
 	m.Skipped = skipped
 	for _, d := range configDirs {
-		q, err := readQuantConfig(filepath.Join(d, "config.json"))
+		q, err := readQuantConfig(src, filepath.Join(d, "config.json"))
 		if err != nil {
 			return nil, err
 		}
@@ -122,8 +126,16 @@ func Open(paths ...string) (*accounting.Model, error) {
 
 // openFiles reads files in order into one Model. A part of a split set
 // whose siblings are not among files brings them in: the set takes its
-// place, in part order.
-func openFiles(files []string) (*accounting.Model, error) {
+// place, in part order. A remote source fetches the files' first bytes
+// all at once first (the shards an index names sized from it).
+func openFiles(src Source, files []string, indexes []*weightIndex) (*accounting.Model, error) {
+	estimates := map[string]int64{}
+	for _, ix := range indexes {
+		maps.Copy(estimates, ix.estimates)
+	}
+	if err := prefetch(src, files, estimates); err != nil {
+		return nil, err
+	}
 	queue := slices.Clone(files)
 	planned := map[string]bool{}
 	for _, f := range files {
@@ -132,13 +144,16 @@ func openFiles(files []string) (*accounting.Model, error) {
 	m := &accounting.Model{}
 	for k := 0; k < len(queue); k++ {
 		p := queue[k]
-		fm, err := OpenFile(p)
+		fm, err := openFile(src, p)
 		if err != nil {
 			return nil, err
 		}
 		if s := fm.Files[0].Split; s != nil && s.Count > 1 {
-			set, err := splitSet(p, s, planned)
+			set, err := splitSet(src, p, s, planned)
 			if err != nil {
+				return nil, err
+			}
+			if err := prefetch(src, set, nil); err != nil {
 				return nil, err
 			}
 			if len(set) > 1 {
@@ -184,16 +199,14 @@ func checkNames(m *accounting.Model, indexes []*weightIndex) error {
 }
 
 // OpenFile reads one model file with the loader that recognises it.
-func OpenFile(path string) (*accounting.Model, error) {
-	f, err := os.Open(path)
+func OpenFile(path string) (*accounting.Model, error) { return openFile(Local, path) }
+
+func openFile(src Source, path string) (*accounting.Model, error) {
+	f, size, closeFile, err := openAt(src, path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
+	defer closeFile()
 	head, err := readHead(f, path)
 	if err != nil {
 		return nil, err
@@ -202,7 +215,7 @@ func OpenFile(path string) (*accounting.Model, error) {
 	if l == nil {
 		return nil, fmt.Errorf("%s: %w (first bytes % x)", path, ErrUnknownFormat, head[:min(len(head), 16)])
 	}
-	m, err := l.Load(f, fi.Size())
+	m, err := l.Load(f, size)
 	if err != nil {
 		var fe *accounting.FormatError
 		if errors.As(err, &fe) {
@@ -213,7 +226,7 @@ func OpenFile(path string) (*accounting.Model, error) {
 	}
 	for i := range m.Files {
 		m.Files[i].Path = path
-		m.Files[i].SizeBytes = fi.Size()
+		m.Files[i].SizeBytes = size
 	}
 	return m, nil
 }
@@ -230,8 +243,8 @@ func Detect(head []byte) Loader {
 
 // openDir reads a directory's listing and chooses its model files (see
 // Select): the files to read, the indexes read, and the files skipped.
-func openDir(dir string) ([]string, []*weightIndex, []accounting.SkippedFile, error) {
-	des, err := os.ReadDir(dir)
+func openDir(src Source, dir string) ([]string, []*weightIndex, []accounting.SkippedFile, error) {
+	des, err := src.ReadDir(dir)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -243,7 +256,7 @@ func openDir(dir string) ([]string, []*weightIndex, []accounting.SkippedFile, er
 			info, err = e.Info()
 		case e.Type()&fs.ModeSymlink != 0:
 			// A Hugging Face cache snapshot is links to blobs.
-			info, err = os.Stat(filepath.Join(dir, e.Name()))
+			info, err = src.Stat(filepath.Join(dir, e.Name()))
 			if errors.Is(err, os.ErrNotExist) {
 				continue // a dangling link: not a file of the directory
 			}
@@ -257,8 +270,11 @@ func openDir(dir string) ([]string, []*weightIndex, []accounting.SkippedFile, er
 			entries = append(entries, Entry{Name: e.Name(), Size: info.Size()})
 		}
 	}
+	if err := prefetchDir(src, dir, entries); err != nil {
+		return nil, nil, nil, err
+	}
 	sel, err := Select(filepath.ToSlash(dir), entries, func(name string) (string, error) {
-		return modelFile(filepath.Join(dir, name))
+		return modelFile(src, filepath.Join(dir, name))
 	})
 	if err != nil {
 		return nil, nil, nil, err
@@ -270,7 +286,7 @@ func openDir(dir string) ([]string, []*weightIndex, []accounting.SkippedFile, er
 	var indexes []*weightIndex
 	named := map[string]bool{}
 	for _, name := range sel.Indexes {
-		ix, err := readIndex(filepath.Join(dir, name))
+		ix, err := readIndex(src, filepath.Join(dir, name))
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -299,12 +315,12 @@ func openDir(dir string) ([]string, []*weightIndex, []accounting.SkippedFile, er
 // zip archive that is not a torch.save checkpoint (no data.pkl record) is
 // some other file in a directory, not a broken model; named on the command
 // line, it is still an error.
-func modelFile(p string) (string, error) {
-	f, err := os.Open(p)
+func modelFile(src Source, p string) (string, error) {
+	f, size, closeFile, err := openAt(src, p)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
+	defer closeFile()
 	head, err := readHead(f, p)
 	if err != nil {
 		return "", err
@@ -316,11 +332,7 @@ func modelFile(p string) (string, error) {
 	if !bytes.HasPrefix(head, []byte("PK")) {
 		return l.Name(), nil
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	z, err := zip.NewReader(f, fi.Size())
+	z, err := zip.NewReader(f, size)
 	if err != nil || pytorch.IsCheckpoint(z) {
 		return l.Name(), nil // a broken zip: let the loader say what is wrong with it
 	}
@@ -328,7 +340,7 @@ func modelFile(p string) (string, error) {
 }
 
 // readHead reads the first HeadSize bytes of f, fewer for a short file.
-func readHead(f *os.File, path string) ([]byte, error) {
+func readHead(f io.ReaderAt, path string) ([]byte, error) {
 	head := make([]byte, HeadSize)
 	n, err := f.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
@@ -343,12 +355,15 @@ type weightIndex struct {
 	path      string
 	weightMap map[string]string // tensor name -> shard path, resolved
 	shards    []string          // sorted, each once
+	// estimates are the shards' header sizes their tensor names suggest
+	// (see headerEstimate), keyed by cleaned shard path.
+	estimates map[string]int64
 }
 
 // readIndex reads a weights index; its shard names are resolved against
 // the index's directory and may not leave it.
-func readIndex(path string) (*weightIndex, error) {
-	data, err := readSmall(path)
+func readIndex(src Source, path string) (*weightIndex, error) {
+	data, err := readSmall(src, path)
 	if err != nil {
 		return nil, err
 	}
@@ -361,8 +376,9 @@ func readIndex(path string) (*weightIndex, error) {
 	if len(ix.WeightMap) == 0 {
 		return nil, fmt.Errorf("%s: weights index: no weight_map", path)
 	}
-	out := &weightIndex{path: path, weightMap: make(map[string]string, len(ix.WeightMap))}
+	out := &weightIndex{path: path, weightMap: make(map[string]string, len(ix.WeightMap)), estimates: map[string]int64{}}
 	set := map[string]bool{}
+	perShard := map[string][]string{}
 	for name, shard := range ix.WeightMap {
 		if shard == "" || filepath.IsAbs(shard) || strings.HasPrefix(shard, "/") || slices.Contains(strings.Split(filepath.ToSlash(shard), "/"), "..") {
 			return nil, fmt.Errorf("%s: weights index: tensor %q: bad shard name %q", path, name, shard)
@@ -370,16 +386,20 @@ func readIndex(path string) (*weightIndex, error) {
 		p := filepath.Join(filepath.Dir(path), filepath.FromSlash(shard))
 		out.weightMap[name] = p
 		set[p] = true
+		perShard[p] = append(perShard[p], name)
 	}
 	out.shards = slices.Sorted(maps.Keys(set))
+	for p, names := range perShard {
+		out.estimates[filepath.Clean(p)] = headerEstimate(names)
+	}
 	return out, nil
 }
 
 // readQuantConfig reads the quantization settings of a config.json: the
 // Hugging Face quantization_config (GPTQ, AWQ, bitsandbytes, FP8,
 // compressed-tensors) or MLX's quantization. A missing file or key gives nil.
-func readQuantConfig(path string) (*accounting.QuantConfig, error) {
-	data, err := readSmall(path)
+func readQuantConfig(src Source, path string) (*accounting.QuantConfig, error) {
+	data, err := readSmall(src, path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -438,8 +458,8 @@ func readQuantConfig(path string) (*accounting.QuantConfig, error) {
 	return out, nil
 }
 
-func readSmall(path string) ([]byte, error) {
-	f, err := os.Open(path)
+func readSmall(src Source, path string) ([]byte, error) {
+	f, err := src.Open(path)
 	if err != nil {
 		return nil, err
 	}

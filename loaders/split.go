@@ -47,7 +47,7 @@ const maxSplitParts = 1 << 12
 // there is an error naming it. A file whose name does not follow
 // llama.cpp's naming brings in nothing; checkSplits then says what is
 // missing.
-func splitSet(path string, s *accounting.Split, planned map[string]bool) ([]string, error) {
+func splitSet(src Source, path string, s *accounting.Split, planned map[string]bool) ([]string, error) {
 	if s.Count > maxSplitParts {
 		return nil, fmt.Errorf("%s: split.count %d exceeds %d", path, s.Count, maxSplitParts)
 	}
@@ -69,7 +69,7 @@ func splitSet(path string, s *accounting.Split, planned map[string]bool) ([]stri
 		if planned[filepath.Clean(p)] {
 			continue
 		}
-		if _, err := os.Stat(p); err != nil {
+		if _, err := src.Stat(p); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("%s is part %d of a model split into %d files; part %d, %s, is missing", path, s.No+1, s.Count, i, p)
 			}

@@ -48,6 +48,29 @@ type Report struct {
 	Comparisons []Comparison `json:"comparisons,omitempty"`
 	// Gate comes from check.
 	Gate *Gate `json:"gate,omitempty"`
+	// Remote says where a model read over HTTP came from and what reading
+	// it cost; absent for local files.
+	Remote *Remote `json:"remote,omitempty"`
+}
+
+// Remote is the remote block: the sources as given, each pinned to a
+// commit, and the cost of reading them. The costs never change a figure
+// of the report; a header cache changes only them.
+type Remote struct {
+	Sources       []RemoteSource `json:"sources"`
+	Requests      int64          `json:"requests"`       // HTTP requests sent, redirect hops and retries included
+	BytesReceived int64          `json:"bytes_received"` // response body bytes
+	CacheHits     int64          `json:"cache_hits"`     // files (and listings) read from the cache
+	WallMillis    int64          `json:"wall_ms"`        // from the first request to the last byte
+}
+
+// RemoteSource is one remote model.
+type RemoteSource struct {
+	Source   string `json:"source"`             // as given
+	Endpoint string `json:"endpoint,omitempty"` // the Hub (or mirror); absent for a plain URL
+	Repo     string `json:"repo,omitempty"`
+	Revision string `json:"revision,omitempty"` // as asked for
+	Commit   string `json:"commit,omitempty"`   // the commit every file was read at
 }
 
 // File is one model file.

@@ -258,7 +258,28 @@ func filesTable(rep *Report, opts TextOptions) *table {
 		}
 		t.rows = append(t.rows, row)
 	}
+	if rep.Remote != nil {
+		t.notes = append(t.notes, rep.Remote.Line(opts.Bytes))
+	}
 	return t
+}
+
+// Line is the remote block in one line, as text, Markdown and HTML show
+// it; exact prints bytes as integers.
+func (r *Remote) Line(exact bool) string {
+	var srcs []string
+	for _, s := range r.Sources {
+		// The source is typed by a user, the commit read from a server:
+		// shown, never obeyed by the terminal.
+		x := neutral.Clip(neutral.Escape(s.Source), 300)
+		if s.Commit != "" {
+			x += " at commit " + neutral.Escape(s.Commit)
+		}
+		srcs = append(srcs, x)
+	}
+	s := columnScale([]int64{r.BytesReceived}, exact)
+	return fmt.Sprintf("remote: %s; %s requests, %s %s received, %s cache hits, %d ms",
+		strings.Join(srcs, ", "), count(r.Requests), s.format(r.BytesReceived), s.unit, count(r.CacheHits), r.WallMillis)
 }
 
 // skippedTable lists the model files found but not read, nil when none

@@ -7,7 +7,6 @@ import (
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/accounting/rules"
-	"github.com/qinsaudit/qinsaudit/loaders"
 	"github.com/qinsaudit/qinsaudit/report"
 	htmlreport "github.com/qinsaudit/qinsaudit/report/html"
 )
@@ -71,7 +70,12 @@ as transformers would load it) header-only and reports, per role and in
 total, the logical parameters, the baseline size, the theoretical size and
 the bytes on disk, with findings such as encoded layers still stored as
 float32. Several paths give one report over all their files; one part of a
-split GGUF model brings in the others.`,
+split GGUF model brings in the others.
+
+A PATH may also be a remote model, read header-only over HTTP range
+requests: hf://ORG/REPO[@REV][/PATH], a https://huggingface.co/ORG/REPO/...
+address, or any https:// URL of a model file (see docs/usage.md, "Remote
+models"). HF_ENDPOINT names a mirror; HF_TOKEN (or $HF_HOME/token) a token.`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageErrorf("audit: no model files given (try: qinsaudit audit fixtures/torch/toy_qins_log.pt)")
@@ -94,10 +98,12 @@ split GGUF model brings in the others.`,
 	return c
 }
 
-// auditFlags are the flags that change what an audit counts.
+// auditFlags are the flags that change what an audit counts, and how a
+// remote model is read.
 type auditFlags struct {
 	baseline *enumFlag
 	rules    string
+	noCache  bool
 }
 
 func addAuditFlags(c *cobra.Command) *auditFlags {
@@ -105,6 +111,7 @@ func addAuditFlags(c *cobra.Command) *auditFlags {
 	enumVar(c, a.baseline, "baseline", "reference dtype of an uncompressed weight")
 	c.Flags().StringVar(&a.rules, "rules", "", "YAML file of extra encoding schemes for in-house codecs (see docs/accounting.md)")
 	c.MarkFlagFilename("rules", "yaml", "yml")
+	c.Flags().BoolVar(&a.noCache, "no-cache", false, "for a remote model (hf://, https://): neither read nor write the header cache")
 	return a
 }
 
@@ -112,29 +119,32 @@ var baselineDTypes = map[string]string{"fp32": "float32", "fp16": "float16", "bf
 
 // audit loads and accounts for the model at paths.
 func audit(paths []string, af *auditFlags) (*report.Report, error) {
-	res, err := auditResult(paths, af)
+	res, rem, err := auditResult(paths, af)
 	if err != nil {
 		return nil, err
 	}
-	return report.New(res), nil
+	rep := report.New(res)
+	rep.Remote = rem
+	return rep, nil
 }
 
-// auditResult is audit before it becomes a report.
-func auditResult(paths []string, af *auditFlags) (*accounting.Result, error) {
+// auditResult is audit before it becomes a report, with the remote block
+// of a remote model (nil for local files).
+func auditResult(paths []string, af *auditFlags) (*accounting.Result, *report.Remote, error) {
 	opts := accounting.Options{Baseline: baselineDTypes[af.baseline.value]}
 	if af.rules != "" {
 		var err error
 		if opts.Schemes, err = rules.Load(af.rules); err != nil {
-			return nil, badInput(err)
+			return nil, nil, badInput(err)
 		}
 	}
-	m, err := loaders.Open(paths...)
+	m, rem, err := openModel(paths, af)
 	if err != nil {
-		return nil, badInput(err)
+		return nil, nil, err
 	}
 	res, err := accounting.Audit(m, opts)
 	if err != nil {
-		return nil, badInput(err)
+		return nil, nil, badInput(err)
 	}
-	return res, nil
+	return res, rem, nil
 }

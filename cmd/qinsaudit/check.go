@@ -89,7 +89,7 @@ to the config. The gate decides the exit code whatever the output format:
 		if *updateBaseline && cfg.Against == nil {
 			return usageErrorf("--update-baseline needs --against (or against: in the config)")
 		}
-		res, err := auditResult(args, af)
+		res, rem, err := auditResult(args, af)
 		if err != nil {
 			return err
 		}
@@ -101,6 +101,7 @@ to the config. The gate decides the exit code whatever the output format:
 			}
 		}
 		rep := report.New(res)
+		rep.Remote = rem
 		if comparisons != nil {
 			rep.Comparisons = report.NewComparisons(comparisons)
 		}

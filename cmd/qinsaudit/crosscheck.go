@@ -111,7 +111,7 @@ func (f *crosscheckFlags) validate() ([]accounting.Claim, *regexp.Regexp, error)
 }
 
 func runCrosscheck(stdout io.Writer, paths []string, f *crosscheckFlags, claims []accounting.Claim, focus *regexp.Regexp) error {
-	res, err := auditResult(paths, f.audit)
+	res, rem, err := auditResult(paths, f.audit)
 	if err != nil {
 		return err
 	}
@@ -128,6 +128,7 @@ func runCrosscheck(stdout io.Writer, paths []string, f *crosscheckFlags, claims 
 		return err
 	}
 	rep := report.New(res)
+	rep.Remote = rem
 	rep.Comparisons = report.NewComparisons(cc.Comparisons)
 	if err := f.out.write(stdout, rep); err != nil {
 		return err

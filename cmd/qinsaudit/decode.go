@@ -13,6 +13,7 @@ import (
 	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/accounting/decode"
 	"github.com/qinsaudit/qinsaudit/internal/heapsnap"
+	"github.com/qinsaudit/qinsaudit/internal/remote"
 	"github.com/qinsaudit/qinsaudit/loaders"
 	"github.com/qinsaudit/qinsaudit/report"
 )
@@ -94,6 +95,11 @@ func runDecode(stdout, stderr io.Writer, paths []string, f *decodeFlags) error {
 	if f.dir != "" {
 		if err := os.MkdirAll(f.dir, 0o755); err != nil {
 			return badInput(err)
+		}
+	}
+	for _, p := range paths {
+		if remote.IsRemote(p) {
+			return usageErrorf("decode: %s: decode reads local files only (it reads every weight); download the model first, e.g. with `hf download`", p)
 		}
 	}
 	m, err := loaders.Open(paths...)

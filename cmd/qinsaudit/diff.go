@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/qinsaudit/qinsaudit/internal/remote"
 	"github.com/qinsaudit/qinsaudit/internal/safeio"
 	"github.com/qinsaudit/qinsaudit/report"
 	htmlreport "github.com/qinsaudit/qinsaudit/report/html"
@@ -70,6 +71,9 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 // A path that is neither a regular file nor a directory (a FIFO, a device)
 // is refused here: reading it could block or never end.
 func side(path string, af *auditFlags) (*report.Report, error) {
+	if remote.IsRemote(path) {
+		return audit([]string{path}, af)
+	}
 	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
 		f, _, err := safeio.OpenRegular(path) // its error names what the path is
 		if err != nil {

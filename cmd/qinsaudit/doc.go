@@ -11,7 +11,7 @@
 // Usage:
 //
 //	qinsaudit audit [--format text|json|markdown|csv|pprof] [--by role|module|layer|dtype|tensor]
-//	                [--sort KEY] [--top N] [--bytes] [--baseline fp32|fp16|bf16] [--rules FILE] PATH...
+//	                [--sort KEY] [--top N] [--bytes] [--baseline fp32|fp16|bf16] [--rules FILE] [--no-cache] PATH...
 //	qinsaudit check [--config qinsaudit.yaml] [--max-bits-per-weight ROLE=X] [--min-ratio ROLE=X]
 //	                [--max-stored ROLE=SIZE] [--forbid KIND] [--against BASE.json --max-growth 1%
 //	                [--update-baseline]] PATH...
@@ -20,6 +20,10 @@
 //	qinsaudit crosscheck --heap PROFILE [--base PROFILE] [--focus REGEX] [--claim NAME=SIZE] PATH...
 //	qinsaudit profile [--allocator tcmalloc|jemalloc] [--sample-bytes N] [-o DIR] --model PATH
 //	                  [--claim NAME=SIZE] [--max-heap-over-stored X] -- COMMAND [ARGS...]
+//
+// A PATH of audit, check, diff and crosscheck may be a remote model,
+// hf://ORG/REPO[@REV][/PATH] or an https:// URL, read header-only over
+// HTTP range requests (HF_ENDPOINT, HF_TOKEN; docs/usage.md).
 //
 // The manual is docs/ (usage.md, ci.md, usage-decode.md, heap-recipe.md);
 // every "$ qinsaudit" example there is run by this package's tests against

@@ -204,7 +204,7 @@ type profilePhase struct {
 }
 
 func runProfile(stdout, stderr io.Writer, command []string, f *profileFlags, claims []accounting.Claim, focus *regexp.Regexp) error {
-	res, err := auditResult(f.models, f.audit)
+	res, rem, err := auditResult(f.models, f.audit)
 	if err != nil {
 		return err
 	}
@@ -278,6 +278,7 @@ func runProfile(stdout, stderr io.Writer, command []string, f *profileFlags, cla
 	if err != nil {
 		return err
 	}
+	rep.Remote = rem
 	if err := f.out.write(stdout, rep); err != nil {
 		return err
 	}

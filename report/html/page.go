@@ -128,6 +128,9 @@ func Write(w io.Writer, rep *report.Report) error {
 	for i, f := range rep.Files {
 		files.Rows = append(files.Rows, row{Cells: fileCells(at("report.files", i), f)})
 	}
+	if rep.Remote != nil {
+		files.Notes = append(files.Notes, rep.Remote.Line(false))
+	}
 	p.Tables = append(p.Tables, files)
 	p.Tables = append(p.Tables, groupTable("roles", "Bytes by role", "role", rep.Baseline, "report.roles", rep.Roles, &rep.Totals, false))
 	if g := rep.Gate; g != nil {
