@@ -330,6 +330,11 @@ func (c *Client) do(ctx context.Context, req request) (*http.Response, context.C
 			if errors.As(err, &ne) && ne.Timeout() {
 				return nil, nil, fmt.Errorf("%s: no answer within %v", req.url, c.cfg.Timeout)
 			}
+			// url.Error repeats the method and URL: say the URL once.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
 			lastErr = fmt.Errorf("%s: %w", req.url, err)
 			wait = c.cfg.Backoff << attempt
 		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
