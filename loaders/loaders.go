@@ -158,6 +158,16 @@ func openFiles(files []string, pre map[string]opened) (m *accounting.Model, twic
 	expanded := map[string]bool{} // split sets already brought in, by prefix
 	seen := make(map[fileID]string, len(files))
 	m = &accounting.Model{}
+	if len(pre) > 1 { // a directory's files, read: size the model for them
+		nt := 0
+		for _, o := range pre {
+			if o.m != nil {
+				nt += len(o.m.Tensors)
+			}
+		}
+		m.Files = make([]accounting.File, 0, len(files))
+		m.Tensors = make([]accounting.Tensor, 0, nt)
+	}
 	for k := 0; k < len(queue); k++ {
 		p := queue[k]
 		o, ok := pre[p]
@@ -190,7 +200,7 @@ func openFiles(files []string, pre map[string]opened) (m *accounting.Model, twic
 		}
 		base := len(m.Files)
 		m.Files = append(m.Files, fm.Files...)
-		if len(m.Tensors) == 0 && base == 0 {
+		if m.Tensors == nil && base == 0 {
 			m.Tensors = fm.Tensors // one file, or the first: no copy
 			continue
 		}
@@ -381,7 +391,7 @@ func openDir(dir string, pre map[string]opened) ([]string, []*weightIndex, []acc
 			notRead = append(notRead, accounting.SkippedFile{Path: p, Reason: "a symlink to a file outside the model directory: not read (name the file itself to audit it)"})
 			return "", nil
 		}
-		return sniffFile(p, !byName, pre)
+		return sniffFile(p, c.plain[name], !byName, pre)
 	})
 	if err != nil {
 		return nil, nil, nil, err
@@ -436,8 +446,8 @@ func openDir(dir string, pre map[string]opened) ([]string, []*weightIndex, []acc
 // some other file in a directory, not a broken model; named on the command
 // line, it is still an error. With read, a model file is also read, into
 // pre.
-func sniffFile(p string, read bool, pre map[string]opened) (string, error) {
-	f, fi, err := safeio.OpenRegular(p)
+func sniffFile(p string, listedRegular, read bool, pre map[string]opened) (string, error) {
+	f, fi, err := openListed(p, listedRegular)
 	if err != nil {
 		return "", err
 	}
@@ -462,6 +472,30 @@ func sniffFile(p string, read bool, pre map[string]opened) (string, error) {
 		pre[p] = opened{m: m, err: err, id: idOf(fi)}
 	}
 	return l.Name(), nil
+}
+
+// openListed opens p as safeio.OpenRegular does. When the directory's
+// listing already showed p as a regular file, the stat before the open is
+// left out (a system call per file of a large directory): the open is
+// non-blocking and the opened file's own stat is checked all the same.
+func openListed(p string, listedRegular bool) (*os.File, fs.FileInfo, error) {
+	if !listedRegular {
+		return safeio.OpenRegular(p)
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		f.Close()
+		return safeio.OpenRegular(p) // changed since listed: say what it is
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
 }
 
 // headBytes is how much of a file is read first: the whole header of a

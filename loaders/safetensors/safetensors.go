@@ -166,7 +166,7 @@ func parseHeader(header []byte, dataStart, size int64) ([]accounting.Tensor, err
 	tensors := make([]accounting.Tensor, 0, n)
 	at := make([]int64, 0, n) // file offset of each tensor's entry, for errors
 	seen := make(map[string]struct{}, n)
-	var slab []int64 // the shapes, sliced from shared arrays
+	sc := &shapes{n: n}
 	s.ws()
 	if s.peek('}') {
 		s.pos++
@@ -206,7 +206,7 @@ func parseHeader(header []byte, dataStart, size int64) ([]accounting.Tensor, err
 				if !e.object {
 					return nil, notEntryObject(header[vStart:s.pos], name, off)
 				}
-				t, err := checkEntry(name, &e, &slab, dataStart, size)
+				t, err := checkEntry(name, &e, sc, dataStart, size)
 				if err != nil {
 					return nil, accounting.Errorf(format, 8+off, name, "%s", err)
 				}
@@ -613,8 +613,8 @@ func valueStart(header []byte, off int64) int64 {
 // checkEntry validates the fields of one tensor entry against the data
 // buffer, from file offset dataStart to the end of the size-byte file. Its
 // errors name the field and are wrapped by the caller. The tensor's shape
-// is cut from *slab, which it grows in chunks.
-func checkEntry(name string, f *fields, slab *[]int64, dataStart, size int64) (accounting.Tensor, error) {
+// is cut from sc's slab.
+func checkEntry(name string, f *fields, sc *shapes, dataStart, size int64) (accounting.Tensor, error) {
 	var none accounting.Tensor
 	if f.dtype == nil {
 		return none, errors.New("dtype: missing")
@@ -639,13 +639,7 @@ func checkEntry(name string, f *fields, slab *[]int64, dataStart, size int64) (a
 		return none, fmt.Errorf("dtype: %q maps to %q, which the dtype table lacks", dtype, canon)
 	}
 
-	// The dimensions are parsed into the slab's spare room and kept by
-	// extending it when the entry passes.
-	if *slab == nil || cap(*slab)-len(*slab) < maxRank {
-		*slab = make([]int64, 0, 4096)
-	}
-	k := len(*slab)
-	dims := (*slab)[k : k+maxRank]
+	dims := sc.dims[:]
 	rank, bad, badElem, overflow := 0, -1, []byte(nil), false
 	for e := range elems(f.shape) {
 		if rank < maxRank && bad < 0 {
@@ -714,15 +708,29 @@ func checkEntry(name string, f *fields, slab *[]int64, dataStart, size int64) (a
 		return none, fmt.Errorf("data_offsets: [%d, %d] holds %d bytes, but shape %v of %s needs %d",
 			begin, end, end-begin, dims[:rank], dtype, want)
 	}
-	*slab = (*slab)[:k+rank]
+	if sc.slab == nil || cap(sc.slab)-len(sc.slab) < rank {
+		sc.slab = make([]int64, 0, max(rank, min(4096, 3*sc.n)))
+	}
+	k := len(sc.slab)
+	sc.slab = append(sc.slab, dims[:rank]...)
 	return accounting.Tensor{
 		Name:         name,
 		DType:        canon,
-		Shape:        (*slab)[k : k+rank : k+rank],
+		Shape:        sc.slab[k : k+rank : k+rank],
 		Storage:      name,
 		StorageBytes: want,
 		DataOffset:   dataStart + int64(begin),
 	}, nil
+}
+
+// shapes is where checkEntry parses a shape (dims) and keeps the shapes
+// that pass: slices of shared arrays (slab), each sized for about 3
+// dimensions per tensor of the n expected, so that a file of a few tensors
+// keeps no large array.
+type shapes struct {
+	dims [maxRank]int64
+	slab []int64
+	n    int
 }
 
 // isArray checks that raw, a field's value, is a JSON array.
