@@ -160,9 +160,9 @@ func parseHeader(header []byte, dataStart, size int64) ([]accounting.Tensor, err
 	}
 	s.pos++
 	// Every entry has a "data_offsets" key, so counting them sizes the
-	// tensors (an entry takes at least 40 bytes: a count inflated by
+	// tensors (an entry takes at least 50 bytes: a count inflated by
 	// names or metadata stays a fraction of the header).
-	n := min(bytes.Count(header, []byte(`"data_offsets"`)), len(header)/40+1)
+	n := min(bytes.Count(header, []byte(`"data_offsets"`)), len(header)/50+1)
 	tensors := make([]accounting.Tensor, 0, n)
 	at := make([]int64, 0, n) // file offset of each tensor's entry, for errors
 	seen := make(map[string]struct{}, n)
