@@ -68,7 +68,7 @@ func TestHeaderMemory(t *testing.T) {
 	inflated := `{"__metadata__":[` + strings.Repeat(`"data_offsets",`, 1<<20) + `""],` +
 		strings.Replace(entries[0], fmt.Sprintf("[%d,%d]", 64*(n-1), 64*n), "[0,64]", 1) + "}"
 	for _, c := range []struct {
-		name, header string
+		name, header  string
 		data, tensors int
 	}{{"100k tensors", many, 64 * n, n}, {"inflated count", inflated, 64, 1}} {
 		t.Run(c.name, func(t *testing.T) {
