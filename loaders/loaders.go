@@ -215,6 +215,9 @@ func openFiles(files []string, pre map[string]opened) (m *accounting.Model, twic
 // checkNames fails when two files hold a tensor of one name, and when an
 // index names a tensor that its shard does not hold.
 func checkNames(m *accounting.Model, indexes []*weightIndex) error {
+	if len(m.Files) < 2 && len(indexes) == 0 {
+		return nil // one file: a name it repeats is its loader's to refuse
+	}
 	where := make(map[string]int, len(m.Tensors))
 	for _, t := range m.Tensors {
 		if f, ok := where[t.Name]; ok && f != t.File {
