@@ -124,7 +124,7 @@ func TestSymlinksConfined(t *testing.T) {
 	link(dir, "secret.bin", shadow)
 	m, err := openWithin(t, dir)
 	noSecret("listing", err, m)
-	if err != nil || len(m.Files) != 1 || len(m.Skipped) != 1 || m.Skipped[0].Path != filepath.Join(dir, "secret.bin") ||
+	if err != nil || len(m.Files) != 1 || len(m.Skipped) != 1 || m.Skipped[0].Path != filepath.Join(dir, "secret.bin") || m.Skipped[0].SizeBytes != int64(len(secret)) ||
 		!strings.Contains(m.Skipped[0].Reason, "outside the model directory") {
 		t.Errorf("directory with a link out: %v, skipped %+v", err, m)
 	}

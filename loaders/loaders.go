@@ -351,6 +351,7 @@ func openDir(dir string, pre map[string]opened) ([]string, []*weightIndex, []acc
 	c := &confine{dir: dir, plain: make(map[string]bool, len(des))}
 	var entries []Entry
 	outside := map[string]error{}
+	outsideSize := map[string]int64{}
 	byName := false
 	for _, e := range des {
 		var info fs.FileInfo
@@ -383,6 +384,9 @@ func openDir(dir string, pre map[string]opened) ([]string, []*weightIndex, []acc
 			return nil, nil, nil, err
 		}
 		if info.Mode().IsRegular() {
+			if outside[name] != nil {
+				outsideSize[name] = info.Size()
+			}
 			entries = append(entries, Entry{Name: name, Size: info.Size()})
 			byName = byName || slices.Contains(transformersNames, name)
 		}
@@ -391,7 +395,7 @@ func openDir(dir string, pre map[string]opened) ([]string, []*weightIndex, []acc
 	sel, err := Select(filepath.ToSlash(dir), entries, func(name string) (string, error) {
 		p := filepath.Join(dir, name)
 		if outside[name] != nil {
-			notRead = append(notRead, accounting.SkippedFile{Path: p, Reason: "a symlink to a file outside the model directory: not read (name the file itself to audit it)"})
+			notRead = append(notRead, accounting.SkippedFile{Path: p, SizeBytes: outsideSize[name], Reason: "a symlink to a file outside the model directory: not read (name the file itself to audit it)"})
 			return "", nil
 		}
 		return sniffFile(p, c.plain[name], !byName, pre)
