@@ -181,29 +181,38 @@ func chargeStorages(m *Model, res *Result) {
 		file    int
 		storage string
 	}
-	users := map[key][]int{}
-	var order []key
+	// The tensors of each storage are chained through next, in tensor
+	// order, from the first (a list, not a slice per storage: most
+	// storages have one tensor, and a model may have a million).
+	firstOf := make(map[key]int, len(m.Tensors))
+	next := make([]int, len(m.Tensors))
+	last := make([]int, len(m.Tensors)) // of a first tensor: the last of its chain
+	var order []int
 	for i, t := range m.Tensors {
+		next[i] = -1
 		k := key{t.File, t.Storage}
-		if _, ok := users[k]; !ok {
-			order = append(order, k)
+		f, ok := firstOf[k]
+		if !ok {
+			firstOf[k], last[i] = i, i
+			order = append(order, i)
+			continue
 		}
-		users[k] = append(users[k], i)
+		next[last[f]], last[f] = i, i
 	}
-	for _, k := range order {
-		idx := users[k]
-		first := &res.Rows[idx[0]]
-		size := m.Tensors[idx[0]].StorageBytes
+	var spans [][2]int64
+	for _, f := range order {
+		first := &res.Rows[f]
+		size := m.Tensors[f].StorageBytes
 		first.StoredBytes = size
-		spans := make([][2]int64, 0, len(idx))
-		for n, i := range idx {
+		spans = spans[:0]
+		for i := f; i >= 0; i = next[i] {
 			spans = append(spans, viewSpan(m.Tensors[i], res.Rows[i].TheoreticalBytes))
-			if n > 0 {
+			if i != f {
 				// Linear, not quadratic, in the views of one storage (a
 				// flattened-parameter checkpoint has thousands): the tensor
 				// charged with it names the others, they name it.
 				first.SharesStorageWith = append(first.SharesStorageWith, m.Tensors[i].Name)
-				res.Rows[i].SharesStorageWith = []string{m.Tensors[idx[0]].Name}
+				res.Rows[i].SharesStorageWith = []string{m.Tensors[f].Name}
 			}
 		}
 		if dead := size - covered(spans, size); dead > 0 {
@@ -234,7 +243,9 @@ func viewSpan(t Tensor, theoretical int64) [2]int64 {
 
 // covered returns how many bytes of [0, size) the spans cover.
 func covered(spans [][2]int64, size int64) int64 {
-	sort.Slice(spans, func(a, b int) bool { return spans[a][0] < spans[b][0] })
+	if len(spans) > 1 {
+		sort.Slice(spans, func(a, b int) bool { return spans[a][0] < spans[b][0] })
+	}
 	var total, end int64
 	for _, s := range spans {
 		lo, hi := max(s[0], end, 0), min(s[1], size)
@@ -257,6 +268,9 @@ func untieBaselines(m *Model, res *Result) {
 	}
 	seen := map[view]bool{}
 	for i, t := range m.Tensors {
+		if len(res.Rows[i].SharesStorageWith) == 0 {
+			continue // its storage has no other view, so no view like it
+		}
 		v := view{t.File, t.Storage, t.ViewOffset, res.Rows[i].TheoreticalBytes, t.DType}
 		if seen[v] {
 			res.Rows[i].Tied = true

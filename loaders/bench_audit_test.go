@@ -112,6 +112,30 @@ func BenchmarkOpenAuditSafetensors2000(b *testing.B) {
 	benchOpenAudit(b, writeManySafetensors(b, b.TempDir(), benchSafetensorsTensors))
 }
 
+// BenchmarkOpenSafetensors is the per-tensor cost of loading (Open) and of
+// loading and auditing (OpenAudit) safetensors files of 1k, 10k and 100k
+// tensors (issue 11: at most 1.5 us per tensor).
+func BenchmarkOpenSafetensors(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		path := writeManySafetensors(b, b.TempDir(), n)
+		b.Run(fmt.Sprintf("Open/%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				if _, err := loaders.Open(path); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N)/float64(n), "cpu-ns/tensor")
+		})
+		b.Run(fmt.Sprintf("OpenAudit/%d", n), func(b *testing.B) {
+			cpu0 := cpuTime(b)
+			benchOpenAudit(b, path)
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N)/float64(n), "cpu-ns/tensor")
+		})
+	}
+}
+
 // BenchmarkOpenAuditPaths audits each path of QINSAUDIT_BENCH_PATHS.
 func BenchmarkOpenAuditPaths(b *testing.B) {
 	list := os.Getenv("QINSAUDIT_BENCH_PATHS")

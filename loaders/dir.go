@@ -2,7 +2,6 @@ package loaders
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -116,6 +115,7 @@ func Select(dir string, entries []Entry, sniff Sniffer) (Selection, error) {
 		}
 	}
 	var models, gguf []string
+	isGGUF := map[string]bool{}
 	for _, n := range names {
 		if n == chosen {
 			continue
@@ -134,6 +134,7 @@ func Select(dir string, entries []Entry, sniff Sniffer) (Selection, error) {
 		case "":
 		case "gguf":
 			gguf = append(gguf, n)
+			isGGUF[n] = true
 			models = append(models, n)
 		default:
 			models = append(models, n)
@@ -148,7 +149,7 @@ func Select(dir string, entries []Entry, sniff Sniffer) (Selection, error) {
 		}
 	case len(models) > len(gguf):
 		for _, n := range models {
-			if slices.Contains(gguf, n) {
+			if isGGUF[n] {
 				sel.skip(n, "GGUF beside other model files, which are read instead; name it to audit it")
 			} else {
 				sel.Files = append(sel.Files, n)

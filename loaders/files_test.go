@@ -3,6 +3,7 @@ package loaders_test
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -228,10 +229,19 @@ func TestHubDirectory(t *testing.T) {
 		t.Errorf("skipped %+v, want %+v", res.Skipped, want)
 	}
 
-	// A Hugging Face cache snapshot: links to blobs elsewhere.
-	snap, blobs := t.TempDir(), t.TempDir()
-	for _, n := range []string{"model.safetensors", "pytorch_model.bin"} {
-		if err := os.Symlink(filepath.Join(dir, n), filepath.Join(snap, n)); err != nil {
+	// A Hugging Face cache snapshot: links to the blobs of the same cache
+	// repository (models--ORG--NAME/snapshots/REV/F -> ../../blobs/HASH).
+	repo := filepath.Join(t.TempDir(), "hub", "models--org--tiny")
+	snap, blobs := filepath.Join(repo, "snapshots", "0123abcd"), filepath.Join(repo, "blobs")
+	for _, d := range []string{snap, blobs} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, n := range []string{"model.safetensors", "pytorch_model.bin"} {
+		hash := fmt.Sprintf("%040x", i+1)
+		copyFile(t, filepath.Join(dir, n), blobs, hash)
+		if err := os.Symlink(filepath.Join("..", "..", "blobs", hash), filepath.Join(snap, n)); err != nil {
 			t.Skip("no symlinks:", err)
 		}
 	}
@@ -241,6 +251,16 @@ func TestHubDirectory(t *testing.T) {
 	if res := audit(t, snap); len(res.Files) != 1 || res.Total != one.Total || len(res.Skipped) != 1 || res.Skipped[0].SizeBytes != ptSize {
 		t.Errorf("snapshot: files %+v skipped %+v", res.Files, res.Skipped)
 	}
+	// The same links from a directory that is no cache snapshot leave it:
+	// refused.
+	elsewhere := t.TempDir()
+	for _, n := range []string{"model.safetensors", "pytorch_model.bin"} {
+		if err := os.Symlink(filepath.Join(dir, n), filepath.Join(elsewhere, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := loaders.Open(elsewhere)
+	wantError(t, err, filepath.Join(elsewhere, "model.safetensors"), "outside the model directory", "refused")
 
 	// Without model.safetensors: pytorch_model.bin.
 	os.Remove(filepath.Join(dir, "model.safetensors"))

@@ -15,12 +15,16 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
+	"unicode/utf8"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/safeio"
 	"github.com/qinsaudit/qinsaudit/loaders/gguf"
 	"github.com/qinsaudit/qinsaudit/loaders/pytorch"
 	"github.com/qinsaudit/qinsaudit/loaders/safetensors"
@@ -52,9 +56,6 @@ var all = []Loader{
 // ErrUnknownFormat is wrapped by the error for a file no loader recognises.
 var ErrUnknownFormat = errors.New("unknown model file format")
 
-// maxIndexBytes bounds a safetensors index or config.json read into memory.
-const maxIndexBytes = 64 << 20
-
 // Open reads every model file named by paths into one Model. A path may be a
 // model file, a weights index (*.index.json), or a directory (see Select for
 // what is read from one); a config.json beside the files contributes its
@@ -72,6 +73,7 @@ func OpenSource(src Source, paths ...string) (*accounting.Model, error) {
 	var indexes []*weightIndex
 	var skipped []accounting.SkippedFile
 	var configDirs []string
+	pre := map[string]opened{}
 	for _, p := range paths {
 		fi, err := src.Stat(p)
 		if err != nil {
@@ -79,7 +81,7 @@ func OpenSource(src Source, paths ...string) (*accounting.Model, error) {
 		}
 		switch {
 		case fi.IsDir():
-			fs, ixs, skip, err := openDir(src, p)
+			fs, ixs, skip, err := openDir(src, p, pre)
 			if err != nil {
 				return nil, err
 			}
@@ -88,7 +90,7 @@ func OpenSource(src Source, paths ...string) (*accounting.Model, error) {
 			skipped = append(skipped, skip...)
 			configDirs = append(configDirs, p)
 		case strings.HasSuffix(p, indexSuffix):
-			ix, err := readIndex(src, p)
+			ix, err := readIndex(src, p, newConfine(src, filepath.Dir(p)))
 			if err != nil {
 				return nil, err
 			}
@@ -100,12 +102,15 @@ func OpenSource(src Source, paths ...string) (*accounting.Model, error) {
 			configDirs = append(configDirs, filepath.Dir(p))
 		}
 	}
-	m, err := openFiles(src, files, indexes)
+	m, twice, err := openFiles(src, files, indexes, pre)
 	if err != nil {
 		return nil, err
 	}
 	if err := checkNames(m, indexes); err != nil {
 		return nil, err
+	}
+	if twice != nil {
+		return nil, twice
 	}
 	if err := checkSplits(m); err != nil {
 		return nil, err
@@ -124,37 +129,77 @@ func OpenSource(src Source, paths ...string) (*accounting.Model, error) {
 	return m, nil
 }
 
-// openFiles reads files in order into one Model. A part of a split set
+// opened is a model file read, or the error reading it gave, and the
+// file's identity.
+type opened struct {
+	m   *accounting.Model
+	err error
+	id  fileID
+}
+
+// fileID identifies a file whatever the name it is reached by (device and
+// inode), zero when the system does not say.
+type fileID struct{ dev, ino uint64 }
+
+func idOf(fi fs.FileInfo) fileID {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fileID{uint64(st.Dev), uint64(st.Ino)}
+	}
+	return fileID{}
+}
+
+// openFiles reads files in order into one Model, taking those pre holds
+// from it (a directory's files, read when sniffed). A part of a split set
 // whose siblings are not among files brings them in: the set takes its
-// place, in part order. A remote source fetches the files' first bytes
-// all at once first (the shards an index names sized from it).
-func openFiles(src Source, files []string, indexes []*weightIndex) (*accounting.Model, error) {
+// place, in part order. twice is the error of one file named twice (by two
+// names, or a link), reported after the names are checked. A remote source
+// fetches the files' first bytes all at once first (the shards an index
+// names sized from it).
+func openFiles(src Source, files []string, indexes []*weightIndex, pre map[string]opened) (m *accounting.Model, twice error, err error) {
 	estimates := map[string]int64{}
 	for _, ix := range indexes {
 		maps.Copy(estimates, ix.estimates)
 	}
 	if err := prefetch(src, files, estimates); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	queue := slices.Clone(files)
-	planned := map[string]bool{}
+	planned := make(map[string]bool, len(files))
 	for _, f := range files {
 		planned[filepath.Clean(f)] = true
 	}
-	m := &accounting.Model{}
+	expanded := map[string]bool{} // split sets already brought in, by prefix
+	seen := make(map[fileID]string, len(files))
+	m = &accounting.Model{}
+	if len(pre) > 1 { // a directory's files, read: size the model for them
+		nt := 0
+		for _, o := range pre {
+			if o.m != nil {
+				nt += len(o.m.Tensors)
+			}
+		}
+		m.Files = make([]accounting.File, 0, len(files))
+		m.Tensors = make([]accounting.Tensor, 0, nt)
+	}
 	for k := 0; k < len(queue); k++ {
 		p := queue[k]
-		fm, err := openFile(src, p)
-		if err != nil {
-			return nil, err
+		o, ok := pre[p]
+		if ok {
+			delete(pre, p)
+		} else {
+			o = openFile(src, p)
 		}
+		if o.err != nil {
+			return nil, nil, o.err
+		}
+		fm := o.m
 		if s := fm.Files[0].Split; s != nil && s.Count > 1 {
-			set, err := splitSet(src, p, s, planned)
+			set, err := splitSet(src, p, s, planned, expanded)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if err := prefetch(src, set, nil); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if len(set) > 1 {
 				// Read again in its place in the set: headers only.
@@ -163,59 +208,91 @@ func openFiles(src Source, files []string, indexes []*weightIndex) (*accounting.
 				continue
 			}
 		}
+		if o.id != (fileID{}) {
+			if first, dup := seen[o.id]; dup && twice == nil {
+				twice = fmt.Errorf("%s and %s are one file, named twice: its tensors would be counted twice", first, p)
+			}
+			seen[o.id] = p
+		}
 		base := len(m.Files)
 		m.Files = append(m.Files, fm.Files...)
+		if m.Tensors == nil && base == 0 {
+			m.Tensors = fm.Tensors // one file, or the first: no copy
+			continue
+		}
 		for _, t := range fm.Tensors {
 			t.File += base
 			m.Tensors = append(m.Tensors, t)
 		}
 	}
-	return m, nil
+	return m, twice, nil
 }
 
 // checkNames fails when two files hold a tensor of one name, and when an
 // index names a tensor that its shard does not hold.
 func checkNames(m *accounting.Model, indexes []*weightIndex) error {
+	if len(m.Files) < 2 && len(indexes) == 0 {
+		return nil // one file: a name it repeats is its loader's to refuse
+	}
 	where := make(map[string]int, len(m.Tensors))
-	held := make(map[[2]string]bool, len(m.Tensors))
 	for _, t := range m.Tensors {
 		if f, ok := where[t.Name]; ok && f != t.File {
 			return fmt.Errorf("tensor %q is in both %s and %s: one model holds each tensor once (the same file named twice, or two copies of the weights?)",
 				t.Name, m.Files[f].Path, m.Files[t.File].Path)
 		}
 		where[t.Name] = t.File
-		held[[2]string{filepath.Clean(m.Files[t.File].Path), t.Name}] = true
+	}
+	if len(indexes) == 0 {
+		return nil
+	}
+	clean := make([]string, len(m.Files))
+	for i, f := range m.Files {
+		clean[i] = filepath.Clean(f.Path)
 	}
 	for _, ix := range indexes {
-		names := slices.Sorted(maps.Keys(ix.weightMap))
-		for _, name := range names {
-			shard := ix.weightMap[name]
-			if !held[[2]string{filepath.Clean(shard), name}] {
-				return fmt.Errorf("%s: weight_map puts tensor %q in %s, which does not hold it", ix.path, name, shard)
+		// Sorted only when something is wrong, to name the first.
+		var wrong []string
+		for name, shard := range ix.weightMap {
+			if f, ok := where[name]; !ok || clean[f] != filepath.Clean(shard) {
+				wrong = append(wrong, name)
 			}
+		}
+		if len(wrong) > 0 {
+			name := slices.Min(wrong)
+			return fmt.Errorf("%s: weight_map puts tensor %q in %s, which does not hold it", ix.path, name, ix.weightMap[name])
 		}
 	}
 	return nil
 }
 
-// OpenFile reads one model file with the loader that recognises it.
-func OpenFile(path string) (*accounting.Model, error) { return openFile(Local, path) }
+// OpenFile reads one model file with the loader that recognises it. Only a
+// regular file is read: a FIFO or a device is refused without blocking.
+func OpenFile(path string) (*accounting.Model, error) {
+	o := openFile(Local, path)
+	return o.m, o.err
+}
 
-func openFile(src Source, path string) (*accounting.Model, error) {
-	f, size, closeFile, err := openAt(src, path)
+func openFile(src Source, path string) opened {
+	f, fi, closeFile, err := openAt(src, path)
 	if err != nil {
-		return nil, err
+		return opened{err: err}
 	}
 	defer closeFile()
-	head, err := readHead(f, path)
+	r, err := readHead(src, f, fi.Size(), path)
 	if err != nil {
-		return nil, err
+		return opened{err: err}
 	}
-	l := Detect(head)
+	l := Detect(r.sniff())
 	if l == nil {
-		return nil, fmt.Errorf("%s: %w (first bytes % x)", path, ErrUnknownFormat, head[:min(len(head), 16)])
+		return opened{err: unknownFormat(path, r.head, fi.Size())}
 	}
-	m, err := l.Load(f, size)
+	m, err := load(l, r, fi, path)
+	return opened{m: m, err: err, id: idOf(fi)}
+}
+
+// load reads the file at path, already open as r, with l.
+func load(l Loader, r io.ReaderAt, fi fs.FileInfo, path string) (*accounting.Model, error) {
+	m, err := l.Load(r, fi.Size())
 	if err != nil {
 		var fe *accounting.FormatError
 		if errors.As(err, &fe) {
@@ -226,9 +303,40 @@ func openFile(src Source, path string) (*accounting.Model, error) {
 	}
 	for i := range m.Files {
 		m.Files[i].Path = path
-		m.Files[i].SizeBytes = size
+		m.Files[i].SizeBytes = fi.Size()
 	}
 	return m, nil
+}
+
+// unknownFormat is the error for a file no loader recognises. It says what
+// was expected and what the file looks like, never what it holds: the file
+// may be anything a link or a typo led to (a key, /etc/shadow).
+func unknownFormat(path string, head []byte, size int64) error {
+	if size == 0 {
+		return fmt.Errorf("%s: %w: the file is empty", path, ErrUnknownFormat)
+	}
+	return fmt.Errorf("%s: %w: not safetensors (an 8-byte header length, then a JSON header), GGUF (magic \"GGUF\") or a PyTorch checkpoint (a zip archive or a pickle); it looks like %s",
+		path, ErrUnknownFormat, looksLike(head))
+}
+
+// looksLike names the kind of content head, a file's first bytes, has.
+func looksLike(head []byte) string {
+	text := head
+	for i := 0; i < 3 && len(text) > 0 && !utf8.Valid(text); i++ {
+		text = text[:len(text)-1] // a character cut by the end of head
+	}
+	if !utf8.Valid(text) || bytes.ContainsFunc(text, func(r rune) bool {
+		return r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f
+	}) {
+		if bytes.HasPrefix(head, []byte("PK")) {
+			return "a zip archive"
+		}
+		return "binary data"
+	}
+	if t := bytes.TrimLeft(text, " \t\r\n"); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+		return "JSON"
+	}
+	return "text"
 }
 
 // Detect returns the first loader that recognises head, or nil.
@@ -243,22 +351,52 @@ func Detect(head []byte) Loader {
 
 // openDir reads a directory's listing and chooses its model files (see
 // Select): the files to read, the indexes read, and the files skipped.
-func openDir(src Source, dir string) ([]string, []*weightIndex, []accounting.SkippedFile, error) {
+// Each file is opened once: a file sniffed is read then, into pre, unless
+// the directory holds one of the names transformers loads (then every
+// other file is only listed as skipped).
+//
+// Files of the directory must stay in it: a symlink that resolves outside
+// it (see confine) is not read; it is listed as skipped, and it is an error
+// when the model needs it (the file transformers loads, a shard an index
+// names).
+func openDir(src Source, dir string, pre map[string]opened) ([]string, []*weightIndex, []accounting.SkippedFile, error) {
 	des, err := src.ReadDir(dir)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	c := newConfine(src, dir)
+	if c != nil {
+		c.plain = make(map[string]bool, len(des))
+	}
 	var entries []Entry
+	outside := map[string]error{}
+	outsideSize := map[string]int64{}
+	byName := false
 	for _, e := range des {
 		var info fs.FileInfo
+		name := e.Name()
 		switch {
 		case e.Type().IsRegular():
 			info, err = e.Info()
+			if c != nil {
+				c.plain[name] = true
+			}
 		case e.Type()&fs.ModeSymlink != 0:
 			// A Hugging Face cache snapshot is links to blobs.
-			info, err = src.Stat(filepath.Join(dir, e.Name()))
-			if errors.Is(err, os.ErrNotExist) {
-				continue // a dangling link: not a file of the directory
+			p := filepath.Join(dir, name)
+			if err = c.resolve(p); err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					continue // a dangling link: not a file of the directory
+				}
+				var esc *escapeError
+				if !errors.As(err, &esc) {
+					return nil, nil, nil, err
+				}
+				outside[name] = err
+			}
+			info, err = src.Stat(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
 			}
 		default:
 			continue
@@ -267,32 +405,50 @@ func openDir(src Source, dir string) ([]string, []*weightIndex, []accounting.Ski
 			return nil, nil, nil, err
 		}
 		if info.Mode().IsRegular() {
-			entries = append(entries, Entry{Name: e.Name(), Size: info.Size()})
+			if outside[name] != nil {
+				outsideSize[name] = info.Size()
+			}
+			entries = append(entries, Entry{Name: name, Size: info.Size()})
+			byName = byName || slices.Contains(transformersNames, name)
 		}
 	}
 	if err := prefetchDir(src, dir, entries); err != nil {
 		return nil, nil, nil, err
 	}
+	var notRead []accounting.SkippedFile
 	sel, err := Select(filepath.ToSlash(dir), entries, func(name string) (string, error) {
-		return modelFile(src, filepath.Join(dir, name))
+		p := filepath.Join(dir, name)
+		if outside[name] != nil {
+			notRead = append(notRead, accounting.SkippedFile{Path: p, SizeBytes: outsideSize[name], Reason: "a symlink to a file outside the model directory: not read (name the file itself to audit it)"})
+			return "", nil
+		}
+		return sniffFile(src, p, c != nil && c.plain[name], !byName, pre)
 	})
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	files := make([]string, 0, len(sel.Files))
 	for _, f := range sel.Files {
+		if err := outside[f]; err != nil {
+			return nil, nil, nil, err
+		}
 		files = append(files, filepath.Join(dir, f))
 	}
 	var indexes []*weightIndex
 	named := map[string]bool{}
+	listed := make(map[string]bool, len(files))
+	for _, f := range files {
+		listed[f] = true
+	}
 	for _, name := range sel.Indexes {
-		ix, err := readIndex(src, filepath.Join(dir, name))
+		ix, err := readIndex(src, filepath.Join(dir, name), c)
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		indexes = append(indexes, ix)
 		for _, sh := range ix.shards {
-			if !slices.Contains(files, sh) {
+			if !listed[sh] {
+				listed[sh] = true
 				files = append(files, sh)
 			}
 			if rel, err := filepath.Rel(dir, sh); err == nil {
@@ -301,9 +457,14 @@ func openDir(src Source, dir string) ([]string, []*weightIndex, []accounting.Ski
 		}
 	}
 	sel.Shards(named)
-	skipped := sel.Skipped
+	skipped := append(sel.Skipped, notRead...)
 	for i := range skipped {
 		skipped[i].Path = filepath.Clean(filepath.FromSlash(skipped[i].Path))
+	}
+	for p := range pre {
+		if !listed[p] {
+			delete(pre, p) // read when sniffed, but not part of the model
+		}
 	}
 	if len(files) == 0 {
 		return nil, nil, nil, fmt.Errorf("%s: no model files found (subdirectories are not searched: name them)", dir)
@@ -311,42 +472,190 @@ func openDir(src Source, dir string) ([]string, []*weightIndex, []accounting.Ski
 	return files, indexes, skipped, nil
 }
 
-// modelFile returns the format of p if a loader recognises it, else "". A
+// sniffFile returns the format of p if a loader recognises it, else "". A
 // zip archive that is not a torch.save checkpoint (no data.pkl record) is
 // some other file in a directory, not a broken model; named on the command
-// line, it is still an error.
-func modelFile(src Source, p string) (string, error) {
-	f, size, closeFile, err := openAt(src, p)
+// line, it is still an error. With read, a model file is also read, into
+// pre.
+func sniffFile(src Source, p string, listedRegular, read bool, pre map[string]opened) (string, error) {
+	f, fi, closeFile, err := openListed(src, p, listedRegular)
 	if err != nil {
 		return "", err
 	}
 	defer closeFile()
-	head, err := readHead(f, p)
+	r, err := readHead(src, f, fi.Size(), p)
 	if err != nil {
 		return "", err
 	}
-	l := Detect(head)
+	l := Detect(r.sniff())
 	if l == nil {
 		return "", nil
 	}
-	if !bytes.HasPrefix(head, []byte("PK")) {
-		return l.Name(), nil
+	if bytes.HasPrefix(r.head, []byte("PK")) {
+		z, err := zip.NewReader(r, fi.Size())
+		if err == nil && !pytorch.IsCheckpoint(z) {
+			return "", nil
+		}
+		// A broken zip: let the loader say what is wrong with it.
 	}
-	z, err := zip.NewReader(f, size)
-	if err != nil || pytorch.IsCheckpoint(z) {
-		return l.Name(), nil // a broken zip: let the loader say what is wrong with it
+	if read {
+		m, err := load(l, r, fi, p)
+		pre[p] = opened{m: m, err: err, id: idOf(fi)}
 	}
-	return "", nil
+	return l.Name(), nil
 }
 
-// readHead reads the first HeadSize bytes of f, fewer for a short file.
-func readHead(f io.ReaderAt, path string) ([]byte, error) {
-	head := make([]byte, HeadSize)
+// openListed opens p as safeio.OpenRegular does. When the directory's
+// listing already showed p as a regular file, the stat before the open is
+// left out (a system call per file of a large directory): the open is
+// non-blocking and the opened file's own stat is checked all the same.
+func openListed(src Source, p string, listedRegular bool) (io.ReaderAt, fs.FileInfo, func() error, error) {
+	if !listedRegular || src != Local {
+		return openAt(src, p)
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		f.Close()
+		return openAt(src, p) // changed since listed: say what it is
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	return f, fi, f.Close, nil
+}
+
+// headBytes is how much of a file is read first: the whole header of a
+// small safetensors or GGUF file, so that such a file takes one read.
+const headBytes = 4096
+
+// headReader is a file whose first bytes, read once, serve the reads that
+// fall within them.
+type headReader struct {
+	f    io.ReaderAt
+	head []byte
+}
+
+func (h *headReader) ReadAt(p []byte, off int64) (int, error) {
+	if off >= 0 && off+int64(len(p)) <= int64(len(h.head)) {
+		return copy(p, h.head[off:]), nil
+	}
+	return h.f.ReadAt(p, off)
+}
+
+// sniff returns what Sniff is shown: the first HeadSize bytes.
+func (h *headReader) sniff() []byte { return h.head[:min(len(h.head), HeadSize)] }
+
+// readHead reads the first bytes of f, a file of size bytes in src:
+// headBytes of a local file, HeadSize of a remote one (whose source
+// fetches what it was told to, and no more).
+func readHead(src Source, f io.ReaderAt, size int64, path string) (*headReader, error) {
+	want := int64(HeadSize)
+	if src == Local {
+		want = headBytes
+	}
+	head := make([]byte, min(size, want))
 	n, err := f.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return head[:n], nil
+	return &headReader{f: f, head: head[:n]}, nil
+}
+
+// confine is the rule for the files qinsaudit finds by itself in a model
+// directory (its listing, the shards an index names, the parts of a split
+// model, config.json): each must resolve, symlinks followed, inside the
+// directory, or, when the directory is a snapshot of a Hugging Face cache
+// (.../models--ORG--NAME/snapshots/REVISION, whose files are links to
+// ../../blobs), inside that cache repository's blobs directory. A file
+// named on the command line is read wherever it leads: the user chose it.
+//
+// A remote source has no links: newConfine gives nil, which passes every
+// file.
+type confine struct {
+	dir   string
+	plain map[string]bool // names the listing shows as regular files (no link to follow)
+	roots []string        // resolved, absolute; nil until needed
+}
+
+// escapeError is the error of a file that resolves outside its model
+// directory.
+type escapeError struct{ path, target, dir string }
+
+func (e *escapeError) Error() string {
+	return fmt.Sprintf("%s: a symlink to %s, outside the model directory %s: refused (the files of a model directory must stay in it; name the file itself to audit it)", e.path, e.target, e.dir)
+}
+
+// newConfine is the rule for the files of dir in src; nil (no rule) for a
+// source other than the local file system.
+func newConfine(src Source, dir string) *confine {
+	if src != Local {
+		return nil
+	}
+	return &confine{dir: dir}
+}
+
+// check returns an *escapeError when path, a file in the directory,
+// resolves outside it. A file that is not there passes: opening it says so.
+func (c *confine) check(path string) error {
+	if c == nil {
+		return nil
+	}
+	if rel, err := filepath.Rel(c.dir, path); err == nil && !strings.ContainsRune(rel, filepath.Separator) {
+		if c.plain != nil {
+			if c.plain[rel] {
+				return nil
+			}
+		} else if fi, err := os.Lstat(path); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			return nil
+		}
+	}
+	if err := c.resolve(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// resolve follows the links of path and returns an *escapeError when it
+// leads outside the directory.
+func (c *confine) resolve(path string) error {
+	if c == nil {
+		return nil
+	}
+	if c.roots == nil {
+		real, err := filepath.EvalSymlinks(c.dir)
+		if err != nil {
+			return err
+		}
+		if real, err = filepath.Abs(real); err != nil {
+			return err
+		}
+		c.roots = []string{real}
+		for d := real; filepath.Dir(d) != d; d = filepath.Dir(d) {
+			snaps := filepath.Dir(d)
+			if filepath.Base(snaps) == "snapshots" && strings.HasPrefix(filepath.Base(filepath.Dir(snaps)), "models--") {
+				c.roots = append(c.roots, filepath.Join(filepath.Dir(snaps), "blobs"))
+				break
+			}
+		}
+	}
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	if target, err = filepath.Abs(target); err != nil {
+		return err
+	}
+	for _, r := range c.roots {
+		if target == r || strings.HasPrefix(target, strings.TrimSuffix(r, string(filepath.Separator))+string(filepath.Separator)) {
+			return nil
+		}
+	}
+	return &escapeError{path: path, target: target, dir: c.dir}
 }
 
 // weightIndex is a weights index (model.safetensors.index.json,
@@ -360,31 +669,65 @@ type weightIndex struct {
 	estimates map[string]int64
 }
 
+// maxIndexBytes bounds a weights index or a config.json read into memory
+// (the index of a 100,000-tensor model is ~10 MiB).
+const maxIndexBytes = 64 << 20
+
 // readIndex reads a weights index; its shard names are resolved against
-// the index's directory and may not leave it.
-func readIndex(src Source, path string) (*weightIndex, error) {
+// the index's directory and may not leave it (c). A tensor named twice in
+// weight_map is an error: a JSON decoder would keep the last silently.
+func readIndex(src Source, path string, c *confine) (*weightIndex, error) {
 	data, err := readSmall(src, path)
 	if err != nil {
 		return nil, err
 	}
 	var ix struct {
-		WeightMap map[string]string `json:"weight_map"`
+		WeightMap json.RawMessage `json:"weight_map"`
 	}
 	if err := json.Unmarshal(data, &ix); err != nil {
 		return nil, fmt.Errorf("%s: weights index: %w", path, err)
 	}
-	if len(ix.WeightMap) == 0 {
+	out := &weightIndex{path: path, weightMap: map[string]string{}, estimates: map[string]int64{}}
+	var names []string // in the file's order, for the first error
+	if len(ix.WeightMap) > 0 && !bytes.Equal(ix.WeightMap, []byte("null")) {
+		dec := json.NewDecoder(bytes.NewReader(ix.WeightMap))
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+			return nil, fmt.Errorf("%s: weights index: weight_map is not an object", path)
+		}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return nil, fmt.Errorf("%s: weights index: %w", path, err)
+			}
+			name := tok.(string) // a key is a string
+			var shard string
+			if err := dec.Decode(&shard); err != nil {
+				return nil, fmt.Errorf("%s: weights index: tensor %q: %w", path, name, err)
+			}
+			if _, dup := out.weightMap[name]; dup {
+				return nil, fmt.Errorf("%s: weights index: tensor %q is named twice in weight_map", path, name)
+			}
+			out.weightMap[name] = shard
+			names = append(names, name)
+		}
+	}
+	if len(out.weightMap) == 0 {
 		return nil, fmt.Errorf("%s: weights index: no weight_map", path)
 	}
-	out := &weightIndex{path: path, weightMap: make(map[string]string, len(ix.WeightMap)), estimates: map[string]int64{}}
 	set := map[string]bool{}
 	perShard := map[string][]string{}
-	for name, shard := range ix.WeightMap {
+	for _, name := range names {
+		shard := out.weightMap[name]
 		if shard == "" || filepath.IsAbs(shard) || strings.HasPrefix(shard, "/") || slices.Contains(strings.Split(filepath.ToSlash(shard), "/"), "..") {
 			return nil, fmt.Errorf("%s: weights index: tensor %q: bad shard name %q", path, name, shard)
 		}
 		p := filepath.Join(filepath.Dir(path), filepath.FromSlash(shard))
 		out.weightMap[name] = p
+		if !set[p] {
+			if err := c.check(p); err != nil {
+				return nil, fmt.Errorf("%s names %w", path, err)
+			}
+		}
 		set[p] = true
 		perShard[p] = append(perShard[p], name)
 	}
@@ -398,7 +741,15 @@ func readIndex(src Source, path string) (*weightIndex, error) {
 // readQuantConfig reads the quantization settings of a config.json: the
 // Hugging Face quantization_config (GPTQ, AWQ, bitsandbytes, FP8,
 // compressed-tensors) or MLX's quantization. A missing file or key gives nil.
+//
+// Its numbers are checked: a bit width is 1 to 32 (0: not given), a group
+// size positive, 0 (not given) or -1 (GPTQ's one group per row); anything
+// else is an error naming the file and the key, not a figure derived from
+// it. Like the files of its directory, it must not be a link out of it.
 func readQuantConfig(src Source, path string) (*accounting.QuantConfig, error) {
+	if err := newConfine(src, filepath.Dir(path)).check(path); err != nil {
+		return nil, err
+	}
 	data, err := readSmall(src, path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -431,19 +782,45 @@ func readQuantConfig(src Source, path string) (*accounting.QuantConfig, error) {
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	q := cfg.Q
+	q, key := cfg.Q, "quantization_config"
 	if q == nil && cfg.MLX != nil {
-		q = cfg.MLX
+		q, key = cfg.MLX, "quantization"
 		q.Method = "mlx"
 	}
 	if q == nil {
 		return nil, nil
 	}
+	bad := func(field string, v int, want string) error {
+		return fmt.Errorf("%s: %s: %s %d: want %s", path, key, field, v, want)
+	}
+	const wantBits, wantGroup = "a bit width from 1 to 32", "a positive group size (or -1: one group per row)"
+	for _, c := range []struct {
+		field string
+		v     int
+		group bool
+	}{{"bits", q.Bits, false}, {"w_bit", q.WBit, false}, {"group_size", q.GroupSize, true}, {"q_group_size", q.QGroupSize, true}} {
+		switch {
+		case !c.group && (c.v < 0 || c.v > 32):
+			return nil, bad(c.field, c.v, wantBits)
+		case c.group && (c.v < -1 || c.v > math.MaxInt32):
+			return nil, bad(c.field, c.v, wantGroup)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(q.ConfigGroups)) {
+		if w := q.ConfigGroups[name].Weights; w != nil {
+			if w.NumBits < 0 || w.NumBits > 32 {
+				return nil, bad("config_groups."+name+".weights.num_bits", w.NumBits, wantBits)
+			}
+			if w.GroupSize < -1 || w.GroupSize > math.MaxInt32 {
+				return nil, bad("config_groups."+name+".weights.group_size", w.GroupSize, wantGroup)
+			}
+		}
+	}
 	out := &accounting.QuantConfig{Method: q.Method, Bits: q.Bits, GroupSize: q.GroupSize}
 	out.Bits = cmp.Or(q.Bits, q.WBit)
 	out.GroupSize = cmp.Or(q.GroupSize, q.QGroupSize)
-	for _, g := range q.ConfigGroups {
-		if g.Weights != nil {
+	for _, name := range slices.Sorted(maps.Keys(q.ConfigGroups)) {
+		if g := q.ConfigGroups[name]; g.Weights != nil {
 			out.Bits = cmp.Or(out.Bits, g.Weights.NumBits)
 			out.GroupSize = cmp.Or(out.GroupSize, g.Weights.GroupSize)
 		}
@@ -458,18 +835,20 @@ func readQuantConfig(src Source, path string) (*accounting.QuantConfig, error) {
 	return out, nil
 }
 
+// readSmall reads a weights index or a config.json whole, bounded by
+// maxIndexBytes.
 func readSmall(src Source, path string) ([]byte, error) {
+	if src == Local {
+		return safeio.ReadFileLimit(path, maxIndexBytes)
+	}
 	f, err := src.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxIndexBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	size := int64(-1)
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
 	}
-	if len(data) > maxIndexBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxIndexBytes)
-	}
-	return data, nil
+	return safeio.ReadLimit(f, path, size, maxIndexBytes)
 }

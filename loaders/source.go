@@ -49,27 +49,27 @@ type Prefetcher interface {
 	Prefetch(names []string, first []int64) error
 }
 
-// openAt opens name as a reader at offsets with its size.
-func openAt(src Source, name string) (io.ReaderAt, int64, func() error, error) {
+// openAt opens name as a reader at offsets with its FileInfo.
+func openAt(src Source, name string) (io.ReaderAt, fs.FileInfo, func() error, error) {
 	f, err := src.Open(name)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, nil, nil, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, nil, err
+		return nil, nil, nil, err
 	}
 	if fi.IsDir() {
 		f.Close()
-		return nil, 0, nil, fmt.Errorf("%s: is a directory", name)
+		return nil, nil, nil, fmt.Errorf("%s: is a directory", name)
 	}
 	ra, ok := f.(io.ReaderAt)
 	if !ok {
 		f.Close()
-		return nil, 0, nil, fmt.Errorf("%s: the source cannot read it at offsets", name)
+		return nil, nil, nil, fmt.Errorf("%s: the source cannot read it at offsets", name)
 	}
-	return ra, fi.Size(), f.Close, nil
+	return ra, fi, f.Close, nil
 }
 
 // headerEstimate is the bytes a safetensors header of these tensor names
@@ -144,7 +144,7 @@ func prefetchDir(src Source, dir string, entries []Entry) error {
 		return err
 	}
 	for _, n := range byName.Indexes {
-		if ix, err := readIndex(src, filepath.Join(dir, n)); err == nil {
+		if ix, err := readIndex(src, filepath.Join(dir, n), nil); err == nil {
 			maps.Copy(estimates, ix.estimates)
 		}
 	}

@@ -44,10 +44,12 @@ const maxSplitParts = 1 << 12
 // splitSet returns, in part order, path and the other parts of its split
 // set that planned (cleaned paths already to be read) lacks, and adds them
 // to planned; just path when planned has them all. A part that is not
-// there is an error naming it. A file whose name does not follow
-// llama.cpp's naming brings in nothing; checkSplits then says what is
-// missing.
-func splitSet(src Source, path string, s *accounting.Split, planned map[string]bool) ([]string, error) {
+// there is an error naming it, and so is one that is a link out of the
+// directory (see confine). A file whose name does not follow llama.cpp's
+// naming brings in nothing; checkSplits then says what is missing. expanded
+// holds the sets already looked at (by prefix and count), so that each set
+// is listed once, not once per part.
+func splitSet(src Source, path string, s *accounting.Split, planned, expanded map[string]bool) ([]string, error) {
 	if s.Count > maxSplitParts {
 		return nil, fmt.Errorf("%s: split.count %d exceeds %d", path, s.Count, maxSplitParts)
 	}
@@ -59,6 +61,12 @@ func splitSet(src Source, path string, s *accounting.Split, planned map[string]b
 		return nil, fmt.Errorf("%s: the name says part %d of %d, but split.no %d and split.count %d say part %d of %d",
 			path, no, count, s.No, s.Count, s.No+1, s.Count)
 	}
+	set := partPath(prefix, 0, count)
+	if expanded[set] {
+		return []string{path}, nil
+	}
+	expanded[set] = true
+	c := newConfine(src, filepath.Dir(path))
 	var out []string
 	for i := int64(1); i <= s.Count; i++ {
 		p := partPath(prefix, i, s.Count)
@@ -73,6 +81,9 @@ func splitSet(src Source, path string, s *accounting.Split, planned map[string]b
 			if errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("%s is part %d of a model split into %d files; part %d, %s, is missing", path, s.No+1, s.Count, i, p)
 			}
+			return nil, err
+		}
+		if err := c.check(p); err != nil {
 			return nil, err
 		}
 		planned[filepath.Clean(p)] = true

@@ -21,13 +21,14 @@ package safetensors
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"sort"
-	"strconv"
+	"math"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -137,70 +138,103 @@ func readFull(r io.ReaderAt, buf []byte, off int64) error {
 // parseHeader checks the JSON header (which starts at file offset 8)
 // against the data buffer, from file offset dataStart to the end of the
 // size-byte file, and returns its tensors in data order.
+//
+// The header is read by a hand-written scanner, not encoding/json: the
+// header is the format (a flat object of flat objects whose fields are a
+// string and two arrays of integers), and encoding/json's token stream and
+// a map of raw fields per entry cost ~5 of the ~6 us per tensor a load
+// took (issue 11), with a map entry, a key string and a raw slice per
+// field. The scanner reads each entry's three fields in place and makes
+// nothing per tensor but its name and shape. Whatever is not valid JSON is
+// handed to encoding/json (syntaxError) to place and describe, so errors
+// read as they did; FuzzScannerEquivalence checks the scanner against the
+// encoding/json reader it replaced, result for result and error for error.
 func parseHeader(header []byte, dataStart, size int64) ([]accounting.Tensor, error) {
 	if !utf8.Valid(header) {
 		return nil, accounting.Errorf(format, 8+int64(firstInvalidUTF8(header)), "", "header: invalid utf-8")
 	}
-	// Decode the header as a stream to keep each key's offset for errors
-	// and to see duplicate keys. The decoder stops at the first syntax
-	// error, which syntaxError then places.
-	dec := json.NewDecoder(bytes.NewReader(header))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, jsonError(header, err, 0)
+	s := scanner{h: header}
+	s.ws()
+	if s.pos >= len(header) || header[s.pos] != '{' {
+		return nil, notObject(header)
 	}
-	if tok != json.Delim('{') {
-		return nil, accounting.Errorf(format, 8, "", "header: not a json object")
-	}
-	var tensors []accounting.Tensor
-	var at []int64 // file offset of each tensor's entry, for errors
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, jsonError(header, err, 0)
-		}
-		name, ok := tok.(string) // the decoder allows only strings as keys
-		if !ok {
-			return nil, accounting.Errorf(format, 8+dec.InputOffset(), "", "header: invalid json key")
-		}
-		off := valueStart(header, dec.InputOffset())
-		if seen[name] {
-			return nil, accounting.Errorf(format, 8+off, name, "duplicate key in header")
-		}
-		seen[name] = true
-		if name == metadataKey {
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return nil, jsonError(header, err, off)
+	s.pos++
+	// Every entry has a "data_offsets" key, so counting them sizes the
+	// tensors (an entry takes at least 50 bytes: a count inflated by
+	// names or metadata stays a fraction of the header).
+	n := min(bytes.Count(header, []byte(`"data_offsets"`)), len(header)/50+1)
+	tensors := make([]accounting.Tensor, 0, n)
+	at := make([]int64, 0, n) // file offset of each tensor's entry, for errors
+	seen := make(map[string]struct{}, n)
+	sc := &shapes{n: n}
+	s.ws()
+	if s.peek('}') {
+		s.pos++
+	} else {
+		for {
+			kStart, kEnd, esc, ok := s.str()
+			if !ok {
+				return nil, syntaxError(header)
 			}
-			continue
-		}
-		// Fields stay raw JSON so that every number is checked to be an
-		// exact integer (a float64 would round offsets beyond 2^53), and
-		// matched case-sensitively as the specification's keys are.
-		var fields map[string]json.RawMessage
-		if err := dec.Decode(&fields); err != nil {
-			var typ *json.UnmarshalTypeError
-			if errors.As(err, &typ) {
-				return nil, accounting.Errorf(format, 8+off, name, "entry: want an object, got a json %s", typ.Value)
+			name, ok := stringAt(header, kStart, kEnd, esc)
+			if !ok {
+				return nil, syntaxError(header)
 			}
-			return nil, jsonError(header, err, off)
+			off := valueStart(header, int64(s.pos))
+			if _, dup := seen[name]; dup {
+				return nil, accounting.Errorf(format, 8+off, name, "duplicate key in header")
+			}
+			seen[name] = struct{}{}
+			s.ws()
+			if !s.peek(':') {
+				return nil, syntaxError(header)
+			}
+			s.pos++
+			s.ws()
+			if name == metadataKey {
+				// encoding/json's decoder counted the depth of a
+				// value from the value: so does the scanner.
+				if !s.value(1) {
+					return nil, syntaxError(header)
+				}
+			} else {
+				vStart := s.pos
+				e, ok := s.entry()
+				if !ok {
+					return nil, syntaxError(header)
+				}
+				if !e.object {
+					return nil, notEntryObject(header[vStart:s.pos], name, off)
+				}
+				t, err := checkEntry(name, &e, sc, dataStart, size)
+				if err != nil {
+					return nil, accounting.Errorf(format, 8+off, name, "%s", err)
+				}
+				tensors = append(tensors, t)
+				at = append(at, 8+off)
+			}
+			s.ws()
+			if s.peek(',') {
+				s.pos++
+				s.ws()
+				continue
+			}
+			if s.peek('}') {
+				s.pos++
+				break
+			}
+			return nil, syntaxError(header)
 		}
-		t, err := checkEntry(name, fields, dataStart, size)
-		if err != nil {
-			return nil, accounting.Errorf(format, 8+off, name, "%s", err)
-		}
-		tensors = append(tensors, t)
-		at = append(at, 8+off)
 	}
-	if _, err := dec.Token(); err != nil { // the closing '}'
-		return nil, jsonError(header, err, 0)
-	}
-	if _, err := dec.Token(); err != io.EOF { // anything after it
+	s.ws()
+	if s.pos != len(header) { // anything after the object
 		return nil, syntaxError(header)
 	}
-	sort.Stable(byData{tensors, at})
+	seen = nil
+	if len(tensors) == 0 {
+		return nil, nil // as encoding/json's reader did
+	}
+	at = sortByData(tensors, at)
 	// Tensors sorted by begin overlap when one starts before the furthest
 	// end so far. Empty tensors share no bytes with anything.
 	last := -1
@@ -218,6 +252,588 @@ func parseHeader(header []byte, dataStart, size int64) ([]accounting.Tensor, err
 		}
 	}
 	return tensors, nil
+}
+
+// sortByData sorts tensors by where their bytes start and end, ties in
+// header order (a stable sort), and returns the offsets of their entries
+// in the new order. A header already in data order is left as it is.
+func sortByData(tensors []accounting.Tensor, at []int64) []int64 {
+	less := func(x, y *accounting.Tensor) bool {
+		return x.DataOffset < y.DataOffset || x.DataOffset == y.DataOffset && x.StorageBytes < y.StorageBytes
+	}
+	sorted := true
+	for i := 1; i < len(tensors) && sorted; i++ {
+		sorted = !less(&tensors[i], &tensors[i-1])
+	}
+	if sorted {
+		return at
+	}
+	// Sort a permutation (4 bytes a tensor, not 168), ties broken by
+	// header order, then move the tensors along its cycles in place.
+	perm := make([]int32, len(tensors))
+	for i := range perm {
+		perm[i] = int32(i)
+	}
+	slices.SortFunc(perm, func(a, b int32) int {
+		x, y := &tensors[a], &tensors[b]
+		switch {
+		case less(x, y):
+			return -1
+		case less(y, x):
+			return 1
+		}
+		return cmp.Compare(a, b)
+	})
+	out := make([]int64, len(at))
+	for i, p := range perm {
+		out[i] = at[p]
+	}
+	for i := range perm {
+		if perm[i] < 0 {
+			continue
+		}
+		tmp := tensors[i]
+		j := i
+		for {
+			k := int(perm[j])
+			perm[j] = -1
+			if k == i {
+				tensors[j] = tmp
+				break
+			}
+			tensors[j] = tensors[k]
+			j = k
+		}
+	}
+	return out
+}
+
+// notObject is the error of a header that is not a JSON object, as
+// encoding/json's decoder sees it.
+func notObject(header []byte) error {
+	if _, err := json.NewDecoder(bytes.NewReader(header)).Token(); err != nil {
+		if !json.Valid(header) {
+			return syntaxError(header)
+		}
+		return accounting.Errorf(format, 8, "", "header: invalid json: %v", err)
+	}
+	return accounting.Errorf(format, 8, "", "header: not a json object")
+}
+
+// notEntryObject is the error of a tensor entry that is valid JSON but not
+// an object, worded as encoding/json words it.
+func notEntryObject(raw []byte, name string, off int64) error {
+	var typ *json.UnmarshalTypeError
+	if err := json.Unmarshal(raw, new(map[string]json.RawMessage)); errors.As(err, &typ) {
+		return accounting.Errorf(format, 8+off, name, "entry: want an object, got a json %s", typ.Value)
+	}
+	return accounting.Errorf(format, 8+off, name, "entry: want an object")
+}
+
+// maxDepth is encoding/json's limit on nesting, which the scanner keeps so
+// that it accepts what encoding/json accepts.
+const maxDepth = 10000
+
+// scanner reads JSON from h at pos. Its methods report false on anything
+// that is not valid JSON, leaving pos where they stopped.
+type scanner struct {
+	h   []byte
+	pos int
+}
+
+func (s *scanner) peek(c byte) bool { return s.pos < len(s.h) && s.h[s.pos] == c }
+
+// ws skips JSON whitespace.
+func (s *scanner) ws() {
+	for s.pos < len(s.h) {
+		switch s.h[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// str scans a string and returns the bounds of its content, between the
+// quotes, and whether it holds escapes.
+func (s *scanner) str() (start, end int, esc, ok bool) {
+	h := s.h
+	if s.pos >= len(h) || h[s.pos] != '"' {
+		return 0, 0, false, false
+	}
+	i := s.pos + 1
+	start = i
+	for i < len(h) {
+		switch c := h[i]; {
+		case c == '"':
+			s.pos = i + 1
+			return start, i, esc, true
+		case c == '\\':
+			esc = true
+			if i+1 >= len(h) {
+				return 0, 0, false, false
+			}
+			switch h[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(h) {
+					return 0, 0, false, false
+				}
+				for _, x := range h[i+2 : i+6] {
+					if !isHex(x) {
+						return 0, 0, false, false
+					}
+				}
+				i += 6
+			default:
+				return 0, 0, false, false
+			}
+		case c < 0x20:
+			return 0, 0, false, false
+		default:
+			i++
+		}
+	}
+	return 0, 0, false, false
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// number scans a JSON number.
+func (s *scanner) number() bool {
+	h, i := s.h, s.pos
+	if i < len(h) && h[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(h) && h[i] == '0':
+		i++
+	case i < len(h) && '1' <= h[i] && h[i] <= '9':
+		for i < len(h) && isDigit(h[i]) {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(h) && h[i] == '.' {
+		i++
+		if i >= len(h) || !isDigit(h[i]) {
+			return false
+		}
+		for i < len(h) && isDigit(h[i]) {
+			i++
+		}
+	}
+	if i < len(h) && (h[i] == 'e' || h[i] == 'E') {
+		i++
+		if i < len(h) && (h[i] == '+' || h[i] == '-') {
+			i++
+		}
+		if i >= len(h) || !isDigit(h[i]) {
+			return false
+		}
+		for i < len(h) && isDigit(h[i]) {
+			i++
+		}
+	}
+	s.pos = i
+	return true
+}
+
+// value scans any JSON value; depth is the nesting an object or array here
+// would have (the header's own object is 1).
+func (s *scanner) value(depth int) bool {
+	if s.pos >= len(s.h) {
+		return false
+	}
+	switch c := s.h[s.pos]; c {
+	case '{', '[':
+		if depth > maxDepth {
+			return false
+		}
+		end := byte('}')
+		if c == '[' {
+			end = ']'
+		}
+		s.pos++
+		s.ws()
+		if s.peek(end) {
+			s.pos++
+			return true
+		}
+		for {
+			if c == '{' {
+				if _, _, _, ok := s.str(); !ok {
+					return false
+				}
+				s.ws()
+				if !s.peek(':') {
+					return false
+				}
+				s.pos++
+				s.ws()
+			}
+			if !s.value(depth + 1) {
+				return false
+			}
+			s.ws()
+			switch {
+			case s.peek(','):
+				s.pos++
+				s.ws()
+			case s.peek(end):
+				s.pos++
+				return true
+			default:
+				return false
+			}
+		}
+	case '"':
+		_, _, _, ok := s.str()
+		return ok
+	case 't':
+		return s.literal("true")
+	case 'f':
+		return s.literal("false")
+	case 'n':
+		return s.literal("null")
+	}
+	return s.number()
+}
+
+func (s *scanner) literal(word string) bool {
+	if !bytes.HasPrefix(s.h[s.pos:], []byte(word)) {
+		return false
+	}
+	s.pos += len(word)
+	return true
+}
+
+// fields are the raw values of a tensor entry's fields, as written (nil
+// when the entry lacks one); object is false for an entry that is not a
+// JSON object.
+type fields struct {
+	dtype, shape, offsets []byte
+	object                bool
+}
+
+// entry scans a tensor entry: any JSON value, whose fields are taken when
+// it is an object (the last of a repeated key, as a map would keep it).
+func (s *scanner) entry() (fields, bool) {
+	var f fields
+	if !s.peek('{') {
+		if s.peek('n') { // null decodes to an empty map
+			f.object = true
+			return f, s.literal("null")
+		}
+		return f, s.value(1)
+	}
+	f.object = true
+	s.pos++
+	s.ws()
+	if s.peek('}') {
+		s.pos++
+		return f, true
+	}
+	for {
+		kStart, kEnd, esc, ok := s.str()
+		if !ok {
+			return f, false
+		}
+		s.ws()
+		if !s.peek(':') {
+			return f, false
+		}
+		s.pos++
+		s.ws()
+		vStart := s.pos
+		if !s.value(2) {
+			return f, false
+		}
+		v := s.h[vStart:s.pos]
+		key := s.h[kStart:kEnd]
+		if esc {
+			k, ok := stringAt(s.h, kStart, kEnd, true)
+			if !ok {
+				return f, false
+			}
+			key = []byte(k)
+		}
+		switch string(key) {
+		case "dtype":
+			f.dtype = v
+		case "shape":
+			f.shape = v
+		case "data_offsets":
+			f.offsets = v
+		}
+		s.ws()
+		switch {
+		case s.peek(','):
+			s.pos++
+			s.ws()
+		case s.peek('}'):
+			s.pos++
+			return f, true
+		default:
+			return f, false
+		}
+	}
+}
+
+// stringAt returns the content of the valid JSON string h[start-1:end+1],
+// unescaped when esc says it has escapes.
+func stringAt(h []byte, start, end int, esc bool) (string, bool) {
+	if !esc {
+		return string(h[start:end]), true
+	}
+	var v string
+	err := json.Unmarshal(h[start-1:end+1], &v)
+	return v, err == nil
+}
+
+// valueStart returns the header offset of the value that follows the key
+// ending at off: past whitespace and the colon.
+func valueStart(header []byte, off int64) int64 {
+	for off < int64(len(header)) {
+		switch header[off] {
+		case ' ', '\t', '\r', '\n', ':':
+			off++
+		default:
+			return off
+		}
+	}
+	return off
+}
+
+// checkEntry validates the fields of one tensor entry against the data
+// buffer, from file offset dataStart to the end of the size-byte file. Its
+// errors name the field and are wrapped by the caller. The tensor's shape
+// is cut from sc's slab.
+func checkEntry(name string, f *fields, sc *shapes, dataStart, size int64) (accounting.Tensor, error) {
+	var none accounting.Tensor
+	if f.dtype == nil {
+		return none, errors.New("dtype: missing")
+	}
+	dtype, ok := rawString(f.dtype)
+	if !ok {
+		return none, fmt.Errorf("dtype: want a string, got %s", short(f.dtype))
+	}
+	if err := isArray(f.shape, "shape"); err != nil {
+		return none, err
+	}
+	if err := isArray(f.offsets, "data_offsets"); err != nil {
+		return none, err
+	}
+
+	canon, ok := dtypeNames[string(dtype)] // no string made: a constant of the table
+	if !ok {
+		return none, fmt.Errorf("dtype: unknown dtype %q", dtype)
+	}
+	dt, ok := accounting.LookupDType(canon)
+	if !ok {
+		return none, fmt.Errorf("dtype: %q maps to %q, which the dtype table lacks", dtype, canon)
+	}
+
+	dims := sc.dims[:]
+	rank, bad, badElem, overflow := 0, -1, []byte(nil), false
+	for e := range elems(f.shape) {
+		if rank < maxRank && bad < 0 {
+			v, ok, inRange := parseInt(e)
+			switch {
+			case !ok || !inRange:
+				bad, badElem, overflow = rank, e, ok
+			default:
+				dims[rank] = v
+			}
+		}
+		rank++
+	}
+	if rank > maxRank {
+		return none, fmt.Errorf("shape: %d dimensions, more than %d", rank, maxRank)
+	}
+	if bad >= 0 {
+		if overflow {
+			return none, fmt.Errorf("shape[%d]: %s is out of range", bad, short(badElem))
+		}
+		return none, fmt.Errorf("shape[%d]: %s is not an integer", bad, short(badElem))
+	}
+	numel, err := accounting.Numel(dims[:rank])
+	if err != nil {
+		return none, fmt.Errorf("shape: %v", err)
+	}
+	want, err := dt.Bytes(numel)
+	if err != nil {
+		return none, fmt.Errorf("shape: %v", err)
+	}
+
+	var pair [2][]byte
+	n := 0
+	for e := range elems(f.offsets) {
+		if n < 2 {
+			pair[n] = e
+		}
+		n++
+	}
+	if n != 2 {
+		return none, fmt.Errorf("data_offsets: want [begin, end], got %d values", n)
+	}
+	var off [2]uint64
+	for i, e := range pair {
+		v, ok, inRange := parseInt(e)
+		switch {
+		case !ok || e[0] == '-':
+			return none, fmt.Errorf("data_offsets[%d]: %s is not a non-negative integer", i, short(e))
+		case !inRange:
+			u, ok := parseUint(e)
+			if !ok {
+				return none, fmt.Errorf("data_offsets[%d]: %s is out of range", i, short(e))
+			}
+			off[i] = u
+		default:
+			off[i] = uint64(v)
+		}
+	}
+	begin, end := off[0], off[1]
+	switch dataLen := uint64(size - dataStart); {
+	case begin > end:
+		return none, fmt.Errorf("data_offsets: begin %d is after end %d", begin, end)
+	case end > dataLen:
+		return none, fmt.Errorf("data_offsets: end %d is past the %d-byte data buffer", end, dataLen)
+	case int64(end-begin) != want:
+		return none, fmt.Errorf("data_offsets: [%d, %d] holds %d bytes, but shape %v of %s needs %d",
+			begin, end, end-begin, dims[:rank], dtype, want)
+	}
+	if sc.slab == nil || cap(sc.slab)-len(sc.slab) < rank {
+		sc.slab = make([]int64, 0, max(rank, min(4096, 3*sc.n)))
+	}
+	k := len(sc.slab)
+	sc.slab = append(sc.slab, dims[:rank]...)
+	return accounting.Tensor{
+		Name:         name,
+		DType:        canon,
+		Shape:        sc.slab[k : k+rank : k+rank],
+		Storage:      name,
+		StorageBytes: want,
+		DataOffset:   dataStart + int64(begin),
+	}, nil
+}
+
+// shapes is where checkEntry parses a shape (dims) and keeps the shapes
+// that pass: slices of shared arrays (slab), each sized for about 3
+// dimensions per tensor of the n expected, so that a file of a few tensors
+// keeps no large array.
+type shapes struct {
+	dims [maxRank]int64
+	slab []int64
+	n    int
+}
+
+// isArray checks that raw, a field's value, is a JSON array.
+func isArray(raw []byte, key string) error {
+	if raw == nil {
+		return fmt.Errorf("%s: missing", key)
+	}
+	if raw[0] != '[' {
+		return fmt.Errorf("%s: want an array, got %s", key, short(raw))
+	}
+	return nil
+}
+
+// rawString returns the JSON string raw, unquoted (escapes undone).
+func rawString(raw []byte) ([]byte, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return nil, false
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw[1 : len(raw)-1], true
+	}
+	var v string
+	if json.Unmarshal(raw, &v) != nil {
+		return nil, false
+	}
+	return []byte(v), true
+}
+
+// elems yields the elements of raw, a valid JSON array, as written
+// (without surrounding whitespace): a long array costs a scan, not an
+// element each.
+func elems(raw []byte) func(yield func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		s := scanner{h: raw, pos: 1}
+		s.ws()
+		if s.peek(']') {
+			return
+		}
+		for {
+			start := s.pos
+			if !s.value(2) {
+				return
+			}
+			if !yield(raw[start:s.pos]) {
+				return
+			}
+			s.ws()
+			if !s.peek(',') {
+				return
+			}
+			s.pos++
+			s.ws()
+		}
+	}
+}
+
+// parseInt reads e, a JSON value, as an integer: ok is false when it is
+// not an integer literal (an optional minus sign and digits; JSON's
+// grammar already excludes leading zeros), inRange false when it is one
+// beyond int64.
+func parseInt(e []byte) (v int64, ok, inRange bool) {
+	digits := e
+	neg := len(e) > 0 && e[0] == '-'
+	if neg {
+		digits = e[1:]
+	}
+	if len(digits) == 0 {
+		return 0, false, false
+	}
+	var u uint64
+	inRange = true
+	for _, c := range digits {
+		if !isDigit(c) {
+			return 0, false, false
+		}
+		if u > (1<<63)/10 || u*10+uint64(c-'0') > 1<<63 {
+			inRange = false
+			continue
+		}
+		u = u*10 + uint64(c-'0')
+	}
+	switch {
+	case !inRange:
+		return 0, true, false
+	case neg:
+		return -int64(u), true, true // -2^63 wraps to itself
+	case u == 1<<63:
+		return 0, true, false
+	}
+	return int64(u), true, true
+}
+
+// parseUint reads e, a string of digits, as a uint64.
+func parseUint(e []byte) (uint64, bool) {
+	var u uint64
+	for _, c := range e {
+		d := uint64(c - '0')
+		if u > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		u = u*10 + d
+	}
+	return u, true
 }
 
 // gaps returns the runs of the data buffer, from file offset dataStart to
@@ -245,144 +861,6 @@ func gaps(tensors []accounting.Tensor, dataStart, size int64) []accounting.Gap {
 // endOf is the file offset just past a tensor's bytes.
 func endOf(t accounting.Tensor) int64 { return t.DataOffset + t.StorageBytes }
 
-// byData sorts tensors, and the offsets of their entries with them, by
-// where their bytes start and end.
-type byData struct {
-	t  []accounting.Tensor
-	at []int64
-}
-
-func (b byData) Len() int { return len(b.t) }
-func (b byData) Less(i, j int) bool {
-	x, y := b.t[i], b.t[j]
-	return x.DataOffset < y.DataOffset || x.DataOffset == y.DataOffset && x.StorageBytes < y.StorageBytes
-}
-func (b byData) Swap(i, j int) {
-	b.t[i], b.t[j] = b.t[j], b.t[i]
-	b.at[i], b.at[j] = b.at[j], b.at[i]
-}
-
-// checkEntry validates the fields of one tensor entry against the data
-// buffer, from file offset dataStart to the end of the size-byte file. Its
-// errors name the field and are wrapped by the caller.
-func checkEntry(name string, fields map[string]json.RawMessage, dataStart, size int64) (accounting.Tensor, error) {
-	var none accounting.Tensor
-	rawDType, ok := fields["dtype"]
-	if !ok {
-		return none, errors.New("dtype: missing")
-	}
-	dtype, ok := jsonString(rawDType)
-	if !ok {
-		return none, fmt.Errorf("dtype: want a string, got %s", short(rawDType))
-	}
-	rawShape, err := array(fields, "shape")
-	if err != nil {
-		return none, err
-	}
-	rawOffsets, err := array(fields, "data_offsets")
-	if err != nil {
-		return none, err
-	}
-
-	canon, ok := dtypeNames[dtype]
-	if !ok {
-		return none, fmt.Errorf("dtype: unknown dtype %q", dtype)
-	}
-	dt, ok := accounting.LookupDType(canon)
-	if !ok {
-		return none, fmt.Errorf("dtype: %q maps to %q, which the dtype table lacks", dtype, canon)
-	}
-
-	dims, rank := elements(rawShape, maxRank)
-	if rank > maxRank {
-		return none, fmt.Errorf("shape: %d dimensions, more than %d", rank, maxRank)
-	}
-	shape := make([]int64, rank)
-	for i, raw := range dims {
-		s, ok := jsonInt(raw)
-		if !ok {
-			return none, fmt.Errorf("shape[%d]: %s is not an integer", i, short(raw))
-		}
-		if shape[i], err = strconv.ParseInt(s, 10, 64); err != nil {
-			return none, fmt.Errorf("shape[%d]: %s is out of range", i, short(raw))
-		}
-	}
-	numel, err := accounting.Numel(shape)
-	if err != nil {
-		return none, fmt.Errorf("shape: %v", err)
-	}
-	want, err := dt.Bytes(numel)
-	if err != nil {
-		return none, fmt.Errorf("shape: %v", err)
-	}
-
-	offsets, n := elements(rawOffsets, 2)
-	if n != 2 {
-		return none, fmt.Errorf("data_offsets: want [begin, end], got %d values", n)
-	}
-	var off [2]uint64
-	for i, raw := range offsets {
-		s, ok := jsonInt(raw)
-		if !ok || s[0] == '-' {
-			return none, fmt.Errorf("data_offsets[%d]: %s is not a non-negative integer", i, short(raw))
-		}
-		if off[i], err = strconv.ParseUint(s, 10, 64); err != nil {
-			return none, fmt.Errorf("data_offsets[%d]: %s is out of range", i, short(raw))
-		}
-	}
-	begin, end := off[0], off[1]
-	switch dataLen := uint64(size - dataStart); {
-	case begin > end:
-		return none, fmt.Errorf("data_offsets: begin %d is after end %d", begin, end)
-	case end > dataLen:
-		return none, fmt.Errorf("data_offsets: end %d is past the %d-byte data buffer", end, dataLen)
-	case int64(end-begin) != want:
-		return none, fmt.Errorf("data_offsets: [%d, %d] holds %d bytes, but shape %v of %s needs %d",
-			begin, end, end-begin, shape, dtype, want)
-	}
-	return accounting.Tensor{
-		Name:         name,
-		DType:        canon,
-		Shape:        shape,
-		Storage:      name,
-		StorageBytes: want,
-		DataOffset:   dataStart + int64(begin),
-	}, nil
-}
-
-// jsonInt returns raw, a JSON value, as an integer literal: an optional
-// minus sign and digits. JSON's grammar already excludes leading zeros.
-func jsonInt(raw json.RawMessage) (string, bool) {
-	s := string(bytes.TrimSpace(raw))
-	digits := s
-	if len(digits) > 0 && digits[0] == '-' {
-		digits = digits[1:]
-	}
-	if digits == "" {
-		return "", false
-	}
-	for _, c := range []byte(digits) {
-		if c < '0' || c > '9' {
-			return "", false
-		}
-	}
-	return s, true
-}
-
-// valueStart returns the header offset of the value that follows the key
-// ending at off: past whitespace and the colon.
-func valueStart(header []byte, off int64) int64 {
-	for off < int64(len(header)) {
-		switch header[off] {
-		case ' ', '\t', '\r', '\n', ':':
-			off++
-		default:
-			return off
-		}
-	}
-	return off
-}
-
 // syntaxError reports the first syntax error of an invalid JSON header at
 // the offending byte, or at the header's end when it stops early.
 func syntaxError(header []byte) error {
@@ -400,100 +878,8 @@ func syntaxError(header []byte) error {
 	return accounting.Errorf(format, 8+pos, "", "header: invalid json at header byte %d: %v", pos, syn)
 }
 
-// jsonError reports an error of the decoder; at is the header offset of
-// the value it was decoding. The decoder stops at the header's first
-// syntax error, but counts the offsets of its SyntaxErrors from the start
-// of the value and says io.ErrUnexpectedEOF for a header that stops early:
-// syntaxError places that error in the header.
-func jsonError(header []byte, err error, at int64) error {
-	var syn *json.SyntaxError
-	if errors.As(err, &syn) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		if !json.Valid(header) {
-			return syntaxError(header)
-		}
-	}
-	return accounting.Errorf(format, 8+at, "", "header: invalid json: %v", err)
-}
-
-// array returns the JSON array fields[key], raw.
-func array(fields map[string]json.RawMessage, key string) ([]byte, error) {
-	raw, ok := fields[key]
-	if !ok {
-		return nil, fmt.Errorf("%s: missing", key)
-	}
-	if len(raw) == 0 || raw[0] != '[' {
-		return nil, fmt.Errorf("%s: want an array, got %s", key, short(raw))
-	}
-	return raw, nil
-}
-
-// elements splits raw, a valid JSON array, into its elements as written,
-// returning at most limit of them and the count of all: a long array costs
-// a scan, not an element each.
-func elements(raw []byte, limit int) ([][]byte, int) {
-	var elems [][]byte
-	n := 0
-	add := func(e []byte) {
-		if n < limit {
-			elems = append(elems, bytes.TrimSpace(e))
-		}
-		n++
-	}
-	depth, start := 0, 1
-	inString, escaped := false, false
-	for i := 1; i < len(raw); i++ {
-		c := raw[i]
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '[', '{':
-			depth++
-		case ']', '}':
-			if depth > 0 {
-				depth--
-				continue
-			}
-			// The array's closing bracket: [] and [ ] hold nothing.
-			if e := raw[start:i]; n > 0 || len(bytes.TrimSpace(e)) > 0 {
-				add(e)
-			}
-			return elems, n
-		case ',':
-			if depth == 0 {
-				add(raw[start:i])
-				start = i + 1
-			}
-		}
-	}
-	return elems, n
-}
-
-// jsonString returns the JSON string raw, unquoted.
-func jsonString(raw json.RawMessage) (string, bool) {
-	if len(raw) < 2 || raw[0] != '"' {
-		return "", false
-	}
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1]), true // no escapes to undo
-	}
-	var s string
-	err := json.Unmarshal(raw, &s)
-	return s, err == nil
-}
-
 // short returns a JSON value for an error message, cut to 40 bytes.
-func short(raw json.RawMessage) string {
+func short(raw []byte) string {
 	if len(raw) > 40 {
 		n := 37
 		for n > 0 && !utf8.RuneStart(raw[n]) {

@@ -1,0 +1,117 @@
+package safetensors
+
+import (
+	"encoding/binary"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// equivalent fails t unless the scanner and the encoding/json reader it
+// replaced (ref_test.go) agree on header: the same tensors, field for field
+// (a nil shape is not an empty one), or the same error.
+func equivalent(t *testing.T, header []byte, dataStart, size int64) {
+	t.Helper()
+	got, gotErr := parseHeader(header, dataStart, size)
+	want, wantErr := refParseHeader(header, dataStart, size)
+	switch {
+	case (gotErr == nil) != (wantErr == nil):
+		t.Fatalf("header %.200q: scanner error %v, encoding/json error %v", header, gotErr, wantErr)
+	case gotErr != nil:
+		if gotErr.Error() != wantErr.Error() {
+			t.Fatalf("header %.200q:\nscanner:       %v\nencoding/json: %v", header, gotErr, wantErr)
+		}
+	case len(got) != len(want):
+		t.Fatalf("header %.200q: scanner %d tensors, encoding/json %d", header, len(got), len(want))
+	default:
+		for i := range got {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				t.Fatalf("header %.200q: tensor %d:\nscanner:       %#v\nencoding/json: %#v", header, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// scannerSeeds are headers at the edges of the JSON grammar and of the
+// format.
+var scannerSeeds = []string{
+	``, ` `, `{`, `}`, `{}`, ` {} `, `{} x`, `{}{}`, `[]`, `[1]`, `"x"`, `5`, `5x`, `-`, `tru`, `null`, `{,}`,
+	`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},}`,
+	`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]} "b":1}`,
+	`{"a" {"dtype":"F32"}}`, `{"a"::{}}`, `{"a":{},"a":{}}`, `{"a":{}, "a" 5}`,
+	`{"a":null}`, `{"a":nul}`, `{"a":5}`, `{"a":-0.5e+3}`, `{"a":"s"}`, `{"a":[1]}`, `{"a":true}`, `{"a":false}`,
+	`{"a":{"dtype":"F32","dtype":"F16","shape":[1],"data_offsets":[0,2]}}`,
+	`{"a":{"dt\u0079pe":"F32","shape":[1],"data_offsets":[0,4]}}`,
+	`{"\u0061":{"dtype":"\u0046\u00332","shape":[1],"data_offsets":[0,4]}}`,
+	`{"\ud800":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`,
+	`{"a\"b\\c\/\b\f\n\r\t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`,
+	`{"a\x":{}}`, `{"a\u12":{}}`, "{\"a\x01\":{}}",
+	`{"a":{"dtype":"F32","shape":[ 1 , 2 ],"data_offsets":[ 0 , 8 ] , "x" : [ {} , [] , "" , 0 ] }}`,
+	`{"a":{"dtype":"F32","shape":[1.0],"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"F32","shape":[1e2],"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"F32","shape":[-0],"data_offsets":[0,0]}}`,
+	`{"a":{"dtype":"F32","shape":[01],"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"F32","shape":[9223372036854775807],"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"F32","shape":[9223372036854775808],"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"F32","shape":[-9223372036854775808],"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"F32","shape":[-9223372036854775809],"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"F32","shape":[99999999999999999999999],"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551615]}}`,
+	`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551616]}}`,
+	`{"a":{"dtype":"F32","shape":[1],"data_offsets":[-0,4]}}`,
+	`{"a":{"dtype":"F32","shape":[1],"data_offsets":[[0],4]}}`,
+	`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}}`,
+	`{"a":{"dtype":"F32","shape":[1],"data_offsets":["0","4"]}}`,
+	`{"a":{"dtype":"F32","shape":[[1,2],3],"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"F32","shape":{},"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":4,"shape":[1],"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"X","shape":[1],"data_offsets":[0,4]}}`,
+	`{"a":{"shape":[1],"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"F32","data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"F32","shape":[1]}}`,
+	`{"a":{"dtype":"F32","shape":[],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[],"data_offsets":[0,4]}}`,
+	`{"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"c":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}}`,
+	`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`,
+	`{"__metadata__":{"format":"pt","n":[1,{"x":null}]},"__metadata__":{}}`,
+	`{"__metadata__":5}`, `{"__metadata__":[1,2}`,
+	`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}` + "\n\t\r ",
+}
+
+// TestScannerEquivalence runs the seeds, every fixture's header, and
+// nesting at encoding/json's depth limit through both readers.
+func TestScannerEquivalence(t *testing.T) {
+	for _, h := range scannerSeeds {
+		equivalent(t, []byte(h), 8+int64(len(h)), 8+int64(len(h))+64)
+	}
+	for _, b := range seedFiles(t) {
+		n := int64(binary.LittleEndian.Uint64(b))
+		equivalent(t, b[8:8+n], 8+n, int64(len(b)))
+	}
+	for _, depth := range []int{9998, 9999, 10000, 10001} {
+		deep := strings.Repeat("[", depth) + strings.Repeat("]", depth)
+		for _, h := range []string{
+			`{"__metadata__":` + deep + `}`,
+			`{"a":{"x":` + deep + `,"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`,
+			`{"a":{"dtype":"F32","shape":[` + deep + `],"data_offsets":[0,4]}}`,
+		} {
+			equivalent(t, []byte(h), 8+int64(len(h)), 8+int64(len(h))+64)
+		}
+	}
+}
+
+// FuzzScannerEquivalence checks the hand-written scanner against the
+// encoding/json reader it replaced, on any header and data size.
+func FuzzScannerEquivalence(f *testing.F) {
+	for _, h := range scannerSeeds {
+		f.Add([]byte(h), uint16(64))
+	}
+	for _, b := range seedFiles(f) {
+		n := binary.LittleEndian.Uint64(b)
+		f.Add(b[8:8+n], uint16(min(len(b)-8-int(n), 65535)))
+	}
+	f.Fuzz(func(t *testing.T, header []byte, data uint16) {
+		dataStart := 8 + int64(len(header))
+		equivalent(t, header, dataStart, dataStart+int64(data))
+	})
+}
