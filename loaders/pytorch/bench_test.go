@@ -56,3 +56,38 @@ func fixture(name string) func(b *testing.B) []byte {
 		return data
 	}
 }
+
+// BenchmarkLoadPaths loads each file of QINSAUDIT_BENCH_PATHS (separated
+// by the OS path-list separator) from disk, as the command does: reads go
+// to the file, not to a copy in memory. bench/pytorch/run.sh generates
+// 1,000, 10,000 and 100,000-tensor checkpoints for it.
+func BenchmarkLoadPaths(b *testing.B) {
+	list := os.Getenv("QINSAUDIT_BENCH_PATHS")
+	if list == "" {
+		b.Skip("QINSAUDIT_BENCH_PATHS not set")
+	}
+	for _, p := range filepath.SplitList(list) {
+		b.Run(filepath.Base(p), func(b *testing.B) {
+			f, err := os.Open(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			fi, err := f.Stat()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			var tensors int
+			for b.Loop() {
+				m, err := Loader{}.Load(f, fi.Size())
+				if err != nil {
+					b.Fatal(err)
+				}
+				tensors = len(m.Tensors)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*max(tensors, 1)), "ns/tensor")
+			b.ReportMetric(float64(tensors), "tensors")
+		})
+	}
+}

@@ -25,6 +25,7 @@ type legacyReader struct {
 	// needs: storage data follows the last pickle.
 	in  *pickleInput
 	pos int64 // file offset of the next pickle, then of the next storage
+	us  []*unpickler
 }
 
 // loadLegacy reads a checkpoint saved with
@@ -116,11 +117,11 @@ func loadLegacy(r io.ReaderAt, size int64, head []byte) (*accounting.Model, erro
 			return nil, accounting.Errorf(formatLegacy, l.pos, "", "storage %q is missing from the storage key list", s.key)
 		}
 	}
-	tensors, err := nameTensors(formatLegacy, "", root)
+	tensors, err := nameTensors(formatLegacy, "", root, size)
 	if err != nil {
 		return nil, err
 	}
-	return &accounting.Model{Files: []accounting.File{{Format: formatLegacy}}, Tensors: tensors}, nil
+	return &accounting.Model{Files: []accounting.File{{Format: formatLegacy, Globals: fileGlobals(l.us...)}}, Tensors: tensors}, nil
 }
 
 // legacyRef returns the storage or storage slice a persistent id names;
@@ -148,19 +149,17 @@ func legacyRef(s *storage, id *persistentID, refs map[string]*storageRef) (*stor
 	})
 }
 
-// next scans and unpickles the pickle at l.pos and moves past it.
+// next reads the pickle at l.pos and moves past it.
 func (l *legacyReader) next(what string, persistent func(any) (any, error)) (any, error) {
 	start := l.pos
-	data, err := scanPickle(l.in)
-	if err == nil {
-		l.pos += int64(len(data))
-		u := &unpickler{base: start, persistent: persistent}
-		var v any
-		if v, err = u.load(data); err == nil {
-			return v, nil
-		}
+	u := &unpickler{base: start, persistent: persistent}
+	v, err := u.load(l.in)
+	if err != nil {
+		return nil, pickleError(err, formatLegacy, what+" pickle", start)
 	}
-	return nil, pickleError(err, formatLegacy, what+" pickle", start)
+	l.pos += u.bytes
+	l.us = append(l.us, u)
+	return v, nil
 }
 
 // storageData reads the element count before a storage's bytes at l.pos and

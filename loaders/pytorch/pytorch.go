@@ -125,11 +125,18 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		}
 	}
 
-	tensors, err := recordTensors(pkl, size, "", func(id *persistentID) (*storage, error) {
+	tensors, u, err := recordTensors(pkl, size, "", func(id *persistentID) (*storage, error) {
 		return zipStorage(records, size, prefix, id, "data/")
 	})
 	if err != nil {
 		return nil, err
+	}
+	// torch.load hands an archive with a constants.pkl (TorchScript) to
+	// torch.jit.load, whose unpickler resolves TorchScript's own types
+	// only: no Python name in it is imported.
+	var globals []accounting.Global
+	if records["constants.pkl"] == nil {
+		globals = fileGlobals(u)
 	}
 	// A TorchScript archive (torch.jit.save) keeps the tensors its code
 	// uses as constants in constants.pkl, a tuple, with their storages
@@ -138,7 +145,7 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	// weights there. They are the model's memory as much as data.pkl's
 	// tensors; each is named by its position, constants.<i>[.<j>...].
 	if c := records["constants.pkl"]; c != nil {
-		ct, err := recordTensors(c, size, "constants", func(id *persistentID) (*storage, error) {
+		ct, _, err := recordTensors(c, size, "constants", func(id *persistentID) (*storage, error) {
 			return zipStorage(records, size, prefix, id, "constants/", "data/")
 		})
 		if err != nil {
@@ -151,7 +158,7 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	// quantized conv's config vector): such a storage, and only such, is
 	// listed from there, named bytecode.<path>.
 	if b := records["bytecode.pkl"]; b != nil {
-		bt, err := recordTensors(b, size, "bytecode", func(id *persistentID) (*storage, error) {
+		bt, _, err := recordTensors(b, size, "bytecode", func(id *persistentID) (*storage, error) {
 			return zipStorage(records, size, prefix, id, "constants/", "data/")
 		})
 		if err != nil {
@@ -167,23 +174,23 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 			}
 		}
 	}
-	return &accounting.Model{Files: []accounting.File{{Format: formatZip}}, Tensors: tensors}, nil
+	return &accounting.Model{Files: []accounting.File{{Format: formatZip, Globals: globals}}, Tensors: tensors}, nil
 }
 
 // recordTensors reads the tensors of one pickle record of a zip archive,
 // named under root; storageFor finds the storage a persistent id names.
-func recordTensors(pkl *zip.File, size int64, root string, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, error) {
+func recordTensors(pkl *zip.File, size int64, root string, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, *unpickler, error) {
 	pklOff, err := pkl.DataOffset()
 	if err != nil {
-		return nil, accounting.Errorf(formatZip, -1, "", "record %q: local header: %v", pkl.Name, err)
+		return nil, nil, accounting.Errorf(formatZip, -1, "", "record %q: local header: %v", pkl.Name, err)
 	}
 	if pkl.UncompressedSize64 > uint64(min(size, maxPickleBytes)) {
-		return nil, accounting.Errorf(formatZip, pklOff, "", "record %q: %d bytes, more than the file size or the %d-byte limit",
+		return nil, nil, accounting.Errorf(formatZip, pklOff, "", "record %q: %d bytes, more than the file size or the %d-byte limit",
 			pkl.Name, pkl.UncompressedSize64, int64(maxPickleBytes))
 	}
 	rc, err := pkl.Open()
 	if err != nil {
-		return nil, accounting.Errorf(formatZip, pklOff, "", "record %q: %v", pkl.Name, err)
+		return nil, nil, accounting.Errorf(formatZip, pklOff, "", "record %q: %v", pkl.Name, err)
 	}
 	defer rc.Close()
 	// A stored pickle maps pickle offsets to file offsets; torch never
@@ -216,14 +223,11 @@ func dataPkl(z *zip.Reader) *zip.File {
 	return nil
 }
 
-// zipTensors validates, unpickles and names (under root) the tensors of
-// the pickle record what, whose first byte is at file offset base (-1:
-// compressed); storageFor finds the storage a persistent id names.
-func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, error) {
-	data, err := scanPickle(in)
-	if err != nil {
-		return nil, pickleError(err, formatZip, what, base)
-	}
+// zipTensors reads and names (under root) the tensors of the pickle
+// record what, whose first byte is at file offset base (-1: compressed);
+// storageFor finds the storage a persistent id names. The unpickler is
+// returned for the names it imported.
+func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, *unpickler, error) {
 	refs := map[string]*storageRef{}
 	u := &unpickler{base: base}
 	u.persistent = func(pid any) (any, error) {
@@ -242,11 +246,12 @@ func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(
 			return &storageRef{s: s}, nil
 		})
 	}
-	v, err := u.load(data)
+	v, err := u.load(in)
 	if err != nil {
-		return nil, pickleError(err, formatZip, what, base)
+		return nil, nil, pickleError(err, formatZip, what, base)
 	}
-	return nameTensors(formatZip, root, v)
+	tensors, err := nameTensors(formatZip, root, v, in.size)
+	return tensors, u, err
 }
 
 // zipStorage finds the record of the storage a persistent id names, in the

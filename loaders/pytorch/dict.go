@@ -1,0 +1,112 @@
+package pytorch
+
+import (
+	"fmt"
+	"math/big"
+
+	"github.com/nlpodyssey/gopickle/types"
+)
+
+// pyDict is a dict or OrderedDict built by the machine: its items in
+// insertion order, and the attributes a BUILD sets on it (state_dict's
+// _metadata).
+type pyDict struct {
+	entries []entry
+	// index finds an entry by key once the dict holds more than
+	// smallDict entries; smaller dicts are searched in order.
+	index   map[any]int
+	attrs   map[string]any
+	ordered bool
+}
+
+const smallDict = 8
+
+// bytesKey and bigKey stand for bytes and big int keys in an index (a Go
+// slice cannot be a map key; two *big.Int are equal by value).
+type (
+	bytesKey string
+	bigKey   string
+)
+
+// hashKey returns the comparable form of a dict key, false for key types
+// whose equality this reader does not decide (tuples, objects): those are
+// never reported as repeated.
+func hashKey(k any) (any, bool) {
+	switch x := k.(type) {
+	case nil, string, int, bool, float64:
+		return x, true
+	case []byte:
+		return bytesKey(x), true
+	case *big.Int:
+		return bigKey(x.String()), true
+	}
+	return nil, false
+}
+
+// set adds a key/value pair. A pickle that sets one key twice is refused:
+// Python would keep the last value silently, so the two disagree on what
+// the file holds.
+func (d *pyDict) set(k, v any) error {
+	if hk, ok := hashKey(k); ok {
+		if d.index != nil {
+			if _, dup := d.index[hk]; dup {
+				return repeatedKey(k)
+			}
+			d.index[hk] = len(d.entries)
+		} else {
+			for _, e := range d.entries {
+				if ek, ok := hashKey(e.key); ok && ek == hk {
+					return repeatedKey(k)
+				}
+			}
+			if len(d.entries) == smallDict {
+				d.index = make(map[any]int, 2*smallDict)
+				for i, e := range d.entries {
+					if ek, ok := hashKey(e.key); ok {
+						d.index[ek] = i
+					}
+				}
+				d.index[hk] = len(d.entries)
+			}
+		}
+	}
+	d.entries = append(d.entries, entry{k, v})
+	return nil
+}
+
+func repeatedKey(k any) error {
+	return fmt.Errorf("dict key %q set twice (Python keeps the last value: the file says two things)", clip(keyString(k)))
+}
+
+// build applies a BUILD state to inst as Python's default __setstate__
+// would: a stand-in with its own PySetState takes it whole; a dict takes
+// the attributes of a state dict (or of the first of a (dict, slots) pair).
+func build(inst, state any) error {
+	if s, ok := inst.(interface{ PySetState(any) error }); ok {
+		return s.PySetState(state)
+	}
+	var slots any
+	if t, ok := state.(*types.Tuple); ok && t.Len() == 2 {
+		state, slots = t.Get(0), t.Get(1)
+	}
+	if sd, ok := state.(*pyDict); ok {
+		d, ok := inst.(*pyDict)
+		if !ok {
+			return fmt.Errorf("BUILD of attributes on %s", typeName(inst))
+		}
+		for _, e := range sd.entries {
+			k, ok := e.key.(string)
+			if !ok {
+				return fmt.Errorf("BUILD: attribute name is %s, not a str", typeName(e.key))
+			}
+			if d.attrs == nil {
+				d.attrs = map[string]any{}
+			}
+			d.attrs[k] = e.value
+		}
+	}
+	if _, ok := slots.(*pyDict); ok {
+		return fmt.Errorf("BUILD of slot attributes on %s", typeName(inst))
+	}
+	return nil
+}
