@@ -33,8 +33,12 @@ const maxCalls = 32
 
 // caller and newer are how a pickle uses a class or function: REDUCE
 // calls it, NEWOBJ runs its __new__.
-type caller interface{ Call(args ...any) (any, error) }
-type newer interface{ PyNew(args ...any) (any, error) }
+type caller interface {
+	Call(args ...any) (any, error)
+}
+type newer interface {
+	PyNew(args ...any) (any, error)
+}
 
 // load reads the pickle at the start of in.
 func (u *unpickler) load(in *pickleInput) (any, error) {

@@ -26,8 +26,8 @@ var weightsOnly = map[string]bool{
 	"torch._utils._rebuild_device_tensor_from_numpy": true, "torch._utils._rebuild_meta_tensor_no_storage": true,
 	"torch._utils._rebuild_sparse_tensor": true, "torch._utils._rebuild_nested_tensor": true,
 	"torch._utils._rebuild_tensor_v2_with_state": true,
-	"builtins.bytearray": true, "builtins.slice": true, "builtins.complex": true,
-	"_codecs.encode": true, // how protocol 2 pickles bytes; torch allows it
+	"builtins.bytearray":                         true, "builtins.slice": true, "builtins.complex": true,
+	"_codecs.encode":                      true, // how protocol 2 pickles bytes; torch allows it
 	"torch._tensor._rebuild_from_type_v2": true,
 }
 
