@@ -12,9 +12,11 @@ import (
 // _metadata).
 type pyDict struct {
 	entries []entry
-	// index finds an entry by key once the dict holds more than
-	// smallDict entries; smaller dicts are searched in order.
-	index   map[any]int
+	// index and strIndex find an entry by key once the dict holds more
+	// than smallDict entries (str keys, the common case, in a map of
+	// their own); smaller dicts are searched in order.
+	index    map[any]int
+	strIndex map[string]int
 	attrs   map[string]any
 	ordered bool
 }
@@ -47,8 +49,13 @@ func hashKey(k any) (any, bool) {
 // Python would keep the last value silently, so the two disagree on what
 // the file holds.
 func (d *pyDict) set(k, v any) error {
-	if hk, ok := hashKey(k); ok {
-		if d.index != nil {
+	if ks, ok := k.(string); ok && d.strIndex != nil {
+		if _, dup := d.strIndex[ks]; dup {
+			return repeatedKey(k)
+		}
+		d.strIndex[ks] = len(d.entries)
+	} else if hk, ok := hashKey(k); ok {
+		if d.strIndex != nil {
 			if _, dup := d.index[hk]; dup {
 				return repeatedKey(k)
 			}
@@ -60,18 +67,26 @@ func (d *pyDict) set(k, v any) error {
 				}
 			}
 			if len(d.entries) == smallDict {
-				d.index = make(map[any]int, 2*smallDict)
+				d.index = make(map[any]int)
+				d.strIndex = make(map[string]int, 4*smallDict)
 				for i, e := range d.entries {
-					if ek, ok := hashKey(e.key); ok {
-						d.index[ek] = i
-					}
+					d.addIndex(e.key, i)
 				}
-				d.index[hk] = len(d.entries)
+				d.addIndex(k, len(d.entries))
 			}
 		}
 	}
 	d.entries = append(d.entries, entry{k, v})
 	return nil
+}
+
+// addIndex indexes the entry i of key k.
+func (d *pyDict) addIndex(k any, i int) {
+	if ks, ok := k.(string); ok {
+		d.strIndex[ks] = i
+	} else if hk, ok := hashKey(k); ok {
+		d.index[hk] = i
+	}
 }
 
 func repeatedKey(k any) error {

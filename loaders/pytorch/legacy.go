@@ -59,7 +59,7 @@ func loadLegacy(r io.ReaderAt, size int64, head []byte) (*accounting.Model, erro
 
 	var ordered []*storage // in first-reference order
 	storages := map[string]*storage{}
-	refs := map[string]*storageRef{} // by root or view key, which share one namespace in torch
+	refs := newRefCache() // by root or view key, which share one namespace in torch
 	root, err := l.next("object", func(pid any) (any, error) {
 		typename, id, fields, err := parsePersistentID(pid, true)
 		if err != nil {
@@ -117,7 +117,7 @@ func loadLegacy(r io.ReaderAt, size int64, head []byte) (*accounting.Model, erro
 			return nil, accounting.Errorf(formatLegacy, l.pos, "", "storage %q is missing from the storage key list", s.key)
 		}
 	}
-	tensors, err := nameTensors(formatLegacy, "", root, size)
+	tensors, err := nameTensors(formatLegacy, "", root, size, len(storages))
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func loadLegacy(r io.ReaderAt, size int64, head []byte) (*accounting.Model, erro
 
 // legacyRef returns the storage or storage slice a persistent id names;
 // the same key always gives the same value.
-func legacyRef(s *storage, id *persistentID, refs map[string]*storageRef) (*storageRef, error) {
+func legacyRef(s *storage, id *persistentID, refs *refCache) (*storageRef, error) {
 	if id.view == nil {
 		return cachedRef(refs, id.key, func() (*storageRef, error) { return &storageRef{s: s}, nil })
 	}

@@ -82,9 +82,11 @@ func maxNameBytes(size int64) int64 { return 16<<20 + 64*max(size, 0) }
 var errFound = errors.New("found")
 
 // nameTensors lists the tensors of v, named under root, in walk order;
-// size is the pickle's (or the file's) size, which bounds the names.
-func nameTensors(format, root string, v any, size int64) ([]accounting.Tensor, error) {
-	n := &namer{format: format, root: root, onPath: map[any]bool{}, names: map[string]int{}, maxNames: maxNameBytes(size)}
+// size is the pickle's (or the file's) size, which bounds the names, and
+// storages the number of storages v refers to, about its tensors.
+func nameTensors(format, root string, v any, size int64, storages int) ([]accounting.Tensor, error) {
+	n := &namer{format: format, root: root, onPath: map[any]bool{}, names: make(map[string]int, storages), maxNames: maxNameBytes(size),
+		tensors: make([]accounting.Tensor, 0, storages)}
 	if err := n.walk(v, 0); err != nil {
 		var dup *duplicateName
 		if errors.As(err, &dup) {

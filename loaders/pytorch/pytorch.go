@@ -100,7 +100,7 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 // loadZip reads a zip checkpoint (torch >= 1.6): <prefix>/data.pkl holds the
 // pickle, <prefix>/data/<key> the bytes of each storage.
 func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
-	zr, err := zip.NewReader(r, size)
+	zr, err := zip.NewReader(newHeaderReader(r, size), size)
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		return nil, accounting.Errorf(formatZip, -1, "", "reading zip central directory: %v", err)
 	}
@@ -116,12 +116,10 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		return nil, accounting.Errorf(formatZip, -1, "", "zip archive has no data.pkl: not a torch.save checkpoint")
 	}
 	prefix := strings.TrimSuffix(pkl.Name, "data.pkl")
-	records := map[string]*zip.File{}
+	records := newRecordSet(len(zr.File))
 	for _, f := range zr.File {
 		if name, ok := strings.CutPrefix(f.Name, prefix); ok {
-			if _, dup := records[name]; !dup {
-				records[name] = f
-			}
+			records.add(name, f)
 		}
 	}
 
@@ -135,7 +133,7 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	// torch.jit.load, whose unpickler resolves TorchScript's own types
 	// only: no Python name in it is imported.
 	var globals []accounting.Global
-	if records["constants.pkl"] == nil {
+	if records.byName["constants.pkl"] == nil {
 		globals = fileGlobals(u)
 	}
 	// A TorchScript archive (torch.jit.save) keeps the tensors its code
@@ -144,7 +142,7 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	// mobile-optimised module and a lite-interpreter .ptl keep all their
 	// weights there. They are the model's memory as much as data.pkl's
 	// tensors; each is named by its position, constants.<i>[.<j>...].
-	if c := records["constants.pkl"]; c != nil {
+	if c := records.byName["constants.pkl"]; c != nil {
 		ct, _, err := recordTensors(c, size, "constants", func(id *persistentID) (*storage, error) {
 			return zipStorage(records, size, prefix, id, "constants/", "data/")
 		})
@@ -157,7 +155,7 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	// again, and may serialize a tensor a second time under constants/ (a
 	// quantized conv's config vector): such a storage, and only such, is
 	// listed from there, named bytecode.<path>.
-	if b := records["bytecode.pkl"]; b != nil {
+	if b := records.byName["bytecode.pkl"]; b != nil {
 		bt, _, err := recordTensors(b, size, "bytecode", func(id *persistentID) (*storage, error) {
 			return zipStorage(records, size, prefix, id, "constants/", "data/")
 		})
@@ -228,7 +226,7 @@ func dataPkl(z *zip.Reader) *zip.File {
 // storageFor finds the storage a persistent id names. The unpickler is
 // returned for the names it imported.
 func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, *unpickler, error) {
-	refs := map[string]*storageRef{}
+	refs := newRefCache()
 	u := &unpickler{base: base}
 	u.persistent = func(pid any) (any, error) {
 		typename, id, _, err := parsePersistentID(pid, false)
@@ -250,17 +248,18 @@ func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(
 	if err != nil {
 		return nil, nil, pickleError(err, formatZip, what, base)
 	}
-	tensors, err := nameTensors(formatZip, root, v, in.size)
+	tensors, err := nameTensors(formatZip, root, v, in.size, refs.n)
 	return tensors, u, err
 }
 
 // zipStorage finds the record of the storage a persistent id names, in the
 // first of dirs that holds it.
-func zipStorage(records map[string]*zip.File, size int64, prefix string, id *persistentID, dirs ...string) (*storage, error) {
+func zipStorage(records *recordSet, size int64, prefix string, id *persistentID, dirs ...string) (*storage, error) {
 	var name string
 	var f *zip.File
 	for _, d := range dirs {
-		if name, f = d+id.key, records[d+id.key]; f != nil {
+		if f = records.get(d, id.key); f != nil {
+			name = d + id.key
 			break
 		}
 	}
@@ -291,17 +290,17 @@ func zipStorage(records map[string]*zip.File, size int64, prefix string, id *per
 	}, nil
 }
 
-// cachedRef returns refs[key], made by mk on first use: a persistent id
-// that names a storage again gives the same value, as in torch.
-func cachedRef(refs map[string]*storageRef, key string, mk func() (*storageRef, error)) (*storageRef, error) {
-	if ref, ok := refs[key]; ok {
+// cachedRef returns the ref of key, made by mk on first use: a persistent
+// id that names a storage again gives the same value, as in torch.
+func cachedRef(refs *refCache, key string, mk func() (*storageRef, error)) (*storageRef, error) {
+	if ref := refs.get(key); ref != nil {
 		return ref, nil
 	}
 	ref, err := mk()
 	if err != nil {
 		return nil, err
 	}
-	refs[key] = ref
+	refs.set(key, ref)
 	return ref, nil
 }
 

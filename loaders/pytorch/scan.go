@@ -100,6 +100,11 @@ func (in *pickleInput) fill(n, ahead int64) error {
 	}
 	chunk := max(n, min(n+more, in.left, maxPickleBytes-int64(len(in.buf))))
 	old := len(in.buf)
+	if in.buf == nil && !in.exact {
+		// The pickle's size is known (and checked against the file's):
+		// one buffer, never copied.
+		in.buf = make([]byte, 0, max(chunk, min(in.left, maxPickleBytes)))
+	}
 	in.buf = slices.Grow(in.buf, int(chunk))[:old+int(chunk)]
 	got, err := io.ReadFull(in.r, in.buf[old:])
 	in.buf = in.buf[:old+got]
@@ -132,56 +137,55 @@ type machine struct {
 // memo is the pickle's memo: dense keys (what every pickler writes: 0, 1,
 // 2, ...) in a slice, others in a map.
 type memo struct {
-	dense  []memoSlot
+	dense  []any // memoHole where a key below len(dense) is not set
 	sparse map[int64]any
 	n      int // entries defined
 }
 
-type memoSlot struct {
-	v   any
-	set bool
-}
+// memoHole marks a key of the dense memo that no PUT has set.
+var memoHole any = new(struct{ _ byte })
 
 func (m *memo) get(k int64) (any, bool) {
 	if k < int64(len(m.dense)) {
-		s := m.dense[k]
-		return s.v, s.set
+		v := m.dense[k]
+		return v, v != memoHole
 	}
 	v, ok := m.sparse[k]
 	return v, ok
 }
 
-// put stores v under k, reporting whether k is new.
-func (m *memo) put(k int64, v any) bool {
+// put stores v under k.
+func (m *memo) put(k int64, v any) {
 	if k < int64(len(m.dense)) {
-		s := &m.dense[k]
-		isNew := !s.set
-		s.v, s.set = v, true
-		if isNew {
+		if m.dense[k] == memoHole {
 			m.n++
 		}
-		return isNew
+		m.dense[k] = v
+		return
 	}
 	if k == int64(len(m.dense)) && len(m.sparse) == 0 {
-		m.dense = append(m.dense, memoSlot{v, true})
+		m.dense = append(m.dense, v)
 		m.n++
-		return true
+		return
 	}
 	if m.sparse == nil {
 		m.sparse = map[int64]any{}
 	}
-	_, had := m.sparse[k]
-	m.sparse[k] = v
-	if !had {
+	if _, had := m.sparse[k]; !had {
 		m.n++
 	}
-	return !had
+	m.sparse[k] = v
 }
 
 // runPickle reads the pickle at the start of in, moves in past it and
 // returns the value it builds, resolving classes and persistent ids with u.
 func runPickle(in *pickleInput, u *unpickler) (any, error) {
 	s := &machine{in: in, u: u}
+	// torch.save memoizes about one value per 7 bytes of pickle; a memo
+	// sized for that from the start is not copied as it grows.
+	if !in.exact {
+		s.memo.dense = make([]any, 0, min(in.size/8, maxMemo))
+	}
 	u.m = s
 	defer func() { u.m = nil }()
 	for ops := 0; ; ops++ {
@@ -460,6 +464,25 @@ func (s *machine) call(class any, args []any, newobj bool) error {
 	return s.push(v)
 }
 
+// tupleBox holds a small tuple and its elements in one allocation:
+// torch.save writes several tuples per tensor (persistent id, size,
+// stride, arguments).
+type tupleBox struct {
+	t types.Tuple
+	a [4]any
+}
+
+// newTuple returns a tuple of a copy of items.
+func newTuple(items []any) *types.Tuple {
+	if len(items) <= 4 {
+		b := &tupleBox{}
+		b.t = b.a[:copy(b.a[:], items):len(items)]
+		return &b.t
+	}
+	t := types.Tuple(slices.Clone(items))
+	return &t
+}
+
 // str copies an argument to a string.
 func str(b []byte) string { return string(b) }
 
@@ -499,7 +522,7 @@ func (s *machine) step() (done bool, err error) {
 	case 0x89: // NEWFALSE
 		v = false
 	case ')': // EMPTY_TUPLE
-		v = &types.Tuple{}
+		v = newTuple(nil)
 	case ']': // EMPTY_LIST
 		v = &types.List{}
 	case '}': // EMPTY_DICT
@@ -612,15 +635,14 @@ func (s *machine) step() (done bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		items = slices.Clone(items)
 		switch s.op {
-		case 'l':
-			l := types.List(items)
-			return false, s.push(&l)
 		case 't':
-			t := types.Tuple(items)
-			return false, s.push(&t)
+			return false, s.push(newTuple(items))
+		case 'l':
+			l := types.List(slices.Clone(items))
+			return false, s.push(&l)
 		}
+		items = slices.Clone(items)
 		if err := s.noBytesKeys(items, 1); err != nil {
 			return false, err
 		}
@@ -643,10 +665,10 @@ func (s *machine) step() (done bool, err error) {
 		if err := s.need(n); err != nil {
 			return false, err
 		}
-		t := types.Tuple(slices.Clone(s.stack[len(s.stack)-n:]))
+		t := newTuple(s.stack[len(s.stack)-n:])
 		clear(s.stack[len(s.stack)-n:])
 		s.stack = s.stack[:len(s.stack)-n]
-		return false, s.push(&t)
+		return false, s.push(t)
 	case 'a': // APPEND: pops the value, the list stays
 		if err := s.need(2); err != nil {
 			return false, err
@@ -676,34 +698,9 @@ func (s *machine) step() (done bool, err error) {
 		if err := s.need(1); err != nil {
 			return false, err
 		}
-		target := s.stack[len(s.stack)-1]
-		defer clear(items) // the stack's slots past its end
-		switch s.op {
-		case 'e':
-			return false, s.appendItems(target, items)
-		case 'u':
-			if len(items)%2 != 0 {
-				return false, s.errorf("odd number of items (%d) for key/value pairs", len(items))
-			}
-			if d, ok := target.(*pyDict); !ok || d.ordered {
-				if err := s.noBytesKeys(items, 2); err != nil {
-					return false, err
-				}
-			}
-			return false, s.setItems(target, items)
-		}
-		if err := s.noBytesKeys(items, 1); err != nil {
-			return false, err
-		}
-		switch t := target.(type) {
-		case *pySet:
-			t.elems = append(t.elems, items...)
-		case *object:
-			t.elems = append(t.elems, items...)
-		default:
-			return false, s.unpicklingf("ADDITEMS requires a set, not %s", typeName(target))
-		}
-		return false, nil
+		err = s.intoTarget(s.stack[len(s.stack)-1], items)
+		clear(items) // the stack's slots past its end
+		return false, err
 
 	// Memo.
 	case 'p': // PUT
@@ -874,6 +871,36 @@ func (s *machine) step() (done bool, err error) {
 	}
 	// Every opcode that falls through pushes one value.
 	return false, s.push(v)
+}
+
+// intoTarget runs APPENDS, SETITEMS or ADDITEMS: items into target.
+func (s *machine) intoTarget(target any, items []any) error {
+	switch s.op {
+	case 'e':
+		return s.appendItems(target, items)
+	case 'u':
+		if len(items)%2 != 0 {
+			return s.errorf("odd number of items (%d) for key/value pairs", len(items))
+		}
+		if d, ok := target.(*pyDict); !ok || d.ordered {
+			if err := s.noBytesKeys(items, 2); err != nil {
+				return err
+			}
+		}
+		return s.setItems(target, items)
+	}
+	if err := s.noBytesKeys(items, 1); err != nil {
+		return err
+	}
+	switch t := target.(type) {
+	case *pySet:
+		t.elems = append(t.elems, items...)
+	case *object:
+		t.elems = append(t.elems, items...)
+	default:
+		return s.unpicklingf("ADDITEMS requires a set, not %s", typeName(target))
+	}
+	return nil
 }
 
 // persistent resolves a persistent id.
