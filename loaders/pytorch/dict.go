@@ -17,8 +17,8 @@ type pyDict struct {
 	// their own); smaller dicts are searched in order.
 	index    map[any]int
 	strIndex map[string]int
-	attrs   map[string]any
-	ordered bool
+	attrs    map[string]any
+	ordered  bool
 }
 
 const smallDict = 8
