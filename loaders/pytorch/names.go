@@ -42,8 +42,9 @@ type namer struct {
 	maxNames  int64
 	// find, when set, makes the walk stop at the first tensor named find
 	// and keep its structural path in found (see collision).
-	find  string
-	found string
+	find    string
+	found   string
+	scratch []byte
 	// owners are the classes of the objects being walked, outermost first
 	// (see accounting.Tensor.Owners); shared is a copy of them that the
 	// tensors listed since the last change share.
@@ -119,21 +120,10 @@ func holdsTensors(v any) bool {
 }
 
 // name materialises the name of the current path, as state_dict joins
-// keys: "." between non-empty prefixes.
+// keys: "." between non-empty prefixes. It is built in a scratch buffer
+// and copied once, at its size.
 func (n *namer) name() string {
-	size := len(n.root)
-	for _, st := range n.path {
-		switch st.kind {
-		case stepHidden, stepState:
-			continue
-		case stepIndex:
-			size += 21
-		default:
-			size += len(st.key) + 1
-		}
-	}
-	b := make([]byte, 0, size)
-	b = append(b, n.root...)
+	b := append(n.scratch[:0], n.root...)
 	for _, st := range n.path {
 		switch st.kind {
 		case stepHidden, stepState:
@@ -148,7 +138,33 @@ func (n *namer) name() string {
 			b = append(b, st.key...)
 		}
 	}
+	n.scratch = b
 	return string(b)
+}
+
+// nameLen is len(n.name()), without building it.
+func (n *namer) nameLen() int64 {
+	size, empty := int64(len(n.root)), n.root == ""
+	for _, st := range n.path {
+		var l int64
+		switch st.kind {
+		case stepHidden, stepState:
+			continue
+		case stepIndex:
+			l = 1
+			for x := st.index; x >= 10; x /= 10 {
+				l++
+			}
+		default:
+			l = int64(len(st.key))
+		}
+		if !empty {
+			size++
+		}
+		size += l
+		empty = empty && l == 0
+	}
+	return size
 }
 
 // structural renders the current path for an error: root["a"][0].attr.
@@ -297,6 +313,10 @@ func (n *namer) elements(items []any, depth int) error {
 // list names the tensor at the current path and appends it, failing when
 // the names grow past their bound or another tensor has the name.
 func (n *namer) list(t accounting.Tensor) error {
+	// Counted before it is built: a name past the bound is never made.
+	if n.nameBytes += n.nameLen(); n.nameBytes > n.maxNames {
+		return accounting.Errorf(n.format, -1, "", "tensor names total more than %d bytes, the limit for this file: containers shared or nested too deep", n.maxNames)
+	}
 	name := n.name()
 	if n.find != "" {
 		if name == n.find {
@@ -304,9 +324,6 @@ func (n *namer) list(t accounting.Tensor) error {
 			return errFound
 		}
 		return nil
-	}
-	if n.nameBytes += int64(len(name)); n.nameBytes > n.maxNames {
-		return accounting.Errorf(n.format, -1, "", "tensor names total more than %d bytes, the limit for this file: containers shared or nested too deep (under %q)", n.maxNames, clip(name))
 	}
 	if _, dup := n.names[name]; dup {
 		return &duplicateName{name: clip(name), second: n.structural()}

@@ -94,7 +94,9 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	case isTarHead(head) && len(head) >= 262 && string(head[257:262]) == "ustar":
 		return nil, accounting.Errorf(formatAny, 0, "", "tar-based checkpoint from an early torch release: unsupported (load and re-save it with a current torch)")
 	}
-	return nil, accounting.Errorf(formatAny, 0, "", "not a torch.save checkpoint (first bytes % x)", head[:min(len(head), 16)])
+	// The bytes are not quoted: they are not a checkpoint's, and may be
+	// anything (a link's target).
+	return nil, accounting.Errorf(formatAny, 0, "", "not a torch.save checkpoint (neither a zip archive, a legacy pickle nor a tar of torch's)")
 }
 
 // loadZip reads a zip checkpoint (torch >= 1.6): <prefix>/data.pkl holds the
