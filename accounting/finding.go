@@ -306,24 +306,23 @@ func pickleFindings(m *Model) []Finding {
 			}
 		}
 		if len(code) > 0 {
-			msg := fmt.Sprintf("%s: the pickle imports %s, which a full torch.load (without weights_only=True) calls: loading the file runs code. qinsaudit ran nothing",
-				f.Path, globalList(code))
+			msg := fmt.Sprintf("%s: a full torch.load (without weights_only=True) runs code: the pickle imports %s", f.Path, globalList(code))
 			if len(classes) > 0 {
-				msg += fmt.Sprintf("; it also imports %d other names outside the weights_only allow-list", len(classes))
+				msg += fmt.Sprintf(", and %d more names outside the weights_only allow-list", len(classes))
 			}
-			out = append(out, Finding{Kind: UnsafePickle, Severity: Error, Tensors: []string{}, Message: msg})
+			out = append(out, Finding{Kind: UnsafePickle, Severity: Error, Tensors: []string{}, Message: msg + ". qinsaudit ran nothing"})
 			continue
 		}
 		out = append(out, Finding{Kind: UnsafePickle, Severity: Warning, Tensors: []string{}, Message: fmt.Sprintf(
-			"%s: the pickle imports %s, outside torch.load(weights_only=True)'s allow-list: weights_only=True refuses the file, and a full torch.load imports those modules (running their code). qinsaudit ran nothing",
-			f.Path, globalList(classes))})
+			"%s: the pickle imports %d names outside torch.load(weights_only=True)'s allow-list, which refuses the file: %s; a full torch.load imports their modules. qinsaudit ran nothing",
+			f.Path, len(classes), globalList(classes))})
 	}
 	return out
 }
 
-// globalList names up to 8 globals with their offsets.
+// globalList names up to 4 globals with their offsets.
 func globalList(gs []Global) string {
-	const shown = 8
+	const shown = 4
 	var parts []string
 	for i, g := range gs {
 		if i == shown {

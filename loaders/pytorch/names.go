@@ -40,6 +40,7 @@ type namer struct {
 	names     map[string]int
 	nameBytes int64
 	maxNames  int64
+	maxSteps  int
 	// find, when set, makes the walk stop at the first tensor named find
 	// and keep its structural path in found (see collision).
 	find    string
@@ -69,9 +70,12 @@ const (
 	stepState  // a BUILD state that is not attributes: not in the name either
 )
 
-// maxSteps bounds the walk: a pickle that shares containers can name the
-// same tensor by exponentially many paths.
-const maxSteps = 1 << 20
+// maxSteps bounds the walk of a pickle of size bytes: a pickle that shares
+// containers can name the same tensor by exponentially many paths, each a
+// row of the report. A real checkpoint takes 50 bytes of pickle or more
+// per tensor and container; 16 steps per byte leave room for submodules
+// shared many times over.
+func maxSteps(size int64) int { return int(min(1<<20, 1<<16+16*max(size, 0))) }
 
 // maxNameBytes bounds the bytes of all the names listed from a pickle of
 // size bytes: a tensor reached by many paths, or at the bottom of a deep
@@ -86,13 +90,13 @@ var errFound = errors.New("found")
 // size is the pickle's (or the file's) size, which bounds the names, and
 // storages the number of storages v refers to, about its tensors.
 func nameTensors(format, root string, v any, size int64, storages int) ([]accounting.Tensor, error) {
-	n := &namer{format: format, root: root, onPath: map[any]bool{}, names: make(map[string]int, storages), maxNames: maxNameBytes(size),
+	n := &namer{format: format, root: root, onPath: map[any]bool{}, names: make(map[string]int, storages), maxNames: maxNameBytes(size), maxSteps: maxSteps(size),
 		tensors: make([]accounting.Tensor, 0, storages)}
 	if err := n.walk(v, 0); err != nil {
 		var dup *duplicateName
 		if errors.As(err, &dup) {
 			// Find the path of the first tensor of that name.
-			f := &namer{format: format, root: root, onPath: map[any]bool{}, names: map[string]int{}, maxNames: n.maxNames, find: dup.name}
+			f := &namer{format: format, root: root, onPath: map[any]bool{}, names: map[string]int{}, maxNames: n.maxNames, maxSteps: n.maxSteps, find: dup.name}
 			if f.walk(v, 0) == errFound {
 				dup.first = f.found
 			}
@@ -206,8 +210,8 @@ func (n *namer) walk(v any, depth int) error {
 	if !holdsTensors(v) || n.onPath[v] {
 		return nil
 	}
-	if n.steps++; n.steps > maxSteps {
-		return accounting.Errorf(n.format, -1, "", "more than %d tensor paths: shared containers nested too deep, under %q", maxSteps, n.errorName())
+	if n.steps++; n.steps > n.maxSteps {
+		return accounting.Errorf(n.format, -1, "", "more than %d tensor paths, the limit for this file: shared containers nested too deep, under %q", n.maxSteps, n.errorName())
 	}
 	switch v.(type) {
 	case *tensor, *storageRef:
