@@ -12,13 +12,17 @@ import (
 // _metadata).
 type pyDict struct {
 	entries []entry
-	// index and strIndex find an entry by key once the dict holds more
-	// than smallDict entries (str keys, the common case, in a map of
-	// their own); smaller dicts are searched in order.
+	// idx finds an entry by key once the dict holds more than smallDict
+	// entries; smaller dicts are searched in order.
+	idx     *dictIndex
+	attrs   map[string]any
+	ordered bool
+}
+
+// dictIndex finds the entries of a large dict by key.
+type dictIndex struct {
 	index    map[any]int
 	strIndex map[string]int
-	attrs    map[string]any
-	ordered  bool
 }
 
 const smallDict = 8
@@ -49,17 +53,17 @@ func hashKey(k any) (any, bool) {
 // Python would keep the last value silently, so the two disagree on what
 // the file holds.
 func (d *pyDict) set(k, v any) error {
-	if ks, ok := k.(string); ok && d.strIndex != nil {
-		if _, dup := d.strIndex[ks]; dup {
+	if ks, ok := k.(string); ok && d.idx != nil {
+		if _, dup := d.idx.strIndex[ks]; dup {
 			return repeatedKey(k)
 		}
-		d.strIndex[ks] = len(d.entries)
+		d.idx.strIndex[ks] = len(d.entries)
 	} else if hk, ok := hashKey(k); ok {
-		if d.strIndex != nil {
-			if _, dup := d.index[hk]; dup {
+		if d.idx != nil {
+			if _, dup := d.idx.index[hk]; dup {
 				return repeatedKey(k)
 			}
-			d.index[hk] = len(d.entries)
+			d.idx.index[hk] = len(d.entries)
 		} else {
 			for _, e := range d.entries {
 				if ek, ok := hashKey(e.key); ok && ek == hk {
@@ -67,8 +71,7 @@ func (d *pyDict) set(k, v any) error {
 				}
 			}
 			if len(d.entries) == smallDict {
-				d.index = make(map[any]int)
-				d.strIndex = make(map[string]int, 4*smallDict)
+				d.idx = &dictIndex{index: make(map[any]int), strIndex: make(map[string]int, 4*smallDict)}
 				for i, e := range d.entries {
 					d.addIndex(e.key, i)
 				}
@@ -83,9 +86,9 @@ func (d *pyDict) set(k, v any) error {
 // addIndex indexes the entry i of key k.
 func (d *pyDict) addIndex(k any, i int) {
 	if ks, ok := k.(string); ok {
-		d.strIndex[ks] = i
+		d.idx.strIndex[ks] = i
 	} else if hk, ok := hashKey(k); ok {
-		d.index[hk] = i
+		d.idx.index[hk] = i
 	}
 }
 

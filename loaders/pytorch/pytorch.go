@@ -238,13 +238,16 @@ func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(
 		if id == nil {
 			return nil, fmt.Errorf("persistent id of type %q (want 'storage')", typename)
 		}
-		return cachedRef(refs, id.key, func() (*storageRef, error) {
-			s, err := storageFor(id)
-			if err != nil {
-				return nil, err
-			}
-			return &storageRef{s: s}, nil
-		})
+		if ref := refs.get(id.key); ref != nil {
+			return ref, nil
+		}
+		s, err := storageFor(id)
+		if err != nil {
+			return nil, err
+		}
+		ref := &storageRef{s: s}
+		refs.set(id.key, ref)
+		return ref, nil
 	}
 	v, err := u.load(in)
 	if err != nil {
@@ -261,7 +264,7 @@ func zipStorage(records *recordSet, size int64, prefix string, id *persistentID,
 	var f *zip.File
 	for _, d := range dirs {
 		if f = records.get(d, id.key); f != nil {
-			name = d + id.key
+			name = f.Name[len(prefix):] // d + id.key, without a copy
 			break
 		}
 	}

@@ -472,10 +472,21 @@ type tupleBox struct {
 	a [4]any
 }
 
+// tupleBox6 is tupleBox for the arguments of _rebuild_tensor_v2.
+type tupleBox6 struct {
+	t types.Tuple
+	a [6]any
+}
+
 // newTuple returns a tuple of a copy of items.
 func newTuple(items []any) *types.Tuple {
-	if len(items) <= 4 {
+	switch {
+	case len(items) <= 4:
 		b := &tupleBox{}
+		b.t = b.a[:copy(b.a[:], items):len(items)]
+		return &b.t
+	case len(items) <= 6:
+		b := &tupleBox6{}
 		b.t = b.a[:copy(b.a[:], items):len(items)]
 		return &b.t
 	}
