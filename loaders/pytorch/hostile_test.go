@@ -17,12 +17,12 @@ import (
 // the constant covers the zip reader and the tables sized up front.
 func allocLimit(n int) uint64 { return 32<<20 + 256*uint64(n) }
 
-// loadAllocs loads data and returns the model, the error and the bytes
-// allocated meanwhile.
-func loadAllocs(data []byte) (*accounting.Model, error, uint64) {
+// loadAllocs loads data and returns the model, the bytes allocated
+// meanwhile and the error.
+func loadAllocs(data []byte) (*accounting.Model, uint64, error) {
 	before := heapAllocs()
 	m, err := loadBytes(data)
-	return m, err, heapAllocs() - before
+	return m, heapAllocs() - before, err
 }
 
 // nested builds the same shape with a simple recursive layout: dict,
@@ -65,7 +65,7 @@ func TestDeepMemoKeyReuse(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("key %d tensor %v", tc.keyLen, tc.tensor), func(t *testing.T) {
 			data := checkpoint(t, nested(tc.keyLen, 999, tc.tensor), map[string]int{"0": 16})
-			m, err, allocated := loadAllocs(data)
+			m, allocated, err := loadAllocs(data)
 			if tc.wantErr != "" {
 				var fe *accounting.FormatError
 				if !errors.As(err, &fe) || !strings.Contains(fe.Msg, tc.wantErr) || !strings.Contains(fe.Msg, "the limit for this file") {
@@ -98,7 +98,7 @@ func TestDeepMemoKeyReuse(t *testing.T) {
 func TestDAGContainers(t *testing.T) {
 	for _, levels := range []int{10, 13, 24, 40} {
 		data := checkpoint(t, sharedLists(levels), map[string]int{"0": 16})
-		m, err, allocated := loadAllocs(data)
+		m, allocated, err := loadAllocs(data)
 		if levels <= 13 {
 			if err != nil || len(m.Tensors) != 1<<levels {
 				t.Fatalf("%d levels: %v, want %d tensors", levels, err, 1<<levels)
