@@ -41,7 +41,7 @@ import (
 // all of them together are bounded by the pickle's size times a constant.
 const (
 	maxPickleBytes = 1 << 30 // bytes in one pickle
-	maxOps         = 1 << 24 // opcodes in one pickle (gopickle allocates per opcode)
+	maxOps         = 1 << 24 // opcodes in one pickle
 	maxStack       = 1 << 22 // values on the stack at once, all marks together
 	maxMemo        = 1 << 21 // memo entries
 	maxMarks       = 1 << 12 // open MARKs
@@ -464,30 +464,43 @@ func (s *machine) call(class any, args []any, newobj bool) error {
 	return s.push(v)
 }
 
-// tupleBox holds a small tuple and its elements in one allocation:
-// torch.save writes several tuples per tensor (persistent id, size,
-// stride, arguments).
-type tupleBox struct {
-	t types.Tuple
-	a [4]any
-}
+// Small tuples are allocated with their elements in one piece: torch.save
+// writes several per tensor (persistent id, size, stride, arguments, the
+// empty arguments of OrderedDict()).
+type (
+	tupleBox2 struct {
+		t types.Tuple
+		a [2]any
+	}
+	tupleBox4 struct {
+		t types.Tuple
+		a [4]any
+	}
+	tupleBox6 struct {
+		t types.Tuple
+		a [6]any
+	}
+)
 
-// tupleBox6 is tupleBox for the arguments of _rebuild_tensor_v2.
-type tupleBox6 struct {
-	t types.Tuple
-	a [6]any
-}
+// emptyTuple is every empty tuple: nothing changes a tuple once built.
+var emptyTuple = &types.Tuple{}
 
 // newTuple returns a tuple of a copy of items.
 func newTuple(items []any) *types.Tuple {
-	switch {
-	case len(items) <= 4:
-		b := &tupleBox{}
-		b.t = b.a[:copy(b.a[:], items):len(items)]
+	switch n := len(items); {
+	case n == 0:
+		return emptyTuple
+	case n <= 2:
+		b := &tupleBox2{}
+		b.t = b.a[:copy(b.a[:], items):n]
 		return &b.t
-	case len(items) <= 6:
+	case n <= 4:
+		b := &tupleBox4{}
+		b.t = b.a[:copy(b.a[:], items):n]
+		return &b.t
+	case n <= 6:
 		b := &tupleBox6{}
-		b.t = b.a[:copy(b.a[:], items):len(items)]
+		b.t = b.a[:copy(b.a[:], items):n]
 		return &b.t
 	}
 	t := types.Tuple(slices.Clone(items))
