@@ -280,3 +280,23 @@ func TestErrorsQuoteNoInput(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestReconstructor: protocol 0 and 1 pickles create objects with
+// copyreg._reconstructor (copy_reg in Python 2); both make an instance of
+// the class, and both are imports weights_only refuses.
+func TestReconstructor(t *testing.T) {
+	for _, mod := range []string{"copyreg", "copy_reg"} {
+		p := newPickle().global(mod, "_reconstructor").mark().global("__main__", "Net").global("builtins", "object").raw('N').tuple().raw('R').
+			raw('}').str("w").tensor("FloatStorage", "0", 4).raw('s', 'b').stop()
+		m, err := loadBytes(checkpoint(t, p, map[string]int{"0": 16}))
+		if err != nil {
+			t.Fatalf("%s: %v", mod, err)
+		}
+		if len(m.Tensors) != 1 || m.Tensors[0].Name != "w" || len(m.Tensors[0].Owners) != 1 || m.Tensors[0].Owners[0] != "__main__.Net" {
+			t.Errorf("%s: tensors %+v", mod, m.Tensors)
+		}
+		if g := m.Files[0].Globals; len(g) != 3 || g[0].Module != mod || g[0].RunsCode {
+			t.Errorf("%s: globals %+v", mod, g)
+		}
+	}
+}

@@ -91,7 +91,7 @@ func (u *unpickler) findClass(module, name string, at int64) any {
 	switch full {
 	case "collections.OrderedDict":
 		return orderedDictClass{}
-	case "copy_reg._reconstructor":
+	case "copyreg._reconstructor", "copy_reg._reconstructor":
 		return reconstructor{}
 	}
 	return &pyClass{module: module, name: name}
