@@ -181,10 +181,11 @@ func (m *memo) put(k int64, v any) {
 // returns the value it builds, resolving classes and persistent ids with u.
 func runPickle(in *pickleInput, u *unpickler) (any, error) {
 	s := &machine{in: in, u: u}
-	// torch.save memoizes about one value per 7 bytes of pickle; a memo
-	// sized for that from the start is not copied as it grows.
+	// torch.save memoizes about one value per 15 bytes of pickle (8 per
+	// tensor of a state_dict); a memo sized for that from the start is
+	// not copied as it grows.
 	if !in.exact {
-		s.memo.dense = make([]any, 0, min(in.size/8, maxMemo))
+		s.memo.dense = make([]any, 0, min(in.size/12, maxMemo))
 	}
 	u.m = s
 	defer func() { u.m = nil }()
