@@ -193,7 +193,7 @@ func runPickle(in *pickleInput, u *unpickler) (any, error) {
 		if ops >= maxOps {
 			return nil, s.errorf("more than %d opcodes", maxOps)
 		}
-		if err := s.ensureNext(1, 0); err != nil {
+		if s.pos >= len(in.buf) && s.ensureNext(1, 0) != nil {
 			if s.pos == 0 {
 				return nil, &scanError{0, "empty pickle"}
 			}
@@ -201,6 +201,9 @@ func runPickle(in *pickleInput, u *unpickler) (any, error) {
 		}
 		s.opPos, s.op = s.pos, in.buf[s.pos]
 		s.pos++
+		if len(s.stack) >= maxStack {
+			return nil, s.errorf("more than %d values on the stack", maxStack)
+		}
 		done, err := s.step()
 		if err != nil {
 			return nil, err
@@ -250,8 +253,17 @@ func (s *machine) ensureNext(n, ahead int64) error {
 }
 
 // take consumes n argument bytes.
-func (s *machine) take(n int64) ([]byte, error) {
-	if err := s.ensure(n); err != nil {
+func (s *machine) take(n int) ([]byte, error) {
+	if b := s.in.buf[s.pos:]; n <= len(b) { // the fast path, inlined
+		s.pos += n
+		return b[:n], nil
+	}
+	return s.takeSlow(n)
+}
+
+// takeSlow is take after reading more input.
+func (s *machine) takeSlow(n int) ([]byte, error) {
+	if err := s.ensure(int64(n)); err != nil {
 		return nil, err
 	}
 	b := s.in.buf[s.pos : s.pos+int(n)]
@@ -262,7 +274,7 @@ func (s *machine) take(n int64) ([]byte, error) {
 // counted consumes a length of width bytes (little-endian, unsigned unless
 // signed) and then that many bytes, returning the length.
 func (s *machine) counted(width int, signed bool) ([]byte, error) {
-	b, err := s.take(int64(width))
+	b, err := s.take(width)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +293,7 @@ func (s *machine) counted(width int, signed bool) ([]byte, error) {
 	if n > uint64(s.in.remaining(s.pos)) {
 		return nil, s.errorf("length %d runs past the end of the input (%d bytes left)", n, s.in.remaining(s.pos))
 	}
-	return s.take(int64(n))
+	return s.take(int(n)) // n <= remaining, at most maxPickleBytes
 }
 
 // line consumes a newline-terminated argument of at most limit bytes
@@ -326,10 +338,9 @@ func (s *machine) need(n int) error {
 	return nil
 }
 
+// push pushes v. No opcode pushes more than one value, and runPickle
+// checks the stack's size before each.
 func (s *machine) push(v any) error {
-	if len(s.stack) >= maxStack {
-		return s.errorf("more than %d values on the stack", maxStack)
-	}
 	s.stack = append(s.stack, v)
 	return nil
 }
@@ -596,7 +607,7 @@ func (s *machine) step() (done bool, err error) {
 		if n <= 0 || n > maxLongBytes {
 			return false, s.errorf("long of %d bytes (allowed 1 to %d)", n, maxLongBytes)
 		}
-		if b, err = s.take(int64(n)); err != nil {
+		if b, err = s.take(int(n)); err != nil {
 			return false, err
 		}
 		v = decodeLong(b)
