@@ -44,11 +44,16 @@ const (
 	// UnknownEncoding: a linear-shaped integer tensor, or a PyTorch
 	// quantized one, that no scheme matches, counted as a plain buffer.
 	UnknownEncoding FindingKind = "unknown-encoding"
+	// UnsafePickle: a checkpoint's pickle imports names outside
+	// torch.load(weights_only=True)'s allow-list (File.Globals): an error
+	// when one of them runs code (os.system, builtins.exec, ...), a
+	// warning when they are classes (a pickled whole module).
+	UnsafePickle FindingKind = "unsafe-pickle"
 )
 
 // FindingKinds lists every kind, for documentation and config validation.
 var FindingKinds = []FindingKind{EncodedButUncompressed, SidecarOverhead, DuplicateWeight, DeadBytes, SharedStorage, UnknownDType,
-	FileTypeMismatch, RemovedGGMLType, UnusedFileBytes, ConfigMismatch, UnknownEncoding, NotDecoded,
+	FileTypeMismatch, RemovedGGMLType, UnusedFileBytes, ConfigMismatch, UnknownEncoding, UnsafePickle, NotDecoded,
 	HeapProfileTruncated, HeapProfileNoInUse, HeapProfileLate, HeapProfileNoBase, HeapOverBudget}
 
 // Severity ranks findings.
@@ -144,6 +149,7 @@ func findings(m *Model, res *Result) []Finding {
 	}
 	out = append(out, labelFindings(m, res)...)
 	out = append(out, gapFindings(m)...)
+	out = append(out, pickleFindings(m)...)
 	out = append(out, tensorFindings(m.Quantization, res)...)
 	for _, r := range res.Rows {
 		if r.Leftover {
@@ -280,6 +286,56 @@ func gapFindings(m *Model) []Finding {
 		out = append(out, Finding{Kind: UnusedFileBytes, Severity: Warning, Tensors: ts, Bytes: total, Message: msg})
 	}
 	return out
+}
+
+// pickleFindings reports, per file, the names its pickles import that
+// torch.load(weights_only=True) would refuse (File.Globals): one finding
+// per file, an error when any of them runs code.
+func pickleFindings(m *Model) []Finding {
+	var out []Finding
+	for _, f := range m.Files {
+		if len(f.Globals) == 0 {
+			continue
+		}
+		var code, classes []Global
+		for _, g := range f.Globals {
+			if g.RunsCode {
+				code = append(code, g)
+			} else {
+				classes = append(classes, g)
+			}
+		}
+		if len(code) > 0 {
+			msg := fmt.Sprintf("%s: a full torch.load (without weights_only=True) runs code: the pickle imports %s", f.Path, globalList(code))
+			if len(classes) > 0 {
+				msg += fmt.Sprintf(", and %d more names outside the weights_only allow-list", len(classes))
+			}
+			out = append(out, Finding{Kind: UnsafePickle, Severity: Error, Tensors: []string{}, Message: msg + ". qinsaudit ran nothing"})
+			continue
+		}
+		out = append(out, Finding{Kind: UnsafePickle, Severity: Warning, Tensors: []string{}, Message: fmt.Sprintf(
+			"%s: the pickle imports %d names outside torch.load(weights_only=True)'s allow-list, which refuses the file: %s; a full torch.load imports their modules. qinsaudit ran nothing",
+			f.Path, len(classes), globalList(classes))})
+	}
+	return out
+}
+
+// globalList names up to 4 globals with their offsets.
+func globalList(gs []Global) string {
+	const shown = 4
+	var parts []string
+	for i, g := range gs {
+		if i == shown {
+			parts = append(parts, fmt.Sprintf("and %d more", len(gs)-shown))
+			break
+		}
+		p := g.Module + "." + g.Name
+		if g.Offset >= 0 {
+			p += fmt.Sprintf(" (at offset %d)", g.Offset)
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // tensorFindings reports a quantization_config that the tensors of an

@@ -40,6 +40,21 @@ type File struct {
 	// Split is set when the file is one part of a model split into
 	// several files (GGUF's split.no and split.count).
 	Split *Split
+	// Globals are the classes and functions a pickle of the file imports
+	// that torch.load(weights_only=True) refuses, each once, in pickle
+	// order: a full torch.load imports and calls them (see the
+	// unsafe-pickle finding). Nothing here was run.
+	Globals []Global
+}
+
+// Global is a name a pickle imports: Module.Name, first at file offset
+// Offset (-1 when the pickle is compressed). RunsCode is set when calling
+// it can run code or reach the system (os.system, builtins.exec, ...)
+// rather than build an object of a class.
+type Global struct {
+	Module, Name string
+	Offset       int64
+	RunsCode     bool
 }
 
 // Gap is a run of bytes in a file's data section that no tensor holds.

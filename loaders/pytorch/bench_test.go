@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // manyTensors is a zip checkpoint of n small float32 tensors, named like a
@@ -55,4 +57,52 @@ func fixture(name string) func(b *testing.B) []byte {
 		}
 		return data
 	}
+}
+
+// BenchmarkLoadPaths loads each file of QINSAUDIT_BENCH_PATHS (separated
+// by the OS path-list separator) from disk, as the command does: reads go
+// to the file, not to a copy in memory. bench/pytorch/run.sh generates
+// 1,000, 10,000 and 100,000-tensor checkpoints for it.
+func BenchmarkLoadPaths(b *testing.B) {
+	list := os.Getenv("QINSAUDIT_BENCH_PATHS")
+	if list == "" {
+		b.Skip("QINSAUDIT_BENCH_PATHS not set")
+	}
+	for _, p := range filepath.SplitList(list) {
+		b.Run(filepath.Base(p), func(b *testing.B) {
+			f, err := os.Open(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			fi, err := f.Stat()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			var tensors int
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				m, err := Loader{}.Load(f, fi.Size())
+				if err != nil {
+					b.Fatal(err)
+				}
+				tensors = len(m.Tensors)
+			}
+			// CPU time (user + system, both cores: the collector's too)
+			// moves less than wall time on a shared machine.
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*max(tensors, 1)), "cpu-ns/tensor")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*max(tensors, 1)), "ns/tensor")
+			b.ReportMetric(float64(tensors), "tensors")
+		})
+	}
+}
+
+// cpuTime is the user + system CPU time of this process so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -16,11 +16,13 @@
 // In both, the pickle refers to storages by persistent id
 // ('storage', torch.FloatStorage, key, location, numel[, view]) and rebuilds
 // tensors with torch._utils._rebuild_tensor_v2 and friends. The pickle is
-// first validated by scanPickle (see scan.go for why), then unpickled with
-// github.com/nlpodyssey/gopickle; no class named by the pickle is ever run:
-// an allow-list maps torch's rebuild functions, storage classes and dtypes to
-// Go stand-ins, and any other class becomes an inert object that records its
-// arguments and state.
+// read by this package's own pickle machine (scan.go says why), which checks
+// every argument against the bytes that remain as it builds the value; no
+// class named by the pickle is ever run: an allow-list maps torch's rebuild
+// functions, storage classes and dtypes to Go stand-ins, and any other class
+// becomes an inert object that records its arguments and state. The names a
+// pickle imports outside torch's weights_only allow-list are recorded in
+// accounting.File.Globals (unsafe.go), for the unsafe-pickle finding.
 //
 // Tensors are named by their path through the unpickled value, as
 // state_dict() would name them: dict keys joined with "." (int keys in
@@ -31,5 +33,6 @@
 // "optimizer.state.0.exp_avg". A tensor object reached twice is listed
 // under each name, as state_dict lists tied weights; tensors that share a
 // storage (tied weights, slices) share accounting.Tensor.Storage, the
-// record name ("data/3") or legacy key.
+// record name ("data/3") or legacy key. Two tensors of one name, and a dict
+// that sets a key twice, are errors: the file says two things.
 package pytorch

@@ -58,6 +58,14 @@ func FuzzLoad(f *testing.F) {
 	f.Add(legacyOne(4, []int{4}, []string{"k"}, []legacyStorage{{4, 16}}))
 	f.Add(stateDict(f, "w", func(p *pb) { p.tensor("FloatStorage", "0", 2, 2) }, map[string]int{"0": 16}))
 	f.Add([]byte("\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00}\x94N.x"))
+	// Structured hostile seeds (issue 10): one long key reused through the
+	// memo at every level of a deep nest, with and without a tensor at the
+	// bottom; lists sharing the list below (a DAG of 2^n paths); a pickle
+	// importing os.system.
+	f.Add(checkpoint(f, nested(4096, 999, false), map[string]int{"0": 16}))
+	f.Add(checkpoint(f, nested(512, 999, true), map[string]int{"0": 16}))
+	f.Add(checkpoint(f, sharedLists(24), map[string]int{"0": 16}))
+	f.Add(checkpoint(f, newPickle().global("posix", "system").mark().str("id").tuple().raw('R').stop(), nil))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		before := heapAllocs()
@@ -106,10 +114,13 @@ func FuzzPickle(f *testing.F) {
 	}
 	f.Add(newPickle().odict().str("w").tensor("FloatStorage", "0", 2, 2).raw('s').stop())
 	f.Add([]byte("\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00}\x94N."))
+	f.Add(nested(4096, 999, false))
+	f.Add(nested(512, 999, true))
+	f.Add(sharedLists(24))
 
 	f.Fuzz(func(t *testing.T, pkl []byte) {
 		before := heapAllocs()
-		tensors, err := zipTensors(newPickleInput(bytes.NewReader(pkl), int64(len(pkl))), 0, "data.pkl", "", func(id *persistentID) (*storage, error) {
+		tensors, _, err := zipTensors(newPickleInput(bytes.NewReader(pkl), int64(len(pkl))), 0, "data.pkl", "", func(id *persistentID) (*storage, error) {
 			return &storage{key: "data/" + id.key, typ: id.typ, bytes: 4096, avail: 4096, dataOffset: 0}, nil
 		})
 		if err != nil {

@@ -25,6 +25,7 @@ type legacyReader struct {
 	// needs: storage data follows the last pickle.
 	in  *pickleInput
 	pos int64 // file offset of the next pickle, then of the next storage
+	us  []*unpickler
 }
 
 // loadLegacy reads a checkpoint saved with
@@ -58,7 +59,7 @@ func loadLegacy(r io.ReaderAt, size int64, head []byte) (*accounting.Model, erro
 
 	var ordered []*storage // in first-reference order
 	storages := map[string]*storage{}
-	refs := map[string]*storageRef{} // by root or view key, which share one namespace in torch
+	refs := newRefCache() // by root or view key, which share one namespace in torch
 	root, err := l.next("object", func(pid any) (any, error) {
 		typename, id, fields, err := parsePersistentID(pid, true)
 		if err != nil {
@@ -116,16 +117,16 @@ func loadLegacy(r io.ReaderAt, size int64, head []byte) (*accounting.Model, erro
 			return nil, accounting.Errorf(formatLegacy, l.pos, "", "storage %q is missing from the storage key list", s.key)
 		}
 	}
-	tensors, err := nameTensors(formatLegacy, "", root)
+	tensors, err := nameTensors(formatLegacy, "", root, size, len(storages))
 	if err != nil {
 		return nil, err
 	}
-	return &accounting.Model{Files: []accounting.File{{Format: formatLegacy}}, Tensors: tensors}, nil
+	return &accounting.Model{Files: []accounting.File{{Format: formatLegacy, Globals: fileGlobals(l.us...)}}, Tensors: tensors}, nil
 }
 
 // legacyRef returns the storage or storage slice a persistent id names;
 // the same key always gives the same value.
-func legacyRef(s *storage, id *persistentID, refs map[string]*storageRef) (*storageRef, error) {
+func legacyRef(s *storage, id *persistentID, refs *refCache) (*storageRef, error) {
 	if id.view == nil {
 		return cachedRef(refs, id.key, func() (*storageRef, error) { return &storageRef{s: s}, nil })
 	}
@@ -148,19 +149,17 @@ func legacyRef(s *storage, id *persistentID, refs map[string]*storageRef) (*stor
 	})
 }
 
-// next scans and unpickles the pickle at l.pos and moves past it.
+// next reads the pickle at l.pos and moves past it.
 func (l *legacyReader) next(what string, persistent func(any) (any, error)) (any, error) {
 	start := l.pos
-	data, err := scanPickle(l.in)
-	if err == nil {
-		l.pos += int64(len(data))
-		u := &unpickler{base: start, persistent: persistent}
-		var v any
-		if v, err = u.load(data); err == nil {
-			return v, nil
-		}
+	u := &unpickler{base: start, persistent: persistent}
+	v, err := u.load(l.in)
+	if err != nil {
+		return nil, pickleError(err, formatLegacy, what+" pickle", start)
 	}
-	return nil, pickleError(err, formatLegacy, what+" pickle", start)
+	l.pos += u.bytes
+	l.us = append(l.us, u)
+	return v, nil
 }
 
 // storageData reads the element count before a storage's bytes at l.pos and

@@ -91,7 +91,7 @@ func TestMalformed(t *testing.T) {
 		{"EXT1", onePickle(t, []byte("\x80\x02\x82\x01.")), "unsupported", "", 2},
 		{"protocol 9", onePickle(t, []byte("\x80\x09N.")), "unsupported protocol 9", "", 0},
 		{"deep MARKs", onePickle(t, []byte("\x80\x02"+strings.Repeat("(", maxMarks+1))), "nested MARKs", "", 2 + maxMarks},
-		{"REDUCE of a non-callable", onePickle(t, []byte("\x80\x02K\x01)R.")), "unpickling: REDUCE requires a Callable", "", -1},
+		{"REDUCE of a non-callable", onePickle(t, []byte("\x80\x02K\x01)R.")), "unpickling: REDUCE of int, which is not callable", "", -1},
 		{"text persistent id", onePickle(t, []byte("\x80\x02Pfoo\n.")), "persistent id is str, not a tuple", "", -1},
 		{"persistent id not a storage", onePickle(t, newPickle().mark().str("module").raw('N').tuple().raw('Q').stop()), "want 'storage'", "", -1},
 		{"persistent id of unknown class", onePickle(t, newPickle().mark().str("storage").global("torch", "FooStorage").str("0").str("cpu").int(1).tuple().raw('Q').stop()),

@@ -1,6 +1,8 @@
 package pytorch
 
 import (
+	"errors"
+	"fmt"
 	"math/big"
 	"slices"
 	"strconv"
@@ -20,58 +22,196 @@ var moduleBookkeeping = map[string]bool{"_parameters": true, "_buffers": true, "
 
 // namer walks an unpickled value and lists its tensors, named by their path
 // as state_dict would name them.
+//
+// The path is a stack of steps, shared by everything below it: a name is
+// materialised only for a tensor being listed, once per listing, so a
+// pickle that reuses one long key through the memo at every level of a deep
+// nest costs the key once per level of the stack, not once per container.
+// The names listed are bounded in total (maxNameBytes).
 type namer struct {
 	format  string
+	root    string
+	path    []step
 	onPath  map[any]bool // containers being walked: a cycle guard
 	steps   int
 	tensors []accounting.Tensor
+	// names finds the tensor listed under a name: two tensors that
+	// flatten to one name are an error, not two rows of one name.
+	names     map[string]int
+	nameBytes int64
+	maxNames  int64
+	maxSteps  int
+	// find, when set, makes the walk stop at the first tensor named find
+	// and keep its structural path in found (see collision).
+	find    string
+	found   string
+	scratch []byte
 	// owners are the classes of the objects being walked, outermost first
 	// (see accounting.Tensor.Owners); shared is a copy of them that the
 	// tensors listed since the last change share.
 	owners, shared []string
 }
 
-// maxSteps bounds the walk: a pickle that shares containers can name the
-// same tensor by exponentially many paths.
-const maxSteps = 1 << 20
+// step is one step of a path: a dict key or attribute name, an index, or
+// an nn.Module bookkeeping attribute that names omit.
+type step struct {
+	key   string
+	index int
+	kind  stepKind
+}
 
-// nameTensors lists the tensors of v, named under root, in walk order.
-func nameTensors(format, root string, v any) ([]accounting.Tensor, error) {
-	n := &namer{format: format, onPath: map[any]bool{}}
-	if err := n.walk(v, root, 0); err != nil {
+type stepKind uint8
+
+const (
+	stepKey stepKind = iota
+	stepIndex
+	stepAttr
+	stepHidden // _parameters, _buffers, _modules: in the path, not in the name
+	stepState  // a BUILD state that is not attributes: not in the name either
+)
+
+// maxSteps bounds the walk of a pickle of size bytes: a pickle that shares
+// containers can name the same tensor by exponentially many paths, each a
+// row of the report. A real checkpoint takes 50 bytes of pickle or more
+// per tensor and container; 16 steps per byte leave room for submodules
+// shared many times over.
+func maxSteps(size int64) int { return int(min(1<<20, 1<<16+16*max(size, 0))) }
+
+// maxNameBytes bounds the bytes of all the names listed from a pickle of
+// size bytes: a tensor reached by many paths, or at the bottom of a deep
+// nest of long keys, has long or many names. Real checkpoints spend 20 to
+// 100 bytes of pickle per tensor and name it in fewer.
+func maxNameBytes(size int64) int64 { return 16<<20 + 64*max(size, 0) }
+
+// errFound stops a walk that looks for a name.
+var errFound = errors.New("found")
+
+// nameTensors lists the tensors of v, named under root, in walk order;
+// size is the pickle's (or the file's) size, which bounds the names, and
+// storages the number of storages v refers to, about its tensors.
+func nameTensors(format, root string, v any, size int64, storages int) ([]accounting.Tensor, error) {
+	n := &namer{format: format, root: root, onPath: map[any]bool{}, names: make(map[string]int, storages), maxNames: maxNameBytes(size), maxSteps: maxSteps(size),
+		tensors: make([]accounting.Tensor, 0, storages)}
+	if err := n.walk(v, 0); err != nil {
+		var dup *duplicateName
+		if errors.As(err, &dup) {
+			// Find the path of the first tensor of that name.
+			f := &namer{format: format, root: root, onPath: map[any]bool{}, names: map[string]int{}, maxNames: n.maxNames, maxSteps: n.maxSteps, find: dup.name}
+			if f.walk(v, 0) == errFound {
+				dup.first = f.found
+			}
+			return nil, accounting.Errorf(format, -1, dup.name, "two tensors flatten to this name: %s and %s (a dict key that is its own path, or keys that print alike: 1 and '1'?)",
+				dup.first, dup.second)
+		}
 		return nil, err
 	}
 	return n.tensors, nil
 }
 
+// duplicateName is the error of a second tensor under a name.
+type duplicateName struct{ name, first, second string }
+
+func (e *duplicateName) Error() string { return "duplicate name " + e.name }
+
 // holdsTensors reports whether v may be or hold a tensor: the walk skips
 // everything else without building its name.
 func holdsTensors(v any) bool {
 	switch v.(type) {
-	case *tensor, *storageRef, *types.Dict, *types.OrderedDict, *types.List, *types.Tuple, *object, *pySet:
+	case *tensor, *storageRef, *pyDict, *types.List, *types.Tuple, *object, *pySet:
 		return true
 	}
 	return false
 }
 
-func join(path, key string) string {
-	if path == "" {
-		return key
+// name materialises the name of the current path, as state_dict joins
+// keys: "." between non-empty prefixes. It is built in a scratch buffer
+// and copied once, at its size.
+func (n *namer) name() string {
+	b := append(n.scratch[:0], n.root...)
+	for _, st := range n.path {
+		switch st.kind {
+		case stepHidden, stepState:
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, '.')
+		}
+		if st.kind == stepIndex {
+			b = strconv.AppendInt(b, int64(st.index), 10)
+		} else {
+			b = append(b, st.key...)
+		}
 	}
-	return path + "." + key
+	n.scratch = b
+	return string(b)
 }
 
-// walk lists the tensors in v, whose name is name. A value reached twice
+// nameLen is len(n.name()), without building it.
+func (n *namer) nameLen() int64 {
+	size, empty := int64(len(n.root)), n.root == ""
+	for _, st := range n.path {
+		var l int64
+		switch st.kind {
+		case stepHidden, stepState:
+			continue
+		case stepIndex:
+			l = 1
+			for x := st.index; x >= 10; x /= 10 {
+				l++
+			}
+		default:
+			l = int64(len(st.key))
+		}
+		if !empty {
+			size++
+		}
+		size += l
+		empty = empty && l == 0
+	}
+	return size
+}
+
+// structural renders the current path for an error: root["a"][0].attr.
+func (n *namer) structural() string {
+	var b strings.Builder
+	if n.root == "" {
+		b.WriteString("pickle")
+	} else {
+		b.WriteString(n.root)
+	}
+	for _, st := range n.path {
+		switch st.kind {
+		case stepIndex:
+			fmt.Fprintf(&b, "[%d]", st.index)
+		case stepKey:
+			fmt.Fprintf(&b, "[%q]", clip(st.key))
+		case stepAttr, stepHidden:
+			b.WriteString("." + clip(st.key))
+		case stepState:
+			b.WriteString(".__setstate__")
+		}
+		if b.Len() > 1024 {
+			b.WriteString("...")
+			break
+		}
+	}
+	return b.String()
+}
+
+// errorName is the name of the current path for an error message, shortened.
+func (n *namer) errorName() string { return clip(n.name()) }
+
+// walk lists the tensors in v, at the current path. A value reached twice
 // (the same object, through the pickle's memo) is listed under each name,
 // as state_dict lists a tied weight or a shared submodule under both
 // paths; the accounting sees their shared storage and charges it once. A
 // container inside itself is walked once.
-func (n *namer) walk(v any, name string, depth int) error {
+func (n *namer) walk(v any, depth int) error {
 	if !holdsTensors(v) || n.onPath[v] {
 		return nil
 	}
-	if n.steps++; n.steps > maxSteps {
-		return accounting.Errorf(n.format, -1, "", "more than %d tensor paths: shared containers nested too deep, under %q", maxSteps, clip(name))
+	if n.steps++; n.steps > n.maxSteps {
+		return accounting.Errorf(n.format, -1, "", "more than %d tensor paths, the limit for this file: shared containers nested too deep, under %q", n.maxSteps, n.errorName())
 	}
 	switch v.(type) {
 	case *tensor, *storageRef:
@@ -80,52 +220,51 @@ func (n *namer) walk(v any, name string, depth int) error {
 		defer delete(n.onPath, v)
 	}
 	if depth > maxDepth {
-		return accounting.Errorf(n.format, -1, "", "values nested deeper than %d levels, under %q", maxDepth, clip(name))
+		return accounting.Errorf(n.format, -1, "", "values nested deeper than %d levels, under %q", maxDepth, n.errorName())
 	}
 	depth++
 	switch x := v.(type) {
 	case *tensor:
-		return n.tensor(x, name, depth)
+		return n.tensor(x, depth)
 	case *storageRef:
-		return n.bareStorage(x, name)
-	case *types.Dict, *types.OrderedDict:
-		entries, _ := dictEntries(x)
-		if err := n.entries(entries, name, depth, false); err != nil {
+		return n.bareStorage(x)
+	case *pyDict:
+		if err := n.entries(x.entries, depth, false); err != nil {
 			return err
 		}
-		if od, ok := x.(*types.OrderedDict); ok {
-			// Attributes set on an OrderedDict (state_dict's _metadata).
-			keys := make([]string, 0, len(od.PyDict))
-			for k := range od.PyDict {
+		// Attributes set on an OrderedDict (state_dict's _metadata).
+		keys := make([]string, 0, len(x.attrs))
+		for k, a := range x.attrs {
+			if holdsTensors(a) {
 				keys = append(keys, k)
 			}
-			slices.Sort(keys)
-			for _, k := range keys {
-				if err := n.walk(od.PyDict[k], join(name, k), depth); err != nil {
-					return err
-				}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if err := n.child(step{key: k, kind: stepAttr}, x.attrs[k], depth); err != nil {
+				return err
 			}
 		}
 	case *types.List, *types.Tuple, *pySet:
 		items, _ := sequence(x)
-		return n.elements(items, name, depth)
+		return n.elements(items, depth)
 	case *object:
 		n.owners, n.shared = append(n.owners, className(x.class)), nil
 		defer func() { n.owners, n.shared = n.owners[:len(n.owners)-1], nil }()
-		if err := n.elements(x.args, name, depth); err != nil {
+		if err := n.elements(x.args, depth); err != nil {
 			return err
 		}
-		if err := n.entries(x.attrs, name, depth, true); err != nil {
+		if err := n.entries(x.attrs, depth, true); err != nil {
 			return err
 		}
-		if err := n.entries(x.items, name, depth, false); err != nil {
+		if err := n.entries(x.items, depth, false); err != nil {
 			return err
 		}
-		if err := n.elements(x.elems, name, depth); err != nil {
+		if err := n.elements(x.elems, depth); err != nil {
 			return err
 		}
 		for _, s := range x.state {
-			if err := n.walk(s, name, depth); err != nil {
+			if err := n.child(step{kind: stepState}, s, depth); err != nil {
 				return err
 			}
 		}
@@ -133,19 +272,29 @@ func (n *namer) walk(v any, name string, depth int) error {
 	return nil
 }
 
+// child walks v one step below the current path.
+func (n *namer) child(st step, v any, depth int) error {
+	n.path = append(n.path, st)
+	err := n.walk(v, depth)
+	n.path = n.path[:len(n.path)-1]
+	return err
+}
+
 // entries walks key/value pairs, each named by its key. For an object's
 // attributes, the nn.Module bookkeeping ones are transparent.
-func (n *namer) entries(es []entry, name string, depth int, attrs bool) error {
+func (n *namer) entries(es []entry, depth int, attrs bool) error {
 	for _, e := range es {
 		if !holdsTensors(e.value) {
 			continue
 		}
-		key := keyString(e.key)
-		child := join(name, key)
-		if attrs && moduleBookkeeping[key] {
-			child = name
+		st := step{key: keyString(e.key), kind: stepKey}
+		if attrs {
+			st.kind = stepAttr
+			if moduleBookkeeping[st.key] {
+				st.kind = stepHidden
+			}
 		}
-		if err := n.walk(e.value, child, depth); err != nil {
+		if err := n.child(st, e.value, depth); err != nil {
 			return err
 		}
 	}
@@ -153,23 +302,47 @@ func (n *namer) entries(es []entry, name string, depth int, attrs bool) error {
 }
 
 // elements walks a sequence, each element named by its index.
-func (n *namer) elements(items []any, name string, depth int) error {
+func (n *namer) elements(items []any, depth int) error {
 	for i, v := range items {
 		if !holdsTensors(v) {
 			continue
 		}
-		if err := n.walk(v, join(name, strconv.Itoa(i)), depth); err != nil {
+		if err := n.child(step{index: i, kind: stepIndex}, v, depth); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// list names the tensor at the current path and appends it, failing when
+// the names grow past their bound or another tensor has the name.
+func (n *namer) list(t accounting.Tensor) error {
+	// Counted before it is built: a name past the bound is never made.
+	if n.nameBytes += n.nameLen(); n.nameBytes > n.maxNames {
+		return accounting.Errorf(n.format, -1, "", "tensor names total more than %d bytes, the limit for this file: containers shared or nested too deep", n.maxNames)
+	}
+	name := n.name()
+	if n.find != "" {
+		if name == n.find {
+			n.found = n.structural()
+			return errFound
+		}
+		return nil
+	}
+	if _, dup := n.names[name]; dup {
+		return &duplicateName{name: clip(name), second: n.structural()}
+	}
+	n.names[name] = len(n.tensors)
+	t.Name = name
+	n.tensors = append(n.tensors, t)
+	return nil
+}
+
 // tensor checks that t lies inside its storage and lists it, then the
 // tensors it carries.
-func (n *namer) tensor(t *tensor, name string, depth int) error {
+func (n *namer) tensor(t *tensor, depth int) error {
 	fail := func(msg string, args ...any) error {
-		return accounting.Errorf(n.format, t.at, name, msg, args...)
+		return accounting.Errorf(n.format, t.at, n.errorName(), msg, args...)
 	}
 	dt, ok := accounting.LookupDType(t.dtype)
 	if !ok {
@@ -219,8 +392,7 @@ func (n *namer) tensor(t *tensor, name string, depth int) error {
 	if !contiguous(t.shape, t.stride, numel) {
 		strides = t.stride
 	}
-	n.tensors = append(n.tensors, accounting.Tensor{
-		Name:         name,
+	if err := n.list(accounting.Tensor{
 		DType:        t.dtype,
 		Shape:        t.shape,
 		Strides:      strides,
@@ -231,8 +403,10 @@ func (n *namer) tensor(t *tensor, name string, depth int) error {
 		QScale:       t.qscale,
 		QZeroPoint:   t.qzero,
 		Owners:       n.ownerList(),
-	})
-	return n.entries(t.attrs, name, depth, false)
+	}); err != nil {
+		return err
+	}
+	return n.entries(t.attrs, depth, false)
 }
 
 // ownerList returns the classes holding the tensor being listed.
@@ -258,10 +432,9 @@ func className(c *pyClass) string {
 
 // bareStorage lists a storage saved on its own, not as a tensor, as a 1-D
 // tensor over all of it: its bytes are in the file all the same.
-func (n *namer) bareStorage(r *storageRef, name string) error {
+func (n *namer) bareStorage(r *storageRef) error {
 	lo, hi := r.region()
-	n.tensors = append(n.tensors, accounting.Tensor{
-		Name:         name,
+	return n.list(accounting.Tensor{
 		DType:        r.s.typ.dtype,
 		Shape:        []int64{(hi - lo) / r.s.typ.elemBytes},
 		Storage:      r.s.key,
@@ -269,7 +442,6 @@ func (n *namer) bareStorage(r *storageRef, name string) error {
 		ViewOffset:   lo,
 		DataOffset:   r.s.dataOffset,
 	})
-	return nil
 }
 
 // contiguous reports whether stride is the row-major stride of shape, by

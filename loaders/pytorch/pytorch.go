@@ -94,13 +94,15 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	case isTarHead(head) && len(head) >= 262 && string(head[257:262]) == "ustar":
 		return nil, accounting.Errorf(formatAny, 0, "", "tar-based checkpoint from an early torch release: unsupported (load and re-save it with a current torch)")
 	}
-	return nil, accounting.Errorf(formatAny, 0, "", "not a torch.save checkpoint (first bytes % x)", head[:min(len(head), 16)])
+	// The bytes are not quoted: they are not a checkpoint's, and may be
+	// anything (a link's target).
+	return nil, accounting.Errorf(formatAny, 0, "", "not a torch.save checkpoint (neither a zip archive, a legacy pickle nor a tar of torch's)")
 }
 
 // loadZip reads a zip checkpoint (torch >= 1.6): <prefix>/data.pkl holds the
 // pickle, <prefix>/data/<key> the bytes of each storage.
 func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
-	zr, err := zip.NewReader(r, size)
+	zr, err := zip.NewReader(newHeaderReader(r, size), size)
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		return nil, accounting.Errorf(formatZip, -1, "", "reading zip central directory: %v", err)
 	}
@@ -116,20 +118,25 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		return nil, accounting.Errorf(formatZip, -1, "", "zip archive has no data.pkl: not a torch.save checkpoint")
 	}
 	prefix := strings.TrimSuffix(pkl.Name, "data.pkl")
-	records := map[string]*zip.File{}
+	records := newRecordSet(len(zr.File))
 	for _, f := range zr.File {
 		if name, ok := strings.CutPrefix(f.Name, prefix); ok {
-			if _, dup := records[name]; !dup {
-				records[name] = f
-			}
+			records.add(name, f)
 		}
 	}
 
-	tensors, err := recordTensors(pkl, size, "", func(id *persistentID) (*storage, error) {
+	tensors, u, err := recordTensors(pkl, size, "", func(id *persistentID) (*storage, error) {
 		return zipStorage(records, size, prefix, id, "data/")
 	})
 	if err != nil {
 		return nil, err
+	}
+	// torch.load hands an archive with a constants.pkl (TorchScript) to
+	// torch.jit.load, whose unpickler resolves TorchScript's own types
+	// only: no Python name in it is imported.
+	var globals []accounting.Global
+	if records.byName["constants.pkl"] == nil {
+		globals = fileGlobals(u)
 	}
 	// A TorchScript archive (torch.jit.save) keeps the tensors its code
 	// uses as constants in constants.pkl, a tuple, with their storages
@@ -137,8 +144,8 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	// mobile-optimised module and a lite-interpreter .ptl keep all their
 	// weights there. They are the model's memory as much as data.pkl's
 	// tensors; each is named by its position, constants.<i>[.<j>...].
-	if c := records["constants.pkl"]; c != nil {
-		ct, err := recordTensors(c, size, "constants", func(id *persistentID) (*storage, error) {
+	if c := records.byName["constants.pkl"]; c != nil {
+		ct, _, err := recordTensors(c, size, "constants", func(id *persistentID) (*storage, error) {
 			return zipStorage(records, size, prefix, id, "constants/", "data/")
 		})
 		if err != nil {
@@ -150,8 +157,8 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	// again, and may serialize a tensor a second time under constants/ (a
 	// quantized conv's config vector): such a storage, and only such, is
 	// listed from there, named bytecode.<path>.
-	if b := records["bytecode.pkl"]; b != nil {
-		bt, err := recordTensors(b, size, "bytecode", func(id *persistentID) (*storage, error) {
+	if b := records.byName["bytecode.pkl"]; b != nil {
+		bt, _, err := recordTensors(b, size, "bytecode", func(id *persistentID) (*storage, error) {
 			return zipStorage(records, size, prefix, id, "constants/", "data/")
 		})
 		if err != nil {
@@ -167,23 +174,23 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 			}
 		}
 	}
-	return &accounting.Model{Files: []accounting.File{{Format: formatZip}}, Tensors: tensors}, nil
+	return &accounting.Model{Files: []accounting.File{{Format: formatZip, Globals: globals}}, Tensors: tensors}, nil
 }
 
 // recordTensors reads the tensors of one pickle record of a zip archive,
 // named under root; storageFor finds the storage a persistent id names.
-func recordTensors(pkl *zip.File, size int64, root string, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, error) {
+func recordTensors(pkl *zip.File, size int64, root string, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, *unpickler, error) {
 	pklOff, err := pkl.DataOffset()
 	if err != nil {
-		return nil, accounting.Errorf(formatZip, -1, "", "record %q: local header: %v", pkl.Name, err)
+		return nil, nil, accounting.Errorf(formatZip, -1, "", "record %q: local header: %v", pkl.Name, err)
 	}
 	if pkl.UncompressedSize64 > uint64(min(size, maxPickleBytes)) {
-		return nil, accounting.Errorf(formatZip, pklOff, "", "record %q: %d bytes, more than the file size or the %d-byte limit",
+		return nil, nil, accounting.Errorf(formatZip, pklOff, "", "record %q: %d bytes, more than the file size or the %d-byte limit",
 			pkl.Name, pkl.UncompressedSize64, int64(maxPickleBytes))
 	}
 	rc, err := pkl.Open()
 	if err != nil {
-		return nil, accounting.Errorf(formatZip, pklOff, "", "record %q: %v", pkl.Name, err)
+		return nil, nil, accounting.Errorf(formatZip, pklOff, "", "record %q: %v", pkl.Name, err)
 	}
 	defer rc.Close()
 	// A stored pickle maps pickle offsets to file offsets; torch never
@@ -216,15 +223,12 @@ func dataPkl(z *zip.Reader) *zip.File {
 	return nil
 }
 
-// zipTensors validates, unpickles and names (under root) the tensors of
-// the pickle record what, whose first byte is at file offset base (-1:
-// compressed); storageFor finds the storage a persistent id names.
-func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, error) {
-	data, err := scanPickle(in)
-	if err != nil {
-		return nil, pickleError(err, formatZip, what, base)
-	}
-	refs := map[string]*storageRef{}
+// zipTensors reads and names (under root) the tensors of the pickle
+// record what, whose first byte is at file offset base (-1: compressed);
+// storageFor finds the storage a persistent id names. The unpickler is
+// returned for the names it imported.
+func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, *unpickler, error) {
+	refs := newRefCache()
 	u := &unpickler{base: base}
 	u.persistent = func(pid any) (any, error) {
 		typename, id, _, err := parsePersistentID(pid, false)
@@ -234,28 +238,33 @@ func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(
 		if id == nil {
 			return nil, fmt.Errorf("persistent id of type %q (want 'storage')", typename)
 		}
-		return cachedRef(refs, id.key, func() (*storageRef, error) {
-			s, err := storageFor(id)
-			if err != nil {
-				return nil, err
-			}
-			return &storageRef{s: s}, nil
-		})
+		if ref := refs.get(id.key); ref != nil {
+			return ref, nil
+		}
+		s, err := storageFor(id)
+		if err != nil {
+			return nil, err
+		}
+		ref := &storageRef{s: s}
+		refs.set(id.key, ref)
+		return ref, nil
 	}
-	v, err := u.load(data)
+	v, err := u.load(in)
 	if err != nil {
-		return nil, pickleError(err, formatZip, what, base)
+		return nil, nil, pickleError(err, formatZip, what, base)
 	}
-	return nameTensors(formatZip, root, v)
+	tensors, err := nameTensors(formatZip, root, v, in.size, refs.n)
+	return tensors, u, err
 }
 
 // zipStorage finds the record of the storage a persistent id names, in the
 // first of dirs that holds it.
-func zipStorage(records map[string]*zip.File, size int64, prefix string, id *persistentID, dirs ...string) (*storage, error) {
+func zipStorage(records *recordSet, size int64, prefix string, id *persistentID, dirs ...string) (*storage, error) {
 	var name string
 	var f *zip.File
 	for _, d := range dirs {
-		if name, f = d+id.key, records[d+id.key]; f != nil {
+		if f = records.get(d, id.key); f != nil {
+			name = f.Name[len(prefix):] // d + id.key, without a copy
 			break
 		}
 	}
@@ -286,17 +295,17 @@ func zipStorage(records map[string]*zip.File, size int64, prefix string, id *per
 	}, nil
 }
 
-// cachedRef returns refs[key], made by mk on first use: a persistent id
-// that names a storage again gives the same value, as in torch.
-func cachedRef(refs map[string]*storageRef, key string, mk func() (*storageRef, error)) (*storageRef, error) {
-	if ref, ok := refs[key]; ok {
+// cachedRef returns the ref of key, made by mk on first use: a persistent
+// id that names a storage again gives the same value, as in torch.
+func cachedRef(refs *refCache, key string, mk func() (*storageRef, error)) (*storageRef, error) {
+	if ref := refs.get(key); ref != nil {
 		return ref, nil
 	}
 	ref, err := mk()
 	if err != nil {
 		return nil, err
 	}
-	refs[key] = ref
+	refs.set(key, ref)
 	return ref, nil
 }
 

@@ -174,10 +174,11 @@ func TestReadAtEOF(t *testing.T) {
 		}
 	}
 
-	// The head of a file shorter than its size is what the file holds.
+	// The head of a file shorter than its size is what the file holds
+	// (and is not quoted).
 	_, err := Loader{}.Load(eofReader{[]byte("hello")}, 100)
 	var fe *accounting.FormatError
-	if !errors.As(err, &fe) || !strings.HasSuffix(fe.Msg, "(first bytes 68 65 6c 6c 6f)") {
+	if !errors.As(err, &fe) || !strings.Contains(fe.Msg, "not a torch.save checkpoint") || strings.Contains(fe.Msg, "68 65") {
 		t.Errorf("short file: got %v", err)
 	}
 	// A count cut short by the end of the data.

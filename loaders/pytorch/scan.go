@@ -5,32 +5,43 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
+	"math/big"
 	"slices"
 	"strconv"
+
+	"github.com/nlpodyssey/gopickle/types"
 )
 
-// Why scanPickle exists: gopickle v0.2.0 trusts its input. It allocates
-// lengths read from the pickle (BINBYTES8, BINUNICODE8, FRAME, ...) before
-// checking that the bytes exist, indexes a 255-entry opcode table with a
-// byte (opcode 0xff panics), panics on a LONG1 or LONG4 of zero bytes, on a
-// DICT or SETITEMS with an odd item count and on a bytes value used as an
-// OrderedDict key or set member (it hashes a Go slice), and parses decimal
-// and binary longs of any length in quadratic time. scanPickle walks the
-// opcodes of one pickle without building anything, checks every argument
-// against the bytes that remain, simulates the stack, marks and memo just
-// far enough to rule those cases out, and returns the pickle's bytes up to
-// and including STOP. gopickle then only ever sees input it rejects with an
-// error rather than a panic or a huge allocation.
+// Why this package reads pickles itself: a PyTorch pickle reader is the
+// product, and the general-purpose one it used (gopickle v0.2.0) was both
+// unsafe on hostile input and the cost on large checkpoints. It trusted its
+// input: it allocated lengths read from the pickle (BINBYTES8, FRAME, ...)
+// before checking that the bytes exist, indexed a 255-entry opcode table
+// with a byte, panicked on empty longs, odd item counts and bytes used as
+// hash keys, and parsed long numbers in quadratic time, so a validating
+// pre-scan had to walk every pickle first. And it kept its memo in a Go map:
+// measured on a 100,000-tensor torch.save file (bench/pytorch), the memo
+// map's inserts and lookups (about 10 per tensor) plus the pre-scan's own
+// memo map were 40% of the load and most of its garbage. The machine below
+// does both jobs in one pass: every argument is checked against the bytes
+// that remain before anything is allocated, the memo is a slice indexed by
+// key (a map only for keys far beyond the entries defined, which no real
+// pickler writes), and values are the few Go types the naming walk knows.
+// Nothing the pickle names is ever run: GLOBAL resolves through findClass
+// to inert stand-ins (see unpickle.go).
 
-// Limits of the scan. Python's own pickler cannot nest deeper than its
+// Limits of the machine. Python's own pickler cannot nest deeper than its
 // recursion limit (1000), so the mark limit never bites a real checkpoint;
 // the others bound memory and time on hostile input while leaving room for
 // checkpoints with hundreds of thousands of tensors. (torch.save memoizes
-// 8 to 10 values per tensor of a state_dict; a memo entry costs gopickle
-// and the scan about 200 bytes, a 5-byte LONG_BINPUT each.)
+// 8 to 10 values per tensor of a state_dict; a memo entry costs 16 bytes
+// of slice, a 5-byte LONG_BINPUT each.) Every value on the stack, in the
+// memo or in a container was pushed by an opcode of at least one byte, so
+// all of them together are bounded by the pickle's size times a constant.
 const (
 	maxPickleBytes = 1 << 30 // bytes in one pickle
-	maxOps         = 1 << 24 // opcodes in one pickle (gopickle allocates per opcode)
+	maxOps         = 1 << 24 // opcodes in one pickle
 	maxStack       = 1 << 22 // values on the stack at once, all marks together
 	maxMemo        = 1 << 21 // memo entries
 	maxMarks       = 1 << 12 // open MARKs
@@ -52,6 +63,7 @@ func (e *scanError) Error() string { return e.msg }
 type pickleInput struct {
 	r    io.Reader
 	left int64 // bytes r can still give
+	size int64 // bytes r held at the start
 	buf  []byte
 	// exact makes fill read only the bytes the scan asks for. A legacy
 	// file's last pickle is followed by storage data, which read-ahead
@@ -60,7 +72,7 @@ type pickleInput struct {
 }
 
 func newPickleInput(r io.Reader, avail int64) *pickleInput {
-	return &pickleInput{r: r, left: avail}
+	return &pickleInput{r: r, left: avail, size: avail}
 }
 
 // remaining is how many bytes from buf offset pos on the current pickle
@@ -88,6 +100,11 @@ func (in *pickleInput) fill(n, ahead int64) error {
 	}
 	chunk := max(n, min(n+more, in.left, maxPickleBytes-int64(len(in.buf))))
 	old := len(in.buf)
+	if in.buf == nil && !in.exact {
+		// The pickle's size is known (and checked against the file's):
+		// one buffer, never copied.
+		in.buf = make([]byte, 0, max(chunk, min(in.left, maxPickleBytes)))
+	}
 	in.buf = slices.Grow(in.buf, int(chunk))[:old+int(chunk)]
 	got, err := io.ReadFull(in.r, in.buf[old:])
 	in.buf = in.buf[:old+got]
@@ -104,37 +121,79 @@ func (in *pickleInput) fill(n, ahead int64) error {
 	return nil
 }
 
-// kind is what the scan knows about a stack value: just enough to tell
-// where gopickle would hash a Go slice.
-type kind uint8
-
-const (
-	kindOther kind = iota
-	kindBytes      // a []byte (BINBYTES...): unhashable in Go
-	kindDict       // a *types.Dict, which keeps keys in a slice
-)
-
-// scanner is the state of one scan.
-type scanner struct {
+// machine is the state of one pickle being read.
+type machine struct {
 	in       *pickleInput
-	pos      int // offset of the next unread byte in in.buf
+	u        *unpickler // classes and persistent ids
+	pos      int        // offset of the next unread byte in in.buf
 	op       byte
 	opPos    int // offset of the current opcode
-	stack    []kind
+	stack    []any
 	marks    []int // len(stack) at each open MARK
-	memo     map[int64]kind
+	memo     memo
 	frameEnd int // end offset of the current frame; 0 outside frames
 }
 
-// scanPickle validates the pickle at the start of in, returns its bytes,
-// STOP included, and moves in past them.
-func scanPickle(in *pickleInput) ([]byte, error) {
-	s := &scanner{in: in, memo: map[int64]kind{}}
+// memo is the pickle's memo: dense keys (what every pickler writes: 0, 1,
+// 2, ...) in a slice, others in a map.
+type memo struct {
+	dense  []any // memoHole where a key below len(dense) is not set
+	sparse map[int64]any
+	n      int // entries defined
+}
+
+// memoHole marks a key of the dense memo that no PUT has set.
+var memoHole any = new(struct{ _ byte })
+
+func (m *memo) get(k int64) (any, bool) {
+	if k < int64(len(m.dense)) {
+		v := m.dense[k]
+		return v, v != memoHole
+	}
+	v, ok := m.sparse[k]
+	return v, ok
+}
+
+// put stores v under k.
+func (m *memo) put(k int64, v any) {
+	if k < int64(len(m.dense)) {
+		if m.dense[k] == memoHole {
+			m.n++
+		}
+		m.dense[k] = v
+		return
+	}
+	if k == int64(len(m.dense)) && len(m.sparse) == 0 {
+		m.dense = append(m.dense, v)
+		m.n++
+		return
+	}
+	if m.sparse == nil {
+		m.sparse = map[int64]any{}
+	}
+	if _, had := m.sparse[k]; !had {
+		m.n++
+	}
+	m.sparse[k] = v
+}
+
+// runPickle reads the pickle at the start of in, moves in past it and
+// returns the value it builds, resolving classes and persistent ids with u.
+func runPickle(in *pickleInput, u *unpickler) (any, error) {
+	s := &machine{in: in, u: u}
+	// torch.save memoizes about one value per 15 bytes of pickle (8 per
+	// tensor of a state_dict); a memo sized for that from the start is
+	// not copied as it grows.
+	if !in.exact {
+		s.memo.dense = make([]any, 0, min(in.size/12, maxMemo))
+	}
+	u.m = s
+	defer func() { u.m = nil }()
 	for ops := 0; ; ops++ {
 		if ops >= maxOps {
 			return nil, s.errorf("more than %d opcodes", maxOps)
 		}
-		if err := s.ensureNext(1, 0); err != nil {
+		if s.pos >= len(in.buf) && s.ensureNext(1, 0) != nil {
 			if s.pos == 0 {
 				return nil, &scanError{0, "empty pickle"}
 			}
@@ -142,6 +201,9 @@ func scanPickle(in *pickleInput) ([]byte, error) {
 		}
 		s.opPos, s.op = s.pos, in.buf[s.pos]
 		s.pos++
+		if len(s.stack) >= maxStack {
+			return nil, s.errorf("more than %d values on the stack", maxStack)
+		}
 		done, err := s.step()
 		if err != nil {
 			return nil, err
@@ -150,15 +212,16 @@ func scanPickle(in *pickleInput) ([]byte, error) {
 			if s.frameEnd > s.pos {
 				return nil, s.errorf("frame ends at byte %d, after STOP", s.frameEnd)
 			}
-			data := in.buf[:s.pos:s.pos]
+			v := s.stack[len(s.stack)-1]
+			u.bytes = int64(s.pos)
 			in.buf = in.buf[s.pos:] // the next pickle's bytes, if any
-			return data, nil
+			return v, nil
 		}
 	}
 }
 
 // errorf returns a scanError at the current opcode.
-func (s *scanner) errorf(format string, args ...any) *scanError {
+func (s *machine) errorf(format string, args ...any) *scanError {
 	name, ok := opNames[s.op]
 	if !ok {
 		name = fmt.Sprintf("0x%02x", s.op)
@@ -169,11 +232,11 @@ func (s *scanner) errorf(format string, args ...any) *scanError {
 // ensure makes n bytes from pos on, an argument of the current opcode,
 // available in buf. The pickle goes on after them (to STOP at least), so
 // one more byte may be read: the next opcode.
-func (s *scanner) ensure(n int64) error { return s.ensureNext(n, 1) }
+func (s *machine) ensure(n int64) error { return s.ensureNext(n, 1) }
 
 // ensureNext makes n bytes from pos on available in buf, knowing that the
 // pickle holds ahead more.
-func (s *scanner) ensureNext(n, ahead int64) error {
+func (s *machine) ensureNext(n, ahead int64) error {
 	if n <= int64(len(s.in.buf)-s.pos) {
 		return nil
 	}
@@ -190,8 +253,17 @@ func (s *scanner) ensureNext(n, ahead int64) error {
 }
 
 // take consumes n argument bytes.
-func (s *scanner) take(n int64) ([]byte, error) {
-	if err := s.ensure(n); err != nil {
+func (s *machine) take(n int) ([]byte, error) {
+	if b := s.in.buf[s.pos:]; n <= len(b) { // the fast path, inlined
+		s.pos += n
+		return b[:n], nil
+	}
+	return s.takeSlow(n)
+}
+
+// takeSlow is take after reading more input.
+func (s *machine) takeSlow(n int) ([]byte, error) {
+	if err := s.ensure(int64(n)); err != nil {
 		return nil, err
 	}
 	b := s.in.buf[s.pos : s.pos+int(n)]
@@ -201,10 +273,10 @@ func (s *scanner) take(n int64) ([]byte, error) {
 
 // counted consumes a length of width bytes (little-endian, unsigned unless
 // signed) and then that many bytes, returning the length.
-func (s *scanner) counted(width int, signed bool) (int64, error) {
-	b, err := s.take(int64(width))
+func (s *machine) counted(width int, signed bool) ([]byte, error) {
+	b, err := s.take(width)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	var n uint64
 	switch width {
@@ -213,21 +285,20 @@ func (s *scanner) counted(width int, signed bool) (int64, error) {
 	case 4:
 		n = uint64(binary.LittleEndian.Uint32(b))
 		if signed && int32(n) < 0 {
-			return 0, s.errorf("negative length %d", int32(n))
+			return nil, s.errorf("negative length %d", int32(n))
 		}
 	case 8:
 		n = binary.LittleEndian.Uint64(b)
 	}
 	if n > uint64(s.in.remaining(s.pos)) {
-		return 0, s.errorf("length %d runs past the end of the input (%d bytes left)", n, s.in.remaining(s.pos))
+		return nil, s.errorf("length %d runs past the end of the input (%d bytes left)", n, s.in.remaining(s.pos))
 	}
-	_, err = s.take(int64(n))
-	return int64(n), err
+	return s.take(int(n)) // n <= remaining, at most maxPickleBytes
 }
 
 // line consumes a newline-terminated argument of at most limit bytes
 // (limit < 0: no limit but the input) and returns it without the newline.
-func (s *scanner) line(limit int) ([]byte, error) {
+func (s *machine) line(limit int) ([]byte, error) {
 	start, from := s.pos, s.pos
 	for {
 		if i := bytes.IndexByte(s.in.buf[from:], '\n'); i >= 0 {
@@ -252,7 +323,7 @@ func (s *scanner) line(limit int) ([]byte, error) {
 }
 
 // top is the number of values above the innermost MARK.
-func (s *scanner) top() int {
+func (s *machine) top() int {
 	if len(s.marks) == 0 {
 		return len(s.stack)
 	}
@@ -260,33 +331,31 @@ func (s *scanner) top() int {
 }
 
 // need fails unless n values sit above the innermost MARK.
-func (s *scanner) need(n int) error {
+func (s *machine) need(n int) error {
 	if s.top() < n {
 		return s.errorf("needs %d stack values, has %d", n, s.top())
 	}
 	return nil
 }
 
-func (s *scanner) push(k kind) error {
-	if len(s.stack) >= maxStack {
-		return s.errorf("more than %d values on the stack", maxStack)
-	}
-	s.stack = append(s.stack, k)
+// push pushes v. No opcode pushes more than one value, and runPickle
+// checks the stack's size before each.
+func (s *machine) push(v any) error {
+	s.stack = append(s.stack, v)
 	return nil
 }
 
-// pop removes n values (checked with need) and pushes one of kind k.
-func (s *scanner) pop(n int, k kind) error {
-	if err := s.need(n); err != nil {
-		return err
-	}
-	s.stack = s.stack[:len(s.stack)-n]
-	return s.push(k)
+// pop removes the top value (checked with need).
+func (s *machine) pop() any {
+	v := s.stack[len(s.stack)-1]
+	s.stack[len(s.stack)-1] = nil
+	s.stack = s.stack[:len(s.stack)-1]
+	return v
 }
 
 // popMark removes the values above the innermost MARK and the MARK. The
-// result aliases the stack: read it before the next push.
-func (s *scanner) popMark() ([]kind, error) {
+// result aliases the stack: copy what is kept before the next push.
+func (s *machine) popMark() ([]any, error) {
 	if len(s.marks) == 0 {
 		return nil, s.errorf("no MARK on the stack")
 	}
@@ -298,50 +367,164 @@ func (s *scanner) popMark() ([]kind, error) {
 }
 
 // memoKey parses the text argument of PUT and GET.
-func (s *scanner) memoKey() (int64, error) {
+func (s *machine) memoKey() (int64, error) {
 	b, err := s.line(32)
 	if err != nil {
 		return 0, err
 	}
 	k, err := strconv.ParseInt(string(b), 10, 64)
 	if err != nil || k < 0 {
-		return 0, s.errorf("bad memo key %q", b)
+		return 0, s.errorf("bad memo key %q", clip(string(b)))
 	}
 	return k, nil
 }
 
-func (s *scanner) put(k int64) error {
+func (s *machine) put(k int64) error {
 	if err := s.need(1); err != nil {
 		return err
 	}
-	if _, ok := s.memo[k]; !ok && len(s.memo) >= maxMemo {
+	if _, ok := s.memo.get(k); !ok && s.memo.n >= maxMemo {
 		return s.errorf("more than %d memo entries", maxMemo)
 	}
-	s.memo[k] = s.stack[len(s.stack)-1]
+	s.memo.put(k, s.stack[len(s.stack)-1])
 	return nil
 }
 
-func (s *scanner) get(k int64) error {
-	v, ok := s.memo[k]
+func (s *machine) get(k int64) error {
+	v, ok := s.memo.get(k)
 	if !ok {
 		return s.errorf("memo key %d is not defined", k)
 	}
 	return s.push(v)
 }
 
-// noBytesKeys fails if any of keys is a bytes value: the values they are
-// added to hash them (OrderedDict keys, set members).
-func (s *scanner) noBytesKeys(keys []kind, stride int) error {
+// noBytesKeys fails if any of keys is a bytes value where it would be
+// hashed (OrderedDict keys, set members); kept from the gopickle days, it
+// refuses what no real checkpoint holds.
+func (s *machine) noBytesKeys(keys []any, stride int) error {
 	for i := 0; i < len(keys); i += stride {
-		if keys[i] == kindBytes {
+		if _, ok := keys[i].([]byte); ok {
 			return s.errorf("bytes value used as a key or set member (unsupported)")
 		}
 	}
 	return nil
 }
 
+// unpickling wraps an error of the value being built (a stand-in's, a
+// type mismatch) at the current opcode.
+func (s *machine) unpickling(err error) error {
+	return &scanError{int64(s.opPos), "unpickling: " + clip(err.Error())}
+}
+
+// unpicklingf is unpickling of a new error.
+func (s *machine) unpicklingf(format string, args ...any) error {
+	return s.unpickling(fmt.Errorf(format, args...))
+}
+
+// setItems adds key/value pairs to the dict-like target.
+func (s *machine) setItems(target any, items []any) error {
+	switch d := target.(type) {
+	case *pyDict:
+		for i := 0; i+1 < len(items); i += 2 {
+			if err := d.set(items[i], items[i+1]); err != nil {
+				return s.errorf("%v", err)
+			}
+		}
+	case *object:
+		for i := 0; i+1 < len(items); i += 2 {
+			d.Set(items[i], items[i+1])
+		}
+	default:
+		return s.unpicklingf("%s requires a dict, not %s", opNames[s.op], typeName(target))
+	}
+	return nil
+}
+
+// appendItems adds items to the list-like target.
+func (s *machine) appendItems(target any, items []any) error {
+	switch l := target.(type) {
+	case *types.List:
+		*l = append(*l, items...)
+	case *object:
+		l.elems = append(l.elems, items...)
+	default:
+		return s.unpicklingf("%s requires a list, not %s", opNames[s.op], typeName(target))
+	}
+	return nil
+}
+
+// call runs REDUCE, NEWOBJ, OBJ and INST: a stand-in's Call (or PyNew for
+// NEWOBJ, or for OBJ and INST of a class that has no Call).
+func (s *machine) call(class any, args []any, newobj bool) error {
+	var v any
+	var err error
+	c, isCall := class.(caller)
+	n, isNew := class.(newer)
+	switch {
+	case newobj && isNew:
+		v, err = n.PyNew(args...)
+	case !newobj && isCall:
+		v, err = c.Call(args...)
+	case s.op != 'R' && !newobj && isNew: // OBJ, INST
+		v, err = n.PyNew(args...)
+	default:
+		return s.unpicklingf("%s of %s, which is not callable", opNames[s.op], typeName(class))
+	}
+	if err != nil {
+		return s.unpickling(err)
+	}
+	return s.push(v)
+}
+
+// Small tuples are allocated with their elements in one piece: torch.save
+// writes several per tensor (persistent id, size, stride, arguments, the
+// empty arguments of OrderedDict()).
+type (
+	tupleBox2 struct {
+		t types.Tuple
+		a [2]any
+	}
+	tupleBox4 struct {
+		t types.Tuple
+		a [4]any
+	}
+	tupleBox6 struct {
+		t types.Tuple
+		a [6]any
+	}
+)
+
+// emptyTuple is every empty tuple: nothing changes a tuple once built.
+var emptyTuple = &types.Tuple{}
+
+// newTuple returns a tuple of a copy of items.
+func newTuple(items []any) *types.Tuple {
+	switch n := len(items); {
+	case n == 0:
+		return emptyTuple
+	case n <= 2:
+		b := &tupleBox2{}
+		b.t = b.a[:copy(b.a[:], items):n]
+		return &b.t
+	case n <= 4:
+		b := &tupleBox4{}
+		b.t = b.a[:copy(b.a[:], items):n]
+		return &b.t
+	case n <= 6:
+		b := &tupleBox6{}
+		b.t = b.a[:copy(b.a[:], items):n]
+		return &b.t
+	}
+	t := types.Tuple(slices.Clone(items))
+	return &t
+}
+
+// str copies an argument to a string.
+func str(b []byte) string { return string(b) }
+
 // step handles the opcode just read; done is true after STOP.
-func (s *scanner) step() (done bool, err error) {
+func (s *machine) step() (done bool, err error) {
+	var v any // what opcodes that fall through push
 	switch s.op {
 	case '(': // MARK
 		if len(s.marks) >= maxMarks {
@@ -356,7 +539,7 @@ func (s *scanner) step() (done bool, err error) {
 			_, err = s.popMark()
 			return false, err
 		}
-		s.stack = s.stack[:len(s.stack)-1]
+		s.pop()
 		return false, nil
 	case '1': // POP_MARK
 		_, err = s.popMark()
@@ -368,26 +551,52 @@ func (s *scanner) step() (done bool, err error) {
 		return false, s.push(s.stack[len(s.stack)-1])
 
 	// Scalars.
-	case 'N', 0x88, 0x89, ')', ']': // NONE, NEWTRUE, NEWFALSE, EMPTY_TUPLE, EMPTY_LIST
-		return false, s.push(kindOther)
+	case 'N': // NONE
+		v = nil
+	case 0x88: // NEWTRUE
+		v = true
+	case 0x89: // NEWFALSE
+		v = false
+	case ')': // EMPTY_TUPLE
+		v = newTuple(nil)
+	case ']': // EMPTY_LIST
+		v = &types.List{}
 	case '}': // EMPTY_DICT
-		return false, s.push(kindDict)
+		v = &pyDict{}
 	case 0x8f: // EMPTY_SET
-		return false, s.push(kindOther)
+		v = &pySet{}
 	case 'K': // BININT1
-		_, err = s.take(1)
+		var b []byte
+		if b, err = s.take(1); err == nil {
+			v = int(b[0])
+		}
 	case 'M': // BININT2
-		_, err = s.take(2)
+		var b []byte
+		if b, err = s.take(2); err == nil {
+			v = int(binary.LittleEndian.Uint16(b))
+		}
 	case 'J': // BININT
-		_, err = s.take(4)
+		var b []byte
+		if b, err = s.take(4); err == nil {
+			v = int(int32(binary.LittleEndian.Uint32(b)))
+		}
 	case 'G': // BINFLOAT
-		_, err = s.take(8)
+		var b []byte
+		if b, err = s.take(8); err == nil {
+			v = math.Float64frombits(binary.BigEndian.Uint64(b))
+		}
 	case 'I', 'L', 'F': // INT, LONG, FLOAT as decimal text
-		_, err = s.line(maxNumberLine)
+		var b []byte
+		if b, err = s.line(maxNumberLine); err == nil {
+			v, err = s.textNumber(b)
+		}
 	case 0x8a: // LONG1
-		var n int64
-		if n, err = s.counted(1, false); err == nil && n == 0 {
-			err = s.errorf("empty long")
+		var b []byte
+		if b, err = s.counted(1, false); err == nil {
+			if len(b) == 0 {
+				return false, s.errorf("empty long")
+			}
+			v = decodeLong(b)
 		}
 	case 0x8b: // LONG4
 		b, err := s.take(4)
@@ -398,36 +607,63 @@ func (s *scanner) step() (done bool, err error) {
 		if n <= 0 || n > maxLongBytes {
 			return false, s.errorf("long of %d bytes (allowed 1 to %d)", n, maxLongBytes)
 		}
-		if _, err := s.take(int64(n)); err != nil {
+		if b, err = s.take(int(n)); err != nil {
 			return false, err
 		}
-	case 'S', 'V': // STRING, UNICODE as text
-		_, err = s.line(-1)
+		v = decodeLong(b)
+	case 'S': // STRING: a quoted repr
+		var b []byte
+		if b, err = s.line(-1); err == nil {
+			if len(b) < 2 || b[0] != b[len(b)-1] || (b[0] != '\'' && b[0] != '"') {
+				return false, s.errorf("argument is not quoted")
+			}
+			v = str(b[1 : len(b)-1])
+		}
+	case 'V': // UNICODE as text
+		var b []byte
+		if b, err = s.line(-1); err == nil {
+			v = str(b)
+		}
 	case 'U', 0x8c: // SHORT_BINSTRING, SHORT_BINUNICODE
-		_, err = s.counted(1, false)
+		var b []byte
+		if b, err = s.counted(1, false); err == nil {
+			v = str(b)
+		}
 	case 'T': // BINSTRING
-		_, err = s.counted(4, true)
+		var b []byte
+		if b, err = s.counted(4, true); err == nil {
+			v = str(b)
+		}
 	case 'X': // BINUNICODE
-		_, err = s.counted(4, false)
+		var b []byte
+		if b, err = s.counted(4, false); err == nil {
+			v = str(b)
+		}
 	case 0x8d: // BINUNICODE8
-		_, err = s.counted(8, false)
+		var b []byte
+		if b, err = s.counted(8, false); err == nil {
+			v = str(b)
+		}
 	case 'C': // SHORT_BINBYTES
-		if _, err = s.counted(1, false); err == nil {
-			err = s.push(kindBytes)
+		var b []byte
+		if b, err = s.counted(1, false); err == nil {
+			v = slices.Clone(b)
 		}
-		return false, err
 	case 'B': // BINBYTES
-		if _, err = s.counted(4, false); err == nil {
-			err = s.push(kindBytes)
+		var b []byte
+		if b, err = s.counted(4, false); err == nil {
+			v = slices.Clone(b)
 		}
-		return false, err
 	case 0x8e: // BINBYTES8
-		if _, err = s.counted(8, false); err == nil {
-			err = s.push(kindBytes)
+		var b []byte
+		if b, err = s.counted(8, false); err == nil {
+			v = slices.Clone(b)
 		}
-		return false, err
-	case 0x96: // BYTEARRAY8 (a *ByteArray: hashable)
-		_, err = s.counted(8, false)
+	case 0x96: // BYTEARRAY8
+		var b []byte
+		if b, err = s.counted(8, false); err == nil {
+			v = types.NewByteArrayFromSlice(slices.Clone(b))
+		}
 
 	// Containers.
 	case 'l', 't', 0x91: // LIST, TUPLE, FROZENSET
@@ -435,12 +671,18 @@ func (s *scanner) step() (done bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		if s.op == 0x91 {
-			if err := s.noBytesKeys(items, 1); err != nil {
-				return false, err
-			}
+		switch s.op {
+		case 't':
+			return false, s.push(newTuple(items))
+		case 'l':
+			l := types.List(slices.Clone(items))
+			return false, s.push(&l)
 		}
-		return false, s.push(kindOther)
+		items = slices.Clone(items)
+		if err := s.noBytesKeys(items, 1); err != nil {
+			return false, err
+		}
+		return false, s.push(&pySet{elems: items})
 	case 'd': // DICT
 		items, err := s.popMark()
 		if err != nil {
@@ -449,27 +691,41 @@ func (s *scanner) step() (done bool, err error) {
 		if len(items)%2 != 0 {
 			return false, s.errorf("odd number of items (%d) for key/value pairs", len(items))
 		}
-		return false, s.push(kindDict)
+		d := &pyDict{}
+		if err := s.setItems(d, items); err != nil {
+			return false, err
+		}
+		return false, s.push(d)
 	case 0x85, 0x86, 0x87: // TUPLE1, TUPLE2, TUPLE3
-		return false, s.pop(int(s.op-0x84), kindOther)
+		n := int(s.op - 0x84)
+		if err := s.need(n); err != nil {
+			return false, err
+		}
+		t := newTuple(s.stack[len(s.stack)-n:])
+		clear(s.stack[len(s.stack)-n:])
+		s.stack = s.stack[:len(s.stack)-n]
+		return false, s.push(t)
 	case 'a': // APPEND: pops the value, the list stays
 		if err := s.need(2); err != nil {
 			return false, err
 		}
-		s.stack = s.stack[:len(s.stack)-1]
-		return false, nil
+		x := s.pop()
+		return false, s.appendItems(s.stack[len(s.stack)-1], []any{x})
 	case 's': // SETITEM
 		if err := s.need(3); err != nil {
 			return false, err
 		}
 		n := len(s.stack)
-		if s.stack[n-3] != kindDict {
+		target := s.stack[n-3]
+		if d, ok := target.(*pyDict); !ok || d.ordered {
 			if err := s.noBytesKeys(s.stack[n-2:n-1], 1); err != nil {
 				return false, err
 			}
 		}
-		s.stack = s.stack[:n-2]
-		return false, nil
+		kv := []any{s.stack[n-2], s.stack[n-1]}
+		s.pop()
+		s.pop()
+		return false, s.setItems(target, kv)
 	case 'e', 'u', 0x90: // APPENDS, SETITEMS, ADDITEMS: items above MARK into the value below it
 		items, err := s.popMark()
 		if err != nil {
@@ -478,18 +734,8 @@ func (s *scanner) step() (done bool, err error) {
 		if err := s.need(1); err != nil {
 			return false, err
 		}
-		target := s.stack[len(s.stack)-1]
-		switch s.op {
-		case 'u':
-			if len(items)%2 != 0 {
-				return false, s.errorf("odd number of items (%d) for key/value pairs", len(items))
-			}
-			if target != kindDict {
-				err = s.noBytesKeys(items, 2)
-			}
-		case 0x90:
-			err = s.noBytesKeys(items, 1)
-		}
+		err = s.intoTarget(s.stack[len(s.stack)-1], items)
+		clear(items) // the stack's slots past its end
 		return false, err
 
 	// Memo.
@@ -511,8 +757,8 @@ func (s *scanner) step() (done bool, err error) {
 			return false, err
 		}
 		return false, s.put(int64(binary.LittleEndian.Uint32(b)))
-	case 0x94: // MEMOIZE: gopickle, like Python, uses the memo's size as key
-		return false, s.put(int64(len(s.memo)))
+	case 0x94: // MEMOIZE: the memo's size is the key, as in Python
+		return false, s.put(int64(s.memo.n))
 	case 'g': // GET
 		k, err := s.memoKey()
 		if err != nil {
@@ -534,35 +780,32 @@ func (s *scanner) step() (done bool, err error) {
 
 	// Classes, calls and objects.
 	case 'c': // GLOBAL: module and name lines
-		at := s.pos
 		module, err := s.line(-1)
 		if err != nil {
 			return false, err
 		}
-		isColl := string(module) == "collections"
-		name, err := s.line(-1) // may move in.buf: module is stale after it
+		mod := str(module)
+		name, err := s.line(-1)
 		if err != nil {
 			return false, err
 		}
-		if isColl && string(name) == "OrderedDict" {
-			// gopickle answers this GLOBAL itself, with a class that
-			// refuses arguments, where checkpoints of 2018-2019 call
-			// OrderedDict([(key, tensor), ...]). The bytes are this
-			// scan's own copy: renamed, the GLOBAL reaches findClass,
-			// whose stand-in takes the pairs. The length is unchanged.
-			copy(s.in.buf[at:], orderedDictModule)
-		}
+		return false, s.push(s.u.findClass(mod, str(name), int64(s.opPos)))
 	case 'i': // INST: module and name lines, arguments above MARK
-		if _, err := s.line(-1); err != nil {
+		module, err := s.line(-1)
+		if err != nil {
 			return false, err
 		}
-		if _, err := s.line(-1); err != nil {
+		mod := str(module)
+		name, err := s.line(-1)
+		if err != nil {
 			return false, err
 		}
-		if _, err := s.popMark(); err != nil {
+		class := s.u.findClass(mod, str(name), int64(s.opPos))
+		args, err := s.popMark()
+		if err != nil {
 			return false, err
 		}
-		return false, s.push(kindOther)
+		return false, s.call(class, slices.Clone(args), false)
 	case 'o': // OBJ: class and arguments above MARK
 		items, err := s.popMark()
 		if err != nil {
@@ -571,23 +814,57 @@ func (s *scanner) step() (done bool, err error) {
 		if len(items) == 0 {
 			return false, s.errorf("no class above MARK")
 		}
-		return false, s.push(kindOther)
+		return false, s.call(items[0], slices.Clone(items[1:]), false)
 	case 0x93: // STACK_GLOBAL
-		return false, s.pop(2, kindOther)
+		if err := s.need(2); err != nil {
+			return false, err
+		}
+		name, module := s.pop(), s.pop()
+		ms, ok1 := module.(string)
+		ns, ok2 := name.(string)
+		if !ok1 || !ok2 {
+			return false, s.unpicklingf("STACK_GLOBAL of %s and %s, not two str", typeName(module), typeName(name))
+		}
+		return false, s.push(s.u.findClass(ms, ns, int64(s.opPos)))
 	case 'R', 0x81: // REDUCE, NEWOBJ
-		return false, s.pop(2, kindOther)
-	case 0x92: // NEWOBJ_EX
-		return false, s.pop(3, kindOther)
+		if err := s.need(2); err != nil {
+			return false, err
+		}
+		args, class := s.pop(), s.pop()
+		t, ok := args.(*types.Tuple)
+		if !ok {
+			return false, s.unpicklingf("%s arguments are %s, not a tuple", opNames[s.op], typeName(args))
+		}
+		return false, s.call(class, *t, s.op == 0x81)
+	case 0x92: // NEWOBJ_EX: class, args, kwargs (passed as a last argument)
+		if err := s.need(3); err != nil {
+			return false, err
+		}
+		kwargs, args, class := s.pop(), s.pop(), s.pop()
+		t, ok := args.(*types.Tuple)
+		if !ok {
+			return false, s.unpicklingf("NEWOBJ_EX arguments are %s, not a tuple", typeName(args))
+		}
+		return false, s.call(class, append(slices.Clone(*t), kwargs), true)
 	case 'b': // BUILD: pops the state, the object stays
 		if err := s.need(2); err != nil {
 			return false, err
 		}
-		s.stack = s.stack[:len(s.stack)-1]
+		state := s.pop()
+		if err := build(s.stack[len(s.stack)-1], state); err != nil {
+			return false, s.unpickling(err)
+		}
 		return false, nil
 	case 'P': // PERSID
-		_, err = s.line(-1)
+		var b []byte
+		if b, err = s.line(-1); err == nil {
+			v, err = s.persistent(str(b))
+		}
 	case 'Q': // BINPERSID
-		return false, s.pop(1, kindOther)
+		if err := s.need(1); err != nil {
+			return false, err
+		}
+		v, err = s.persistent(s.pop())
 
 	// Framing and protocol.
 	case 0x80: // PROTO
@@ -618,7 +895,7 @@ func (s *scanner) step() (done bool, err error) {
 			return false, s.ensureNext(min(int64(n), 1<<16), 0)
 		}
 		return false, nil
-	case 0x98: // READONLY_BUFFER: a no-op for gopickle
+	case 0x98: // READONLY_BUFFER: a no-op without out-of-band buffers
 		return false, nil
 	case 0x82, 0x83, 0x84, 0x97: // EXT1, EXT2, EXT4, NEXT_BUFFER
 		return false, s.errorf("unsupported: needs an extension registry or out-of-band buffers")
@@ -628,8 +905,106 @@ func (s *scanner) step() (done bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	// Every opcode that falls through pushes one plain value.
-	return false, s.push(kindOther)
+	// Every opcode that falls through pushes one value.
+	return false, s.push(v)
+}
+
+// intoTarget runs APPENDS, SETITEMS or ADDITEMS: items into target.
+func (s *machine) intoTarget(target any, items []any) error {
+	switch s.op {
+	case 'e':
+		return s.appendItems(target, items)
+	case 'u':
+		if len(items)%2 != 0 {
+			return s.errorf("odd number of items (%d) for key/value pairs", len(items))
+		}
+		if d, ok := target.(*pyDict); !ok || d.ordered {
+			if err := s.noBytesKeys(items, 2); err != nil {
+				return err
+			}
+		}
+		return s.setItems(target, items)
+	}
+	if err := s.noBytesKeys(items, 1); err != nil {
+		return err
+	}
+	switch t := target.(type) {
+	case *pySet:
+		t.elems = append(t.elems, items...)
+	case *object:
+		t.elems = append(t.elems, items...)
+	default:
+		return s.unpicklingf("ADDITEMS requires a set, not %s", typeName(target))
+	}
+	return nil
+}
+
+// persistent resolves a persistent id.
+func (s *machine) persistent(pid any) (any, error) {
+	if s.u.persistent == nil {
+		return nil, s.unpicklingf("unexpected persistent id")
+	}
+	v, err := s.u.persistent(pid)
+	if err == nil {
+		err = notBytes(v, "persistent id resolves to")
+	}
+	if err != nil {
+		return nil, s.unpickling(err)
+	}
+	return v, nil
+}
+
+// textNumber parses the argument of INT, LONG or FLOAT as Python does.
+func (s *machine) textNumber(b []byte) (any, error) {
+	switch s.op {
+	case 'F':
+		f, err := strconv.ParseFloat(string(b), 64)
+		if err != nil {
+			return nil, s.errorf("bad float")
+		}
+		return f, nil
+	case 'I':
+		switch string(b) {
+		case "00":
+			return false, nil
+		case "01":
+			return true, nil
+		}
+	case 'L':
+		b = bytes.TrimSuffix(b, []byte("L"))
+	}
+	if i, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+		return int(i), nil
+	}
+	bi, ok := new(big.Int).SetString(string(b), 10)
+	if !ok {
+		return nil, s.errorf("bad integer")
+	}
+	return bi, nil
+}
+
+// decodeLong decodes a little-endian two's-complement long: an int when it
+// fits in 64 bits, a *big.Int otherwise.
+func decodeLong(b []byte) any {
+	if len(b) <= 8 {
+		var ux uint64
+		for i := len(b) - 1; i >= 0; i-- {
+			ux = ux<<8 | uint64(b[i])
+		}
+		if shift := 64 - 8*uint(len(b)); shift > 0 {
+			return int(int64(ux<<shift) >> shift) // sign-extend
+		}
+		return int(int64(ux))
+	}
+	be := make([]byte, len(b))
+	for i, c := range b {
+		be[len(b)-1-i] = c
+	}
+	bi := new(big.Int).SetBytes(be)
+	if b[len(b)-1]&0x80 != 0 {
+		bi.Sub(bi, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+	}
+	return bi
 }
 
 // opNames names the opcodes in error messages, as Python's pickletools does.

@@ -10,7 +10,7 @@ import (
 // state_dict does), so it must stop with an error, not run out of memory.
 func TestSharedContainerBomb(t *testing.T) {
 	_, err := loadBytes(checkpoint(t, sharedLists(30), map[string]int{"0": 16}))
-	if err == nil || !strings.Contains(err.Error(), "tensor paths") {
+	if err == nil || !strings.Contains(err.Error(), "tensor paths") && !strings.Contains(err.Error(), "tensor names total more than") {
 		t.Fatalf("got %v, want the walk bounded", err)
 	}
 	// Two levels are fine: four names for one tensor, one storage.

@@ -58,6 +58,8 @@ type tensor struct {
 	attrs []entry
 	// at is the file offset of the opcode that rebuilt it, -1 if unknown.
 	at int64
+	// dims holds shape and stride when they have at most 4 dimensions.
+	dims [8]int64
 }
 
 // PySetState takes a BUILD state, as torch's Tensor.__setstate__ would.
@@ -81,27 +83,44 @@ func newTensor(u *unpickler, args []any) (*tensor, error) {
 	if !ok {
 		return nil, fmt.Errorf("storage offset is %s, not an int", typeName(args[1]))
 	}
-	shape, err := intTuple(args[2], "size")
+	size, ok1 := sequence(args[2])
+	strides, ok2 := sequence(args[3])
+	if ok1 && ok2 && len(size) != len(strides) {
+		return nil, fmt.Errorf("size has %d dimensions, stride %d", len(size), len(strides))
+	}
+	// The tensor, its shape and its stride in one allocation.
+	t := &tensor{ref: ref, dtype: ref.s.typ.dtype, offset: int64(off), at: u.offset()}
+	var dims []int64
+	if ok1 && ok2 && len(size) <= len(t.dims)/2 {
+		dims = t.dims[: 2*len(size) : 2*len(size)]
+	}
+	shape, err := intTuple(args[2], "size", dims)
 	if err != nil {
 		return nil, err
 	}
-	stride, err := intTuple(args[3], "stride")
+	stride, err := intTuple(args[3], "stride", dims[len(dims)/2:])
 	if err != nil {
 		return nil, err
 	}
 	if len(stride) != len(shape) {
 		return nil, fmt.Errorf("size has %d dimensions, stride %d", len(shape), len(stride))
 	}
-	return &tensor{ref: ref, dtype: ref.s.typ.dtype, offset: int64(off), shape: shape, stride: stride, at: u.offset()}, nil
+	t.shape, t.stride = shape, stride
+	return t, nil
 }
 
-// intTuple reads a tuple or list of ints.
-func intTuple(v any, what string) ([]int64, error) {
+// intTuple reads a tuple or list of ints, into buf when it has room.
+func intTuple(v any, what string, buf []int64) ([]int64, error) {
 	items, ok := sequence(v)
 	if !ok {
 		return nil, fmt.Errorf("%s is %s, not a tuple", what, typeName(v))
 	}
-	out := make([]int64, len(items))
+	var out []int64
+	if buf != nil && len(buf) >= len(items) {
+		out = buf[:len(items):len(items)]
+	} else {
+		out = make([]int64, len(items))
+	}
 	for i, x := range items {
 		n, ok := x.(int)
 		if !ok {

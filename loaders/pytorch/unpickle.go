@@ -1,81 +1,64 @@
 package pytorch
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 
-	"github.com/nlpodyssey/gopickle/pickle"
 	"github.com/nlpodyssey/gopickle/types"
 )
 
-// unpickler runs gopickle over one pickle that scanPickle has validated.
-// Nothing in the pickle is ever executed: classes resolve to the Go values
-// of the allow-list below or to pyClass, which only records how it was
-// called.
+// unpickler resolves what a pickle names while the machine (scan.go)
+// reads it. Nothing in the pickle is ever executed: classes resolve to the
+// Go values of the allow-list below or to pyClass, which only records how
+// it was called.
 type unpickler struct {
-	r *bytes.Reader
+	m *machine // the pickle being read
 	// base is the file offset of the pickle's first byte, or -1 when the
 	// pickle is not stored as is (a compressed data.pkl).
 	base int64
 	// persistent resolves a persistent id (a storage); nil when the pickle
 	// may hold none.
 	persistent func(pid any) (any, error)
-	calls      int // rebuild calls in progress (they may nest)
+	calls      int   // rebuild calls in progress (they may nest)
+	bytes      int64 // the pickle's length, STOP included, once read
+	// globals are the names the pickle imports that torch.load's
+	// weights_only unpickler would refuse, in pickle order, each once.
+	globals []global
+	seen    map[string]bool
 }
 
 // maxCalls bounds nested rebuild calls (_rebuild_from_type_v2 calling a
 // function that is itself _rebuild_from_type_v2, ...).
 const maxCalls = 32
 
-// load unpickles data; an error carries the offset within data where
-// gopickle stopped.
-func (u *unpickler) load(data []byte) (any, error) {
-	u.r = bytes.NewReader(data)
-	p := pickle.NewUnpickler(u.r)
-	p.FindClass = u.findClass
-	p.PersistentLoad = func(pid any) (any, error) {
-		if u.persistent == nil {
-			return nil, fmt.Errorf("unexpected persistent id")
-		}
-		v, err := u.persistent(pid)
-		if err == nil {
-			err = notBytes(v, "persistent id resolves to")
-		}
-		if err != nil {
-			return nil, err
-		}
-		return v, nil
-	}
-	v, err := p.Load()
-	if err != nil {
-		return nil, &scanError{u.pos(), "unpickling: " + clip(err.Error())}
-	}
-	return v, nil
+// caller and newer are how a pickle uses a class or function: REDUCE
+// calls it, NEWOBJ runs its __new__.
+type caller interface {
+	Call(args ...any) (any, error)
+}
+type newer interface {
+	PyNew(args ...any) (any, error)
 }
 
-// pos is the offset within the pickle of the last byte read.
-func (u *unpickler) pos() int64 {
-	return max(0, u.r.Size()-int64(u.r.Len())-1)
+// load reads the pickle at the start of in.
+func (u *unpickler) load(in *pickleInput) (any, error) {
+	return runPickle(in, u)
 }
 
-// offset is the file offset of the last byte read, -1 if unknown.
+// offset is the file offset of the opcode being run, -1 if unknown.
 func (u *unpickler) offset() int64 {
-	if u.base < 0 {
+	if u.base < 0 || u.m == nil {
 		return -1
 	}
-	return u.base + u.pos()
+	return u.base + int64(u.m.opPos)
 }
 
-// notBytes fails for a bytes value. The scan knows which values pickle
-// opcodes push are bytes, but not what Go code returns to gopickle. Of
-// that code, persistent ids and allow-listed calls can hand a pickled value
-// back (a legacy ('module', class, ...) id returns its class field,
-// _rebuild_from_type what its function gives); a bytes value among them
-// would reach gopickle where the scan assumed a hashable one (an
-// OrderedDict key, a set member) and make it panic. Both paths check here,
-// so no persistent id or rebuild function has to. The other stand-ins
-// only ever return values they build.
+// notBytes fails for a bytes value where the machine expects a value it
+// can use as a key. Persistent ids and allow-listed calls can hand a
+// pickled value back (a legacy ('module', class, ...) id returns its class
+// field, _rebuild_from_type what its function gives); no real checkpoint
+// hands back bytes, and the machine refuses bytes as OrderedDict keys and
+// set members (see noBytesKeys), so both paths check here.
 func notBytes(v any, what string) error {
 	if _, ok := v.([]byte); ok {
 		return fmt.Errorf("%s bytes (unsupported)", what)
@@ -83,7 +66,7 @@ func notBytes(v any, what string) error {
 	return nil
 }
 
-// clip shortens gopickle's messages, which may print whole values.
+// clip shortens messages that quote the input (a key, a name).
 func clip(s string) string {
 	const limit = 200
 	if len(s) > limit {
@@ -92,22 +75,26 @@ func clip(s string) string {
 	return s
 }
 
-// findClass resolves a GLOBAL: allow-listed names to their Go stand-ins,
-// everything else to a pyClass. (gopickle itself answers
-// collections.OrderedDict, __builtin__.object and copy_reg._reconstructor
-// before asking.)
-func (u *unpickler) findClass(module, name string) (any, error) {
-	if module == orderedDictModule && name == "OrderedDict" {
-		return orderedDictClass{}, nil
-	}
+// findClass resolves a GLOBAL or STACK_GLOBAL at pickle offset at:
+// allow-listed names to their Go stand-ins, everything else to a pyClass.
+// A name torch's weights_only unpickler would refuse is recorded (see
+// unsafe.go).
+func (u *unpickler) findClass(module, name string, at int64) any {
 	full := module + "." + name
 	if v, ok := allowed[full]; ok {
-		return v, nil
+		return v
 	}
 	if fn, ok := rebuilders[full]; ok {
-		return &callable{name: name, fn: fn, u: u}, nil
+		return &callable{name: name, fn: fn, u: u}
 	}
-	return &pyClass{module: module, name: name}, nil
+	u.note(module, name, at)
+	switch full {
+	case "collections.OrderedDict":
+		return orderedDictClass{}
+	case "copyreg._reconstructor", "copy_reg._reconstructor":
+		return reconstructor{}
+	}
+	return &pyClass{module: module, name: name}
 }
 
 // allowed maps the module-qualified names of classes and constants that
@@ -119,7 +106,6 @@ var allowed = func() map[string]any {
 		"torch.storage.TypedStorage":   &storageClass{name: "TypedStorage"},
 		"torch.storage._TypedStorage":  &storageClass{name: "_TypedStorage"},
 		"torch.nn.parameter.Parameter": parameterClass{},
-		"copyreg._reconstructor":       reconstructor{},
 		"builtins.set":                 setClass{},
 		"builtins.frozenset":           setClass{},
 		"__builtin__.set":              setClass{},
@@ -223,17 +209,12 @@ func (reconstructor) Call(args ...any) (any, error) {
 	if len(args) == 0 {
 		return nil, fmt.Errorf("_reconstructor: no class argument")
 	}
-	c, ok := args[0].(types.PyNewable)
+	c, ok := args[0].(newer)
 	if !ok {
 		return nil, fmt.Errorf("_reconstructor: %s is not a class", typeName(args[0]))
 	}
 	return c.PyNew()
 }
-
-// orderedDictModule replaces the module name "collections" of a GLOBAL
-// collections.OrderedDict in the bytes gopickle reads (see scanPickle): the
-// same length, and no Python module can have that name.
-const orderedDictModule = "\x00ollections"
 
 // orderedDictClass is collections.OrderedDict, called with no argument
 // or, as Python 2 era checkpoints do, with the list of (key, value) pairs
@@ -241,7 +222,7 @@ const orderedDictModule = "\x00ollections"
 type orderedDictClass struct{}
 
 func (orderedDictClass) Call(args ...any) (any, error) {
-	d := types.NewOrderedDict()
+	d := &pyDict{ordered: true}
 	switch len(args) {
 	case 0:
 		return d, nil
@@ -267,12 +248,13 @@ func (orderedDictClass) Call(args ...any) (any, error) {
 		}
 	}
 	for i, e := range pairs {
-		// gopickle's OrderedDict hashes its keys: a bytes key (which a
-		// plain dict keeps in a slice) would panic.
+		// As SETITEM into an OrderedDict: no bytes keys.
 		if err := notBytes(e.key, "key is"); err != nil {
 			return nil, fmt.Errorf("OrderedDict: item %d: %v", i, err)
 		}
-		d.Set(e.key, e.value)
+		if err := d.set(e.key, e.value); err != nil {
+			return nil, fmt.Errorf("OrderedDict: item %d: %v", i, err)
+		}
 	}
 	return d, nil
 }
@@ -280,7 +262,7 @@ func (orderedDictClass) Call(args ...any) (any, error) {
 func (c orderedDictClass) PyNew(args ...any) (any, error) { return c.Call(args...) }
 
 // setClass is builtins.set and frozenset. Its sets keep insertion order
-// (gopickle's own sets, from EMPTY_SET and FROZENSET, are Go maps).
+// (as the machine's own sets, from EMPTY_SET and FROZENSET, do).
 type setClass struct{}
 
 func (setClass) Call(args ...any) (any, error) {
@@ -363,21 +345,8 @@ func splitState(state any) (attrs []entry, rest any) {
 
 // dictEntries returns the items of a dict or OrderedDict in order.
 func dictEntries(v any) ([]entry, bool) {
-	switch d := v.(type) {
-	case *types.Dict:
-		out := make([]entry, 0, d.Len())
-		for _, e := range *d {
-			out = append(out, entry{e.Key, e.Value})
-		}
-		return out, true
-	case *types.OrderedDict:
-		out := make([]entry, 0, d.Len())
-		for el := d.List.Front(); el != nil; el = el.Next() {
-			if e, ok := el.Value.(*types.OrderedDictEntry); ok {
-				out = append(out, entry{e.Key, e.Value})
-			}
-		}
-		return out, true
+	if d, ok := v.(*pyDict); ok {
+		return d.entries, true
 	}
 	return nil, false
 }
@@ -414,10 +383,13 @@ func typeName(v any) string {
 		return "tuple"
 	case *types.List:
 		return "list"
-	case *types.Dict:
+	case *pyDict:
+		if x.ordered {
+			return "OrderedDict"
+		}
 		return "dict"
-	case *types.OrderedDict:
-		return "OrderedDict"
+	case *pySet:
+		return "set"
 	case *storageRef:
 		return "storage"
 	case *tensor:
