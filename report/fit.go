@@ -186,7 +186,8 @@ type movedCells struct {
 
 // fitMoving plans header, rows and footer for width; with move, a first
 // (name) column that would have to break goes over its rows, and a message
-// column narrower than messageUnder goes under them. It returns the table
+// column narrower than messageUnder, taller than messageLines or in a
+// table that needs its gaps narrowed goes under them. It returns the table
 // without the moved columns and the moved cells (nil if none moved).
 func fitMoving(header []string, rows [][]string, footer []string, right []bool, width int, move bool) ([]string, [][]string, []string, []bool, *movedCells, fitting) {
 	l := plan(header, rows, footer, right, width)
@@ -217,7 +218,7 @@ func fitMoving(header []string, rows [][]string, footer []string, right []bool, 
 		drop(0)
 		l = plan(header, rows, footer, right, width-len(overIndent))
 	}
-	if mi := slices.Index(header, "message"); mi >= 0 && l.widths[mi] < l.natural[mi] && (l.widths[mi] < messageUnder || tallest(rows, mi, l.widths[mi]) > messageLines) {
+	if mi := slices.Index(header, "message"); mi >= 0 && l.widths[mi] < l.natural[mi] && (l.widths[mi] < messageUnder || l.gap < 2 || tallest(rows, mi, l.widths[mi]) > messageLines) {
 		for _, r := range rows {
 			m.under = append(m.under, r[mi])
 		}

@@ -87,6 +87,9 @@ func writeTables(w io.Writer, heading string, md bool, width int, tables ...*tab
 			fmt.Fprintln(bw)
 		}
 		for _, n := range t.notes { // the renderers' own text, never an input's
+			if !md && width > 0 {
+				n = wrap(n, width, splitWords, indent)
+			}
 			fmt.Fprintf(bw, "%s\n", n)
 		}
 	}

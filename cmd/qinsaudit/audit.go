@@ -117,7 +117,7 @@ func newAuditCmd(stdout io.Writer) *cobra.Command {
 		Long: `audit reads each PATH (a model file, a weights index, or a directory, read
 as transformers would load it) header-only and reports, per role and in
 total, the logical parameters, the baseline size, the theoretical size and
-the bytes on disk, with findings such as encoded layers still stored as
+the bytes stored, with findings such as encoded layers still stored as
 float32. Several paths give one report over all their files; one part of a
 split GGUF model brings in the others.
 
