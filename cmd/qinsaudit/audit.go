@@ -153,10 +153,19 @@ type auditFlags struct {
 	baseline *enumFlag
 	rules    string
 	noCache  bool
+	cmd      *cobra.Command // whose stderr shows the progress of a long read
+}
+
+// stderr is where the progress of a read goes (nowhere without a command).
+func (a *auditFlags) stderr() io.Writer {
+	if a.cmd == nil {
+		return io.Discard
+	}
+	return a.cmd.ErrOrStderr()
 }
 
 func addAuditFlags(c *cobra.Command) *auditFlags {
-	a := &auditFlags{baseline: newEnum("fp32", "fp32", "fp16", "bf16")}
+	a := &auditFlags{baseline: newEnum("fp32", "fp32", "fp16", "bf16"), cmd: c}
 	enumVar(c, a.baseline, "baseline", "reference dtype of an uncompressed weight")
 	c.Flags().StringVar(&a.rules, "rules", "", "YAML file of extra encoding schemes for in-house codecs (see docs/accounting.md)")
 	c.MarkFlagFilename("rules", "yaml", "yml")
