@@ -32,6 +32,7 @@ const (
 type fitting struct {
 	widths, natural, body, kinds []int
 	gap                          int
+	fits                         bool // within the width (else: words too long to break)
 }
 
 // plan fits the cells of header, rows and footer (neutralised text, one
@@ -80,7 +81,7 @@ func plan(header []string, rows [][]string, footer []string, right []bool, width
 		natural[i] = max(body[i], twwidth.Width(h))
 		least[i] = max(least[i], longest(h, splitHeader))
 	}
-	l := fitting{widths: append([]int(nil), natural...), natural: natural, body: body, kinds: kinds, gap: 2}
+	l := fitting{widths: append([]int(nil), natural...), natural: natural, body: body, kinds: kinds, gap: 2, fits: true}
 	if width <= 0 {
 		return l
 	}
@@ -119,6 +120,7 @@ func plan(header []string, rows [][]string, footer []string, right []bool, width
 	if sum() <= width {
 		return l
 	}
+	l.fits = false
 	// Too wide even at the least: the overflow is only unbreakable words;
 	// the gap stays readable.
 	l.gap = 2
@@ -186,8 +188,8 @@ type movedCells struct {
 
 // fitMoving plans header, rows and footer for width; with move, a first
 // (name) column that would have to break goes over its rows, and a message
-// column narrower than messageUnder, taller than messageLines or in a
-// table that needs its gaps narrowed goes under them. It returns the table
+// column narrower than messageUnder, taller than messageLines, or in a
+// table that needs its gaps narrowed or does not fit, goes under them. It returns the table
 // without the moved columns and the moved cells (nil if none moved).
 func fitMoving(header []string, rows [][]string, footer []string, right []bool, width int, move bool) ([]string, [][]string, []string, []bool, *movedCells, fitting) {
 	l := plan(header, rows, footer, right, width)
@@ -218,7 +220,7 @@ func fitMoving(header []string, rows [][]string, footer []string, right []bool, 
 		drop(0)
 		l = plan(header, rows, footer, right, width-len(overIndent))
 	}
-	if mi := slices.Index(header, "message"); mi >= 0 && l.widths[mi] < l.natural[mi] && (l.widths[mi] < messageUnder || l.gap < 2 || tallest(rows, mi, l.widths[mi]) > messageLines) {
+	if mi := slices.Index(header, "message"); mi >= 0 && l.widths[mi] < l.natural[mi] && (l.widths[mi] < messageUnder || l.gap < 2 || !l.fits || tallest(rows, mi, l.widths[mi]) > messageLines) {
 		for _, r := range rows {
 			m.under = append(m.under, r[mi])
 		}
