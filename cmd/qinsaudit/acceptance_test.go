@@ -277,7 +277,7 @@ func TestCheckBadInput(t *testing.T) {
 	}{
 		{[]string{"check", u8, "--against", notJSON}, "not a qinsaudit JSON report"},
 		{[]string{"check", u8, "--against", future}, "schema_version 7 is not supported"},
-		{[]string{"check", u8, "--config", badCfg}, "line 3: field max_bits not found"},
+		{[]string{"check", u8, "--config", badCfg}, `line 3: unknown key "max_bits"`},
 		{[]string{"diff", notJSON, u8}, "base.json"},
 	} {
 		_, e, code := runCmd(t, c.args...)
