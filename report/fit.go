@@ -157,7 +157,7 @@ func (l fitting) apply(header []string, rows [][]string, footer []string) {
 // messages are moved under their rows, across the table.
 const (
 	messageUnder = 30
-	messageLines = 3
+	messageLines = 2
 )
 
 // tallest is the most lines a cell of column i takes wrapped to width.
