@@ -212,9 +212,6 @@ func openFile(src Source, path string) (*accounting.Model, error) {
 		return nil, err
 	}
 	l := Detect(head)
-	if l == nil && size == 0 {
-		return nil, fmt.Errorf("%s: %w: empty file", path, ErrUnknownFormat)
-	}
 	if l == nil {
 		return nil, fmt.Errorf("%s: %w (first bytes % x)", path, ErrUnknownFormat, head[:min(len(head), 16)])
 	}
