@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -108,5 +109,29 @@ func TestWidthDefault(t *testing.T) {
 	}
 	if _, e, code := runCmd(t, append(args, "--width", "90", "--wide")...); code != 2 || !strings.Contains(e, "--wide") {
 		t.Fatalf("--width with --wide: exit %d, %q", code, e)
+	}
+}
+
+func TestTextWidth(t *testing.T) {
+	var b strings.Builder
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, c := range []struct {
+		w     io.Writer
+		wide  bool
+		width int
+		want  int
+	}{
+		{&b, false, 0, defaultWidth},
+		{f, false, 0, defaultWidth}, // a file, not a terminal
+		{&b, true, 0, 0},
+		{&b, false, 72, 72},
+	} {
+		if got := textWidth(c.w, c.wide, c.width); got != c.want {
+			t.Errorf("textWidth(%T, %v, %d) = %d, want %d", c.w, c.wide, c.width, got, c.want)
+		}
 	}
 }
