@@ -401,15 +401,15 @@ func Compare(res *Result, m HeapMeasurement, claims []Claim, opts CompareOptions
 			heap.Message = fmt.Sprintf("%s less in use than the file stores: the profile may have started after the weights were allocated, "+
 				"the runtime may map the file instead of allocating, or --focus drops the weights' allocations; %s", ByteSize(f.stored-measured), how)
 			cc.Findings = append(cc.Findings, Finding{Kind: HeapProfileLate, Severity: Warning, Bytes: f.stored - measured,
-				Message: fmt.Sprintf("%s is in use where the file stores %s: start the profiler before the weights are loaded (and pass a dump taken before loading as --base)",
+				Message: fmt.Sprintf("%s is in use where the file stores %s: start the profiler before the weights are loaded (and pass a dump taken before loading as --heap-base)",
 					ByteSize(measured), ByteSize(f.stored))})
 		} else {
 			heap.Message = fmt.Sprintf("%s more in use than the stored weights, and none of the known causes (decoded copies, %s; a second copy; widened or optimizer state) fits",
 				ByteSize(measured-f.stored), ByteSize(f.decoded))
 			if m.Base == "" && m.Attributed == "" && m.Focus == "" {
-				heap.Message += ": without --base the profile counts everything the process holds, interpreter and libraries included"
+				heap.Message += ": without --heap-base the profile counts everything the process holds, interpreter and libraries included"
 				cc.Findings = append(cc.Findings, Finding{Kind: HeapProfileNoBase, Severity: Warning, Bytes: measured - f.stored,
-					Message: "no base profile: pass a dump taken before the weights were loaded (e.g. right after import torch) as --base"})
+					Message: "no base profile: pass a dump taken before the weights were loaded (e.g. right after import torch) as --heap-base"})
 			}
 			heap.Message += "; " + how
 		}

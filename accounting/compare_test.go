@@ -89,7 +89,7 @@ func TestCompareVerdicts(t *testing.T) {
 		{"streaming", exact(toyStored + 1024*256*4 + 10_000), HoldsDecodedCopies, toyStored + 1024*256*4, "one decoded float32 layer", ""},
 		{"late start", exact(200_000), Unexplained, toyStored, "started after the weights were allocated", HeapProfileLate},
 		{"no base", HeapMeasurement{Profile: "p.heap", Format: "test", InUseBytes: 76_000_000, SampleRate: 1}, Unexplained, toyStored,
-			"without --base", HeapProfileNoBase},
+			"without --heap-base", HeapProfileNoBase},
 		// At one sample per 512 KiB, the toy's 64 and 256 KiB buffers leave
 		// the stored weights ±1.45 MiB (1σ): 9 MiB of decoded copies cannot
 		// be told from none.

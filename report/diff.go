@@ -176,7 +176,7 @@ func WriteDiffMarkdown(w io.Writer, d *Diff, opts TextOptions) error {
 }
 
 func writeDiff(w io.Writer, d *Diff, opts TextOptions, md bool) error {
-	return writeTables(w, "qinsaudit diff", md, diffTable(d, opts))
+	return writeTables(w, "qinsaudit diff", md, opts.Width, diffTable(d, opts))
 }
 
 func diffTable(d *Diff, opts TextOptions) *table {

@@ -16,6 +16,7 @@ import (
 	gojson "github.com/goccy/go-json"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/humane"
 	"github.com/qinsaudit/qinsaudit/internal/safeio"
 	"github.com/qinsaudit/qinsaudit/internal/version"
 )
@@ -342,6 +343,9 @@ func ReadJSON(r io.Reader) (*Report, error) {
 
 // ParseJSON is ReadJSON of data in memory.
 func ParseJSON(data []byte) (*Report, error) {
+	if humane.Empty(data) {
+		return nil, errors.New("empty file: not a qinsaudit JSON report (save one with qinsaudit audit --format json)")
+	}
 	var err error
 	// One parse, by github.com/goccy/go-json: a saved report of 100,000
 	// tensors is about 50 MB, which encoding/json reads at about 80 MB/s
@@ -406,7 +410,7 @@ func jsonErr(data []byte, err error) error {
 		return err
 	}
 	line := 1 + bytes.Count(data[:min(int(off), len(data))], []byte("\n"))
-	return fmt.Errorf("line %d: %w", line, err)
+	return fmt.Errorf("line %d: %s", line, humane.JSON(err))
 }
 
 // structural marks the bytes layout acts on outside strings.

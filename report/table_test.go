@@ -9,7 +9,7 @@ import (
 func renderString(t *testing.T, tab *table, md bool) string {
 	t.Helper()
 	var b strings.Builder
-	if err := tab.render(&b, md); err != nil {
+	if err := tab.render(&b, md, 0); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()
@@ -25,10 +25,10 @@ func TestTableReuse(t *testing.T) {
 	narrow := &table{header: []string{"x", "note"}, right: []bool{true, false}, rows: [][]string{{"1", "a"}}}
 	text, md := renderString(t, wide, false), renderString(t, wide, true)
 	want := "role            tensors     params\n" +
-		"------------------------------------\n" +
+		"----------------------------------\n" +
 		"encoded_linear       72  2,359,296\n" +
 		"embedding             1  1,280,000\n" +
-		"------------------------------------\n" +
+		"----------------------------------\n" +
 		"total                73  3,639,296\n"
 	if text != want {
 		t.Fatalf("text table:\n%s\nwant:\n%s", text, want)

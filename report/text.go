@@ -30,6 +30,10 @@ type TextOptions struct {
 	Top int
 	// Bytes prints exact byte counts instead of IEC-scaled ones.
 	Bytes bool
+	// Width is the widest line, in display columns, a text table may
+	// take: long messages and headers wrap inside their cells to fit it.
+	// 0 is no limit; Markdown is never wrapped.
+	Width int
 }
 
 // ByValues and SortValues list the accepted option values.
@@ -51,13 +55,13 @@ func WriteMarkdown(w io.Writer, rep *Report, opts TextOptions) error {
 }
 
 func write(w io.Writer, rep *Report, opts TextOptions, md bool) error {
-	return writeTables(w, "qinsaudit", md, filesTable(rep, opts), rolesTable(rep, opts), detailTable(rep, opts),
+	return writeTables(w, "qinsaudit", md, opts.Width, filesTable(rep, opts), rolesTable(rep, opts), detailTable(rep, opts),
 		phasesTable(rep, opts), comparisonsTable(rep, opts), findingsTable(rep, opts), skippedTable(rep, opts), gateTable(rep, md))
 }
 
 // writeTables renders tables one after another, skipping nil ones; in
 // Markdown under a "## heading".
-func writeTables(w io.Writer, heading string, md bool, tables ...*table) error {
+func writeTables(w io.Writer, heading string, md bool, width int, tables ...*table) error {
 	bw := bufio.NewWriter(w)
 	if md {
 		fmt.Fprintf(bw, "## %s\n\n", heading)
@@ -76,13 +80,16 @@ func writeTables(w io.Writer, heading string, md bool, tables ...*table) error {
 		} else if t.title != "" {
 			fmt.Fprintf(bw, "%s\n", neutral.Cell(t.title))
 		}
-		if err := t.render(bw, md); err != nil {
+		if err := t.render(bw, md, width); err != nil {
 			return err
 		}
 		if md && len(t.notes) > 0 {
 			fmt.Fprintln(bw)
 		}
 		for _, n := range t.notes { // the renderers' own text, never an input's
+			if !md && width > 0 {
+				n = wrap(n, width, splitWords, indent)
+			}
 			fmt.Fprintf(bw, "%s\n", n)
 		}
 	}
@@ -131,11 +138,56 @@ type table struct {
 	notes  []string
 }
 
-func (t *table) render(w io.Writer, md bool) error {
-	align := make([]tw.Align, len(t.header))
+// render writes t; a text table's lines fit width display columns (0: no
+// limit), see fit.
+func (t *table) render(w io.Writer, md bool, width int) error {
+	return t.renderFit(w, md, width, true)
+}
+
+// renderFit is render; with under, a column too narrow to read in its
+// row may move out of it (see fitMoving).
+func (t *table) renderFit(w io.Writer, md bool, width int, under bool) error {
+	// Every cell is neutralised here, whatever table it is in: names come
+	// from strangers' files (see internal/neutral). A message column (ours,
+	// not a name) keeps up to MessageBytes. Cells are neutralised first,
+	// then wrapped to the width: a wrapped cell's line breaks are ours.
+	cell, message := neutral.Cell, neutral.MessageCell
+	if md {
+		cell, message = neutral.Markdown, neutral.MarkdownMessage
+	}
+	clean := func(row []string) []string {
+		if row == nil {
+			return nil
+		}
+		out := make([]string, len(row))
+		for i, c := range row {
+			if i < len(t.header) && t.header[i] == "message" {
+				out[i] = message(c)
+			} else {
+				out[i] = cell(c)
+			}
+		}
+		return out
+	}
+	header := clean(t.header)
+	rows := make([][]string, len(t.rows), len(t.rows)+1)
+	for i, r := range t.rows {
+		rows[i] = clean(r)
+	}
+	footer := clean(t.footer)
+	right := t.right
+	gap := 2
+	var moved *movedCells // cells moved out of their rows to fit
+	if !md && width > 0 {
+		var l fitting
+		header, rows, footer, right, moved, l = fitMoving(header, rows, footer, right, width, under)
+		l.apply(header, rows, footer)
+		gap = l.gap
+	}
+	align := make([]tw.Align, len(header))
 	for i := range align {
 		align[i] = tw.AlignLeft
-		if t.right[i] {
+		if right[i] {
 			align[i] = tw.AlignRight
 		}
 	}
@@ -160,26 +212,8 @@ func (t *table) render(w io.Writer, md bool) error {
 					Lines:      tw.Lines{ShowHeaderLine: tw.On, ShowFooterLine: tw.On},
 				},
 			})),
-			tablewriter.WithPadding(tw.Padding{Left: "", Right: "  ", Overwrite: true}),
+			tablewriter.WithPadding(tw.Padding{Left: "", Right: strings.Repeat(" ", gap), Overwrite: true}),
 		)
-	}
-	// Every cell is neutralised here, whatever table it is in: names come
-	// from strangers' files (see internal/neutral). A message column (ours,
-	// not a name) keeps up to MessageBytes.
-	cell, message := neutral.Cell, neutral.MessageCell
-	if md {
-		cell, message = neutral.Markdown, neutral.MarkdownMessage
-	}
-	clean := func(row []string) []string {
-		out := make([]string, len(row))
-		for i, c := range row {
-			if i < len(t.header) && t.header[i] == "message" {
-				out[i] = message(c)
-			} else {
-				out[i] = cell(c)
-			}
-		}
-		return out
 	}
 	kind := 0
 	if md {
@@ -196,12 +230,7 @@ func (t *table) render(w io.Writer, md bool) error {
 	tab, buf := pt.tab, pt.buf
 	tab.Reset()
 	tab.Options(opts...)
-	tab.Header(clean(t.header))
-	rows := make([][]string, len(t.rows), len(t.rows)+1)
-	for i, r := range t.rows {
-		rows[i] = clean(r)
-	}
-	footer := clean(t.footer)
+	tab.Header(header)
 	if md && t.footer != nil {
 		// Markdown has no footer: the total is a last, bold row.
 		for i, c := range footer {
@@ -220,11 +249,24 @@ func (t *table) render(w io.Writer, md bool) error {
 	if err := tab.Render(); err != nil {
 		return err
 	}
-	// Trailing blanks from padding make diffs and goldens noisy.
-	for _, line := range strings.SplitAfter(buf.String(), "\n") {
+	// Trailing blanks from padding make diffs and goldens noisy; a rule
+	// ends where the last column does, not after its padding.
+	out := buf.String()
+	if moved != nil {
+		var ok bool
+		if out, ok = moved.splice(out, header, rows, footer, width); !ok {
+			// Not the lines expected of tablewriter: the messages stay
+			// in their column rather than be lost.
+			return t.renderFit(w, md, width, false)
+		}
+	}
+	for _, line := range strings.SplitAfter(out, "\n") {
 		trimmed := strings.TrimRight(line, " \n")
 		if line == "" {
 			continue
+		}
+		if !md && len(trimmed) > gap && strings.Contains(trimmed, "-") && strings.Trim(trimmed, "- ") == "" {
+			trimmed = trimmed[:len(trimmed)-gap]
 		}
 		if _, err := io.WriteString(w, trimmed+"\n"); err != nil {
 			return err
@@ -240,7 +282,7 @@ func filesTable(rep *Report, opts TextOptions) *table {
 	}
 	s := columnScale(sizes, opts.Bytes)
 	t := &table{
-		header: []string{"file", "format", "tensors", s.header("size"), s.header("tensor data"), s.header("overhead")},
+		header: []string{"file", "format", "tensors", s.header("size"), s.header("stored"), s.header("overhead")},
 		right:  []bool{false, false, true, true, true, true},
 	}
 	labels := false
@@ -323,7 +365,7 @@ func groupTable(title, keyTitle, baseline string, gs []Group, total *Group, opts
 	}
 	t := &table{
 		title:  title,
-		header: []string{keyTitle, "tensors", "params", sb.header(baseline + " baseline"), st.header("theoretical"), ss.header("on disk"), "ratio", "bits/weight"},
+		header: []string{keyTitle, "tensors", "params", sb.header(baseline + " baseline"), st.header("theoretical"), ss.header("stored"), "ratio", "bits/weight"},
 		right:  []bool{false, true, true, true, true, true, true, true},
 	}
 	for _, g := range gs {
@@ -370,7 +412,7 @@ func tensorTable(rep *Report, opts TextOptions) *table {
 	sb, st, ss := columnScale(base, opts.Bytes), columnScale(theo, opts.Bytes), columnScale(stored, opts.Bytes)
 	t := &table{
 		title:  "by tensor",
-		header: []string{"tensor", "dtype", "shape", "role", "part", "scheme", sb.header(rep.Baseline + " baseline"), st.header("theoretical"), ss.header("on disk")},
+		header: []string{"tensor", "dtype", "shape", "role", "part", "scheme", sb.header(rep.Baseline + " baseline"), st.header("theoretical"), ss.header("stored")},
 		right:  []bool{false, false, false, false, false, false, true, true, true},
 	}
 	for _, x := range ts {

@@ -53,6 +53,9 @@ type Options struct {
 	// Progress, when set, is called after each decoded layer with the
 	// number of weights decoded so far and the total.
 	Progress func(done, total int64)
+	// LoadProgress, when set, is called as Load reads the storages, with
+	// the bytes read so far and the total, from one goroutine at a time.
+	LoadProgress func(done, total int64)
 }
 
 func (o *Options) alpha() float32 {
@@ -116,7 +119,7 @@ func Load(m *accounting.Model, res *accounting.Result, opts Options) (*Pass, err
 	start := time.Now()
 	p := &Pass{m: m, res: res, opts: opts}
 	var err error
-	if p.storages, err = readStorages(m, res.Rows, opts.workers()); err != nil {
+	if p.storages, err = readStorages(m, res.Rows, opts.workers(), opts.LoadProgress); err != nil {
 		return nil, err
 	}
 	if err := p.prepare(); err != nil {

@@ -46,7 +46,10 @@ func tensorError(m *accounting.Model, t *accounting.Tensor, off int64, msg strin
 // does for its own pieces. The goroutines allocate nothing, so the heap
 // profile of the load is the buffers' alone, as in a sequential read. An
 // error is the one a sequential read would meet first.
-func readStorages(m *accounting.Model, rows []accounting.Row, workers int) (map[storageID]*storage, error) {
+//
+// progress, if not nil, is called after each piece with the bytes read so
+// far and the total.
+func readStorages(m *accounting.Model, rows []accounting.Row, workers int, progress func(done, total int64)) (map[storageID]*storage, error) {
 	files := make([]*os.File, len(m.Files))
 	sizes := make([]int64, len(m.Files))
 	defer func() {
@@ -94,7 +97,7 @@ func readStorages(m *accounting.Model, rows []accounting.Row, workers int) (map[
 		out[id] = &all[len(all)-1]
 		reads = append(reads, storageRead{t: t, f: files[t.File], data: s.data})
 	}
-	if err := readAll(m, reads, workers); err != nil {
+	if err := readAll(m, reads, workers, progress); err != nil {
 		return nil, err
 	}
 	if stop != nil {
@@ -141,12 +144,14 @@ const readPiece = 8 << 20
 // goroutines, and returns the error of the first storage that failed. It
 // allocates its list of pieces and its state once (exact heap profiling
 // records every allocation, TestPassAllocations counts them).
-func readAll(m *accounting.Model, reads []storageRead, workers int) error {
+func readAll(m *accounting.Model, reads []storageRead, workers int, progress func(done, total int64)) error {
 	n := 0
+	var total int64
 	for _, r := range reads {
 		n += (len(r.data) + readPiece - 1) / readPiece
+		total += int64(len(r.data))
 	}
-	rd := &reader{reads: reads, pieces: make([]readPieceOf, 0, n)}
+	rd := &reader{reads: reads, pieces: make([]readPieceOf, 0, n), progress: progress, total: total}
 	for i, r := range reads {
 		for lo := 0; lo < len(r.data); lo += readPiece {
 			rd.pieces = append(rd.pieces, readPieceOf{i, lo, min(lo+readPiece, len(r.data))})
@@ -178,8 +183,11 @@ type reader struct {
 	reads  []storageRead
 	pieces []readPieceOf
 	next   atomic.Int64
-	mu     sync.Mutex // guards each storageRead's err
+	mu     sync.Mutex // guards each storageRead's err, and calls of progress
 	wg     sync.WaitGroup
+
+	progress    func(done, total int64)
+	done, total int64 // bytes read and to read, for progress (under mu)
 }
 
 // readPieceOf is bytes [lo, hi) of reads[r].
@@ -199,13 +207,19 @@ func (rd *reader) work1() {
 		}
 		p := rd.pieces[k]
 		r := &rd.reads[p.r]
-		if _, err := r.f.ReadAt(r.data[p.lo:p.hi], r.t.DataOffset+int64(p.lo)); err != nil {
-			rd.mu.Lock()
-			if r.err == nil {
-				r.err = err
-			}
-			rd.mu.Unlock()
+		_, err := r.f.ReadAt(r.data[p.lo:p.hi], r.t.DataOffset+int64(p.lo))
+		if err == nil && rd.progress == nil {
+			continue
 		}
+		rd.mu.Lock()
+		if err != nil && r.err == nil {
+			r.err = err
+		}
+		if rd.progress != nil {
+			rd.done += int64(p.hi - p.lo)
+			rd.progress(rd.done, rd.total)
+		}
+		rd.mu.Unlock()
 	}
 }
 

@@ -101,6 +101,9 @@ func ParseClaims(name string, data []byte) ([]accounting.Claim, error) {
 	bad := func(off int64, format string, args ...any) error {
 		return fmt.Errorf("%s:%d: %s", name, line(off), fmt.Sprintf(format, args...))
 	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("%s: empty file (want a JSON object of name: size)", name)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	notClaims := func(err error) error {

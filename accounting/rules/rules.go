@@ -9,11 +9,11 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/humane"
 	"github.com/qinsaudit/qinsaudit/internal/safeio"
 )
 
@@ -54,15 +54,18 @@ func Load(path string) ([]accounting.Scheme, error) {
 	if err != nil {
 		return nil, err
 	}
+	if humane.Empty(data) {
+		return nil, fmt.Errorf("%s: empty file: no schemes", path)
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, fmt.Errorf("%s: %s", path, humane.YAML(err))
 	}
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && err != io.EOF {
-		return nil, fmt.Errorf("%s: %s", path, strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: "), "\n ", ""))
+		return nil, fmt.Errorf("%s: %s", path, humane.YAML(err))
 	}
 	lines := schemeLines(&root)
 	out := make([]accounting.Scheme, 0, len(f.Schemes))

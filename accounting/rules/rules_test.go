@@ -87,12 +87,15 @@ func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []struct{ body, want string }{
 		{"schemes:\n  - name: x\n    main: {leaf: w, dtypes: [float33]}\n", `:2: scheme "x": main (w): unknown dtype "float33"`},
-		{"schemes:\n  - name: x\n    mane: {leaf: w}\n", "line 3: field mane not found"},
+		{"schemes:\n  - name: x\n    mane: {leaf: w}\n", `line 3: unknown key "mane"`},
 		{"schemes:\n  - name: x\n    main: {part: weight}\n", "main: no leaf"},
 		{"schemes:\n  - name: x\n    main: {leaf: w}\n    sides: [{leaf: s}]\n", "sides[0] (s): no part"},
 		{"schemes:\n  - name: x\n    main: {leaf: w}\n    packed: diagonal\n", `packed: "diagonal"`},
 		{"schemes:\n  - name: x\n    main: {leaf: w}\n  - name: x\n    main: {leaf: v}\n", "defined twice"},
 		{"schemes: [", "did not find expected"},
+		{"schemes: 3\n", `line 1: "3" is a number, want a list`},
+		{"", "empty file: no schemes"},
+		{" \n\t\n", "empty file: no schemes"},
 	} {
 		p := filepath.Join(dir, "r.yaml")
 		os.WriteFile(p, []byte(c.body), 0o644)

@@ -112,7 +112,7 @@ func TestGateAcceptance(t *testing.T) {
 		{[]string{"check", f32, "--forbid", "encoded-but-uncompressed"}, exitGate, "forbidden finding"},
 		{[]string{"check", f32, "--config", cfg}, exitGate, "gate: FAILED"},
 		{[]string{"check", u8, "--config", cfg}, exitOK, "gate: passed"},
-		{[]string{"check", f32, "--config", filepath.Join(fixtures, "ci/expired-waiver.yaml")}, exitGate, "waiver for encoded-but-uncompressed (\"rational codec ships float32 until the uint8 path lands (QINS-12)\") expired on 2025-06-30"},
+		{[]string{"check", f32, "--config", filepath.Join(fixtures, "ci/expired-waiver.yaml"), "--wide"}, exitGate, "waiver for encoded-but-uncompressed (\"rational codec ships float32 until the uint8 path lands (QINS-12)\") expired on 2025-06-30"},
 		// The gate decides the exit code whatever the format.
 		{[]string{"check", f32, "--config", cfg, "--format", "json"}, exitGate, `"passed": false`},
 		{[]string{"check", f32, "--config", cfg, "--format", "markdown"}, exitGate, "❌ fail"},
@@ -186,13 +186,13 @@ func TestBaselineRatchet(t *testing.T) {
 	base := filepath.Join(dir, "base.json")
 	fp32, qins := filepath.Join(fixtures, "torch/toy_fp32.pt"), filepath.Join(fixtures, "torch/toy_qins_log.pt")
 	// First run creates the baseline.
-	if _, e, code := runCmd(t, "check", fp32, "--against", base, "--update-baseline"); code != 0 ||
-		e != "qinsaudit: baseline "+base+" created: 19 tensors, 14557184 bytes stored\n" {
+	if _, e, code := runCmd(t, "check", fp32, "--against", base, "--update-against"); code != 0 ||
+		e != "qinsaudit: saved report "+base+" created: 19 tensors, 14557184 bytes stored\n" {
 		t.Fatalf("bootstrap: %d %q", code, e)
 	}
 	// Shrinking passes and moves the baseline down.
-	if _, e, code := runCmd(t, "check", qins, "--against", base, "--max-growth", "1%", "--update-baseline"); code != 0 ||
-		e != "qinsaudit: baseline "+base+" updated: 73 tensors, 9838736 bytes stored\n" {
+	if _, e, code := runCmd(t, "check", qins, "--against", base, "--max-growth", "1%", "--update-against"); code != 0 ||
+		e != "qinsaudit: saved report "+base+" updated: 73 tensors, 9838736 bytes stored\n" {
 		t.Fatalf("shrink: %d %q", code, e)
 	}
 	saved, _ := os.ReadFile(base)
@@ -200,12 +200,36 @@ func TestBaselineRatchet(t *testing.T) {
 		t.Error("baseline not moved to the smaller model, or saved with its gate")
 	}
 	// Growing back fails, and the baseline stays.
-	out, e, code := runCmd(t, "check", fp32, "--against", base, "--max-growth", "1%", "--update-baseline")
-	if code != exitGate || !strings.Contains(out, "max_growth") || !strings.Contains(e, "baseline "+base+" kept") {
+	out, e, code := runCmd(t, "check", fp32, "--against", base, "--max-growth", "1%", "--update-against")
+	if code != exitGate || !strings.Contains(out, "max_growth") || !strings.Contains(e, "saved report "+base+" kept") {
 		t.Errorf("growth: exit %d\n%s\n%s", code, out, e)
 	}
 	if again, _ := os.ReadFile(base); string(again) != string(saved) {
 		t.Error("baseline changed after a regression")
+	}
+}
+
+// The flags' former names still work, hidden from the help, and say
+// what they are called now.
+func TestDeprecatedFlagNames(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.json")
+	fp32 := filepath.Join(fixtures, "torch/toy_fp32.pt")
+	if _, e, code := runCmd(t, "check", fp32, "--against", base, "--update-baseline"); code != 0 ||
+		!strings.Contains(e, "qinsaudit: --update-baseline is now called --update-against\n") || !strings.Contains(e, "saved report "+base+" created") {
+		t.Fatalf("--update-baseline: exit %d, %q", code, e)
+	}
+	heap := func(name string) string { return filepath.Join(fixtures, "heap", name+".heap.gz") }
+	model := filepath.Join(fixtures, "torch/toy_qins_log.pt")
+	oldOut, oldErr, oldCode := runCmd(t, "crosscheck", model, "--heap", heap("tcmalloc-cache-after-load"), "--base", heap("tcmalloc-cache-after-import"), "--format", "json")
+	newOut, _, newCode := runCmd(t, "crosscheck", model, "--heap", heap("tcmalloc-cache-after-load"), "--heap-base", heap("tcmalloc-cache-after-import"), "--format", "json")
+	if oldCode != newCode || oldOut != newOut || !strings.Contains(oldErr, "qinsaudit: --base is now called --heap-base\n") {
+		t.Fatalf("--base: exit %d (--heap-base %d), same output %v, stderr %q", oldCode, newCode, oldOut == newOut, oldErr)
+	}
+	for cmd, old := range map[string]string{"check": "--update-baseline", "crosscheck": "--base"} {
+		if help, _, _ := runCmd(t, cmd, "--help"); strings.Contains(help, old+" ") {
+			t.Errorf("%s --help lists the deprecated %s", cmd, old)
+		}
 	}
 }
 
@@ -253,7 +277,7 @@ func TestCheckBadInput(t *testing.T) {
 	}{
 		{[]string{"check", u8, "--against", notJSON}, "not a qinsaudit JSON report"},
 		{[]string{"check", u8, "--against", future}, "schema_version 7 is not supported"},
-		{[]string{"check", u8, "--config", badCfg}, "line 3: field max_bits not found"},
+		{[]string{"check", u8, "--config", badCfg}, `line 3: unknown key "max_bits"`},
 		{[]string{"diff", notJSON, u8}, "base.json"},
 	} {
 		_, e, code := runCmd(t, c.args...)

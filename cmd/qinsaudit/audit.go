@@ -2,8 +2,10 @@ package main
 
 import (
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/accounting/rules"
@@ -18,6 +20,8 @@ type outputFlags struct {
 	sort   *enumFlag
 	top    int
 	bytes  bool
+	wide   bool
+	width  int
 }
 
 func addOutputFlags(c *cobra.Command) *outputFlags {
@@ -32,20 +36,65 @@ func addOutputFlags(c *cobra.Command) *outputFlags {
 	enumVar(c, o.sort, "sort", "order detail rows by (default: file order)")
 	f.IntVar(&o.top, "top", 0, "show only the first N detail rows (0: all)")
 	f.BoolVar(&o.bytes, "bytes", false, "print exact byte counts instead of KiB/MiB/GiB")
+	addWidthFlags(c, &o.wide, &o.width)
 	return o
+}
+
+// addWidthFlags defines --wide, which lets text tables be as wide as their
+// cells, and --width, which fits them to a given width.
+func addWidthFlags(c *cobra.Command, wide *bool, width *int) {
+	c.Flags().BoolVar(wide, "wide", false, "do not fit text tables to the terminal's width (or to 100 columns when not a terminal)")
+	c.Flags().IntVar(width, "width", 0, "fit text tables to N columns (default: the terminal's width, or 100 when not a terminal)")
+}
+
+// validateWidth refuses a --width too narrow for any table, or given with
+// --wide.
+func validateWidth(wide bool, width int) error {
+	if wide && width != 0 {
+		return usageErrorf("--wide and --width %d contradict each other: give one", width)
+	}
+	if width != 0 && width < minWidth {
+		return usageErrorf("--width must be at least %d, not %d", minWidth, width)
+	}
+	return nil
+}
+
+// minWidth is the narrowest --width: narrower, no table is readable.
+const minWidth = 40
+
+// defaultWidth is the width text tables fit when stdout is not a terminal:
+// a log, a pipe, a CI job's output.
+const defaultWidth = 100
+
+// textWidth is the width text tables fit on w: width if set, else the
+// terminal's when w is one, defaultWidth otherwise; 0 (no limit) with
+// --wide.
+func textWidth(w io.Writer, wide bool, width int) int {
+	if wide {
+		return 0
+	}
+	if width > 0 {
+		return width
+	}
+	if f, ok := w.(*os.File); ok {
+		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 {
+			return cols
+		}
+	}
+	return defaultWidth
 }
 
 func (o *outputFlags) validate() error {
 	if o.top < 0 {
 		return usageErrorf("--top must be 0 or more, not %d", o.top)
 	}
-	return nil
+	return validateWidth(o.wide, o.width)
 }
 
 // write renders rep in the chosen format; a failure to write it (a full
 // disk, a closed pipe) exits 1.
 func (o *outputFlags) write(w io.Writer, rep *report.Report) error {
-	opts := report.TextOptions{By: o.by.value, Sort: o.sort.value, Top: o.top, Bytes: o.bytes}
+	opts := report.TextOptions{By: o.by.value, Sort: o.sort.value, Top: o.top, Bytes: o.bytes, Width: textWidth(w, o.wide, o.width)}
 	switch o.format.value {
 	case "json":
 		return writeFailed(report.WriteJSON(w, rep))
@@ -68,7 +117,7 @@ func newAuditCmd(stdout io.Writer) *cobra.Command {
 		Long: `audit reads each PATH (a model file, a weights index, or a directory, read
 as transformers would load it) header-only and reports, per role and in
 total, the logical parameters, the baseline size, the theoretical size and
-the bytes on disk, with findings such as encoded layers still stored as
+the bytes stored, with findings such as encoded layers still stored as
 float32. Several paths give one report over all their files; one part of a
 split GGUF model brings in the others.
 
@@ -104,10 +153,19 @@ type auditFlags struct {
 	baseline *enumFlag
 	rules    string
 	noCache  bool
+	cmd      *cobra.Command // whose stderr shows the progress of a long read
+}
+
+// stderr is where the progress of a read goes (nowhere without a command).
+func (a *auditFlags) stderr() io.Writer {
+	if a.cmd == nil {
+		return io.Discard
+	}
+	return a.cmd.ErrOrStderr()
 }
 
 func addAuditFlags(c *cobra.Command) *auditFlags {
-	a := &auditFlags{baseline: newEnum("fp32", "fp32", "fp16", "bf16")}
+	a := &auditFlags{baseline: newEnum("fp32", "fp32", "fp16", "bf16"), cmd: c}
 	enumVar(c, a.baseline, "baseline", "reference dtype of an uncompressed weight")
 	c.Flags().StringVar(&a.rules, "rules", "", "YAML file of extra encoding schemes for in-house codecs (see docs/accounting.md)")
 	c.MarkFlagFilename("rules", "yaml", "yml")

@@ -23,10 +23,10 @@ var now = time.Now
 func newCheckCmd(stdout io.Writer) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "check PATH...",
-		Short: "Fail when a model breaks its budgets or regresses against a baseline",
+		Short: "Fail when a model breaks its budgets or regresses against a saved report",
 		Long: `check audits PATH like audit does, then applies a gate: budgets per role,
 module or layer (minimum ratio, maximum bits per weight, maximum stored bytes),
-findings that must not appear, and growth against a saved baseline report.
+findings that must not appear, and growth against a saved report (--against).
 Budgets come from --config (qinsaudit.yaml or .toml) and from flags; flags add
 to the config. The gate decides the exit code whatever the output format:
 0 passed, 3 failed, 1 bad input, 2 usage error.`,
@@ -50,7 +50,8 @@ to the config. The gate decides the exit code whatever the output format:
 	maxGrowth := f.String("max-growth", "", "with --against: relative growth of stored bytes allowed per module and in total (e.g. 1%)")
 	maxGrowthBytes := f.String("max-growth-bytes", "", "with --against: absolute growth allowed (e.g. 64KiB)")
 	ignoreBelow := f.String("ignore-below", "", "with --against: ignore changes of fewer bytes than this")
-	updateBaseline := f.Bool("update-baseline", false, "with --against: write this report as the new baseline when nothing grew (a ratchet)")
+	updateAgainst := f.Bool("update-against", false, "with --against: write this report over the --against file when nothing grew (a ratchet)")
+	deprecatedAlias(c, "update-baseline", "update-against")
 	heapPath := f.String("heap", "", "a heap PROFILE of a process that loaded the model (see crosscheck): its verdicts join the gate")
 	heapBase := f.String("heap-base", "", "with --heap: a PROFILE taken before the weights were loaded, subtracted")
 	c.MarkFlagFilename("config", "yaml", "yml", "toml")
@@ -86,8 +87,8 @@ to the config. The gate decides the exit code whatever the output format:
 		if *heapPath == "" && (*heapBase != "" || *maxHeap > 0) {
 			return usageErrorf("--heap-base and --max-heap-over-stored need --heap")
 		}
-		if *updateBaseline && cfg.Against == nil {
-			return usageErrorf("--update-baseline needs --against (or against: in the config)")
+		if *updateAgainst && cfg.Against == nil {
+			return usageErrorf("--update-against needs --against (or against: in the config)")
 		}
 		res, rem, err := auditResult(args, af)
 		if err != nil {
@@ -108,8 +109,8 @@ to the config. The gate decides the exit code whatever the output format:
 		var base *report.Report
 		if cfg.Against != nil {
 			base, err = readReport(cfg.Against.Report)
-			if errors.Is(err, os.ErrNotExist) && *updateBaseline {
-				base, err = nil, nil // first run: the baseline is created below
+			if errors.Is(err, os.ErrNotExist) && *updateAgainst {
+				base, err = nil, nil // first run: the saved report is created below
 			}
 			if err != nil {
 				return badInput(err)
@@ -121,7 +122,7 @@ to the config. The gate decides the exit code whatever the output format:
 		if err := out.write(stdout, rep); err != nil {
 			return err
 		}
-		if *updateBaseline {
+		if *updateAgainst {
 			if err := ratchet(c.ErrOrStderr(), rep, base, cfg); err != nil {
 				return err
 			}
@@ -155,10 +156,11 @@ func defaultConfig() string {
 	return ""
 }
 
-// ratchet writes rep (without its gate) over the baseline when nothing grew.
+// ratchet writes rep (without its gate) over the saved report when nothing
+// grew.
 func ratchet(stderr io.Writer, rep, base *report.Report, cfg *gate.Config) error {
 	if base != nil && gate.Worse(rep, base, cfg.Against) {
-		fmt.Fprintf(stderr, "qinsaudit: baseline %s kept: something grew\n", cfg.Against.Report)
+		fmt.Fprintf(stderr, "qinsaudit: saved report %s kept: something grew\n", cfg.Against.Report)
 		return nil
 	}
 	saved := *rep
@@ -174,7 +176,7 @@ func ratchet(stderr io.Writer, rep, base *report.Report, cfg *gate.Config) error
 	if base == nil {
 		what = "created"
 	}
-	fmt.Fprintf(stderr, "qinsaudit: baseline %s %s: %d tensors, %d bytes stored\n", cfg.Against.Report, what, len(rep.Tensors), rep.Totals.StoredBytes)
+	fmt.Fprintf(stderr, "qinsaudit: saved report %s %s: %d tensors, %d bytes stored\n", cfg.Against.Report, what, len(rep.Tensors), rep.Totals.StoredBytes)
 	return nil
 }
 

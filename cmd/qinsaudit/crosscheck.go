@@ -34,7 +34,7 @@ func newCrosscheckCmd(stdout io.Writer) *cobra.Command {
 		Long: `crosscheck reads a heap profile of a process that loaded (and perhaps decoded)
 the model at PATH: a Go profile.proto, a gperftools/tcmalloc heap profile
 (HEAPPROFILE dumps or tcmalloc's sampled heap) or a jemalloc prof.dump. It
-measures the bytes in use (less a --base profile taken before the weights
+measures the bytes in use (less a --heap-base profile taken before the weights
 were loaded, restricted to --focus stacks), un-sampling sampled profiles, and
 compares them with the accounting and with the sizes your own script claimed.
 
@@ -51,7 +51,7 @@ like a failed CI gate. Explained and inconclusive outcomes exit 0 unless
 you; see docs/heap-recipe.md.`,
 		Example: `  qinsaudit crosscheck fixtures/torch/toy_qins_log.pt \
     --heap fixtures/heap/tcmalloc-cache-after-load.heap.gz \
-    --base fixtures/heap/tcmalloc-cache-after-import.heap.gz --claim weights=0.41MB`,
+    --heap-base fixtures/heap/tcmalloc-cache-after-import.heap.gz --claim weights=0.41MB`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageErrorf("crosscheck: no model files given (try: qinsaudit crosscheck fixtures/torch/toy_qins_log.pt --heap PROFILE)")
@@ -62,7 +62,8 @@ you; see docs/heap-recipe.md.`,
 	f := &crosscheckFlags{out: addOutputFlags(c), audit: addAuditFlags(c)}
 	fl := c.Flags()
 	fl.StringVar(&f.heap, "heap", "", "heap `PROFILE` of the process to measure: profile.proto, gperftools/tcmalloc or jemalloc heap_v2, gzipped or not")
-	fl.StringVar(&f.base, "base", "", "heap `PROFILE` of the same process taken before the weights were loaded, subtracted from --heap")
+	fl.StringVar(&f.base, "heap-base", "", "heap `PROFILE` of the same process taken before the weights were loaded, subtracted from --heap")
+	deprecatedAlias(c, "base", "heap-base")
 	fl.StringVar(&f.focus, "focus", "", "count only stacks with a frame whose function or library matches `REGEX` (e.g. libc10)")
 	fl.StringArrayVar(&f.claims, "claim", nil, "a size your script reported, as `NAME=SIZE` (0.41MB, 9.4MiB, 9838736); repeatable")
 	fl.StringVar(&f.claimsFile, "claims", "", "JSON `FILE` of claims: {\"name\": \"0.41MB\" or bytes, ...}")

@@ -35,7 +35,7 @@ func crosscheckJSON(t *testing.T, wantCode int, args ...string) (*report.Report,
 func TestCrosscheckAcceptance(t *testing.T) {
 	// After loading: ~9.4 MiB of weights; both claims are flagged, exit 3.
 	rep, errOut := crosscheckJSON(t, exitGate,
-		"--heap", heapFixture("tcmalloc-cache-after-load"), "--base", heapFixture("tcmalloc-cache-after-import"),
+		"--heap", heapFixture("tcmalloc-cache-after-load"), "--heap-base", heapFixture("tcmalloc-cache-after-import"),
 		"--claim", "weights=0.41MB", "--claims", filepath.Join(heapDir, "claims.json"))
 	if len(rep.Comparisons) != 3 {
 		t.Fatalf("%d comparisons: %+v", len(rep.Comparisons), rep.Comparisons)
@@ -97,11 +97,11 @@ func TestCrosscheckVerdicts(t *testing.T) {
 	}{
 		{"jemalloc stored", []string{"--heap", heapFixture("jemalloc-import-cache-after-load")}, exitOK, "consistent", ""},
 		// One sample per 512 KiB cannot tell the toy's explanations apart.
-		{"jemalloc sampled decode", []string{"--heap", heapFixture("jemalloc-sampled-cache-after-decode"), "--base", heapFixture("jemalloc-sampled-cache-after-import")},
+		{"jemalloc sampled decode", []string{"--heap", heapFixture("jemalloc-sampled-cache-after-decode"), "--heap-base", heapFixture("jemalloc-sampled-cache-after-import")},
 			exitOK, "inconclusive", ""},
-		{"tcmalloc sampled", []string{"--heap", heapFixture("tcmalloc-sampled-cache-after-load"), "--base", heapFixture("tcmalloc-sampled-cache-after-import")},
+		{"tcmalloc sampled", []string{"--heap", heapFixture("tcmalloc-sampled-cache-after-load"), "--heap-base", heapFixture("tcmalloc-sampled-cache-after-import")},
 			exitOK, "inconclusive", ""},
-		{"focus", []string{"--heap", heapFixture("tcmalloc-cache-after-decode"), "--base", heapFixture("tcmalloc-cache-after-import"), "--focus", "libc10"},
+		{"focus", []string{"--heap", heapFixture("tcmalloc-cache-after-decode"), "--heap-base", heapFixture("tcmalloc-cache-after-import"), "--focus", "libc10"},
 			exitOK, "runtime-holds-decoded-copies", "heap-profile-truncated"},
 		{"stream", []string{"--heap", heapFixture("tcmalloc-import-stream-after-decode")}, exitOK, "consistent", ""},
 		{"late start", []string{"--heap", heapFixture("tcmalloc-late-stream-after-decode")}, exitGate, "unexplained-difference", "heap-profile-late"},
@@ -114,9 +114,9 @@ func TestCrosscheckVerdicts(t *testing.T) {
 			exitOK, "runtime-holds-decoded-copies", ""},
 		// Unattributed, 3% of 18 MiB cannot tell decoded copies from a
 		// second copy; --focus on the decode pass can.
-		{"go", []string{"--heap", filepath.Join(heapDir, "go-exact-after-decode.pb.gz"), "--base", filepath.Join(heapDir, "go-exact-after-import.pb.gz")},
+		{"go", []string{"--heap", filepath.Join(heapDir, "go-exact-after-decode.pb.gz"), "--heap-base", filepath.Join(heapDir, "go-exact-after-import.pb.gz")},
 			exitOK, "inconclusive", ""},
-		{"go, 1%", []string{"--heap", filepath.Join(heapDir, "go-exact-after-decode.pb.gz"), "--base", filepath.Join(heapDir, "go-exact-after-import.pb.gz"), "--tolerance", "0.01"},
+		{"go, 1%", []string{"--heap", filepath.Join(heapDir, "go-exact-after-decode.pb.gz"), "--heap-base", filepath.Join(heapDir, "go-exact-after-import.pb.gz"), "--tolerance", "0.01"},
 			exitOK, "runtime-holds-decoded-copies", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -132,7 +132,7 @@ func TestCrosscheckVerdicts(t *testing.T) {
 }
 
 func TestCrosscheckText(t *testing.T) {
-	out, errOut, code := runCmd(t, "crosscheck", toyQINS, "--heap", heapFixture("jemalloc-import-cache-after-decode"), "--claim", "weights=0.41MiB")
+	out, errOut, code := runCmd(t, "crosscheck", toyQINS, "--heap", heapFixture("jemalloc-import-cache-after-decode"), "--claim", "weights=0.41MiB", "--wide")
 	if code != exitGate {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -196,8 +196,8 @@ func TestCrosscheckBadInput(t *testing.T) {
 		{[]string{"--heap", write("cut.heap", []byte("heap_v2/1\n  t*: 1: 8 [0: 0]\n@ 0x10\n"))}, "cut.heap", "cut short"},
 		{[]string{"--heap", write("notes.txt", []byte("not a profile\n"))}, "notes.txt", "unknown profile format"},
 		{[]string{"--heap", filepath.Join(fixtures, "torch/toy_qins_log.pt")}, "toy_qins_log.pt", "unknown profile format"},
-		{[]string{"--heap", good, "--base", write("base.heap", []byte("heap profile: 1: 2 [ 3: 4] @ growthz\n"))}, "base.heap", "not a heap profile"},
-		{[]string{"--heap", good, "--base", heapFixture("tcmalloc-cache-after-import")}, "tcmalloc-cache-after-import", "take both the same way"},
+		{[]string{"--heap", good, "--heap-base", write("base.heap", []byte("heap profile: 1: 2 [ 3: 4] @ growthz\n"))}, "base.heap", "not a heap profile"},
+		{[]string{"--heap", good, "--heap-base", heapFixture("tcmalloc-cache-after-import")}, "tcmalloc-cache-after-import", "take both the same way"},
 		{[]string{"--heap", good, "--claims", badClaims}, "claims.json", "not a size"},
 	} {
 		out, errOut, code := runCmd(t, append([]string{"crosscheck", toyQINS}, c.args...)...)

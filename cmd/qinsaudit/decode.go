@@ -111,7 +111,9 @@ func runDecode(stdout, stderr io.Writer, paths []string, f *decodeFlags) error {
 		return badInput(err)
 	}
 	snap := &heapsnap.Recorder{Dir: f.dir, Site: decode.Site, Inputs: inputs(paths, m)}
-	opts := decode.Options{Alpha: float32(f.alpha), Measure: snap.Take, Progress: progress(stderr), Widen: f.widen}
+	opts := decode.Options{Alpha: float32(f.alpha), Measure: snap.Take, Widen: f.widen,
+		LoadProgress: progress(stderr, "loading weights", accounting.ByteSize),
+		Progress:     progress(stderr, "decoding weights", accounting.Comma)}
 	if f.cache {
 		opts.Policy = decode.Cache
 	}

@@ -36,10 +36,16 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 	enumVar(c, by, "by", "key rows by (role-matched: an encoded linear's weight matched with its float form on the other side)")
 	top := f.Int("top", 0, "show only the N largest changes (0: all)")
 	exact := f.Bool("bytes", false, "print exact byte counts instead of KiB/MiB/GiB")
+	var wide bool
+	var width int
+	addWidthFlags(c, &wide, &width)
 	af := addAuditFlags(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if *top < 0 {
 			return usageErrorf("--top must be 0 or more, not %d", *top)
+		}
+		if err := validateWidth(wide, width); err != nil {
+			return err
 		}
 		var reps [2]*report.Report
 		for i, p := range args {
@@ -49,7 +55,7 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 			}
 		}
 		d := report.NewDiff(reps[0], reps[1], by.value)
-		opts := report.TextOptions{Top: *top, Bytes: *exact}
+		opts := report.TextOptions{Top: *top, Bytes: *exact, Width: textWidth(stdout, wide, width)}
 		switch format.value {
 		case "json":
 			return writeFailed(report.WriteDiffJSON(stdout, d))

@@ -76,11 +76,11 @@ command that fails exits with its own code. See docs/heap-recipe.md.`,
 	f := &profileFlags{out: addOutputFlags(c), audit: addAuditFlags(c),
 		allocator: newEnum("", "tcmalloc", "jemalloc"), start: newEnum("torch", "torch", "process")}
 	fl := c.Flags()
-	fl.Var(f.allocator, "allocator", "heap profiler: tcmalloc (gperftools) or jemalloc (default: whichever is installed, jemalloc first)")
+	enumVar(c, f.allocator, "allocator", "heap profiler: tcmalloc (gperftools) or jemalloc (default: whichever is installed, jemalloc first)")
 	fl.StringVar(&f.lib, "lib", "", "the allocator's shared `LIBRARY` (default: libjemalloc.so.2 or libtcmalloc.so.4 in the usual library directories)")
 	fl.StringVarP(&f.dir, "out", "o", "", "write the profiles and index.json to `DIR` (default: a new temporary directory, named on stderr)")
 	fl.Int64Var(&f.sample, "sample-bytes", 0, "sample one allocation per N bytes on average, a power of two (jemalloc only); 0 records every allocation")
-	fl.Var(f.start, "start", "when profiling starts: torch (once import torch has completed) or process (interpreter start)")
+	enumVar(c, f.start, "start", "when profiling starts: torch (once import torch has completed) or process (interpreter start)")
 	fl.StringArrayVar(&f.models, "model", nil, "model file (or directory) `PATH` the command loads; repeatable")
 	fl.StringVar(&f.focus, "focus", "", "count only stacks with a frame whose function or library matches `REGEX` (default: libc10 in a PyTorch process)")
 	fl.StringArrayVar(&f.claims, "claim", nil, "a size your script reported, as `NAME=SIZE` (0.41MB, 9.4MiB, 9838736); repeatable")

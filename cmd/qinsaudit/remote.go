@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/neutral"
 	"github.com/qinsaudit/qinsaudit/internal/remote"
 	"github.com/qinsaudit/qinsaudit/loaders"
 	"github.com/qinsaudit/qinsaudit/report"
@@ -22,7 +25,9 @@ func openModel(args []string, af *auditFlags) (*accounting.Model, *report.Remote
 		}
 	}
 	if remotes == 0 {
+		stop := activity(af.stderr(), "reading "+neutral.Clip(neutral.Escape(strings.Join(args, " ")), 48), elapsed(time.Now()))
 		m, err := loaders.Open(args...)
+		stop()
 		if err != nil {
 			return nil, nil, badInput(err)
 		}
@@ -37,11 +42,17 @@ func openModel(args []string, af *auditFlags) (*accounting.Model, *report.Remote
 		return nil, nil, usageErrorf("%v", err)
 	}
 	c := remote.NewClient(cfg)
+	stop := activity(af.stderr(), "reading "+neutral.Clip(neutral.Escape(src.Raw), 48), func() string {
+		st := c.Stats()
+		return fmt.Sprintf("%s requests, %s received, %.1f s", accounting.Comma(st.Requests), accounting.ByteSize(st.BytesReceived), st.Wall.Seconds())
+	})
 	fsys, p, err := c.Model(context.Background(), src)
 	if err != nil {
+		stop()
 		return nil, nil, badInput(err)
 	}
 	m, err := loaders.OpenSource(fsys, p)
+	stop()
 	if err != nil {
 		return nil, nil, badInput(fmt.Errorf("%s: %w", src.Raw, err))
 	}
@@ -55,4 +66,10 @@ func openModel(args []string, af *auditFlags) (*accounting.Model, *report.Remote
 		Requests: st.Requests, BytesReceived: st.BytesReceived, CacheHits: st.CacheHits,
 		WallMillis: st.Wall.Milliseconds(),
 	}, nil
+}
+
+// elapsed is an activity line's text for work that counts nothing: the
+// seconds since start.
+func elapsed(start time.Time) func() string {
+	return func() string { return fmt.Sprintf("%.1f s", time.Since(start).Seconds()) }
 }

@@ -64,6 +64,29 @@ baseline, its theoretical size, and what the file really stores.`,
 	return root
 }
 
+// deprecatedAlias defines old, a former name of the flag called name: it
+// sets the same value, is not in the help, and says on stderr what the
+// flag is called now.
+func deprecatedAlias(c *cobra.Command, old, name string) {
+	fl := c.Flags().Lookup(name)
+	a := c.Flags().VarPF(aliasValue{Value: fl.Value, note: func() {
+		fmt.Fprintf(c.ErrOrStderr(), "qinsaudit: --%s is now called --%s\n", old, name)
+	}}, old, "", "former name of --"+name)
+	a.NoOptDefVal = fl.NoOptDefVal
+	a.Hidden = true
+}
+
+// aliasValue is a flag's value under a former name.
+type aliasValue struct {
+	pflag.Value
+	note func()
+}
+
+func (a aliasValue) Set(s string) error {
+	a.note()
+	return a.Value.Set(s)
+}
+
 // enumFlag is a string flag that accepts only listed values, so a bad value
 // fails while flags are parsed, naming the flag and the choices.
 type enumFlag struct {

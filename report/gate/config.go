@@ -22,6 +22,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/humane"
 	"github.com/qinsaudit/qinsaudit/internal/neutral"
 	"github.com/qinsaudit/qinsaudit/internal/safeio"
 )
@@ -116,11 +117,18 @@ func Parse(path string, data []byte) (*Config, error) {
 	case ".yaml", ".yml":
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil && err != io.EOF { // EOF: an empty file, an empty config
-			return nil, fmt.Errorf("%s: %s", path, Clip(strings.TrimPrefix(strings.ReplaceAll(err.Error(), "\n ", ""), "yaml: ")))
+		if err := dec.Decode(&c); err == io.EOF {
+			// No document (blanks or comments only): a gate of nothing
+			// would pass whatever the model.
+			return nil, fmt.Errorf("%s: %s", path, emptyConfig(data))
+		} else if err != nil {
+			return nil, fmt.Errorf("%s: %s", path, Clip(humane.YAML(err)))
 		}
 		_ = yaml.Unmarshal(data, &root) // it decoded above
 	case ".toml":
+		if humane.Empty(data) {
+			return nil, fmt.Errorf("%s: %s", path, emptyConfig(data))
+		}
 		dec := toml.NewDecoder(bytes.NewReader(data))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&c); err != nil {
@@ -252,6 +260,14 @@ func tomlErr(err error) string {
 		return fmt.Sprintf("line %d, column %d: %s", row, col, strings.TrimPrefix(de.Error(), "toml: "))
 	}
 	return err.Error()
+}
+
+// emptyConfig says why a config without a document is refused.
+func emptyConfig(data []byte) string {
+	if humane.Empty(data) {
+		return "empty file: no budgets, forbidden findings or saved report to check against"
+	}
+	return "no settings (only comments): no budgets, forbidden findings or saved report to check against"
 }
 
 // Validate checks what the types alone cannot: one selector per budget, at

@@ -287,7 +287,7 @@ func growthPct(r report.DiffRow) string {
 }
 
 // Worse reports whether anything grew at all between base and rep (beyond
-// the floor): the ratchet for --update-baseline.
+// the floor): the ratchet for --update-against.
 func Worse(rep, base *report.Report, a *Against) bool {
 	var floor int64
 	if a != nil && a.IgnoreBelow != nil {

@@ -35,12 +35,12 @@ func TestLoadYAMLAndTOMLAgree(t *testing.T) {
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []struct{ name, body, want string }{
-		{"unknown.yaml", "budgets:\n  - role: encoded_linear\n    max_bits: 9\n", "line 3: field max_bits not found"},
+		{"unknown.yaml", "budgets:\n  - role: encoded_linear\n    max_bits: 9\n", `line 3: unknown key "max_bits"`},
 		{"role.yaml", "budgets:\n  - role: encoded\n    max_bits_per_weight: 9\n", `line 2: unknown role "encoded"`},
 		{"kind.yaml", "forbid_findings:\n  - encoded-uncompressed\n", `line 2: unknown finding "encoded-uncompressed"`},
 		{"size.yaml", "budgets:\n  - role: total\n    max_stored_bytes: lots\n", `line 3: bad size "lots"`},
 		{"date.yaml", "waivers:\n  - check: dead-bytes\n    reason: x\n    expires: soon\n", `line 4: bad date "soon"`},
-		{"number.yaml", "budgets:\n  - role: total\n    min_ratio: two\n", "line 3: cannot unmarshal"},
+		{"number.yaml", "budgets:\n  - role: total\n    min_ratio: two\n", `line 3: "two" is text, want a number`},
 		{"nolimit.yaml", "budgets:\n  - role: total\n", "budgets[0]: no limit"},
 		{"tworoles.yaml", "budgets:\n  - role: total\n    module: a\n    min_ratio: 1\n", "exactly one of role, module, layer"},
 		{"reason.yaml", "waivers:\n  - check: dead-bytes\n", "needs a reason"},
@@ -56,10 +56,17 @@ func TestLoadErrors(t *testing.T) {
 			t.Errorf("%s: %v, want an error naming the file and containing %q", c.name, err, c.want)
 		}
 	}
-	empty := filepath.Join(dir, "empty.yaml")
-	os.WriteFile(empty, nil, 0o644)
-	if c, err := Load(empty); err != nil || len(c.Budgets) != 0 {
-		t.Errorf("empty config: %v", err)
+	// A config of nothing would pass any model: refused, saying why.
+	for name, body := range map[string]string{"empty.yaml": "", "blank.toml": "\n \n", "comments.yaml": "# budgets: later\n"} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o644)
+		want := "empty file: no budgets"
+		if name == "comments.yaml" {
+			want = "only comments"
+		}
+		if _, err := Load(p); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", name, err, want)
+		}
 	}
 }
 

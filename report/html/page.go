@@ -124,7 +124,7 @@ func Write(w io.Writer, rep *report.Report) error {
 		}
 	}
 
-	files := table{ID: "files", Title: "Files", Header: []string{"file", "format", "tensors", "size", "tensor data", "overhead", "declared"}}
+	files := table{ID: "files", Title: "Files", Header: []string{"file", "format", "tensors", "size", "stored", "overhead", "declared"}}
 	for i, f := range rep.Files {
 		files.Rows = append(files.Rows, row{Cells: fileCells(at("report.files", i), f)})
 	}
@@ -189,7 +189,7 @@ func WriteDiff(w io.Writer, d *report.Diff, old, new *report.Report) error {
 		nn = append(nn, f.Path)
 	}
 	p.Subtitle = strings.Join(on, ", ") + " → " + strings.Join(nn, ", ")
-	files := table{ID: "files", Title: "Files", Header: []string{"side", "file", "format", "tensors", "size", "tensor data", "overhead", "declared"}}
+	files := table{ID: "files", Title: "Files", Header: []string{"side", "file", "format", "tensors", "size", "stored", "overhead", "declared"}}
 	for i, f := range d.Old {
 		files.Rows = append(files.Rows, row{Cells: append([]cell{plain("old")}, fileCells(at("report.old_files", i), f)...)})
 	}

@@ -124,7 +124,7 @@ func reportTreemap(rep *report.Report) *treemapView {
 	}
 	color := func(n *node) string { return bpwColor(n.stored, n.params) }
 	tm := &treemapView{W: coord(canvasW), H: coord(canvasH), LegTitle: "bits per weight (stored bytes × 8 / params)"}
-	labels := []string{rep.Baseline + " baseline", "theoretical", "stored on disk"}
+	labels := []string{rep.Baseline + " baseline", "theoretical", "stored"}
 	keys := []string{"baseline", "theoretical", "stored"}
 	totals := []cell{bytesCell("report.totals.baseline_bytes", rep.Totals.BaselineBytes),
 		bytesCell("report.totals.theoretical_bytes", rep.Totals.TheoreticalBytes), bytesCell("report.totals.stored_bytes", rep.Totals.StoredBytes)}
