@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
-	"github.com/qinsaudit/qinsaudit/accounting/decode"
+	"github.com/qinsaudit/qinsaudit/internal/decode"
 	"github.com/qinsaudit/qinsaudit/internal/heapsnap"
 	"github.com/qinsaudit/qinsaudit/internal/remote"
 	"github.com/qinsaudit/qinsaudit/loaders"

@@ -9,7 +9,7 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
-	"github.com/qinsaudit/qinsaudit/accounting/decode"
+	"github.com/qinsaudit/qinsaudit/internal/decode"
 	"github.com/qinsaudit/qinsaudit/report"
 )
 

@@ -32,15 +32,15 @@ func TestAllocSlots(t *testing.T) {
 
 func TestSite(t *testing.T) {
 	for fn, want := range map[string]string{
-		"github.com/qinsaudit/qinsaudit/accounting/decode.allocEmbedding":   "embedding",
-		"github.com/qinsaudit/qinsaudit/accounting/decode.allocDecoded":     KeyDecoded,
-		"github.com/qinsaudit/qinsaudit/accounting/decode.allocActivations": KeyActivations,
+		"github.com/qinsaudit/qinsaudit/internal/decode.allocEmbedding":   "embedding",
+		"github.com/qinsaudit/qinsaudit/internal/decode.allocDecoded":     KeyDecoded,
+		"github.com/qinsaudit/qinsaudit/internal/decode.allocActivations": KeyActivations,
 	} {
 		if got, ok := Site(fn); !ok || got != want {
 			t.Errorf("Site(%s) = %q, %v", fn, got, ok)
 		}
 	}
-	if _, ok := Site("github.com/qinsaudit/qinsaudit/accounting/decode.allocBytes"); ok {
+	if _, ok := Site("github.com/qinsaudit/qinsaudit/internal/decode.allocBytes"); ok {
 		t.Error("allocBytes is a site")
 	}
 	// Every role has a site of its own, and every site key is a phase key.
