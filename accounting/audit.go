@@ -98,8 +98,8 @@ type FileResult struct {
 	OverheadBytes int64
 }
 
-// Result is an audit: every number a report shows, and no strings made
-// for humans.
+// Result is an audit: every figure a report shows, as integers, and the
+// findings that explain them.
 type Result struct {
 	Baseline string // the baseline dtype
 	Files    []FileResult

@@ -19,9 +19,6 @@
 // tcmalloc and jemalloc sample by); Go and pprof already apply it to proto
 // and legacy profiles, and the jemalloc reader applies it here. Measure
 // also estimates the standard deviation the sampling leaves.
-//
-// This is the only package of qinsaudit that imports
-// github.com/google/pprof/profile.
 package heapcheck
 
 import (
