@@ -1,8 +1,11 @@
 // Package report turns an audit into the documents qinsaudit prints: the
 // versioned JSON report (the contract dashboards and CI read), terminal
-// tables and Markdown. Report holds numbers only; each output format is one
-// renderer over it, and every figure a renderer prints comes from the same
-// fields the JSON carries.
+// tables, Markdown, CSV and a pprof profile of the stored bytes, and the
+// diff of two reports as text, Markdown, CSV or JSON (report/html draws
+// both as a page, report/gate judges them). Report holds figures as
+// integers and the messages of findings and comparisons; each output
+// format is one renderer over it, and every figure a renderer prints comes
+// from the same fields the JSON carries.
 package report
 
 import (
