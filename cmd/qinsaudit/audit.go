@@ -123,9 +123,7 @@ func audit(paths []string, af *auditFlags) (*report.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := report.New(res)
-	rep.Remote = rem
-	return rep, nil
+	return report.Build(res, report.Parts{Remote: rem}), nil
 }
 
 // auditResult is audit before it becomes a report, with the remote block

@@ -94,16 +94,13 @@ to the config. The gate decides the exit code whatever the output format:
 			return err
 		}
 		var heap *gate.Heap
-		var comparisons []accounting.Comparison
+		parts := report.Parts{Remote: rem}
 		if *heapPath != "" {
-			if heap, comparisons, err = measureHeap(res, *heapPath, *heapBase); err != nil {
+			var cc *accounting.Crosscheck
+			if heap, cc, err = measureHeap(res, *heapPath, *heapBase); err != nil {
 				return err
 			}
-		}
-		rep := report.New(res)
-		rep.Remote = rem
-		if comparisons != nil {
-			rep.Comparisons = report.NewComparisons(comparisons)
+			parts.Findings, parts.Comparisons = cc.Findings, cc.Comparisons
 		}
 		var base *report.Report
 		if cfg.Against != nil {
@@ -115,9 +112,13 @@ to the config. The gate decides the exit code whatever the output format:
 				return badInput(err)
 			}
 		}
-		g := gate.Evaluate(rep, cfg, base, heap, now())
-		g.Config = *configPath
-		rep.Gate = g
+		parts.Judge = func(rep *report.Report) *report.Gate {
+			g := gate.Evaluate(rep, cfg, base, heap, now())
+			g.Config = *configPath
+			return g
+		}
+		rep := report.Build(res, parts)
+		g := rep.Gate
 		if err := out.write(stdout, rep); err != nil {
 			return err
 		}
@@ -180,13 +181,13 @@ func ratchet(stderr io.Writer, rep, base *report.Report, cfg *gate.Config) error
 
 // measureHeap compares a heap profile with the accounting, as crosscheck
 // does, for the gate.
-func measureHeap(res *accounting.Result, path, basePath string) (*gate.Heap, []accounting.Comparison, error) {
+func measureHeap(res *accounting.Result, path, basePath string) (*gate.Heap, *accounting.Crosscheck, error) {
 	hm, cc, err := compareHeap(res, path, basePath, nil, nil, accounting.CompareOptions{})
 	if err != nil {
 		return nil, nil, err
 	}
 	h := &gate.Heap{InUseBytes: hm.InUseBytes, StoredBytes: res.Total.StoredBytes, Comparisons: report.NewComparisons(cc.Comparisons)}
-	return h, cc.Comparisons, nil
+	return h, cc, nil
 }
 
 // readReport reads a saved JSON report, bounded and checked

@@ -127,9 +127,7 @@ func runCrosscheck(stdout io.Writer, paths []string, f *crosscheckFlags, claims 
 	if err != nil {
 		return err
 	}
-	rep := report.New(res)
-	rep.Remote = rem
-	rep.Comparisons = report.NewComparisons(cc.Comparisons)
+	rep := report.Build(res, report.Parts{Findings: cc.Findings, Comparisons: cc.Comparisons, Remote: rem})
 	if err := f.out.write(stdout, rep); err != nil {
 		return err
 	}
@@ -148,8 +146,8 @@ func runCrosscheck(stdout io.Writer, paths []string, f *crosscheckFlags, claims 
 }
 
 // compareHeap reads a heap profile (less a base profile, restricted to the
-// focus) and compares it with the accounting and the claims; the
-// comparison's findings join res. crosscheck and check --heap share it.
+// focus) and compares it with the accounting and the claims. crosscheck and
+// check --heap share it.
 func compareHeap(res *accounting.Result, path, basePath string, focus *regexp.Regexp, claims []accounting.Claim,
 	opts accounting.CompareOptions) (accounting.HeapMeasurement, *accounting.Crosscheck, error) {
 	var hm accounting.HeapMeasurement
@@ -166,7 +164,5 @@ func compareHeap(res *accounting.Result, path, basePath string, focus *regexp.Re
 	if hm, err = heapcheck.Measure(prof, base, focus); err != nil {
 		return hm, nil, badInput(err)
 	}
-	cc := accounting.Compare(res, hm, claims, opts)
-	accounting.AddFindings(res, cc.Findings)
-	return hm, cc, nil
+	return hm, accounting.Compare(res, hm, claims, opts), nil
 }

@@ -274,11 +274,10 @@ func runProfile(stdout, stderr io.Writer, command []string, f *profileFlags, cla
 		return badInput(msg)
 	}
 
-	rep, failed, err := profileReport(res, dir, idx, claims, focus, f)
+	rep, failed, err := profileReport(res, rem, dir, idx, claims, focus, f)
 	if err != nil {
 		return err
 	}
-	rep.Remote = rem
 	if err := f.out.write(stdout, rep); err != nil {
 		return err
 	}
@@ -394,7 +393,7 @@ func readMarks(path string) ([]profilePhase, error) {
 // profileReport measures every phase against the first (the start) and
 // compares it with the accounting and the claims: the report, and what
 // fails the command.
-func profileReport(res *accounting.Result, dir string, idx profileIndex, claims []accounting.Claim, focus *regexp.Regexp,
+func profileReport(res *accounting.Result, rem *report.Remote, dir string, idx profileIndex, claims []accounting.Claim, focus *regexp.Regexp,
 	f *profileFlags) (*report.Report, []string, error) {
 	read := func(p profilePhase) (*heapcheck.Profile, error) {
 		prof, err := heapcheck.Read(filepath.Join(dir, p.File))
@@ -468,10 +467,7 @@ func profileReport(res *accounting.Result, dir string, idx profileIndex, claims 
 		findings = append(findings, accounting.Finding{Kind: accounting.HeapProfileLate, Severity: accounting.Warning,
 			Message: "no phase holds the model's weights: the command may load them before profiling starts (--start process), map the file instead of allocating, or load another model than --model"})
 	}
-	accounting.AddFindings(res, dedupe(findings))
-	rep := report.New(res)
-	rep.Phases = report.NewPhases(phases)
-	rep.Comparisons = report.NewComparisons(cs)
+	rep := report.Build(res, report.Parts{Findings: dedupe(findings), Phases: phases, Comparisons: cs, Remote: rem})
 	return rep, failed, nil
 }
 
