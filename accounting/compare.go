@@ -576,15 +576,25 @@ func plausible(m HeapMeasurement) bool {
 // how much what ("heap in use") exceeds the budget, or nil when it does
 // not, when no budget is set (maxOver 0) or when nothing is stored.
 func HeapBudget(what string, inUse, stored int64, maxOver float64) *Finding {
-	if maxOver <= 0 || stored <= 0 {
-		return nil
-	}
-	r := float64(inUse) / float64(stored)
-	if r <= maxOver {
+	r, over := OverBudget(inUse, stored, maxOver)
+	if !over {
 		return nil
 	}
 	msg := fmt.Sprintf("%s is %.2fx the stored weights (%s of %s), over the budget of %gx", what, r, ByteSize(inUse), ByteSize(stored), maxOver)
 	return &Finding{Kind: HeapOverBudget, Severity: Error, Tensors: []string{}, Bytes: inUse - int64(maxOver*float64(stored)), Message: msg}
+}
+
+// OverBudget is the one definition of the heap budget: the heap in use
+// over the stored bytes, and whether that ratio exceeds maxOver. over is
+// false when no budget is set (maxOver 0) or when nothing is stored
+// (stored 0, ratio 0). HeapBudget and the gate's max_heap_over_stored
+// check judge by it.
+func OverBudget(inUse, stored int64, maxOver float64) (ratio float64, over bool) {
+	if stored <= 0 {
+		return 0, false
+	}
+	ratio = float64(inUse) / float64(stored)
+	return ratio, maxOver > 0 && ratio > maxOver
 }
 
 // compareClaim holds one claim against the measurement. fit are the

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/report"
 )
 
@@ -272,10 +273,10 @@ func (e *evaluator) heap(h *Heap) {
 		e.add(report.Outcome{Check: "heap_verdict", Subject: c.Subject, Limit: float64(c.ExpectedBytes), Actual: float64(c.MeasuredBytes), Unit: "bytes",
 			Message: c.Verdict.String() + ": " + c.Message}, "", failed)
 	}
-	if e.cfg.MaxHeapOverStored != nil && h.StoredBytes > 0 {
-		r := float64(h.InUseBytes) / float64(h.StoredBytes)
-		e.add(report.Outcome{Check: "max_heap_over_stored", Subject: "heap in use", Limit: *e.cfg.MaxHeapOverStored, Actual: r, Unit: "ratio",
-			Message: fmt.Sprintf("%d bytes in use over %d stored: %.2fx (at most %gx)", h.InUseBytes, h.StoredBytes, r, *e.cfg.MaxHeapOverStored)}, "", r > *e.cfg.MaxHeapOverStored)
+	if limit := e.cfg.MaxHeapOverStored; limit != nil && h.StoredBytes > 0 {
+		r, over := accounting.OverBudget(h.InUseBytes, h.StoredBytes, *limit)
+		e.add(report.Outcome{Check: "max_heap_over_stored", Subject: "heap in use", Limit: *limit, Actual: r, Unit: "ratio",
+			Message: fmt.Sprintf("%d bytes in use over %d stored: %.2fx (at most %gx)", h.InUseBytes, h.StoredBytes, r, *limit)}, "", over)
 	}
 }
 
