@@ -69,7 +69,7 @@ func Classify(m *Model, extra ...Scheme) []Class {
 			sides := make([]int, len(s.Sides))
 			complete := true
 			for k, side := range s.Sides {
-				sideName := join(mod, side.Leaf)
+				sideName := JoinName(mod, side.Leaf)
 				if side.OfTensor {
 					sideName = t.Name + "." + side.Leaf
 				}
@@ -330,13 +330,6 @@ func matchLeaf(name, leaf string) (string, bool) {
 		return name[:len(name)-len(leaf)-1], true
 	}
 	return "", false
-}
-
-func join(mod, leaf string) string {
-	if mod == "" {
-		return leaf
-	}
-	return mod + "." + leaf
 }
 
 func moduleOf(name string) string {

@@ -243,8 +243,8 @@ func TestCompareOverflow(t *testing.T) {
 			}
 		}
 	}
-	if abs(math.MinInt64) < 0 {
-		t.Error("abs(MinInt64) is negative")
+	if Abs(math.MinInt64) < 0 {
+		t.Error("Abs(MinInt64) is negative")
 	}
 }
 

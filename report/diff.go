@@ -4,12 +4,13 @@ import (
 	"cmp"
 	"encoding/csv"
 	"fmt"
-	"github.com/qinsaudit/qinsaudit/internal/version"
 	"io"
 	"sort"
 	"strconv"
 
+	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/internal/neutral"
+	"github.com/qinsaudit/qinsaudit/internal/version"
 )
 
 // Diff compares two reports row by row: per role, layer, module or tensor,
@@ -131,7 +132,7 @@ func NewDiff(old, new *Report, by string) *Diff {
 	d.Total.finish()
 	sort.SliceStable(d.Rows, func(i, j int) bool {
 		a, b := d.Rows[i], d.Rows[j]
-		if x, y := abs(a.DeltaBytes), abs(b.DeltaBytes); x != y {
+		if x, y := accounting.Abs(a.DeltaBytes), accounting.Abs(b.DeltaBytes); x != y {
 			return x > y
 		}
 		return a.Key < b.Key
@@ -151,13 +152,6 @@ func (r *DiffRow) finish() {
 	if r.OldBytes != 0 {
 		r.DeltaPct = 100 * float64(r.DeltaBytes) / float64(r.OldBytes)
 	}
-}
-
-func abs(x int64) int64 {
-	if x < 0 {
-		return -x
-	}
-	return x
 }
 
 // WriteDiffJSON writes d as indented JSON.

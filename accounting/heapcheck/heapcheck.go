@@ -446,10 +446,10 @@ func (p *Profile) checkValues() error {
 			if v > maxBytes || v < -maxBytes {
 				return fmt.Errorf("sample %d: %s %d out of range (more than 2^62)", i+1, st.Type, v)
 			}
-			if total > maxBytes-abs(v) {
+			if total > maxBytes-accounting.Abs(v) {
 				return fmt.Errorf("the stacks' %s sum to more than 2^62 %s: not a real heap", st.Type, st.Unit)
 			}
-			total += abs(v)
+			total += accounting.Abs(v)
 		}
 	}
 	return nil

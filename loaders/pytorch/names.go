@@ -54,13 +54,6 @@ func holdsTensors(v any) bool {
 	return false
 }
 
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
 // walk lists the tensors in v, whose name is name. A value reached twice
 // (the same object, through the pickle's memo) is listed under each name,
 // as state_dict lists a tied weight or a shared submodule under both
@@ -101,7 +94,7 @@ func (n *namer) walk(v any, name string, depth int) error {
 			}
 			slices.Sort(keys)
 			for _, k := range keys {
-				if err := n.walk(od.PyDict[k], join(name, k), depth); err != nil {
+				if err := n.walk(od.PyDict[k], accounting.JoinName(name, k), depth); err != nil {
 					return err
 				}
 			}
@@ -141,7 +134,7 @@ func (n *namer) entries(es []entry, name string, depth int, attrs bool) error {
 			continue
 		}
 		key := keyString(e.key)
-		child := join(name, key)
+		child := accounting.JoinName(name, key)
 		if attrs && moduleBookkeeping[key] {
 			child = name
 		}
@@ -158,7 +151,7 @@ func (n *namer) elements(items []any, name string, depth int) error {
 		if !holdsTensors(v) {
 			continue
 		}
-		if err := n.walk(v, join(name, strconv.Itoa(i)), depth); err != nil {
+		if err := n.walk(v, accounting.JoinName(name, strconv.Itoa(i)), depth); err != nil {
 			return err
 		}
 	}
@@ -216,7 +209,7 @@ func (n *namer) tensor(t *tensor, name string, depth int) error {
 		}
 	}
 	var strides []int64
-	if !contiguous(t.shape, t.stride, numel) {
+	if !accounting.Contiguous(t.shape, t.stride) {
 		strides = t.stride
 	}
 	n.tensors = append(n.tensors, accounting.Tensor{
@@ -270,26 +263,6 @@ func (n *namer) bareStorage(r *storageRef, name string) error {
 		DataOffset:   r.s.dataOffset,
 	})
 	return nil
-}
-
-// contiguous reports whether stride is the row-major stride of shape, by
-// torch's rule: dimensions of size 1 may have any stride, and an empty
-// tensor is contiguous.
-func contiguous(shape, stride []int64, numel int64) bool {
-	if numel == 0 {
-		return true
-	}
-	want := int64(1)
-	for i := len(shape) - 1; i >= 0; i-- {
-		if shape[i] == 1 {
-			continue
-		}
-		if stride[i] != want {
-			return false
-		}
-		want *= shape[i] // no overflow: the product is numel
-	}
-	return true
 }
 
 // keyString renders a dict key as Python's str() would for the key types
