@@ -7,6 +7,8 @@ import (
 
 	"github.com/nlpodyssey/gopickle/pickle"
 	"github.com/nlpodyssey/gopickle/types"
+
+	"github.com/qinsaudit/qinsaudit/internal/neutral"
 )
 
 // unpickler runs gopickle over one pickle that scanPickle has validated.
@@ -83,19 +85,14 @@ func notBytes(v any, what string) error {
 	return nil
 }
 
-// clip shortens gopickle's messages, which may print whole values.
-func clip(s string) string {
-	const limit = 200
-	if len(s) > limit {
-		return s[:limit] + "..."
-	}
-	return s
-}
-
 // findClass resolves a GLOBAL: allow-listed names to their Go stand-ins,
 // everything else to a pyClass. (gopickle itself answers
 // collections.OrderedDict, __builtin__.object and copy_reg._reconstructor
 // before asking.)
+// clip shortens text quoted in an error: a pickle's name or message must
+// not come back whole.
+func clip(s string) string { return neutral.Clip(s, 200) }
+
 func (u *unpickler) findClass(module, name string) (any, error) {
 	if module == orderedDictModule && name == "OrderedDict" {
 		return orderedDictClass{}, nil
