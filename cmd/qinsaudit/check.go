@@ -164,7 +164,7 @@ func runCheck(stdout, stderr io.Writer, paths []string, f *checkFlags, cfg *gate
 	if g := rep.Gate; !g.Passed {
 		n := 0
 		for _, o := range g.Outcomes {
-			if o.Status == "fail" {
+			if o.Status == report.StatusFail {
 				n++
 			}
 		}
