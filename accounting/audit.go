@@ -158,7 +158,7 @@ func Audit(m *Model, opts Options) (*Result, error) {
 	for i := range res.Rows {
 		r := &res.Rows[i]
 		switch {
-		case r.Leftover, r.Encoded && r.Part != "weight":
+		case r.Leftover, r.Encoded && r.Part != PartWeight:
 			r.BaselineBytes = 0
 		case r.Encoded || isFloat(r.DType) || r.DType == "":
 			r.BaselineBytes = r.Params * ref.BlockBytes

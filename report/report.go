@@ -206,7 +206,7 @@ func New(r *accounting.Result) *Report {
 	for _, row := range r.Rows {
 		t := Tensor{
 			Name: row.Name, DType: row.DType, Shape: row.Shape, Numel: row.Numel,
-			ElementSize: row.ElementSize, Role: row.Role.String(), Part: row.Part,
+			ElementSize: row.ElementSize, Role: row.Role.String(), Part: string(row.Part),
 			Module: row.Module, Layer: row.Layer, Scheme: row.Scheme, Params: row.Params,
 			TheoreticalBytes: row.TheoreticalBytes, StoredBytes: row.StoredBytes,
 			BaselineBytes: row.BaselineBytes, DeadBytes: row.DeadBytes,
