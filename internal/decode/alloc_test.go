@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/racetest"
 )
 
 // TestAllocSlots: a buffer's slot is what the allocator gives it.
@@ -65,6 +66,7 @@ func TestSite(t *testing.T) {
 // stays cheap (bench/decode/README.md). The toy model has 73 storages and
 // 18 decoded weights, and the forward pass two buffers.
 func TestPassAllocations(t *testing.T) {
+	racetest.SkipAllocs(t)
 	m, res := torchModel(t, "toy_qins_log.pt")
 	var p *Pass
 	load := testing.AllocsPerRun(2, func() {
