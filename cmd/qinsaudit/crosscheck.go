@@ -84,26 +84,34 @@ func (f *crosscheckFlags) validate() ([]accounting.Claim, *regexp.Regexp, error)
 	if err := f.out.validate(); err != nil {
 		return nil, nil, err
 	}
-	switch {
-	case f.heap == "":
+	if f.heap == "" {
 		return nil, nil, usageErrorf("crosscheck: --heap PROFILE is required (a heap profile of your decode pass; see docs/heap-recipe.md)")
-	case !(f.maxOver >= 0) || math.IsInf(f.maxOver, 0):
-		return nil, nil, usageErrorf("crosscheck: --max-heap-over-stored must be 0 (none) or a positive ratio, not %v", f.maxOver)
-	case !(f.tolerance >= 0 && f.tolerance < 1):
-		return nil, nil, usageErrorf("crosscheck: --tolerance must be a fraction between 0 and 1, not %v", f.tolerance)
+	}
+	return comparisonFlags("crosscheck", f.maxOver, f.tolerance, f.focus, f.claims)
+}
+
+// comparisonFlags checks the flags crosscheck and profile share, those of
+// the comparison of a heap with the accounting, and parses the --claim
+// values and --focus; cmd names the command in the errors.
+func comparisonFlags(cmd string, maxOver, tolerance float64, focusArg string, claimArgs []string) ([]accounting.Claim, *regexp.Regexp, error) {
+	switch {
+	case !(maxOver >= 0) || math.IsInf(maxOver, 0):
+		return nil, nil, usageErrorf("%s: --max-heap-over-stored must be 0 (none) or a positive ratio, not %v", cmd, maxOver)
+	case !(tolerance >= 0 && tolerance < 1):
+		return nil, nil, usageErrorf("%s: --tolerance must be a fraction between 0 and 1, not %v", cmd, tolerance)
 	}
 	var focus *regexp.Regexp
-	if f.focus != "" {
+	if focusArg != "" {
 		var err error
-		if focus, err = regexp.Compile(f.focus); err != nil {
-			return nil, nil, usageErrorf("crosscheck: --focus: %v", err)
+		if focus, err = regexp.Compile(focusArg); err != nil {
+			return nil, nil, usageErrorf("%s: --focus: %v", cmd, err)
 		}
 	}
 	var claims []accounting.Claim
-	for _, s := range f.claims {
+	for _, s := range claimArgs {
 		c, err := heapcheck.ParseClaim(s)
 		if err != nil {
-			return nil, nil, usageErrorf("crosscheck: --claim: %v", err)
+			return nil, nil, usageErrorf("%s: --claim: %v", cmd, err)
 		}
 		claims = append(claims, c)
 	}

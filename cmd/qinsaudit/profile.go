@@ -109,27 +109,8 @@ func (f *profileFlags) validate() ([]accounting.Claim, *regexp.Regexp, error) {
 		return nil, nil, usageErrorf("profile: --sample-bytes must be 0 (every allocation) or a power of two up to 2^40, not %d", f.sample)
 	case f.sample > 1 && f.allocator.value == "tcmalloc":
 		return nil, nil, usageErrorf("profile: --sample-bytes needs jemalloc: gperftools' heap profiler records every allocation")
-	case f.maxOver < 0:
-		return nil, nil, usageErrorf("profile: --max-heap-over-stored must be 0 (none) or a positive ratio, not %v", f.maxOver)
-	case f.tolerance < 0 || f.tolerance >= 1:
-		return nil, nil, usageErrorf("profile: --tolerance must be a fraction between 0 and 1, not %v", f.tolerance)
 	}
-	var focus *regexp.Regexp
-	if f.focus != "" {
-		var err error
-		if focus, err = regexp.Compile(f.focus); err != nil {
-			return nil, nil, usageErrorf("profile: --focus: %v", err)
-		}
-	}
-	var claims []accounting.Claim
-	for _, s := range f.claims {
-		c, err := heapcheck.ParseClaim(s)
-		if err != nil {
-			return nil, nil, usageErrorf("profile: --claim: %v", err)
-		}
-		claims = append(claims, c)
-	}
-	return claims, focus, nil
+	return comparisonFlags("profile", f.maxOver, f.tolerance, f.focus, f.claims)
 }
 
 // libraryDirs are where profile looks for an allocator: the directories of
