@@ -46,7 +46,8 @@ type Report struct {
 	DTypes       []Group       `json:"dtypes"`
 	Tensors      []Tensor      `json:"tensors"`
 	Findings     []Finding     `json:"findings"`
-	// Phases and Comparisons come from decode and crosscheck.
+	// Phases come from decode and profile, Comparisons from crosscheck,
+	// decode, profile and check --heap.
 	Phases      []Phase      `json:"phases,omitempty"`
 	Comparisons []Comparison `json:"comparisons,omitempty"`
 	// Gate comes from check.
