@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/accounting/heapcheck"
@@ -19,12 +20,7 @@ type crosscheckFlags struct {
 	out        *outputFlags
 	audit      *auditFlags
 	heap, base string
-	focus      string
-	claims     []string
-	claimsFile string
-	maxOver    float64
-	tolerance  float64
-	widen      bool
+	compareFlags
 }
 
 func newCrosscheckCmd(stdout io.Writer) *cobra.Command {
@@ -63,12 +59,9 @@ you; see docs/heap-recipe.md.`,
 	fl := c.Flags()
 	fl.StringVar(&f.heap, "heap", "", "heap `PROFILE` of the process to measure: profile.proto, gperftools/tcmalloc or jemalloc heap_v2, gzipped or not")
 	fl.StringVar(&f.base, "base", "", "heap `PROFILE` of the same process taken before the weights were loaded, subtracted from --heap")
-	fl.StringVar(&f.focus, "focus", "", "count only stacks with a frame whose function or library matches `REGEX` (e.g. libc10)")
-	fl.StringArrayVar(&f.claims, "claim", nil, "a size your script reported, as `NAME=SIZE` (0.41MB, 9.4MiB, 9838736); repeatable")
-	fl.StringVar(&f.claimsFile, "claims", "", "JSON `FILE` of claims: {\"name\": \"0.41MB\" or bytes, ...}")
-	fl.Float64Var(&f.maxOver, "max-heap-over-stored", 0, "fail when the heap in use exceeds this multiple of the stored bytes (0: no budget)")
-	fl.Float64Var(&f.tolerance, "tolerance", 0, "fraction of an expected figure allowed for stray allocations, besides the sampling error and size classes (default 0.01 attributed to libc10, else 0.03)")
-	fl.BoolVar(&f.widen, "widen", false, "count float16/bfloat16 weights as decoded to float32 (by default a runtime holds them as stored)")
+	f.compareFlags.add(fl, "count only stacks with a frame whose function or library matches `REGEX` (e.g. libc10)",
+		"fail when the heap in use exceeds this multiple of the stored bytes (0: no budget)",
+		"fraction of an expected figure allowed for stray allocations, besides the sampling error and size classes (default 0.01 attributed to libc10, else 0.03)")
 	c.RunE = func(c *cobra.Command, args []string) error {
 		claims, focus, err := f.validate()
 		if err != nil {
@@ -87,28 +80,49 @@ func (f *crosscheckFlags) validate() ([]accounting.Claim, *regexp.Regexp, error)
 	if f.heap == "" {
 		return nil, nil, usageErrorf("crosscheck: --heap PROFILE is required (a heap profile of your decode pass; see docs/heap-recipe.md)")
 	}
-	return comparisonFlags("crosscheck", f.maxOver, f.tolerance, f.focus, f.claims)
+	return f.compareFlags.parse("crosscheck")
 }
 
-// comparisonFlags checks the flags crosscheck and profile share, those of
-// the comparison of a heap with the accounting, and parses the --claim
-// values and --focus; cmd names the command in the errors.
-func comparisonFlags(cmd string, maxOver, tolerance float64, focusArg string, claimArgs []string) ([]accounting.Claim, *regexp.Regexp, error) {
+// compareFlags are the flags of a comparison of a heap with the
+// accounting, which crosscheck and profile share.
+type compareFlags struct {
+	focus      string
+	claims     []string
+	claimsFile string
+	maxOver    float64
+	tolerance  float64
+	widen      bool
+}
+
+// add defines the flags on fl, with the command's own help for --focus,
+// --max-heap-over-stored and --tolerance.
+func (f *compareFlags) add(fl *pflag.FlagSet, focusHelp, maxOverHelp, toleranceHelp string) {
+	fl.StringVar(&f.focus, "focus", "", focusHelp)
+	fl.StringArrayVar(&f.claims, "claim", nil, "a size your script reported, as `NAME=SIZE` (0.41MB, 9.4MiB, 9838736); repeatable")
+	fl.StringVar(&f.claimsFile, "claims", "", "JSON `FILE` of claims: {\"name\": \"0.41MB\" or bytes, ...}")
+	fl.Float64Var(&f.maxOver, "max-heap-over-stored", 0, maxOverHelp)
+	fl.Float64Var(&f.tolerance, "tolerance", 0, toleranceHelp)
+	fl.BoolVar(&f.widen, "widen", false, "count float16/bfloat16 weights as decoded to float32 (by default a runtime holds them as stored)")
+}
+
+// parse checks the flags and parses the --claim values and --focus; cmd
+// names the command in the errors.
+func (f *compareFlags) parse(cmd string) ([]accounting.Claim, *regexp.Regexp, error) {
 	switch {
-	case !(maxOver >= 0) || math.IsInf(maxOver, 0):
-		return nil, nil, usageErrorf("%s: --max-heap-over-stored must be 0 (none) or a positive ratio, not %v", cmd, maxOver)
-	case !(tolerance >= 0 && tolerance < 1):
-		return nil, nil, usageErrorf("%s: --tolerance must be a fraction between 0 and 1, not %v", cmd, tolerance)
+	case !(f.maxOver >= 0) || math.IsInf(f.maxOver, 0):
+		return nil, nil, usageErrorf("%s: --max-heap-over-stored must be 0 (none) or a positive ratio, not %v", cmd, f.maxOver)
+	case !(f.tolerance >= 0 && f.tolerance < 1):
+		return nil, nil, usageErrorf("%s: --tolerance must be a fraction between 0 and 1, not %v", cmd, f.tolerance)
 	}
 	var focus *regexp.Regexp
-	if focusArg != "" {
+	if f.focus != "" {
 		var err error
-		if focus, err = regexp.Compile(focusArg); err != nil {
+		if focus, err = regexp.Compile(f.focus); err != nil {
 			return nil, nil, usageErrorf("%s: --focus: %v", cmd, err)
 		}
 	}
 	var claims []accounting.Claim
-	for _, s := range claimArgs {
+	for _, s := range f.claims {
 		c, err := heapcheck.ParseClaim(s)
 		if err != nil {
 			return nil, nil, usageErrorf("%s: --claim: %v", cmd, err)

@@ -32,20 +32,15 @@ var pyprofile embed.FS
 
 // profileFlags are the flags of the profile command.
 type profileFlags struct {
-	out        *outputFlags
-	audit      *auditFlags
-	allocator  *enumFlag
-	lib        string
-	dir        string
-	sample     int64
-	start      *enumFlag
-	models     []string
-	focus      string
-	claims     []string
-	claimsFile string
-	maxOver    float64
-	tolerance  float64
-	widen      bool
+	out       *outputFlags
+	audit     *auditFlags
+	allocator *enumFlag
+	lib       string
+	dir       string
+	sample    int64
+	start     *enumFlag
+	models    []string
+	compareFlags
 }
 
 func newProfileCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -82,12 +77,9 @@ command that fails exits with its own code. See docs/heap-recipe.md.`,
 	fl.Int64Var(&f.sample, "sample-bytes", 0, "sample one allocation per N bytes on average, a power of two (jemalloc only); 0 records every allocation")
 	fl.Var(f.start, "start", "when profiling starts: torch (once import torch has completed) or process (interpreter start)")
 	fl.StringArrayVar(&f.models, "model", nil, "model file (or directory) `PATH` the command loads; repeatable")
-	fl.StringVar(&f.focus, "focus", "", "count only stacks with a frame whose function or library matches `REGEX` (default: libc10 in a PyTorch process)")
-	fl.StringArrayVar(&f.claims, "claim", nil, "a size your script reported, as `NAME=SIZE` (0.41MB, 9.4MiB, 9838736); repeatable")
-	fl.StringVar(&f.claimsFile, "claims", "", "JSON `FILE` of claims: {\"name\": \"0.41MB\" or bytes, ...}")
-	fl.Float64Var(&f.maxOver, "max-heap-over-stored", 0, "fail when a phase's heap in use exceeds this multiple of the stored bytes (0: no budget)")
-	fl.Float64Var(&f.tolerance, "tolerance", 0, "fraction of an expected figure allowed besides the sampling error (default 0.01 attributed to libc10, else 0.03)")
-	fl.BoolVar(&f.widen, "widen", false, "count float16/bfloat16 weights as decoded to float32 (by default a runtime holds them as stored)")
+	f.compareFlags.add(fl, "count only stacks with a frame whose function or library matches `REGEX` (default: libc10 in a PyTorch process)",
+		"fail when a phase's heap in use exceeds this multiple of the stored bytes (0: no budget)",
+		"fraction of an expected figure allowed besides the sampling error (default 0.01 attributed to libc10, else 0.03)")
 	c.RunE = func(c *cobra.Command, args []string) error {
 		claims, focus, err := f.validate()
 		if err != nil {
@@ -110,7 +102,7 @@ func (f *profileFlags) validate() ([]accounting.Claim, *regexp.Regexp, error) {
 	case f.sample > 1 && f.allocator.value == "tcmalloc":
 		return nil, nil, usageErrorf("profile: --sample-bytes needs jemalloc: gperftools' heap profiler records every allocation")
 	}
-	return comparisonFlags("profile", f.maxOver, f.tolerance, f.focus, f.claims)
+	return f.compareFlags.parse("profile")
 }
 
 // libraryDirs are where profile looks for an allocator: the directories of
