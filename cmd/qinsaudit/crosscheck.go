@@ -132,20 +132,32 @@ func (f *compareFlags) parse(cmd string) ([]accounting.Claim, *regexp.Regexp, er
 	return claims, focus, nil
 }
 
+// withClaimsFile adds the claims of the --claims file to claims.
+func (f *compareFlags) withClaimsFile(claims []accounting.Claim) ([]accounting.Claim, error) {
+	if f.claimsFile == "" {
+		return claims, nil
+	}
+	more, err := heapcheck.ReadClaims(f.claimsFile)
+	if err != nil {
+		return nil, badInput(err)
+	}
+	return append(claims, more...), nil
+}
+
+// options are the comparison's options the flags set.
+func (f *compareFlags) options() accounting.CompareOptions {
+	return accounting.CompareOptions{RelTolerance: f.tolerance, MaxHeapOverStored: f.maxOver, Widen: f.widen}
+}
+
 func runCrosscheck(stdout io.Writer, paths []string, f *crosscheckFlags, claims []accounting.Claim, focus *regexp.Regexp) error {
 	res, rem, err := auditResult(paths, f.audit)
 	if err != nil {
 		return err
 	}
-	if f.claimsFile != "" {
-		more, err := heapcheck.ReadClaims(f.claimsFile)
-		if err != nil {
-			return badInput(err)
-		}
-		claims = append(claims, more...)
+	if claims, err = f.withClaimsFile(claims); err != nil {
+		return err
 	}
-	_, cc, err := compareHeap(res, f.heap, f.base, focus, claims,
-		accounting.CompareOptions{RelTolerance: f.tolerance, MaxHeapOverStored: f.maxOver, Widen: f.widen})
+	_, cc, err := compareHeap(res, f.heap, f.base, focus, claims, f.options())
 	if err != nil {
 		return err
 	}

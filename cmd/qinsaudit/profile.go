@@ -181,12 +181,8 @@ func runProfile(stdout, stderr io.Writer, command []string, f *profileFlags, cla
 	if err != nil {
 		return err
 	}
-	if f.claimsFile != "" {
-		more, err := heapcheck.ReadClaims(f.claimsFile)
-		if err != nil {
-			return badInput(err)
-		}
-		claims = append(claims, more...)
+	if claims, err = f.withClaimsFile(claims); err != nil {
+		return err
 	}
 	name, lib, err := findAllocator(f.allocator.value, f.lib)
 	if err != nil {
@@ -379,7 +375,8 @@ func profileReport(res *accounting.Result, rem *report.Remote, dir string, idx p
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := accounting.CompareOptions{RelTolerance: f.tolerance, MaxHeapOverStored: f.maxOver, Widen: f.widen, MayBeEmpty: true}
+	opts := f.options()
+	opts.MayBeEmpty = true
 	var (
 		phases   []accounting.Phase
 		cs       []accounting.Comparison
