@@ -98,8 +98,8 @@ type FileResult struct {
 	OverheadBytes int64
 }
 
-// Result is an audit: every number a report shows, and no strings made
-// for humans.
+// Result is an audit: every figure a report shows, as integers, and the
+// findings that explain them.
 type Result struct {
 	Baseline string // the baseline dtype
 	Files    []FileResult
@@ -158,7 +158,7 @@ func Audit(m *Model, opts Options) (*Result, error) {
 	for i := range res.Rows {
 		r := &res.Rows[i]
 		switch {
-		case r.Leftover, r.Encoded && r.Part != "weight":
+		case r.Leftover, r.Encoded && r.Part != PartWeight:
 			r.BaselineBytes = 0
 		case r.Encoded || isFloat(r.DType) || r.DType == "":
 			r.BaselineBytes = r.Params * ref.BlockBytes

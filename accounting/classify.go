@@ -5,7 +5,7 @@ import "strings"
 // Class is what classification says of one tensor.
 type Class struct {
 	Role   Role
-	Part   string // "weight", "bias", "sign", "scale", "norm", ...
+	Part   Part   // "weight", "bias", "sign", "scale", "norm", ...
 	Module string // dotted prefix, e.g. "blocks.0.attn.q"
 	Scheme string // encoding scheme, "" for plain tensors
 	// Params is the number of logical weights the tensor holds: the
@@ -52,7 +52,7 @@ func Classify(m *Model, extra ...Scheme) []Class {
 	}
 	for i, t := range m.Tensors {
 		if isOptimizer(t.Name) || withModel && isCheckpointState(t.Name) {
-			cls[i] = Class{Role: OptimizerState, Part: "state", Module: moduleOf(t.Name), Params: numel(t)}
+			cls[i] = Class{Role: OptimizerState, Part: PartState, Module: moduleOf(t.Name), Params: numel(t)}
 			done[i] = true
 		}
 	}
@@ -69,7 +69,7 @@ func Classify(m *Model, extra ...Scheme) []Class {
 			sides := make([]int, len(s.Sides))
 			complete := true
 			for k, side := range s.Sides {
-				sideName := join(mod, side.Leaf)
+				sideName := JoinName(mod, side.Leaf)
 				if side.OfTensor {
 					sideName = t.Name + "." + side.Leaf
 				}
@@ -120,7 +120,7 @@ func Classify(m *Model, extra ...Scheme) []Class {
 			if embeddingModules[lastComponent(mod)] {
 				role = Embedding
 			}
-			cls[i] = Class{Role: role, Part: "weight", Module: mod, Scheme: strings.ToUpper(t.DType), Params: numel(t), Encoded: true}
+			cls[i] = Class{Role: role, Part: PartWeight, Module: mod, Scheme: strings.ToUpper(t.DType), Params: numel(t), Encoded: true}
 			done[i] = true
 		}
 	}
@@ -134,17 +134,17 @@ func Classify(m *Model, extra ...Scheme) []Class {
 		c := Class{Role: Untouched, Module: mod, Params: numel(t), Part: plainPart(t, mod, leaf)}
 		for _, b := range biasLeaves {
 			if bm, ok := matchLeaf(t.Name, b); ok && encoded[bm] != "" {
-				c.Module, c.Part = bm, "bias"
+				c.Module, c.Part = bm, PartBias
 			}
 		}
 		switch {
-		case c.Part == "bias":
+		case c.Part == PartBias:
 		case encoded[mod] != "" && leaf == "weight" && isFloat(t.DType):
 			// The module's logical weights are counted on its encoded
 			// tensor; the float copy adds bytes, not weights.
-			c.Part, c.Leftover, c.Scheme, c.Params = "leftover_weight", true, "", 0
+			c.Part, c.Leftover, c.Scheme, c.Params = PartLeftoverWeight, true, "", 0
 		case embeddingModules[lastComponent(mod)] && leaf == "weight":
-			c.Role, c.Part = Embedding, "weight"
+			c.Role, c.Part = Embedding, PartWeight
 		}
 		cls[i] = c
 	}
@@ -217,7 +217,7 @@ func packingFits(m *Model, s Scheme, main Tensor, sides []int, bits int) bool {
 // size.
 func scaleOut(m *Model, s Scheme, sides []int) (int64, bool) {
 	for k, j := range sides {
-		if j < 0 || s.Sides[k].Part != "scale" {
+		if j < 0 || s.Sides[k].Part != PartScale {
 			continue
 		}
 		scale := m.Tensors[j].Shape
@@ -242,7 +242,7 @@ func tensorBits(m *Model, s Scheme, main Tensor, sides []int) int {
 	switch s.Packed {
 	case "rows":
 		for k, j := range sides {
-			if j >= 0 && s.Sides[k].Part == "group_index" && len(m.Tensors[j].Shape) == 1 {
+			if j >= 0 && s.Sides[k].Part == PartGroupIndex && len(m.Tensors[j].Shape) == 1 {
 				num, den = main.Shape[0]*32, m.Tensors[j].Shape[0]
 			}
 		}
@@ -280,19 +280,19 @@ func logicalParams(t Tensor, s Scheme, q *QuantConfig) int64 {
 	return n * (d.BlockBytes * 8 / int64(bits))
 }
 
-func plainPart(t Tensor, mod, leaf string) string {
+func plainPart(t Tensor, mod, leaf string) Part {
 	last := lastComponent(mod)
 	switch {
 	case strings.Contains(last, "norm") || strings.HasPrefix(last, "ln"):
-		return "norm"
+		return PartNorm
 	case leaf == "bias":
-		return "bias"
+		return PartBias
 	case !isFloat(t.DType):
-		return "buffer"
+		return PartBuffer
 	case leaf == "weight":
-		return "weight"
+		return PartWeight
 	}
-	return "param"
+	return PartParam
 }
 
 func isFloat(dtype string) bool {
@@ -330,13 +330,6 @@ func matchLeaf(name, leaf string) (string, bool) {
 		return name[:len(name)-len(leaf)-1], true
 	}
 	return "", false
-}
-
-func join(mod, leaf string) string {
-	if mod == "" {
-		return leaf
-	}
-	return mod + "." + leaf
 }
 
 func moduleOf(name string) string {

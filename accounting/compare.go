@@ -290,7 +290,7 @@ func sampleVariance(n, rate int64) float64 {
 // MinToleranceBytes) for the process's own allocations. What a truncated
 // profile leaves unlisted is one-sided, and is added by fits and within.
 func (st *stats) tolerance(expected int64, variance float64, rate int64) int64 {
-	sys := max(int64(math.Ceil(st.opts.RelTolerance*float64(abs(expected)))), st.opts.MinToleranceBytes)
+	sys := max(int64(math.Ceil(st.opts.RelTolerance*float64(Abs(expected)))), st.opts.MinToleranceBytes)
 	measured := float64(st.m.SigmaBytes) * float64(st.m.SigmaBytes)
 	if st.m.SampleRate > 1 {
 		measured *= float64(rate) / float64(st.m.SampleRate) // the profile's variance at another rate
@@ -512,7 +512,7 @@ func (st *stats) decider(fit []explanation) string {
 			for j := i + 1; j < len(fit); j++ {
 				a, b := fit[i], fit[j]
 				// Both fit some measurement when their windows overlap.
-				if abs(a.slots-b.slots) <= st.retol(a, rate)+st.retol(b, rate)+st.m.UnlistedBytes+st.m.UnlistedBaseBytes {
+				if Abs(a.slots-b.slots) <= st.retol(a, rate)+st.retol(b, rate)+st.m.UnlistedBytes+st.m.UnlistedBaseBytes {
 					return false
 				}
 			}
@@ -558,7 +558,7 @@ func (st *stats) retol(e explanation, rate int64) int64 {
 	for _, n := range e.sizes {
 		variance += sampleVariance(n, rate)
 	}
-	sys := max(int64(math.Ceil(st.opts.RelTolerance*float64(abs(e.slots)))), st.opts.MinToleranceBytes)
+	sys := max(int64(math.Ceil(st.opts.RelTolerance*float64(Abs(e.slots)))), st.opts.MinToleranceBytes)
 	return sys + int64(math.Ceil(SamplingSigmas*math.Sqrt(variance)))
 }
 
@@ -576,15 +576,25 @@ func plausible(m HeapMeasurement) bool {
 // how much what ("heap in use") exceeds the budget, or nil when it does
 // not, when no budget is set (maxOver 0) or when nothing is stored.
 func HeapBudget(what string, inUse, stored int64, maxOver float64) *Finding {
-	if maxOver <= 0 || stored <= 0 {
-		return nil
-	}
-	r := float64(inUse) / float64(stored)
-	if r <= maxOver {
+	r, over := OverBudget(inUse, stored, maxOver)
+	if !over {
 		return nil
 	}
 	msg := fmt.Sprintf("%s is %.2fx the stored weights (%s of %s), over the budget of %gx", what, r, ByteSize(inUse), ByteSize(stored), maxOver)
 	return &Finding{Kind: HeapOverBudget, Severity: Error, Tensors: []string{}, Bytes: inUse - int64(maxOver*float64(stored)), Message: msg}
+}
+
+// OverBudget is the one definition of the heap budget: the heap in use
+// over the stored bytes, and whether that ratio exceeds maxOver. over is
+// false when no budget is set (maxOver 0) or when nothing is stored
+// (stored 0, ratio 0). HeapBudget and the gate's max_heap_over_stored
+// check judge by it.
+func OverBudget(inUse, stored int64, maxOver float64) (ratio float64, over bool) {
+	if stored <= 0 {
+		return 0, false
+	}
+	ratio = float64(inUse) / float64(stored)
+	return ratio, maxOver > 0 && ratio > maxOver
 }
 
 // compareClaim holds one claim against the measurement. fit are the
@@ -601,12 +611,12 @@ func (st *stats) compareClaim(c Claim, fit []explanation, f modelFigures) Compar
 	// for every allocation n).
 	variance := 0.0
 	if st.m.SampleRate > 1 {
-		variance = float64(abs(c.Bytes)) * float64(st.m.SampleRate)
+		variance = float64(Abs(c.Bytes)) * float64(st.m.SampleRate)
 	}
 	t := st.tolerance(c.Bytes, variance, st.m.SampleRate) + c.PrecisionBytes
 	x := Comparison{Subject: "claim " + c.Name + "=" + c.Text, MeasuredBytes: measured, ExpectedBytes: c.Bytes, ToleranceBytes: st.sided(c.Bytes, t)}
 	exactly := func(a, b int64) bool { // the claim vs an exact figure of the accounting
-		return abs(a-b) <= c.PrecisionBytes+int64(math.Ceil(st.opts.RelTolerance*float64(abs(b))))
+		return Abs(a-b) <= c.PrecisionBytes+int64(math.Ceil(st.opts.RelTolerance*float64(Abs(b))))
 	}
 	matches := func(e explanation) bool { return exactly(c.Bytes, e.atRest) || exactly(c.Bytes, e.bytes) }
 	claimed := c.Text + " = " + ByteCount(c.Bytes)
@@ -742,17 +752,6 @@ func AddFindings(res *Result, fs []Finding) {
 		res.Findings = append(res.Findings, f)
 	}
 	sortFindings(res.Findings)
-}
-
-// abs returns |x|, saturating: abs(MinInt64) is MaxInt64, not negative.
-func abs(x int64) int64 {
-	switch {
-	case x == math.MinInt64:
-		return math.MaxInt64
-	case x < 0:
-		return -x
-	}
-	return x
 }
 
 // times says how far a is from b: "24x more than", "0.52x".

@@ -243,8 +243,8 @@ func TestCompareOverflow(t *testing.T) {
 			}
 		}
 	}
-	if abs(math.MinInt64) < 0 {
-		t.Error("abs(MinInt64) is negative")
+	if Abs(math.MinInt64) < 0 {
+		t.Error("Abs(MinInt64) is negative")
 	}
 }
 
@@ -417,5 +417,29 @@ func TestUnlistedIsOneSided(t *testing.T) {
 	// The reported tolerance is the side the expected figure lies on.
 	if c := cc.Comparisons[0]; max(c.MeasuredBytes-c.ExpectedBytes, c.ExpectedBytes-c.MeasuredBytes) > c.ToleranceBytes {
 		t.Errorf("%s: measured %d expected %d ± %d but %s", c.Subject, c.MeasuredBytes, c.ExpectedBytes, c.ToleranceBytes, c.Verdict)
+	}
+}
+
+// TestOverBudget: the heap budget's one definition, at its edges.
+func TestOverBudget(t *testing.T) {
+	for _, c := range []struct {
+		inUse, stored int64
+		maxOver       float64
+		ratio         float64
+		over          bool
+	}{
+		{300, 100, 2, 3, true},
+		{200, 100, 2, 2, false}, // at the budget is within it
+		{300, 100, 0, 3, false}, // no budget
+		{300, 0, 2, 0, false},   // nothing stored
+		{0, 100, 2, 0, false},
+	} {
+		r, over := OverBudget(c.inUse, c.stored, c.maxOver)
+		if r != c.ratio || over != c.over {
+			t.Errorf("OverBudget(%d, %d, %v) = %v, %v; want %v, %v", c.inUse, c.stored, c.maxOver, r, over, c.ratio, c.over)
+		}
+		if f := HeapBudget("heap in use", c.inUse, c.stored, c.maxOver); (f != nil) != c.over {
+			t.Errorf("HeapBudget(%d, %d, %v) = %+v, want a finding: %v", c.inUse, c.stored, c.maxOver, f, c.over)
+		}
 	}
 }

@@ -17,7 +17,7 @@ import "cmp"
 // accounting.Compare counts their baseline bytes as the decoded copies a
 // heap may hold.
 func Decoded(r *Row, target string, widen bool) bool {
-	if r.Tied || r.Part != "weight" {
+	if r.Tied || r.Part != PartWeight {
 		return false
 	}
 	switch r.Role {

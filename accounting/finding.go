@@ -117,7 +117,7 @@ func findings(m *Model, res *Result) []Finding {
 		md.tensors = append(md.tensors, r.Name)
 		md.stored += r.StoredBytes
 		md.params += r.Params
-		if r.Part == "weight" {
+		if r.Part == PartWeight {
 			md.dtype = r.DType
 		}
 		if r.NeedBits > 0 && r.StoredBytes > 0 {
@@ -188,7 +188,7 @@ func sortFindings(fs []Finding) {
 func configFloatLayers(q *QuantConfig, res *Result) []Finding {
 	var out []Finding
 	for _, r := range res.Rows {
-		if r.Role != Untouched || r.Part != "weight" || len(r.Shape) != 2 || r.Layer == "" || !isFloat(r.DType) || q.NotConverted(r.Module) {
+		if r.Role != Untouched || r.Part != PartWeight || len(r.Shape) != 2 || r.Layer == "" || !isFloat(r.DType) || q.NotConverted(r.Module) {
 			continue
 		}
 		bits := ""
@@ -344,12 +344,12 @@ func globalList(gs []Global) string {
 func tensorFindings(q *QuantConfig, res *Result) []Finding {
 	var out []Finding
 	for _, r := range res.Rows {
-		if r.Encoded && r.Part == "weight" && r.Bits > 0 && q != nil && q.Bits > 0 && r.Bits != q.Bits {
+		if r.Encoded && r.Part == PartWeight && r.Bits > 0 && q != nil && q.Bits > 0 && r.Bits != q.Bits {
 			out = append(out, Finding{Kind: ConfigMismatch, Severity: Warning, Module: r.Module, Tensors: []string{r.Name}, Bytes: r.StoredBytes,
 				Message: fmt.Sprintf("quantization_config says bits %d, but the %s tensors' shapes pack %d bits per weight: counted as %d-bit (%d weights)",
 					q.Bits, r.Scheme, r.Bits, r.Bits, r.Params)})
 		}
-		if !r.Encoded && r.Role == Untouched && r.Part == "buffer" && weightShaped(r) {
+		if !r.Encoded && r.Role == Untouched && r.Part == PartBuffer && weightShaped(r) {
 			out = append(out, Finding{Kind: UnknownEncoding, Severity: Warning, Module: r.Module, Tensors: []string{r.Name}, Bytes: r.StoredBytes,
 				Message: fmt.Sprintf("a %d-D %s tensor that no encoding scheme matches: counted as a plain buffer at its own size (1.00x); if it holds encoded weights, describe the scheme with --rules", len(r.Shape), r.DType)})
 		}

@@ -46,7 +46,7 @@ type PartRule struct {
 	OfTensor bool
 	// Part names what the tensor is for: "weight" (the encoded weights),
 	// "sign", "scale", "zero_point", "range", "group_index", "param".
-	Part string
+	Part Part
 	// DTypes lists the accepted dtypes; empty accepts any.
 	DTypes []string
 	// Optional parts may be absent.

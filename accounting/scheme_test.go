@@ -8,9 +8,11 @@ func TestClassifySchemes(t *testing.T) {
 	dyn := []string{"torch.nn.quantized.dynamic.modules.linear.Linear", "torch.nn.quantized.modules.linear.LinearPackedParams"}
 	static := []string{"torchvision.models.quantization.mobilenet.QuantizableMobileNetV2", "torch.classes.quantized.Conv2dPackedParamsBase"}
 	type want struct {
-		name, scheme, part, module string
-		params                     int64
-		encoded                    bool
+		name, scheme string
+		part         Part
+		module       string
+		params       int64
+		encoded      bool
 	}
 	for _, c := range []struct {
 		what   string

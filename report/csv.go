@@ -95,7 +95,7 @@ func writeHeapCSV(cw *csv.Writer, rep *Report) {
 		cw.Write(nil)
 		cw.Write([]string{"status", "check", "subject", "limit", "actual", "unit", "waiver", "message"})
 		for _, o := range g.Outcomes {
-			cw.Write([]string{o.Status, o.Check, neutral.CSV(o.Subject), f(o.Limit), f(o.Actual), o.Unit, neutral.CSV(o.Waiver), neutral.CSV(o.Message)})
+			cw.Write([]string{string(o.Status), o.Check, neutral.CSV(o.Subject), f(o.Limit), f(o.Actual), o.Unit, neutral.CSV(o.Waiver), neutral.CSV(o.Message)})
 		}
 	}
 }

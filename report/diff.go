@@ -4,12 +4,13 @@ import (
 	"cmp"
 	"encoding/csv"
 	"fmt"
-	"github.com/qinsaudit/qinsaudit/internal/version"
 	"io"
 	"sort"
 	"strconv"
 
+	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/internal/neutral"
+	"github.com/qinsaudit/qinsaudit/internal/version"
 )
 
 // Diff compares two reports row by row: per role, layer, module or tensor,
@@ -29,17 +30,28 @@ type Diff struct {
 
 // DiffRow is one key's stored bytes in the old and the new report.
 type DiffRow struct {
-	Key         string  `json:"key"`
-	Status      string  `json:"status"` // "changed", "same", "added", "removed"
-	OldBytes    int64   `json:"old_bytes"`
-	NewBytes    int64   `json:"new_bytes"`
-	DeltaBytes  int64   `json:"delta_bytes"`
-	DeltaPct    float64 `json:"delta_pct"` // 100*delta/old; 0 when old is 0
-	OldParams   int64   `json:"old_params"`
-	NewParams   int64   `json:"new_params"`
-	OldBaseline int64   `json:"old_baseline_bytes"`
-	NewBaseline int64   `json:"new_baseline_bytes"`
+	Key         string    `json:"key"`
+	Status      RowStatus `json:"status"`
+	OldBytes    int64     `json:"old_bytes"`
+	NewBytes    int64     `json:"new_bytes"`
+	DeltaBytes  int64     `json:"delta_bytes"`
+	DeltaPct    float64   `json:"delta_pct"` // 100*delta/old; 0 when old is 0
+	OldParams   int64     `json:"old_params"`
+	NewParams   int64     `json:"new_params"`
+	OldBaseline int64     `json:"old_baseline_bytes"`
+	NewBaseline int64     `json:"new_baseline_bytes"`
 }
+
+// RowStatus says how a diff row changed between the old and the new side.
+type RowStatus string
+
+// The statuses of a diff row.
+const (
+	RowChanged RowStatus = "changed"
+	RowSame    RowStatus = "same"
+	RowAdded   RowStatus = "added"   // only on the new side
+	RowRemoved RowStatus = "removed" // only on the old side
+)
 
 // DiffByValues lists the keys a diff can be taken by.
 var DiffByValues = []string{"role", "role-matched", "layer", "module", "dtype", "tensor"}
@@ -115,9 +127,9 @@ func NewDiff(old, new *Report, by string) *Diff {
 		row.finish()
 		switch {
 		case !inOld:
-			row.Status = "added"
+			row.Status = RowAdded
 		case !inNew:
-			row.Status = "removed"
+			row.Status = RowRemoved
 		}
 		d.Rows = append(d.Rows, row)
 		d.Total.OldBytes += row.OldBytes
@@ -131,7 +143,7 @@ func NewDiff(old, new *Report, by string) *Diff {
 	d.Total.finish()
 	sort.SliceStable(d.Rows, func(i, j int) bool {
 		a, b := d.Rows[i], d.Rows[j]
-		if x, y := abs(a.DeltaBytes), abs(b.DeltaBytes); x != y {
+		if x, y := accounting.Abs(a.DeltaBytes), accounting.Abs(b.DeltaBytes); x != y {
 			return x > y
 		}
 		return a.Key < b.Key
@@ -144,20 +156,13 @@ func NewDiff(old, new *Report, by string) *Diff {
 
 func (r *DiffRow) finish() {
 	r.DeltaBytes = r.NewBytes - r.OldBytes
-	r.Status = "same"
+	r.Status = RowSame
 	if r.DeltaBytes != 0 || r.OldParams != r.NewParams {
-		r.Status = "changed"
+		r.Status = RowChanged
 	}
 	if r.OldBytes != 0 {
 		r.DeltaPct = 100 * float64(r.DeltaBytes) / float64(r.OldBytes)
 	}
-}
-
-func abs(x int64) int64 {
-	if x < 0 {
-		return -x
-	}
-	return x
 }
 
 // WriteDiffJSON writes d as indented JSON.
@@ -211,9 +216,9 @@ func signed(s scale, v int64) string {
 // so instead.
 func pct(r DiffRow) string {
 	switch r.Status {
-	case "added":
+	case RowAdded:
 		return "new"
-	case "removed":
+	case RowRemoved:
 		return "removed"
 	}
 	if r.DeltaBytes == 0 {
@@ -232,7 +237,7 @@ func WriteDiffCSV(w io.Writer, d *Diff) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{d.By, "status", "old_bytes", "new_bytes", "delta_bytes", "delta_pct", "old_params", "new_params", "old_baseline_bytes", "new_baseline_bytes"})
 	for _, r := range append(d.Rows[:len(d.Rows):len(d.Rows)], d.Total) {
-		cw.Write([]string{neutral.CSV(r.Key), r.Status, i64(r.OldBytes), i64(r.NewBytes), i64(r.DeltaBytes),
+		cw.Write([]string{neutral.CSV(r.Key), string(r.Status), i64(r.OldBytes), i64(r.NewBytes), i64(r.DeltaBytes),
 			strconv.FormatFloat(r.DeltaPct, 'g', -1, 64), i64(r.OldParams), i64(r.NewParams), i64(r.OldBaseline), i64(r.NewBaseline)})
 	}
 	cw.Flush()

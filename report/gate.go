@@ -23,11 +23,21 @@ type Outcome struct {
 	Limit  float64 `json:"limit"`
 	Actual float64 `json:"actual"`
 	Unit   string  `json:"unit"`
-	Status string  `json:"status"` // "pass", "fail", "waived"
+	Status Status  `json:"status"`
 	// Waiver is the reason of the waiver that excused a failure.
 	Waiver  string `json:"waiver,omitempty"`
 	Message string `json:"message"`
 }
+
+// Status is the result of one check of a gate.
+type Status string
+
+// The results of a check.
+const (
+	StatusPass   Status = "pass"
+	StatusFail   Status = "fail"
+	StatusWaived Status = "waived" // failed, excused by a live waiver
+)
 
 // gateTable renders the gate's outcomes, failures first.
 func gateTable(rep *Report, md bool) *table {
@@ -44,14 +54,14 @@ func gateTable(rep *Report, md bool) *table {
 		header: []string{"result", "check", "subject", "limit", "actual", "message"},
 		right:  []bool{false, false, false, true, true, false},
 	}
-	for _, status := range []string{"fail", "waived", "pass"} {
+	for _, status := range []Status{StatusFail, StatusWaived, StatusPass} {
 		for _, o := range g.Outcomes {
 			if o.Status != status {
 				continue
 			}
-			mark := map[string]string{"fail": "FAIL", "waived": "waived", "pass": "ok"}[status]
+			mark := map[Status]string{StatusFail: "FAIL", StatusWaived: "waived", StatusPass: "ok"}[status]
 			if md {
-				mark = map[string]string{"fail": "❌ fail", "waived": "⚠️ waived", "pass": "✅ pass"}[status]
+				mark = map[Status]string{StatusFail: "❌ fail", StatusWaived: "⚠️ waived", StatusPass: "✅ pass"}[status]
 			}
 			msg := o.Message
 			if o.Waiver != "" {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/racetest"
 )
 
 // hostileNames are tensor names made to hurt a reader: a terminal escape, a
@@ -121,6 +122,7 @@ func checkMarkdownCells(t *testing.T, out string) {
 // and CSV), so 999 rows beside it stay narrow: the output and the memory
 // of rendering it are a small multiple of the table's own rows.
 func TestLongNameClipped(t *testing.T) {
+	racetest.SkipAllocs(t)
 	names := []string{strings.Repeat("a", 100_000)}
 	for i := range 999 {
 		names = append(names, fmt.Sprintf("t%d.weight", i))

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/decode"
 )
 
 // NewPhases converts the phases of a decode pass for the report.
@@ -22,7 +23,7 @@ func NewPhases(ps []accounting.Phase) []Phase {
 
 // phaseKeys lists the by-role keys of the phases in column order: the
 // stored roles in role order, then the decode pass's own buffers
-// (accounting.PhaseKeys); other keys follow, sorted. With nonzero, keys
+// (decode.SiteKeys); other keys follow, sorted. With nonzero, keys
 // that are zero in every phase are left out.
 func phaseKeys(ps []Phase, nonzero bool) []string {
 	seen := map[string]bool{}
@@ -31,7 +32,7 @@ func phaseKeys(ps []Phase, nonzero bool) []string {
 			seen[k] = seen[k] || v != 0 || !nonzero
 		}
 	}
-	order := accounting.PhaseKeys()
+	order := decode.SiteKeys()
 	var keys, extra []string
 	for _, k := range order {
 		if seen[k] {

@@ -1,8 +1,11 @@
 // Package report turns an audit into the documents qinsaudit prints: the
 // versioned JSON report (the contract dashboards and CI read), terminal
-// tables and Markdown. Report holds numbers only; each output format is one
-// renderer over it, and every figure a renderer prints comes from the same
-// fields the JSON carries.
+// tables, Markdown, CSV and a pprof profile of the stored bytes, and the
+// diff of two reports as text, Markdown, CSV or JSON (report/html draws
+// both as a page, report/gate judges them). Report holds figures as
+// integers and the messages of findings and comparisons; each output
+// format is one renderer over it, and every figure a renderer prints comes
+// from the same fields the JSON carries.
 package report
 
 import (
@@ -44,7 +47,8 @@ type Report struct {
 	DTypes       []Group       `json:"dtypes"`
 	Tensors      []Tensor      `json:"tensors"`
 	Findings     []Finding     `json:"findings"`
-	// Phases and Comparisons come from decode and crosscheck.
+	// Phases come from decode and profile, Comparisons from crosscheck,
+	// decode, profile and check --heap.
 	Phases      []Phase      `json:"phases,omitempty"`
 	Comparisons []Comparison `json:"comparisons,omitempty"`
 	// Gate comes from check.
@@ -204,7 +208,7 @@ func New(r *accounting.Result) *Report {
 	for _, row := range r.Rows {
 		t := Tensor{
 			Name: row.Name, DType: row.DType, Shape: row.Shape, Numel: row.Numel,
-			ElementSize: row.ElementSize, Role: row.Role.String(), Part: row.Part,
+			ElementSize: row.ElementSize, Role: row.Role.String(), Part: string(row.Part),
 			Module: row.Module, Layer: row.Layer, Scheme: row.Scheme, Params: row.Params,
 			TheoreticalBytes: row.TheoreticalBytes, StoredBytes: row.StoredBytes,
 			BaselineBytes: row.BaselineBytes, DeadBytes: row.DeadBytes,

@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/qinsaudit/qinsaudit/internal/racetest"
 )
 
 func renderString(t *testing.T, tab *table, md bool) string {
@@ -19,6 +21,7 @@ func renderString(t *testing.T, tab *table, md bool) string {
 // leak into the next (columns, alignment, footer, renderer), and a render
 // must not allocate tablewriter's per-table stringer cache again.
 func TestTableReuse(t *testing.T) {
+	racetest.SkipAllocs(t)
 	wide := &table{header: []string{"role", "tensors", "params"}, right: []bool{false, true, true},
 		rows:   [][]string{{"encoded_linear", "72", "2,359,296"}, {"embedding", "1", "1,280,000"}},
 		footer: []string{"total", "73", "3,639,296"}}

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/neutral"
 	"github.com/qinsaudit/qinsaudit/internal/safeio"
 )
 
@@ -170,10 +171,4 @@ func ParseClaims(name string, data []byte) ([]accounting.Claim, error) {
 
 // clip shortens text quoted in an error: a claims file's 50 MB string must
 // not come back whole in one error line.
-func clip(s string) string {
-	const n = 80
-	if len(s) > n {
-		return s[:n] + fmt.Sprintf("... (%d bytes)", len(s))
-	}
-	return s
-}
+func clip(s string) string { return neutral.Clip(s, 80) }

@@ -19,9 +19,6 @@
 // tcmalloc and jemalloc sample by); Go and pprof already apply it to proto
 // and legacy profiles, and the jemalloc reader applies it here. Measure
 // also estimates the standard deviation the sampling leaves.
-//
-// This is the only package of qinsaudit that imports
-// github.com/google/pprof/profile.
 package heapcheck
 
 import (
@@ -449,10 +446,10 @@ func (p *Profile) checkValues() error {
 			if v > maxBytes || v < -maxBytes {
 				return fmt.Errorf("sample %d: %s %d out of range (more than 2^62)", i+1, st.Type, v)
 			}
-			if total > maxBytes-abs(v) {
+			if total > maxBytes-accounting.Abs(v) {
 				return fmt.Errorf("the stacks' %s sum to more than 2^62 %s: not a real heap", st.Type, st.Unit)
 			}
-			total += abs(v)
+			total += accounting.Abs(v)
 		}
 	}
 	return nil

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/qinsaudit/qinsaudit/internal/racetest"
 )
 
 // gzipped compresses data at the best level.
@@ -29,6 +31,7 @@ func gzipped(t *testing.T, data []byte) []byte {
 // its size, before pprof parses a line; parsing it once took 35 bytes of
 // heap per byte of lines (3.5 GB for 100 MiB).
 func TestTcmallocLinesBomb(t *testing.T) {
+	racetest.SkipAllocs(t)
 	var plain bytes.Buffer
 	plain.WriteString("heap profile: 1: 8 [ 1: 8] @ heap_v2/524288\n")
 	line := bytes.Repeat([]byte("1: 8 [1: 8] @ 0x10\n"), 1<<14)
@@ -53,6 +56,7 @@ func TestTcmallocLinesBomb(t *testing.T) {
 // 16 bytes of the file, at least 65,536) is refused before pprof parses it,
 // text or proto, gzipped or not.
 func TestRecordBound(t *testing.T) {
+	racetest.SkipAllocs(t)
 	var text bytes.Buffer
 	text.WriteString("heap profile: 1: 8 [ 1: 8] @ heapprofile\n")
 	for range 70_000 {

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/qinsaudit/qinsaudit/internal/racetest"
 )
 
 // TestOverflowRefused: stacks whose bytes would overflow a sum are refused,
@@ -118,6 +120,7 @@ func allocated(f func()) uint64 {
 // TestGzipBomb: a small gzip that decompresses to hundreds of MiB of
 // zeros is refused from its first bytes, without decompressing the rest.
 func TestGzipBomb(t *testing.T) {
+	racetest.SkipAllocs(t)
 	data := bomb(t, 256, nil)
 	t.Logf("%d KiB of gzip for 256 MiB of zeros", len(data)>>10)
 	var err error
@@ -133,6 +136,7 @@ func TestGzipBomb(t *testing.T) {
 // TestGzipLimit: a stream that starts like a heap profile is decompressed,
 // up to maxUnzipBytes.
 func TestGzipLimit(t *testing.T) {
+	racetest.SkipAllocs(t)
 	defer func(n int64) { maxUnzipBytes = n }(maxUnzipBytes)
 	maxUnzipBytes = 4 << 20
 	data := bomb(t, 8, []byte("heap_v2/1\n"))

@@ -172,13 +172,6 @@ func addBytes(a, b int64) (int64, error) {
 	return a + b, nil
 }
 
-func abs(x int64) int64 {
-	if x < 0 {
-		return -x
-	}
-	return x
-}
-
 // unlistedBounds bounds what truncated dumps may hide from a focused
 // measurement: how much more (up) and how much less (down) than the listed
 // stacks the focus may truly hold.

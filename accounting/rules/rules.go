@@ -125,7 +125,7 @@ func (s Scheme) scheme() (accounting.Scheme, error) {
 		return accounting.Scheme{}, err
 	}
 	if main.Part == "" {
-		main.Part = "weight"
+		main.Part = accounting.PartWeight
 	}
 	out := accounting.Scheme{Name: s.Name, Doc: s.Doc, Main: main, WeightBits: s.WeightBits, Packed: s.Packed, Method: s.Method}
 	for i, p := range s.Sides {
@@ -153,5 +153,5 @@ func (p Part) rule(where string) (accounting.PartRule, error) {
 	if p.NeedBits < 0 || p.NeedBits > 64 {
 		return accounting.PartRule{}, fmt.Errorf("%s (%s): need_bits %d is out of range", where, p.Leaf, p.NeedBits)
 	}
-	return accounting.PartRule{Leaf: p.Leaf, Part: p.Part, DTypes: p.DTypes, Optional: p.Optional, NeedBits: p.NeedBits}, nil
+	return accounting.PartRule{Leaf: p.Leaf, Part: accounting.Part(p.Part), DTypes: p.DTypes, Optional: p.Optional, NeedBits: p.NeedBits}, nil
 }

@@ -15,7 +15,7 @@ weights/s figure counts decoded weights over the time of the decode calls
 only (median of --repeats runs); the checkpoint is loaded once,
 beforehand, as the Go benchmark loads it once.
 
-With --with-go it then runs the Go benchmarks of accounting/decode in the
+With --with-go it then runs the Go benchmarks of internal/decode in the
 same invocation (one run on the same machine) and prints both figures and
 their ratio.
 """
@@ -70,7 +70,7 @@ def bench_torch(mods, threads, repeats):
 
 
 def run_go(benchtime):
-    cmd = ["go", "test", "./accounting/decode", "-run", "^$", "-bench",
+    cmd = ["go", "test", "./internal/decode", "-run", "^$", "-bench",
            "QINSLogDecode|ToyDecode|ToyPassProfiled", "-benchtime", benchtime, "-count", "1"]
     out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
     metrics = {}

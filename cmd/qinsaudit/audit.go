@@ -10,7 +10,6 @@ import (
 	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/accounting/rules"
 	"github.com/qinsaudit/qinsaudit/report"
-	htmlreport "github.com/qinsaudit/qinsaudit/report/html"
 )
 
 // outputFlags are the rendering flags every reporting command shares.
@@ -26,7 +25,7 @@ type outputFlags struct {
 
 func addOutputFlags(c *cobra.Command) *outputFlags {
 	o := &outputFlags{
-		format: newEnum("text", "text", "json", "markdown", "csv", "pprof", "html"),
+		format: formatFlag(false),
 		by:     newEnum("role", report.ByValues...),
 		sort:   newEnum("", append([]string{""}, report.SortValues...)...),
 	}
@@ -95,19 +94,7 @@ func (o *outputFlags) validate() error {
 // disk, a closed pipe) exits 1.
 func (o *outputFlags) write(w io.Writer, rep *report.Report) error {
 	opts := report.TextOptions{By: o.by.value, Sort: o.sort.value, Top: o.top, Bytes: o.bytes, Width: textWidth(w, o.wide, o.width)}
-	switch o.format.value {
-	case "json":
-		return writeFailed(report.WriteJSON(w, rep))
-	case "markdown":
-		return writeFailed(report.WriteMarkdown(w, rep, opts))
-	case "csv":
-		return writeFailed(report.WriteCSV(w, rep, opts))
-	case "pprof":
-		return writeFailed(report.WritePprof(w, rep))
-	case "html":
-		return writeFailed(htmlreport.Write(w, rep))
-	}
-	return writeFailed(report.WriteText(w, rep, opts))
+	return writeFailed(lookupFormat(o.format.value).report(w, rep, opts))
 }
 
 func newAuditCmd(stdout io.Writer) *cobra.Command {
@@ -181,9 +168,7 @@ func audit(paths []string, af *auditFlags) (*report.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := report.New(res)
-	rep.Remote = rem
-	return rep, nil
+	return report.Build(res, report.Parts{Remote: rem}), nil
 }
 
 // auditResult is audit before it becomes a report, with the remote block

@@ -37,108 +37,141 @@ to the config. The gate decides the exit code whatever the output format:
 			return nil
 		},
 	}
-	out := addOutputFlags(c)
-	af := addAuditFlags(c)
-	f := c.Flags()
-	configPath := f.String("config", "", "budgets file, YAML (.yaml) or TOML (.toml); default: qinsaudit.yaml, .yml or .toml in the working directory, if there is one")
-	minRatio := f.StringArray("min-ratio", nil, "ROLE=X: the role's baseline/stored ratio must be at least X (ROLE may be total); repeatable")
-	maxBits := f.StringArray("max-bits-per-weight", nil, "ROLE=X: the role's stored bits per weight must be at most X; repeatable")
-	maxStored := f.StringArray("max-stored", nil, "ROLE=SIZE: the role's stored bytes must be at most SIZE (e.g. 4.5MiB); repeatable")
-	forbid := f.StringArray("forbid", nil, "a finding kind that must not appear (e.g. encoded-but-uncompressed); repeatable")
-	allow := f.StringArray("allow-finding", nil, "KIND[=REASON]: let error findings of KIND pass the gate (every other error finding fails it); repeatable")
-	against := f.String("against", "", "a saved JSON report to compare with (qinsaudit audit --format json)")
-	maxGrowth := f.String("max-growth", "", "with --against: relative growth of stored bytes allowed per module and in total (e.g. 1%)")
-	maxGrowthBytes := f.String("max-growth-bytes", "", "with --against: absolute growth allowed (e.g. 64KiB)")
-	ignoreBelow := f.String("ignore-below", "", "with --against: ignore changes of fewer bytes than this")
-	updateAgainst := f.Bool("update-against", false, "with --against: write this report over the --against file when nothing grew (a ratchet)")
+	f := &checkFlags{out: addOutputFlags(c), audit: addAuditFlags(c)}
+	fl := c.Flags()
+	fl.StringVar(&f.config, "config", "", "budgets file, YAML (.yaml) or TOML (.toml); default: qinsaudit.yaml, .yml or .toml in the working directory, if there is one")
+	fl.StringArrayVar(&f.minRatio, "min-ratio", nil, "ROLE=X: the role's baseline/stored ratio must be at least X (ROLE may be total); repeatable")
+	fl.StringArrayVar(&f.maxBits, "max-bits-per-weight", nil, "ROLE=X: the role's stored bits per weight must be at most X; repeatable")
+	fl.StringArrayVar(&f.maxStored, "max-stored", nil, "ROLE=SIZE: the role's stored bytes must be at most SIZE (e.g. 4.5MiB); repeatable")
+	fl.StringArrayVar(&f.forbid, "forbid", nil, "a finding kind that must not appear (e.g. encoded-but-uncompressed); repeatable")
+	fl.StringArrayVar(&f.allow, "allow-finding", nil, "KIND[=REASON]: let error findings of KIND pass the gate (every other error finding fails it); repeatable")
+	fl.StringVar(&f.against, "against", "", "a saved JSON report to compare with (qinsaudit audit --format json)")
+	fl.StringVar(&f.maxGrowth, "max-growth", "", "with --against: relative growth of stored bytes allowed per module and in total (e.g. 1%)")
+	fl.StringVar(&f.maxGrowthBytes, "max-growth-bytes", "", "with --against: absolute growth allowed (e.g. 64KiB)")
+	fl.StringVar(&f.ignoreBelow, "ignore-below", "", "with --against: ignore changes of fewer bytes than this")
+	fl.BoolVar(&f.updateAgainst, "update-against", false, "with --against: write this report over the --against file when nothing grew (a ratchet)")
 	deprecatedAlias(c, "update-baseline", "update-against")
-	heapPath := f.String("heap", "", "a heap PROFILE of a process that loaded the model (see crosscheck): its verdicts join the gate")
-	heapBase := f.String("heap-base", "", "with --heap: a PROFILE taken before the weights were loaded, subtracted")
+	fl.StringVar(&f.heap, "heap", "", "a heap PROFILE of a process that loaded the model (see crosscheck): its verdicts join the gate")
+	fl.StringVar(&f.heapBase, "heap-base", "", "with --heap: a PROFILE taken before the weights were loaded, subtracted")
 	c.MarkFlagFilename("config", "yaml", "yml", "toml")
 	c.MarkFlagFilename("against", "json")
-	maxHeap := f.Float64("max-heap-over-stored", 0, "with --heap: fail when the heap in use exceeds this multiple of the stored bytes")
+	fl.Float64Var(&f.maxHeap, "max-heap-over-stored", 0, "with --heap: fail when the heap in use exceeds this multiple of the stored bytes")
 
 	c.RunE = func(c *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
-		cfg := &gate.Config{}
-		if *configPath == "" {
-			*configPath = defaultConfig()
-		}
-		if *configPath != "" {
-			var err error
-			if cfg, err = gate.Load(*configPath); err != nil {
-				return badInput(err)
-			}
-		}
-		if err := addFlagBudgets(cfg, *minRatio, *maxBits, *maxStored, *forbid, *allow); err != nil {
-			return err
-		}
-		if err := addAgainst(cfg, *against, *maxGrowth, *maxGrowthBytes, *ignoreBelow); err != nil {
-			return err
-		}
-		if *maxHeap != 0 {
-			if err := gate.CheckLimit("--max-heap-over-stored", *maxHeap); err != nil {
-				return usageErrorf("%v", err)
-			}
-			cfg.MaxHeapOverStored = maxHeap
-		}
-		if *heapPath == "" && (*heapBase != "" || *maxHeap > 0) {
-			return usageErrorf("--heap-base and --max-heap-over-stored need --heap")
-		}
-		if *updateAgainst && cfg.Against == nil {
-			return usageErrorf("--update-against needs --against (or against: in the config)")
-		}
-		res, rem, err := auditResult(args, af)
+		cfg, err := f.validate()
 		if err != nil {
 			return err
 		}
-		var heap *gate.Heap
-		var comparisons []accounting.Comparison
-		if *heapPath != "" {
-			if heap, comparisons, err = measureHeap(res, *heapPath, *heapBase); err != nil {
-				return err
-			}
-		}
-		rep := report.New(res)
-		rep.Remote = rem
-		if comparisons != nil {
-			rep.Comparisons = report.NewComparisons(comparisons)
-		}
-		var base *report.Report
-		if cfg.Against != nil {
-			base, err = readReport(cfg.Against.Report)
-			if errors.Is(err, os.ErrNotExist) && *updateAgainst {
-				base, err = nil, nil // first run: the saved report is created below
-			}
-			if err != nil {
-				return badInput(err)
-			}
-		}
-		g := gate.Evaluate(rep, cfg, base, heap, now())
-		g.Config = *configPath
-		rep.Gate = g
-		if err := out.write(stdout, rep); err != nil {
-			return err
-		}
-		if *updateAgainst {
-			if err := ratchet(c.ErrOrStderr(), rep, base, cfg); err != nil {
-				return err
-			}
-		}
-		if !g.Passed {
-			n := 0
-			for _, o := range g.Outcomes {
-				if o.Status == "fail" {
-					n++
-				}
-			}
-			return gateFailed(fmt.Errorf("gate failed: %d of %d checks failed", n, len(g.Outcomes)))
-		}
-		return nil
+		return runCheck(stdout, c.ErrOrStderr(), args, f, cfg)
 	}
 	return c
+}
+
+// checkFlags are the flags of the check command.
+type checkFlags struct {
+	out                          *outputFlags
+	audit                        *auditFlags
+	config                       string
+	minRatio, maxBits, maxStored []string
+	forbid, allow                []string
+	against, maxGrowth           string
+	maxGrowthBytes, ignoreBelow  string
+	updateAgainst                bool
+	heap, heapBase               string
+	maxHeap                      float64
+}
+
+// validate checks the flags and makes the gate's config: the --config file
+// (or the one defaultConfig finds) with the budgets of the flags added.
+func (f *checkFlags) validate() (*gate.Config, error) {
+	if err := f.out.validate(); err != nil {
+		return nil, err
+	}
+	cfg := &gate.Config{}
+	if f.config == "" {
+		f.config = defaultConfig()
+	}
+	if f.config != "" {
+		var err error
+		if cfg, err = gate.Load(f.config); err != nil {
+			return nil, badInput(err)
+		}
+	}
+	if err := addFlagBudgets(cfg, f.minRatio, f.maxBits, f.maxStored, f.forbid, f.allow); err != nil {
+		return nil, err
+	}
+	if err := addAgainst(cfg, f.against, f.maxGrowth, f.maxGrowthBytes, f.ignoreBelow); err != nil {
+		return nil, err
+	}
+	if f.maxHeap != 0 {
+		if err := gate.CheckLimit("--max-heap-over-stored", f.maxHeap); err != nil {
+			return nil, usageErrorf("%v", err)
+		}
+		cfg.MaxHeapOverStored = &f.maxHeap
+	}
+	if f.heap == "" && (f.heapBase != "" || f.maxHeap > 0) {
+		return nil, usageErrorf("--heap-base and --max-heap-over-stored need --heap")
+	}
+	if f.updateAgainst && cfg.Against == nil {
+		return nil, usageErrorf("--update-against needs --against (or against: in the config)")
+	}
+	return cfg, nil
+}
+
+// runCheck audits the model at paths, measures the --heap profile, reads
+// the baseline and builds the report the gate judges.
+func runCheck(stdout, stderr io.Writer, paths []string, f *checkFlags, cfg *gate.Config) error {
+	res, rem, err := auditResult(paths, f.audit)
+	if err != nil {
+		return err
+	}
+	parts := report.Parts{Remote: rem}
+	var hm accounting.HeapMeasurement
+	if f.heap != "" {
+		var cc *accounting.Crosscheck
+		if hm, cc, err = compareHeap(res, f.heap, f.heapBase, nil, nil, accounting.CompareOptions{}); err != nil {
+			return err
+		}
+		parts.Findings, parts.Comparisons = cc.Findings, cc.Comparisons
+	}
+	var base *report.Report
+	if cfg.Against != nil {
+		base, err = readReport(cfg.Against.Report)
+		if errors.Is(err, os.ErrNotExist) && f.updateAgainst {
+			base, err = nil, nil // first run: the baseline is created below
+		}
+		if err != nil {
+			return badInput(err)
+		}
+	}
+	parts.Judge = func(rep *report.Report) *report.Gate {
+		var heap *gate.Heap
+		if f.heap != "" {
+			heap = &gate.Heap{InUseBytes: hm.InUseBytes, StoredBytes: res.Total.StoredBytes, Comparisons: rep.Comparisons}
+		}
+		g := gate.Evaluate(rep, cfg, base, heap, now())
+		g.Config = f.config
+		return g
+	}
+	rep := report.Build(res, parts)
+	if err := f.out.write(stdout, rep); err != nil {
+		return err
+	}
+	if f.updateAgainst {
+		if err := ratchet(stderr, rep, base, cfg); err != nil {
+			return err
+		}
+	}
+	if g := rep.Gate; !g.Passed {
+		n := 0
+		for _, o := range g.Outcomes {
+			if o.Status == report.StatusFail {
+				n++
+			}
+		}
+		return gateFailed(fmt.Errorf("gate failed: %d of %d checks failed", n, len(g.Outcomes)))
+	}
+	return nil
 }
 
 // defaultConfigs are the config files check finds in the working directory
@@ -178,17 +211,6 @@ func ratchet(stderr io.Writer, rep, base *report.Report, cfg *gate.Config) error
 	}
 	fmt.Fprintf(stderr, "qinsaudit: saved report %s %s: %d tensors, %d bytes stored\n", cfg.Against.Report, what, len(rep.Tensors), rep.Totals.StoredBytes)
 	return nil
-}
-
-// measureHeap compares a heap profile with the accounting, as crosscheck
-// does, for the gate.
-func measureHeap(res *accounting.Result, path, basePath string) (*gate.Heap, []accounting.Comparison, error) {
-	hm, cc, err := compareHeap(res, path, basePath, nil, nil, accounting.CompareOptions{})
-	if err != nil {
-		return nil, nil, err
-	}
-	h := &gate.Heap{InUseBytes: hm.InUseBytes, StoredBytes: res.Total.StoredBytes, Comparisons: report.NewComparisons(cc.Comparisons)}
-	return h, cc.Comparisons, nil
 }
 
 // readReport reads a saved JSON report, bounded and checked

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/accounting/heapcheck"
@@ -19,12 +20,7 @@ type crosscheckFlags struct {
 	out        *outputFlags
 	audit      *auditFlags
 	heap, base string
-	focus      string
-	claims     []string
-	claimsFile string
-	maxOver    float64
-	tolerance  float64
-	widen      bool
+	compareFlags
 }
 
 func newCrosscheckCmd(stdout io.Writer) *cobra.Command {
@@ -64,12 +60,9 @@ you; see docs/heap-recipe.md.`,
 	fl.StringVar(&f.heap, "heap", "", "heap `PROFILE` of the process to measure: profile.proto, gperftools/tcmalloc or jemalloc heap_v2, gzipped or not")
 	fl.StringVar(&f.base, "heap-base", "", "heap `PROFILE` of the same process taken before the weights were loaded, subtracted from --heap")
 	deprecatedAlias(c, "base", "heap-base")
-	fl.StringVar(&f.focus, "focus", "", "count only stacks with a frame whose function or library matches `REGEX` (e.g. libc10)")
-	fl.StringArrayVar(&f.claims, "claim", nil, "a size your script reported, as `NAME=SIZE` (0.41MB, 9.4MiB, 9838736); repeatable")
-	fl.StringVar(&f.claimsFile, "claims", "", "JSON `FILE` of claims: {\"name\": \"0.41MB\" or bytes, ...}")
-	fl.Float64Var(&f.maxOver, "max-heap-over-stored", 0, "fail when the heap in use exceeds this multiple of the stored bytes (0: no budget)")
-	fl.Float64Var(&f.tolerance, "tolerance", 0, "fraction of an expected figure allowed for stray allocations, besides the sampling error and size classes (default 0.01 attributed to libc10, else 0.03)")
-	fl.BoolVar(&f.widen, "widen", false, "count float16/bfloat16 weights as decoded to float32 (by default a runtime holds them as stored)")
+	f.compareFlags.add(fl, "count only stacks with a frame whose function or library matches `REGEX` (e.g. libc10)",
+		"fail when the heap in use exceeds this multiple of the stored bytes (0: no budget)",
+		"fraction of an expected figure allowed for stray allocations, besides the sampling error and size classes (default 0.01 attributed to libc10, else 0.03)")
 	c.RunE = func(c *cobra.Command, args []string) error {
 		claims, focus, err := f.validate()
 		if err != nil {
@@ -85,30 +78,76 @@ func (f *crosscheckFlags) validate() ([]accounting.Claim, *regexp.Regexp, error)
 	if err := f.out.validate(); err != nil {
 		return nil, nil, err
 	}
-	switch {
-	case f.heap == "":
+	if f.heap == "" {
 		return nil, nil, usageErrorf("crosscheck: --heap PROFILE is required (a heap profile of your decode pass; see docs/heap-recipe.md)")
+	}
+	return f.compareFlags.parse("crosscheck")
+}
+
+// compareFlags are the flags of a comparison of a heap with the
+// accounting, which crosscheck and profile share.
+type compareFlags struct {
+	focus      string
+	claims     []string
+	claimsFile string
+	maxOver    float64
+	tolerance  float64
+	widen      bool
+}
+
+// add defines the flags on fl, with the command's own help for --focus,
+// --max-heap-over-stored and --tolerance.
+func (f *compareFlags) add(fl *pflag.FlagSet, focusHelp, maxOverHelp, toleranceHelp string) {
+	fl.StringVar(&f.focus, "focus", "", focusHelp)
+	fl.StringArrayVar(&f.claims, "claim", nil, "a size your script reported, as `NAME=SIZE` (0.41MB, 9.4MiB, 9838736); repeatable")
+	fl.StringVar(&f.claimsFile, "claims", "", "JSON `FILE` of claims: {\"name\": \"0.41MB\" or bytes, ...}")
+	fl.Float64Var(&f.maxOver, "max-heap-over-stored", 0, maxOverHelp)
+	fl.Float64Var(&f.tolerance, "tolerance", 0, toleranceHelp)
+	fl.BoolVar(&f.widen, "widen", false, "count float16/bfloat16 weights as decoded to float32 (by default a runtime holds them as stored)")
+}
+
+// parse checks the flags and parses the --claim values and --focus; cmd
+// names the command in the errors.
+func (f *compareFlags) parse(cmd string) ([]accounting.Claim, *regexp.Regexp, error) {
+	switch {
 	case !(f.maxOver >= 0) || math.IsInf(f.maxOver, 0):
-		return nil, nil, usageErrorf("crosscheck: --max-heap-over-stored must be 0 (none) or a positive ratio, not %v", f.maxOver)
+		return nil, nil, usageErrorf("%s: --max-heap-over-stored must be 0 (none) or a positive ratio, not %v", cmd, f.maxOver)
 	case !(f.tolerance >= 0 && f.tolerance < 1):
-		return nil, nil, usageErrorf("crosscheck: --tolerance must be a fraction between 0 and 1, not %v", f.tolerance)
+		return nil, nil, usageErrorf("%s: --tolerance must be a fraction between 0 and 1, not %v", cmd, f.tolerance)
 	}
 	var focus *regexp.Regexp
 	if f.focus != "" {
 		var err error
 		if focus, err = regexp.Compile(f.focus); err != nil {
-			return nil, nil, usageErrorf("crosscheck: --focus: %v", err)
+			return nil, nil, usageErrorf("%s: --focus: %v", cmd, err)
 		}
 	}
 	var claims []accounting.Claim
 	for _, s := range f.claims {
 		c, err := heapcheck.ParseClaim(s)
 		if err != nil {
-			return nil, nil, usageErrorf("crosscheck: --claim: %v", err)
+			return nil, nil, usageErrorf("%s: --claim: %v", cmd, err)
 		}
 		claims = append(claims, c)
 	}
 	return claims, focus, nil
+}
+
+// withClaimsFile adds the claims of the --claims file to claims.
+func (f *compareFlags) withClaimsFile(claims []accounting.Claim) ([]accounting.Claim, error) {
+	if f.claimsFile == "" {
+		return claims, nil
+	}
+	more, err := heapcheck.ReadClaims(f.claimsFile)
+	if err != nil {
+		return nil, badInput(err)
+	}
+	return append(claims, more...), nil
+}
+
+// options are the comparison's options the flags set.
+func (f *compareFlags) options() accounting.CompareOptions {
+	return accounting.CompareOptions{RelTolerance: f.tolerance, MaxHeapOverStored: f.maxOver, Widen: f.widen}
 }
 
 func runCrosscheck(stdout io.Writer, paths []string, f *crosscheckFlags, claims []accounting.Claim, focus *regexp.Regexp) error {
@@ -116,21 +155,14 @@ func runCrosscheck(stdout io.Writer, paths []string, f *crosscheckFlags, claims 
 	if err != nil {
 		return err
 	}
-	if f.claimsFile != "" {
-		more, err := heapcheck.ReadClaims(f.claimsFile)
-		if err != nil {
-			return badInput(err)
-		}
-		claims = append(claims, more...)
+	if claims, err = f.withClaimsFile(claims); err != nil {
+		return err
 	}
-	_, cc, err := compareHeap(res, f.heap, f.base, focus, claims,
-		accounting.CompareOptions{RelTolerance: f.tolerance, MaxHeapOverStored: f.maxOver, Widen: f.widen})
+	_, cc, err := compareHeap(res, f.heap, f.base, focus, claims, f.options())
 	if err != nil {
 		return err
 	}
-	rep := report.New(res)
-	rep.Remote = rem
-	rep.Comparisons = report.NewComparisons(cc.Comparisons)
+	rep := report.Build(res, report.Parts{Findings: cc.Findings, Comparisons: cc.Comparisons, Remote: rem})
 	if err := f.out.write(stdout, rep); err != nil {
 		return err
 	}
@@ -149,8 +181,8 @@ func runCrosscheck(stdout io.Writer, paths []string, f *crosscheckFlags, claims 
 }
 
 // compareHeap reads a heap profile (less a base profile, restricted to the
-// focus) and compares it with the accounting and the claims; the
-// comparison's findings join res. crosscheck and check --heap share it.
+// focus) and compares it with the accounting and the claims. crosscheck and
+// check --heap share it.
 func compareHeap(res *accounting.Result, path, basePath string, focus *regexp.Regexp, claims []accounting.Claim,
 	opts accounting.CompareOptions) (accounting.HeapMeasurement, *accounting.Crosscheck, error) {
 	var hm accounting.HeapMeasurement
@@ -167,7 +199,5 @@ func compareHeap(res *accounting.Result, path, basePath string, focus *regexp.Re
 	if hm, err = heapcheck.Measure(prof, base, focus); err != nil {
 		return hm, nil, badInput(err)
 	}
-	cc := accounting.Compare(res, hm, claims, opts)
-	accounting.AddFindings(res, cc.Findings)
-	return hm, cc, nil
+	return hm, accounting.Compare(res, hm, claims, opts), nil
 }

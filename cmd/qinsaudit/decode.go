@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
-	"github.com/qinsaudit/qinsaudit/accounting/decode"
+	"github.com/qinsaudit/qinsaudit/internal/decode"
 	"github.com/qinsaudit/qinsaudit/internal/heapsnap"
 	"github.com/qinsaudit/qinsaudit/internal/remote"
 	"github.com/qinsaudit/qinsaudit/loaders"
@@ -125,10 +125,7 @@ func runDecode(stdout, stderr io.Writer, paths []string, f *decodeFlags) error {
 		return err
 	}
 	rec := decode.Reconcile(res, st, f.maxOver)
-	accounting.AddFindings(res, rec.Findings)
-	rep := report.New(res)
-	rep.Phases = report.NewPhases(rec.Phases)
-	rep.Comparisons = report.NewComparisons(rec.Comparisons)
+	rep := report.Build(res, report.Parts{Findings: rec.Findings, Phases: rec.Phases, Comparisons: rec.Comparisons})
 	if f.timing {
 		fmt.Fprintf(stderr, "decoded %s weights of %d tensors (%s) in %v: %.0f M weights/s on %d goroutines; load %v, forward %v\n",
 			accounting.Comma(st.Weights), st.Units, st.Policy, st.Decode.Round(time.Microsecond), st.WeightsPerSecond()/1e6,

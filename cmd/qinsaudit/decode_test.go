@@ -9,7 +9,7 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
-	"github.com/qinsaudit/qinsaudit/accounting/decode"
+	"github.com/qinsaudit/qinsaudit/internal/decode"
 	"github.com/qinsaudit/qinsaudit/report"
 )
 
@@ -209,7 +209,7 @@ func TestDecodeProfiles(t *testing.T) {
 			t.Errorf("profile %d: wrote %s, committed %s", i, filepath.Base(fresh[i]), filepath.Base(committed[i]))
 		}
 		a, b := attribute(t, fresh[i]), attribute(t, committed[i])
-		for _, k := range accounting.PhaseKeys() {
+		for _, k := range decode.SiteKeys() {
 			if a[k] != b[k] || a[k] != rep.Phases[i].ByRole[k] {
 				t.Errorf("%s: %s in use %d, the report says %d, the committed profile has %d",
 					filepath.Base(fresh[i]), k, a[k], rep.Phases[i].ByRole[k], b[k])

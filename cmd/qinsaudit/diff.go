@@ -10,7 +10,6 @@ import (
 	"github.com/qinsaudit/qinsaudit/internal/remote"
 	"github.com/qinsaudit/qinsaudit/internal/safeio"
 	"github.com/qinsaudit/qinsaudit/report"
-	htmlreport "github.com/qinsaudit/qinsaudit/report/html"
 )
 
 func newDiffCmd(stdout io.Writer) *cobra.Command {
@@ -29,7 +28,7 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 			return nil
 		},
 	}
-	format := newEnum("text", "text", "json", "markdown", "csv", "html")
+	format := formatFlag(true)
 	by := newEnum("role", report.DiffByValues...)
 	f := c.Flags()
 	enumVar(c, format, "format", "output format")
@@ -56,17 +55,7 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 		}
 		d := report.NewDiff(reps[0], reps[1], by.value)
 		opts := report.TextOptions{Top: *top, Bytes: *exact, Width: textWidth(stdout, wide, width)}
-		switch format.value {
-		case "json":
-			return writeFailed(report.WriteDiffJSON(stdout, d))
-		case "markdown":
-			return writeFailed(report.WriteDiffMarkdown(stdout, d, opts))
-		case "csv":
-			return writeFailed(report.WriteDiffCSV(stdout, d))
-		case "html":
-			return writeFailed(htmlreport.WriteDiff(stdout, d, reps[0], reps[1]))
-		}
-		return writeFailed(report.WriteDiffText(stdout, d, opts))
+		return writeFailed(lookupFormat(format.value).diff(stdout, d, reps[0], reps[1], opts))
 	}
 	return c
 }

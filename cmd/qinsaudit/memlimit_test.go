@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/qinsaudit/qinsaudit/internal/racetest"
 )
 
 // childEnv makes the test binary run the command line in its arguments
@@ -63,6 +65,7 @@ func runLimitedChild(t *testing.T, args ...string) (string, int) {
 // gigabytes (or blew up the output), end as an error or a bounded output
 // in a process limited to 2 GiB of address space: no out-of-memory death.
 func TestMemoryLimited(t *testing.T) {
+	racetest.SkipAllocs(t) // the race detector maps more than the ulimit allows
 	if testing.Short() {
 		t.Skip("builds inputs of tens of MiB uncompressed")
 	}

@@ -32,20 +32,15 @@ var pyprofile embed.FS
 
 // profileFlags are the flags of the profile command.
 type profileFlags struct {
-	out        *outputFlags
-	audit      *auditFlags
-	allocator  *enumFlag
-	lib        string
-	dir        string
-	sample     int64
-	start      *enumFlag
-	models     []string
-	focus      string
-	claims     []string
-	claimsFile string
-	maxOver    float64
-	tolerance  float64
-	widen      bool
+	out       *outputFlags
+	audit     *auditFlags
+	allocator *enumFlag
+	lib       string
+	dir       string
+	sample    int64
+	start     *enumFlag
+	models    []string
+	compareFlags
 }
 
 func newProfileCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -82,12 +77,9 @@ command that fails exits with its own code. See docs/heap-recipe.md.`,
 	fl.Int64Var(&f.sample, "sample-bytes", 0, "sample one allocation per N bytes on average, a power of two (jemalloc only); 0 records every allocation")
 	enumVar(c, f.start, "start", "when profiling starts: torch (once import torch has completed) or process (interpreter start)")
 	fl.StringArrayVar(&f.models, "model", nil, "model file (or directory) `PATH` the command loads; repeatable")
-	fl.StringVar(&f.focus, "focus", "", "count only stacks with a frame whose function or library matches `REGEX` (default: libc10 in a PyTorch process)")
-	fl.StringArrayVar(&f.claims, "claim", nil, "a size your script reported, as `NAME=SIZE` (0.41MB, 9.4MiB, 9838736); repeatable")
-	fl.StringVar(&f.claimsFile, "claims", "", "JSON `FILE` of claims: {\"name\": \"0.41MB\" or bytes, ...}")
-	fl.Float64Var(&f.maxOver, "max-heap-over-stored", 0, "fail when a phase's heap in use exceeds this multiple of the stored bytes (0: no budget)")
-	fl.Float64Var(&f.tolerance, "tolerance", 0, "fraction of an expected figure allowed besides the sampling error (default 0.01 attributed to libc10, else 0.03)")
-	fl.BoolVar(&f.widen, "widen", false, "count float16/bfloat16 weights as decoded to float32 (by default a runtime holds them as stored)")
+	f.compareFlags.add(fl, "count only stacks with a frame whose function or library matches `REGEX` (default: libc10 in a PyTorch process)",
+		"fail when a phase's heap in use exceeds this multiple of the stored bytes (0: no budget)",
+		"fraction of an expected figure allowed besides the sampling error (default 0.01 attributed to libc10, else 0.03)")
 	c.RunE = func(c *cobra.Command, args []string) error {
 		claims, focus, err := f.validate()
 		if err != nil {
@@ -109,27 +101,8 @@ func (f *profileFlags) validate() ([]accounting.Claim, *regexp.Regexp, error) {
 		return nil, nil, usageErrorf("profile: --sample-bytes must be 0 (every allocation) or a power of two up to 2^40, not %d", f.sample)
 	case f.sample > 1 && f.allocator.value == "tcmalloc":
 		return nil, nil, usageErrorf("profile: --sample-bytes needs jemalloc: gperftools' heap profiler records every allocation")
-	case f.maxOver < 0:
-		return nil, nil, usageErrorf("profile: --max-heap-over-stored must be 0 (none) or a positive ratio, not %v", f.maxOver)
-	case f.tolerance < 0 || f.tolerance >= 1:
-		return nil, nil, usageErrorf("profile: --tolerance must be a fraction between 0 and 1, not %v", f.tolerance)
 	}
-	var focus *regexp.Regexp
-	if f.focus != "" {
-		var err error
-		if focus, err = regexp.Compile(f.focus); err != nil {
-			return nil, nil, usageErrorf("profile: --focus: %v", err)
-		}
-	}
-	var claims []accounting.Claim
-	for _, s := range f.claims {
-		c, err := heapcheck.ParseClaim(s)
-		if err != nil {
-			return nil, nil, usageErrorf("profile: --claim: %v", err)
-		}
-		claims = append(claims, c)
-	}
-	return claims, focus, nil
+	return f.compareFlags.parse("profile")
 }
 
 // libraryDirs are where profile looks for an allocator: the directories of
@@ -208,12 +181,8 @@ func runProfile(stdout, stderr io.Writer, command []string, f *profileFlags, cla
 	if err != nil {
 		return err
 	}
-	if f.claimsFile != "" {
-		more, err := heapcheck.ReadClaims(f.claimsFile)
-		if err != nil {
-			return badInput(err)
-		}
-		claims = append(claims, more...)
+	if claims, err = f.withClaimsFile(claims); err != nil {
+		return err
 	}
 	name, lib, err := findAllocator(f.allocator.value, f.lib)
 	if err != nil {
@@ -274,11 +243,10 @@ func runProfile(stdout, stderr io.Writer, command []string, f *profileFlags, cla
 		return badInput(msg)
 	}
 
-	rep, failed, err := profileReport(res, dir, idx, claims, focus, f)
+	rep, failed, err := profileReport(res, rem, dir, idx, claims, focus, f)
 	if err != nil {
 		return err
 	}
-	rep.Remote = rem
 	if err := f.out.write(stdout, rep); err != nil {
 		return err
 	}
@@ -394,7 +362,7 @@ func readMarks(path string) ([]profilePhase, error) {
 // profileReport measures every phase against the first (the start) and
 // compares it with the accounting and the claims: the report, and what
 // fails the command.
-func profileReport(res *accounting.Result, dir string, idx profileIndex, claims []accounting.Claim, focus *regexp.Regexp,
+func profileReport(res *accounting.Result, rem *report.Remote, dir string, idx profileIndex, claims []accounting.Claim, focus *regexp.Regexp,
 	f *profileFlags) (*report.Report, []string, error) {
 	read := func(p profilePhase) (*heapcheck.Profile, error) {
 		prof, err := heapcheck.Read(filepath.Join(dir, p.File))
@@ -407,7 +375,8 @@ func profileReport(res *accounting.Result, dir string, idx profileIndex, claims 
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := accounting.CompareOptions{RelTolerance: f.tolerance, MaxHeapOverStored: f.maxOver, Widen: f.widen, MayBeEmpty: true}
+	opts := f.options()
+	opts.MayBeEmpty = true
 	var (
 		phases   []accounting.Phase
 		cs       []accounting.Comparison
@@ -468,10 +437,7 @@ func profileReport(res *accounting.Result, dir string, idx profileIndex, claims 
 		findings = append(findings, accounting.Finding{Kind: accounting.HeapProfileLate, Severity: accounting.Warning,
 			Message: "no phase holds the model's weights: the command may load them before profiling starts (--start process), map the file instead of allocating, or load another model than --model"})
 	}
-	accounting.AddFindings(res, dedupe(findings))
-	rep := report.New(res)
-	rep.Phases = report.NewPhases(phases)
-	rep.Comparisons = report.NewComparisons(cs)
+	rep := report.Build(res, report.Parts{Findings: dedupe(findings), Phases: phases, Comparisons: cs, Remote: rem})
 	return rep, failed, nil
 }
 

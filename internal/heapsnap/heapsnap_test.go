@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/qinsaudit/qinsaudit/internal/racetest"
 )
 
 var kept [][]byte
@@ -95,6 +97,7 @@ func TestAttributeNeedsInUse(t *testing.T) {
 // the sites found for each PC, so it allocates little beyond the map it
 // returns.
 func TestTakeReuses(t *testing.T) {
+	racetest.SkipAllocs(t)
 	defer Exact()()
 	r := &Recorder{Site: site}
 	kept = nil

@@ -110,6 +110,21 @@ func notRegular(path string, fi fs.FileInfo) error {
 	return &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s)", ErrNotRegular, what)}
 }
 
+// ReadFullAt reads len(buf) bytes of r at off, as io.ReadFull does from a
+// Reader. A full read succeeds even when r says io.EOF with it (io.ReaderAt
+// allows that at the end of the input); a short one fails, with
+// io.ErrUnexpectedEOF when the input ended there.
+func ReadFullAt(r io.ReaderAt, buf []byte, off int64) (int, error) {
+	n, err := r.ReadAt(buf, off)
+	if n == len(buf) {
+		return n, nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
 // ReadFileLimit reads the regular file at path whole, refusing with a
 // *LimitError one larger than limit bytes. It reads at most the file's
 // stated size + 1 bytes, so memory is bounded by the smaller of the file

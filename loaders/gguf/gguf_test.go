@@ -16,6 +16,7 @@ import (
 	"unicode"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/racetest"
 	"github.com/qinsaudit/qinsaudit/internal/realworld"
 	"github.com/qinsaudit/qinsaudit/loaders/gguf/gguftest"
 )
@@ -651,6 +652,7 @@ func TestFixtures(t *testing.T) {
 
 // TestVocabAllocs guards the promise that skipped strings cost nothing.
 func TestVocabAllocs(t *testing.T) {
+	racetest.SkipAllocs(t)
 	data, err := os.ReadFile(filepath.Join(realworldDir, "llama_cpp_vocab/ggml-vocab-deepseek-llm.gguf"))
 	if errors.Is(err, os.ErrNotExist) {
 		t.Skip("no shared/realworld")

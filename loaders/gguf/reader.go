@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"io"
 	"math/bits"
+
+	"github.com/qinsaudit/qinsaudit/internal/safeio"
 )
 
 // bufSize is the read buffer; it holds the longest key GGUF allows (65,535
@@ -47,12 +49,9 @@ func (r *reader) fill(k int) bool {
 	r.n -= r.i
 	r.i = 0
 	want := int(min(int64(len(r.buf)-r.n), r.size-r.base-int64(r.n)))
-	m, err := r.ra.ReadAt(r.buf[r.n:r.n+want], r.base+int64(r.n))
+	m, err := safeio.ReadFullAt(r.ra, r.buf[r.n:r.n+want], r.base+int64(r.n))
 	r.n += m
-	if m < want {
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+	if err != nil {
 		r.err = err
 		return false
 	}

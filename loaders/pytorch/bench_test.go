@@ -53,7 +53,7 @@ func fixture(name string) func(b *testing.B) []byte {
 	return func(b *testing.B) []byte {
 		data, err := os.ReadFile(filepath.Join(fixturesDir, name))
 		if err != nil {
-			b.Skipf("fixture not available: %v", err)
+			b.Fatalf("fixture (committed) missing: %v", err)
 		}
 		return data
 	}

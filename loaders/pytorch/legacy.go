@@ -7,6 +7,7 @@ import (
 	"math/big"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/safeio"
 )
 
 // legacyMagic is the number a legacy checkpoint's first pickle holds.
@@ -172,7 +173,7 @@ func (l *legacyReader) storageData(s *storage) error {
 		return fail("element count runs past the end of the file")
 	}
 	var b [8]byte
-	if _, err := readAt(l.r, b[:], l.pos); err != nil {
+	if _, err := safeio.ReadFullAt(l.r, b[:], l.pos); err != nil {
 		return fail("reading element count: %v", err)
 	}
 	count := int64(binary.LittleEndian.Uint64(b[:]))

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/safeio"
 )
 
 // Formats of the model's File and of FormatErrors.
@@ -81,7 +82,7 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		return nil, accounting.Errorf(formatAny, -1, "", "negative file size %d", size)
 	}
 	head := make([]byte, min(size, 512))
-	n, err := readAt(r, head, 0)
+	n, err := safeio.ReadFullAt(r, head, 0)
 	if err != nil && err != io.ErrUnexpectedEOF {
 		return nil, fmt.Errorf("pytorch: reading header: %w", err)
 	}
@@ -321,19 +322,4 @@ func pickleError(err error, format, what string, base int64) error {
 		return accounting.Errorf(format, -1, "", "%s (compressed) byte %d: %s", what, se.pos, se.msg)
 	}
 	return accounting.Errorf(format, base+se.pos, "", "%s: %s", what, se.msg)
-}
-
-// readAt reads len(buf) bytes at off, as io.ReadFull does from a Reader.
-// A full read succeeds even when r says io.EOF with it (io.ReaderAt allows
-// that at the end of the input); a short one fails, with
-// io.ErrUnexpectedEOF when the input ended.
-func readAt(r io.ReaderAt, buf []byte, off int64) (int, error) {
-	n, err := r.ReadAt(buf, off)
-	if n == len(buf) {
-		return n, nil
-	}
-	if err == nil || err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
 }

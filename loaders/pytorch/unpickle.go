@@ -3,6 +3,7 @@ package pytorch
 import (
 	"errors"
 	"fmt"
+	"github.com/qinsaudit/qinsaudit/internal/neutral"
 
 	"github.com/nlpodyssey/gopickle/types"
 )
@@ -66,14 +67,9 @@ func notBytes(v any, what string) error {
 	return nil
 }
 
-// clip shortens messages that quote the input (a key, a name).
-func clip(s string) string {
-	const limit = 200
-	if len(s) > limit {
-		return s[:limit] + "..."
-	}
-	return s
-}
+// clip shortens text quoted in an error: a pickle's name or message must
+// not come back whole.
+func clip(s string) string { return neutral.Clip(s, 200) }
 
 // findClass resolves a GLOBAL or STACK_GLOBAL at pickle offset at:
 // allow-listed names to their Go stand-ins, everything else to a pyClass.

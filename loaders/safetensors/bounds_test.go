@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/racetest"
 )
 
 // allocated is the number of bytes f allocates.
@@ -22,6 +23,7 @@ func allocated(f func()) uint64 {
 // TestLongArrays: a shape or data_offsets of a million elements costs a
 // scan of the header, not memory for each element.
 func TestLongArrays(t *testing.T) {
+	racetest.SkipAllocs(t)
 	const n = 1 << 20
 	long := "[" + strings.Repeat("1,", n-1) + "1]"
 	tests := []struct {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/report"
 )
 
@@ -37,7 +38,7 @@ func Evaluate(rep *report.Report, cfg *Config, base *report.Report, heap *Heap, 
 		g.Outcomes = []report.Outcome{}
 	}
 	for _, o := range g.Outcomes {
-		if o.Status == "fail" {
+		if o.Status == report.StatusFail {
 			g.Passed = false
 		}
 	}
@@ -55,12 +56,12 @@ type evaluator struct {
 
 // add records an outcome; a failure a live waiver covers becomes waived.
 func (e *evaluator) add(o report.Outcome, module string, failed bool) {
-	o.Status = "pass"
+	o.Status = report.StatusPass
 	if failed {
-		o.Status = "fail"
+		o.Status = report.StatusFail
 		for _, w := range e.cfg.Waivers {
 			if w.Check == o.Check && (w.Module == nil || w.Module.Match(module)) && !e.isExpired(w) {
-				o.Status, o.Waiver = "waived", w.Reason
+				o.Status, o.Waiver = report.StatusWaived, w.Reason
 				break
 			}
 		}
@@ -79,7 +80,7 @@ func (e *evaluator) expired() {
 			if w.Module != nil {
 				subject += " on " + w.Module.Pattern
 			}
-			e.out = append(e.out, report.Outcome{Check: "waiver_expired", Subject: subject, Unit: "count", Status: "fail",
+			e.out = append(e.out, report.Outcome{Check: "waiver_expired", Subject: subject, Unit: "count", Status: report.StatusFail,
 				Message: fmt.Sprintf("waiver for %s (%q) expired on %s: fix the cause or renew the waiver", w.Check, w.Reason, w.Expires.Format(time.DateOnly))})
 		}
 	}
@@ -189,7 +190,7 @@ func (e *evaluator) errorFindings(rep *report.Report, only bool) {
 		o := report.Outcome{Check: f.Kind, Subject: subjectOf(f.Module), Actual: float64(f.Bytes), Unit: "bytes",
 			Message: "error finding: " + f.Message}
 		if reason, ok := allowed[f.Kind]; ok {
-			o.Status, o.Waiver = "waived", reason
+			o.Status, o.Waiver = report.StatusWaived, reason
 			e.out = append(e.out, o)
 			continue
 		}
@@ -272,10 +273,10 @@ func (e *evaluator) heap(h *Heap) {
 		e.add(report.Outcome{Check: "heap_verdict", Subject: c.Subject, Limit: float64(c.ExpectedBytes), Actual: float64(c.MeasuredBytes), Unit: "bytes",
 			Message: c.Verdict.String() + ": " + c.Message}, "", failed)
 	}
-	if e.cfg.MaxHeapOverStored != nil && h.StoredBytes > 0 {
-		r := float64(h.InUseBytes) / float64(h.StoredBytes)
-		e.add(report.Outcome{Check: "max_heap_over_stored", Subject: "heap in use", Limit: *e.cfg.MaxHeapOverStored, Actual: r, Unit: "ratio",
-			Message: fmt.Sprintf("%d bytes in use over %d stored: %.2fx (at most %gx)", h.InUseBytes, h.StoredBytes, r, *e.cfg.MaxHeapOverStored)}, "", r > *e.cfg.MaxHeapOverStored)
+	if limit := e.cfg.MaxHeapOverStored; limit != nil && h.StoredBytes > 0 {
+		r, over := accounting.OverBudget(h.InUseBytes, h.StoredBytes, *limit)
+		e.add(report.Outcome{Check: "max_heap_over_stored", Subject: "heap in use", Limit: *limit, Actual: r, Unit: "ratio",
+			Message: fmt.Sprintf("%d bytes in use over %d stored: %.2fx (at most %gx)", h.InUseBytes, h.StoredBytes, r, *limit)}, "", over)
 	}
 }
 

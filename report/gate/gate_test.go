@@ -92,7 +92,7 @@ func rep(bitsEncoded float64, findings ...report.Finding) *report.Report {
 func statuses(g *report.Gate) string {
 	var s []string
 	for _, o := range g.Outcomes {
-		s = append(s, o.Check+":"+o.Subject+":"+o.Status)
+		s = append(s, o.Check+":"+o.Subject+":"+string(o.Status))
 	}
 	return strings.Join(s, " ")
 }

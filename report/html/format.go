@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/qinsaudit/qinsaudit/accounting"
 )
 
 // iec formats a byte count in the largest IEC unit it reaches, two
@@ -25,27 +27,10 @@ func iec(v int64) string {
 }
 
 // exact formats a byte count with thousands separators: 9,838,736 B.
-func exact(v int64) string { return comma(v) + " B" }
+func exact(v int64) string { return accounting.ByteCount(v) }
 
-// comma groups an integer's digits by three.
-func comma(v int64) string {
-	s := strconv.FormatInt(v, 10)
-	neg := s[0] == '-'
-	if neg {
-		s = s[1:]
-	}
-	out := make([]byte, 0, len(s)+len(s)/3+1)
-	if neg {
-		out = append(out, '-')
-	}
-	for i := range len(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
-}
+// comma groups an integer's digits by three (accounting.Comma).
+func comma(v int64) string { return accounting.Comma(v) }
 
 // signedIEC and signedExact put a + before growth.
 func signedIEC(v int64) string {

@@ -271,7 +271,7 @@ func gateTable(g *report.Gate) table {
 	} else {
 		t.Caption = "FAILED"
 	}
-	for _, status := range []string{"fail", "waived", "pass"} {
+	for _, status := range []report.Status{report.StatusFail, report.StatusWaived, report.StatusPass} {
 		for i, o := range g.Outcomes {
 			if o.Status != status {
 				continue
@@ -281,7 +281,7 @@ func gateTable(g *report.Gate) table {
 			if o.Waiver != "" {
 				msg += " (waived: " + o.Waiver + ")"
 			}
-			t.Rows = append(t.Rows, row{Class: "s-" + status, Cells: []cell{textCell(field(j, "status"), o.Status), plain(o.Check), plain(o.Subject),
+			t.Rows = append(t.Rows, row{Class: "s-" + string(status), Cells: []cell{textCell(field(j, "status"), string(o.Status)), plain(o.Check), plain(o.Subject),
 				textCell(field(j, "limit"), limitValue(o.Limit, o.Unit)), textCell(field(j, "actual"), limitValue(o.Actual, o.Unit)), plain(msg)}})
 		}
 	}
@@ -362,19 +362,19 @@ func findingsTable(fs []report.Finding) *table {
 func diffTable(id, title, prefix string, d *report.Diff, fold bool) table {
 	t := table{ID: id, Title: title, Fold: fold, Header: []string{d.By, "", "old", "new", "change", "change %"}}
 	line := func(j string, r report.DiffRow) row {
-		mark := map[string]string{"added": "NEW", "removed": "DEL", "same": "~"}[r.Status]
+		mark := map[report.RowStatus]string{report.RowAdded: "NEW", report.RowRemoved: "DEL", report.RowSame: "~"}[r.Status]
 		rel := cell{Main: "-"}
 		switch {
-		case r.Status == "added":
+		case r.Status == report.RowAdded:
 			rel = plain("new")
-		case r.Status == "removed":
+		case r.Status == report.RowRemoved:
 			rel = plain("removed")
 		case r.DeltaBytes == 0:
 			rel = plain("~")
 		case r.OldBytes != 0:
 			rel = textCell(field(j, "delta_pct"), pct(r.DeltaPct))
 		}
-		return row{Class: "st-" + r.Status, Cells: []cell{plain(keyName(r.Key, "(top level)")), textCell(field(j, "status"), mark),
+		return row{Class: "st-" + string(r.Status), Cells: []cell{plain(keyName(r.Key, "(top level)")), textCell(field(j, "status"), mark),
 			bytesCell(field(j, "old_bytes"), r.OldBytes), bytesCell(field(j, "new_bytes"), r.NewBytes), deltaCell(field(j, "delta_bytes"), r.DeltaBytes), rel}}
 	}
 	rows := d.Rows

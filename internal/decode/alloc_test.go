@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/racetest"
 )
 
 // TestAllocSlots: a buffer's slot is what the allocator gives it.
@@ -32,15 +33,15 @@ func TestAllocSlots(t *testing.T) {
 
 func TestSite(t *testing.T) {
 	for fn, want := range map[string]string{
-		"github.com/qinsaudit/qinsaudit/accounting/decode.allocEmbedding":   "embedding",
-		"github.com/qinsaudit/qinsaudit/accounting/decode.allocDecoded":     KeyDecoded,
-		"github.com/qinsaudit/qinsaudit/accounting/decode.allocActivations": KeyActivations,
+		"github.com/qinsaudit/qinsaudit/internal/decode.allocEmbedding":   "embedding",
+		"github.com/qinsaudit/qinsaudit/internal/decode.allocDecoded":     KeyDecoded,
+		"github.com/qinsaudit/qinsaudit/internal/decode.allocActivations": KeyActivations,
 	} {
 		if got, ok := Site(fn); !ok || got != want {
 			t.Errorf("Site(%s) = %q, %v", fn, got, ok)
 		}
 	}
-	if _, ok := Site("github.com/qinsaudit/qinsaudit/accounting/decode.allocBytes"); ok {
+	if _, ok := Site("github.com/qinsaudit/qinsaudit/internal/decode.allocBytes"); ok {
 		t.Error("allocBytes is a site")
 	}
 	// Every role has a site of its own, and every site key is a phase key.
@@ -65,6 +66,7 @@ func TestSite(t *testing.T) {
 // stays cheap (bench/decode/README.md). The toy model has 73 storages and
 // 18 decoded weights, and the forward pass two buffers.
 func TestPassAllocations(t *testing.T) {
+	racetest.SkipAllocs(t)
 	m, res := torchModel(t, "toy_qins_log.pt")
 	var p *Pass
 	load := testing.AllocsPerRun(2, func() {

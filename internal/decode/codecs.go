@@ -79,7 +79,7 @@ type builder struct {
 // side returns the tensor named leaf in the module; ok is false when the
 // model has none.
 func (b *builder) side(leaf string) (td tensorData, ok bool, err error) {
-	j, ok := b.byName[join(b.module, leaf)]
+	j, ok := b.byName[accounting.JoinName(b.module, leaf)]
 	if !ok {
 		return tensorData{}, false, nil
 	}
@@ -95,7 +95,7 @@ func (b *builder) need(leaf, scheme string) (tensorData, error) {
 		return td, err
 	}
 	if !ok {
-		return td, b.errorf("%s needs %q beside it, and the model has no such tensor", scheme, join(b.module, leaf))
+		return td, b.errorf("%s needs %q beside it, and the model has no such tensor", scheme, accounting.JoinName(b.module, leaf))
 	}
 	return td, nil
 }
@@ -289,11 +289,4 @@ func widenCodec(b *builder, u *unit) error {
 	u.rows, u.cols = matrix(b.main.t.Shape, b.main.numel)
 	u.kernel, u.src, u.dtype = kWiden, b.main.data, b.main.dtype.Name
 	return nil
-}
-
-func join(mod, leaf string) string {
-	if mod == "" {
-		return leaf
-	}
-	return mod + "." + leaf
 }

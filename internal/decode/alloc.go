@@ -8,12 +8,23 @@ import (
 	"github.com/qinsaudit/qinsaudit/accounting"
 )
 
-// Site keys that are not accounting roles.
+// Site keys that are not accounting roles: the keys of a phase's ByRole
+// for the pass's own buffers.
 const (
 	// KeyDecoded is the site of decoded float32 weights.
-	KeyDecoded = accounting.PhaseDecoded
+	KeyDecoded = "decoded"
 	// KeyActivations is the site of the forward pass's inputs and outputs.
-	KeyActivations = accounting.PhaseActivations
+	KeyActivations = "activations"
+)
+
+// The names of the phases Run records, in order; one phase per layer
+// (PhaseLayer plus the layer's name) comes between PhaseAfterLoad and
+// PhaseAfterDecode.
+const (
+	PhaseAfterLoad   = "after-load"
+	PhaseLayer       = "layer "
+	PhaseAfterDecode = "after-decode"
+	PhaseEnd         = "end"
 )
 
 // minSlot is the smallest buffer the pass allocates. Smaller pointer-free
@@ -116,6 +127,15 @@ func Site(function string) (key string, ok bool) {
 	return key, ok
 }
 
-// siteKeys lists every site key in order: the stored roles in role order,
-// then KeyDecoded and KeyActivations.
-var siteKeys = accounting.PhaseKeys()
+// SiteKeys lists every site key, the keys of a phase's ByRole, in the
+// order reports list them: every role's name in role order, then
+// KeyDecoded and KeyActivations.
+func SiteKeys() []string {
+	out := make([]string, 0, len(accounting.Roles())+2)
+	for _, r := range accounting.Roles() {
+		out = append(out, r.String())
+	}
+	return append(out, KeyDecoded, KeyActivations)
+}
+
+var siteKeys = SiteKeys()

@@ -28,24 +28,6 @@ func TestHalfToFloat(t *testing.T) {
 	}
 }
 
-func TestContiguous(t *testing.T) {
-	for _, c := range []struct {
-		shape, strides []int64
-		want           bool
-	}{
-		{[]int64{2, 3}, nil, true},
-		{[]int64{2, 3}, []int64{3, 1}, true},
-		{[]int64{2, 3}, []int64{1, 2}, false},
-		{[]int64{1, 3}, []int64{99, 1}, true},
-		{[]int64{2, 3}, []int64{3}, false},
-		{[]int64{}, []int64{}, true},
-	} {
-		if got := contiguous(c.shape, c.strides); got != c.want {
-			t.Errorf("contiguous(%v, %v) = %v", c.shape, c.strides, got)
-		}
-	}
-}
-
 // TestQINSLogKernels: the one-table kernel for ±1 signs gives exactly what
 // the general one gives, and the general one follows sign.to(float32).
 func TestQINSLogKernels(t *testing.T) {

@@ -308,7 +308,7 @@ func (p *Pass) Run() (*Stats, error) {
 		st.Phases = append(st.Phases, r)
 		return nil
 	}
-	if err := record("after-load", 0); err != nil {
+	if err := record(PhaseAfterLoad, 0); err != nil {
 		return nil, err
 	}
 
@@ -361,7 +361,7 @@ func (p *Pass) Run() (*Stats, error) {
 		if p.opts.Policy == Stream {
 			expected = st.LargestLayer.ExpectedBytes
 		}
-		if err := record("layer "+l.Name, expected); err != nil {
+		if err := record(PhaseLayer+l.Name, expected); err != nil {
 			return nil, err
 		}
 	}
@@ -369,7 +369,7 @@ func (p *Pass) Run() (*Stats, error) {
 	if p.opts.Policy == Stream && len(p.layers) > 0 {
 		last = st.LargestLayer.ExpectedBytes
 	}
-	if err := record("after-decode", last); err != nil {
+	if err := record(PhaseAfterDecode, last); err != nil {
 		return nil, err
 	}
 	// The buffers are not used after this point, so without KeepAlive the
@@ -384,7 +384,7 @@ func (p *Pass) Run() (*Stats, error) {
 	}
 	led.live[KeyDecoded], led.slots[KeyDecoded] = 0, 0
 	led.live[KeyActivations], led.slots[KeyActivations] = 0, 0
-	if err := record("end", 0); err != nil {
+	if err := record(PhaseEnd, 0); err != nil {
 		return nil, err
 	}
 	runtime.KeepAlive(p.storages)

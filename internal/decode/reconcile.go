@@ -106,7 +106,7 @@ func Reconcile(res *accounting.Result, st *Stats, maxOver float64) *Reconciliati
 	peak, modelPeak := records[0], records[0]
 	weights := func(r PhaseRecord) int64 { return sum(r.Measured, storedKeys...) + r.Measured[KeyDecoded] }
 	for _, r := range records {
-		if r.Name == "after-decode" {
+		if r.Name == PhaseAfterDecode {
 			after = r
 		}
 		if weights(r) > weights(peak) {
@@ -165,7 +165,7 @@ func Reconcile(res *accounting.Result, st *Stats, maxOver float64) *Reconciliati
 
 	// Nothing decoded is left at the end.
 	end := records[len(records)-1]
-	if end.Name == "end" {
+	if end.Name == PhaseEnd {
 		rec.Comparisons = append(rec.Comparisons, within("decoded weights and activations in use at end vs none",
 			end.Measured[KeyDecoded]+end.Measured[KeyActivations], 0, 0, "the pass released every decoded weight and activation"))
 	}

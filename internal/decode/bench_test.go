@@ -13,7 +13,7 @@ import (
 // Benchmarks of the decode pass; bench/decode/README.md has the numbers of
 // one run and the PyTorch comparison.
 //
-//	go test ./accounting/decode -run '^$' -bench . -benchtime 3s
+//	go test ./internal/decode -run '^$' -bench . -benchtime 3s
 
 // qinsLogModule makes n synthetic QINS log codes and ±1 signs.
 func qinsLogModule(n int) (stored, sign []byte, mag *[256]float32) {

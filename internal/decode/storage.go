@@ -242,7 +242,7 @@ func view(m *accounting.Model, t *accounting.Tensor, s *storage) (tensorData, er
 	if err != nil {
 		return tensorData{}, tensorError(m, t, -1, "%v", err)
 	}
-	if !contiguous(t.Shape, t.Strides) {
+	if !accounting.Contiguous(t.Shape, t.Strides) {
 		return tensorData{}, tensorError(m, t, -1, "strides %v of shape %v are not contiguous; decode reads contiguous tensors only", t.Strides, t.Shape)
 	}
 	nbytes, err := d.Bytes(n)
@@ -254,26 +254,6 @@ func view(m *accounting.Model, t *accounting.Tensor, s *storage) (tensorData, er
 		return tensorData{}, tensorError(m, t, -1, "view of %d bytes at offset %d does not fit its storage %q of %d bytes", nbytes, t.ViewOffset, t.Storage, size)
 	}
 	return tensorData{t: t, dtype: d, numel: n, data: s.data[t.ViewOffset : t.ViewOffset+nbytes]}, nil
-}
-
-// contiguous reports whether strides (in elements) lay shape out in C
-// order; nil strides are contiguous. Dimensions of size 1 may have any
-// stride.
-func contiguous(shape, strides []int64) bool {
-	if strides == nil {
-		return true
-	}
-	if len(strides) != len(shape) {
-		return false
-	}
-	want := int64(1)
-	for k := len(shape) - 1; k >= 0; k-- {
-		if shape[k] != 1 && strides[k] != want {
-			return false
-		}
-		want *= shape[k]
-	}
-	return true
 }
 
 // scalar returns the single element of a one-element tensor as float64.
