@@ -46,14 +46,13 @@ type Config struct {
 	// have their own bound, so the two hops of many files overlap.
 	//
 	// 32, not 16: a sharded repo's heads go out with its index and
-	// config.json, so the Hub sees 2 + N requests at once; the common
-	// large layouts (Llama-3-70B's 30 shards, Qwen2-72B's 37) then need
-	// one wave on each host, not two (a 30-shard repo at 50 ms a
-	// request: 3.4 round trips at 32, 4.7 at 16; bench/remote). Each
-	// request is a small ranged GET, headers only; 32 streams to a host
-	// is what one browser page opens over HTTP/2, and far under the
-	// Hub's per-5-minutes rate limits; bigger repos (DeepSeek-V3's 163
-	// shards) take ceil(N/32) waves.
+	// config.json, so the Hub sees 2 + N requests at once; a 70B model in
+	// 30 shards (Llama-3-70B's layout) then needs one wave on each host,
+	// not two (at 50 ms a request: 3.4 round trips at 32, 4.7 at 16; see
+	// bench/remote). Each request is a small ranged GET of a header, and
+	// a repo's reads are a few dozen requests, far under the Hub's rate
+	// limits, which count requests per 5 minutes, not streams; a repo of
+	// more shards takes about (2 + N) / 32 waves.
 	Parallel int
 	// Transport replaces the default HTTP transport (tests).
 	Transport http.RoundTripper
