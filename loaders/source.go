@@ -129,6 +129,11 @@ const sniffRange = 1 << 10
 // is: Sniff reads its content either way.
 var modelExts = []string{".safetensors", ".gguf", ".bin", ".pt", ".pth", ".ckpt", ".ptl", ".jit", ".pkl"}
 
+// isModelName reports whether a name ends as a model file's does.
+func isModelName(name string) bool {
+	return slices.ContainsFunc(modelExts, func(x string) bool { return strings.HasSuffix(name, x) })
+}
+
 // prefetchDir fetches at once, for a Prefetcher source, the first bytes of
 // every file of dir that Select may sniff: a shard an index names sized
 // from it, another model file the default range, any other file a few
@@ -159,17 +164,14 @@ func prefetchDir(src Source, dir string, entries []Entry) error {
 		}
 	}
 	named := namedShards(entries)
-	early := func(e Entry) bool {
-		if named[e.Name] {
-			return true
-		}
-		return !slices.ContainsFunc(modelExts, func(x string) bool { return strings.HasSuffix(e.Name, x) })
-	}
+	// What the index cannot size: a named shard (sized from the index's
+	// size instead) and a file that is not a model file (sniffed only).
+	early := func(e Entry) bool { return named[e.Name] || !isModelName(e.Name) }
 	var names []string
 	var first []int64
 	add := func(e Entry, est int64) {
 		n := filepath.Join(dir, e.Name)
-		if est == 0 && !slices.ContainsFunc(modelExts, func(x string) bool { return strings.HasSuffix(e.Name, x) }) {
+		if est == 0 && !isModelName(e.Name) {
 			// Enough for Sniff to tell it is not a model.
 			est = sniffRange
 		}
