@@ -1,13 +1,16 @@
 package loaders
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/qinsaudit/qinsaudit/internal/safeio"
@@ -126,41 +129,159 @@ const sniffRange = 1 << 10
 // is: Sniff reads its content either way.
 var modelExts = []string{".safetensors", ".gguf", ".bin", ".pt", ".pth", ".ckpt", ".ptl", ".jit", ".pkl"}
 
+// isModelName reports whether a name ends as a model file's does.
+func isModelName(name string) bool {
+	return slices.ContainsFunc(modelExts, func(x string) bool { return strings.HasSuffix(name, x) })
+}
+
 // prefetchDir fetches at once, for a Prefetcher source, the first bytes of
 // every file of dir that Select may sniff: a shard an index names sized
 // from it, another model file the default range, any other file a few
 // bytes. A local directory is left alone.
+//
+// The indexes Select will read are chosen by name alone, and read first
+// for the shards' header sizes; but the shards of a complete set named
+// -NNNNN-of-NNNNN.safetensors, and every file that is not a model file, do
+// not wait for them: their first ranges are sent together with the
+// indexes' GETs (a shard's sized by earlyEstimate), so that a sharded
+// repo's heads cost the round trip of the index, not one more after it.
+// The index is still read and checked against the shards (loaders.Open).
 func prefetchDir(src Source, dir string, entries []Entry) error {
 	p, ok := src.(Prefetcher)
 	if !ok {
 		return nil
 	}
-	// The indexes Select will have read are chosen by name alone: read
-	// them first, for the shards' sizes. A bad one is reported when
-	// Select has it read.
-	estimates := map[string]int64{}
 	byName, err := Select(filepath.ToSlash(dir), entries, func(string) (string, error) { return "", nil })
 	if err != nil {
 		return err
 	}
+	var indexBytes int64
 	for _, n := range byName.Indexes {
-		if ix, err := readIndex(src, filepath.Join(dir, n), nil); err == nil {
-			maps.Copy(estimates, ix.estimates)
+		for _, e := range entries {
+			if e.Name == n {
+				indexBytes += e.Size
+			}
 		}
 	}
+	named := namedShards(entries)
+	// What the index cannot size: a named shard (sized from the index's
+	// size instead) and a file that is not a model file (sniffed only).
+	early := func(e Entry) bool { return named[e.Name] || !isModelName(e.Name) }
 	var names []string
 	var first []int64
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name, indexSuffix) {
-			continue
-		}
+	add := func(e Entry, est int64) {
 		n := filepath.Join(dir, e.Name)
-		est := estimates[filepath.Clean(n)]
-		if est == 0 && !slices.ContainsFunc(modelExts, func(x string) bool { return strings.HasSuffix(e.Name, x) }) {
+		if est == 0 && !isModelName(e.Name) {
 			// Enough for Sniff to tell it is not a model.
 			est = sniffRange
 		}
 		names, first = append(names, n), append(first, est)
 	}
-	return p.Prefetch(names, first)
+	// Without an index there is nothing to wait for: every file at once.
+	var started chan error
+	if len(byName.Indexes) > 0 {
+		est := earlyEstimate(indexBytes, len(named))
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name, indexSuffix) || !early(e) {
+				continue
+			}
+			if named[e.Name] {
+				add(e, est)
+			} else {
+				add(e, 0)
+			}
+		}
+		if len(names) > 0 {
+			started = make(chan error, 1)
+			go func(names []string, first []int64) { started <- p.Prefetch(names, first) }(names, first)
+		}
+		names, first = nil, nil
+	}
+	// A bad index is reported when Select has it read.
+	estimates := map[string]int64{}
+	for _, n := range byName.Indexes {
+		if ix, err := readIndex(src, filepath.Join(dir, n), nil); err == nil {
+			maps.Copy(estimates, ix.estimates)
+		}
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name, indexSuffix) || (started != nil && early(e)) {
+			continue
+		}
+		add(e, estimates[filepath.Clean(filepath.Join(dir, e.Name))])
+	}
+	if len(names) > 0 {
+		err = p.Prefetch(names, first)
+	}
+	if started != nil {
+		err = cmp.Or(<-started, err)
+	}
+	return err
+}
+
+// shardName is transformers' name of a safetensors shard (modeling_utils'
+// shard file pattern: -%05d-of-%05d).
+var shardName = regexp.MustCompile(`^(.*)-([0-9]{5})-of-([0-9]{5})\.safetensors$`)
+
+// namedShards returns the safetensors shards of entries whose names say
+// they are a complete set: for a prefix and a count N, parts 1 to N all
+// present. A set with a part missing, or a part numbered past its count,
+// is left to the index.
+func namedShards(entries []Entry) map[string]bool {
+	type set struct {
+		prefix string
+		count  int
+	}
+	parts := map[set]map[int]string{}
+	for _, e := range entries {
+		m := shardName.FindStringSubmatch(e.Name)
+		if m == nil {
+			continue
+		}
+		no, err1 := strconv.Atoi(m[2])
+		count, err2 := strconv.Atoi(m[3])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		k := set{m[1], count}
+		if parts[k] == nil {
+			parts[k] = map[int]string{}
+		}
+		parts[k][no] = e.Name
+	}
+	named := map[string]bool{}
+	for k, ps := range parts {
+		if len(ps) != k.count {
+			continue
+		}
+		complete := true
+		for i := 1; i <= k.count; i++ {
+			if ps[i] == "" {
+				complete = false
+			}
+		}
+		if complete {
+			for _, n := range ps {
+				named[n] = true
+			}
+		}
+	}
+	return named
+}
+
+// earlyEstimate sizes the first range of a named shard before the index
+// is read: its tensor names are not known yet, but the index's size is.
+// An index entry is a tensor's quoted name and its quoted shard name
+// (about 40 bytes besides the tensor's name); a header entry is the
+// quoted name and about 90 bytes; so a model's headers take at most about
+// twice its index, and a shard its share of that (plus room for
+// __metadata__). A shard holding more than its share of the tensors
+// costs one more GET of the missing bytes, never a refetch; the
+// DefaultFirstRange of 64 KiB instead would ask for up to 20 times a
+// typical header's bytes.
+func earlyEstimate(indexBytes int64, shards int) int64 {
+	if shards == 0 {
+		return 0
+	}
+	return 2*indexBytes/int64(shards) + 1<<10
 }

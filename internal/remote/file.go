@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // DefaultFirstRange is the first ranged GET of a file nothing more is
@@ -37,8 +38,8 @@ const maxGrow = 64 << 20
 type File struct {
 	c         *Client
 	name, url string
-	size      int64 // -1 until a plain URL's first answer
-	first     int64
+	size      int64        // -1 until a plain URL's first answer
+	first     atomic.Int64 // the first range's hint; see firstRange
 	exact     bool
 	repo, rev string
 
@@ -128,10 +129,21 @@ func (f *File) carriesOn(pos int64) bool {
 }
 
 func (f *File) firstRange() int64 {
-	if f.first > 0 {
-		return f.first
+	if n := f.first.Load(); n > 0 {
+		return n
 	}
 	return DefaultFirstRange
+}
+
+// raiseFirst raises the first range's hint to n; read when the first
+// range is sent, it changes nothing after.
+func (f *File) raiseFirst(n int64) {
+	for {
+		old := f.first.Load()
+		if n <= old || f.first.CompareAndSwap(old, n) {
+			return
+		}
+	}
 }
 
 // copyOut copies held bytes at off into p; it stops at the first byte not

@@ -43,8 +43,10 @@ func (c *Client) Model(ctx context.Context, src Source) (*FS, string, error) {
 		if e.Size == 0 || e.Size > maxMetaBytes {
 			continue
 		}
-		// JSON metadata is read whole: in one GET, whoever reads it first.
-		if strings.HasSuffix(e.Name, ".json") {
+		// The JSON the loaders read, config.json and weights indexes, is
+		// read whole: in one GET, whoever reads it first. (Other JSON, a
+		// tokenizer's, is only sniffed: a few bytes.)
+		if path.Base(e.Name) == "config.json" || strings.HasSuffix(e.Name, ".index.json") {
 			r.Hint(e.Name, e.Size)
 		}
 		// The loaders read the config.json beside the path whatever the

@@ -280,18 +280,20 @@ func (r *Repo) fileURL(name string) string {
 
 // Hint sets how many bytes the first ranged GET of name asks for (a
 // safetensors shard's header estimated from its tensor names, say). Without
-// a hint it is DefaultFirstRange.
+// a hint it is DefaultFirstRange. Hints only raise it: two readers that
+// hint one file (Model asks for a config.json whole, the loaders' sniff
+// for its first KiB) get the larger, so that neither needs a second GET.
 func (r *Repo) Hint(name string, n int64) {
 	r.mu.Lock()
+	n = max(n, r.hints[name])
 	r.hints[name] = n
 	f := r.files[name]
 	r.mu.Unlock()
-	if f != nil { // opened already: the hint counts if nothing is fetched yet
-		f.mu.Lock()
-		if len(f.segs) == 0 && f.fetches == 0 {
-			f.first = n
-		}
-		f.mu.Unlock()
+	if f != nil {
+		// Opened already: the hint counts if its first range is not sent
+		// yet. It is not taken under the file's lock, which a fetch in
+		// flight holds: a hint never waits for another file's round trip.
+		f.raiseFirst(n)
 	}
 }
 
@@ -306,12 +308,13 @@ func (r *Repo) File(name string) (*File, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: no file %q in the listing", r.Source.Raw, name)
 	}
-	f := &File{c: r.c, name: name, url: r.fileURL(name), size: e.Size, first: r.hints[name],
+	f := &File{c: r.c, name: name, url: r.fileURL(name), size: e.Size,
 		exact: strings.HasSuffix(name, ".safetensors"), repo: r.Source.Repo, rev: r.Commit}
 	if r.Source.IsHub() && r.c.cfg.CacheDir != "" {
 		f.cacheKey = cacheKey(r.Source.Endpoint, r.Source.Repo, r.Commit, name, e.ETag)
 		f.loadCache()
 	}
+	f.raiseFirst(r.hints[name])
 	r.files[name] = f
 	return f, nil
 }
