@@ -80,9 +80,9 @@ func limitValue(v float64, unit string) string {
 	case "bytes", "count":
 		return i64(int64(v))
 	case "ratio":
-		return ratio(v)
+		return Ratio(v)
 	case "percent":
 		return fmtPct(v)
 	}
-	return bpw(v)
+	return BitsPerWeight(v)
 }

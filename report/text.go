@@ -361,7 +361,7 @@ func groupTable(title, keyTitle, baseline string, gs []Group, total *Group, opts
 	sb, st, ss := columnScale(base, opts.Bytes), columnScale(theo, opts.Bytes), columnScale(stored, opts.Bytes)
 	line := func(key string, g Group) []string {
 		return []string{key, count(g.Tensors), count(g.Params), sb.format(g.BaselineBytes), st.format(g.TheoreticalBytes),
-			ss.format(g.StoredBytes), ratio(g.Ratio), bpw(g.BitsPerWeight)}
+			ss.format(g.StoredBytes), Ratio(g.Ratio), BitsPerWeight(g.BitsPerWeight)}
 	}
 	t := &table{
 		title:  title,

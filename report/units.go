@@ -85,16 +85,18 @@ func (s scale) format(v int64) string {
 // header appends the unit to a column title.
 func (s scale) header(title string) string { return title + " (" + s.unit + ")" }
 
-// ratio formats baseline/stored; "-" when nothing is stored.
-func ratio(r float64) string {
+// Ratio formats baseline/stored as every renderer shows it; "-" when
+// nothing is stored.
+func Ratio(r float64) string {
 	if r == 0 {
 		return "-"
 	}
 	return fmt.Sprintf("%.2fx", r)
 }
 
-// bpw formats bits per weight; "-" without params.
-func bpw(b float64) string {
+// BitsPerWeight formats bits per weight as every renderer shows it; "-"
+// without params.
+func BitsPerWeight(b float64) string {
 	if b == 0 {
 		return "-"
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/report"
 )
 
 // iec formats a byte count in the largest IEC unit it reaches, two
@@ -47,21 +48,9 @@ func signedExact(v int64) string {
 	return exact(v)
 }
 
-// ratio formats baseline/stored; "-" when nothing is stored.
-func ratio(r float64) string {
-	if r == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2fx", r)
-}
-
-// bpw formats bits per weight; "-" without params.
-func bpw(b float64) string {
-	if b == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2f", b)
-}
+// ratio and bpw are the text renderers' formats, so page and tables agree.
+func ratio(r float64) string { return report.Ratio(r) }
+func bpw(b float64) string   { return report.BitsPerWeight(b) }
 
 // pct formats a relative change in percent.
 func pct(p float64) string { return fmt.Sprintf("%+.1f%%", p) }
