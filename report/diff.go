@@ -21,7 +21,7 @@ type Diff struct {
 	Tool          string    `json:"tool"`
 	ToolVersion   string    `json:"tool_version,omitempty"`
 	Kind          string    `json:"kind"` // "diff"
-	By            string    `json:"by"`
+	By            DiffBy    `json:"by"`
 	Old           []File    `json:"old_files"`
 	New           []File    `json:"new_files"`
 	Rows          []DiffRow `json:"rows"`
@@ -53,8 +53,21 @@ const (
 	RowRemoved RowStatus = "removed" // only on the old side
 )
 
-// DiffByValues lists the keys a diff can be taken by.
-var DiffByValues = []string{"role", "role-matched", "layer", "module", "dtype", "tensor"}
+// DiffBy is what a diff's rows are keyed by (diff --by).
+type DiffBy string
+
+// The keys of a diff's rows (see NewDiff).
+const (
+	DiffByRole        DiffBy = "role"
+	DiffByRoleMatched DiffBy = "role-matched"
+	DiffByLayer       DiffBy = "layer"
+	DiffByModule      DiffBy = "module"
+	DiffByDType       DiffBy = "dtype"
+	DiffByTensor      DiffBy = "tensor"
+)
+
+// DiffByValues lists the keys a diff can be taken by, for flags.
+var DiffByValues = values(DiffByRole, DiffByRoleMatched, DiffByLayer, DiffByModule, DiffByDType, DiffByTensor)
 
 // NewDiff compares old and new by role, layer, module, dtype or tensor. Rows are
 // sorted by the size of their change, largest first; unchanged rows last,
@@ -65,7 +78,7 @@ var DiffByValues = []string{"role", "role-matched", "layer", "module", "dtype", 
 // that is an encoded linear in either report counts as one in both: an
 // fp32 linear replaced by its encoded form is then the same linear,
 // shrunk, rather than untouched bytes removed and encoded ones added.
-func NewDiff(old, new *Report, by string) *Diff {
+func NewDiff(old, new *Report, by DiffBy) *Diff {
 	d := &Diff{SchemaVersion: SchemaVersion, Tool: "qinsaudit", ToolVersion: version.String(), Kind: "diff", By: by, Old: old.Files, New: new.Files}
 	encoded := map[string]bool{}
 	for _, r := range []*Report{old, new} {
@@ -195,7 +208,7 @@ func diffTable(d *Diff, opts TextOptions) *table {
 		return []string{r.Key, s.format(r.OldBytes), s.format(r.NewBytes), signed(s, r.DeltaBytes), pct(r)}
 	}
 	t := &table{
-		header: []string{d.By, s.header("old"), s.header("new"), s.header("delta"), "delta %"},
+		header: []string{string(d.By), s.header("old"), s.header("new"), s.header("delta"), "delta %"},
 		right:  []bool{false, true, true, true, true},
 	}
 	for _, r := range rows {
@@ -235,7 +248,7 @@ func fmtPct(p float64) string { return fmt.Sprintf("%+.1f%%", p) }
 // WriteDiffCSV writes d's rows and total with exact values.
 func WriteDiffCSV(w io.Writer, d *Diff) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{d.By, "status", "old_bytes", "new_bytes", "delta_bytes", "delta_pct", "old_params", "new_params", "old_baseline_bytes", "new_baseline_bytes"})
+	cw.Write([]string{string(d.By), "status", "old_bytes", "new_bytes", "delta_bytes", "delta_pct", "old_params", "new_params", "old_baseline_bytes", "new_baseline_bytes"})
 	for _, r := range append(d.Rows[:len(d.Rows):len(d.Rows)], d.Total) {
 		cw.Write([]string{neutral.CSV(r.Key), string(r.Status), i64(r.OldBytes), i64(r.NewBytes), i64(r.DeltaBytes),
 			strconv.FormatFloat(r.DeltaPct, 'g', -1, 64), i64(r.OldParams), i64(r.NewParams), i64(r.OldBaseline), i64(r.NewBaseline)})

@@ -64,7 +64,7 @@ func profileReport(t *testing.T) *Report {
 // figure lost; and Markdown is never wrapped.
 func TestFitWidths(t *testing.T) {
 	rep := profileReport(t)
-	for _, by := range []string{"role", "tensor"} {
+	for _, by := range []By{ByRole, ByTensor} {
 		var full bytes.Buffer
 		if err := WriteText(&full, rep, TextOptions{By: by}); err != nil {
 			t.Fatal(err)

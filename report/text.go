@@ -20,12 +20,11 @@ import (
 
 // TextOptions are the choices of the text and Markdown renderers.
 type TextOptions struct {
-	// By adds a detail table: "tensor", "module", "layer", "dtype"; "role"
+	// By adds a detail table: ByTensor, ByModule, ByLayer, ByDType; ByRole
 	// or "" shows the role summary only.
-	By string
-	// Sort orders detail rows: "stored", "baseline", "theoretical",
-	// "params", "ratio", "bits", "name"; "" keeps file order.
-	Sort string
+	By By
+	// Sort orders detail rows by a SortKey; "" keeps file order.
+	Sort SortKey
 	// Top keeps the first Top detail rows; 0 keeps all.
 	Top int
 	// Bytes prints exact byte counts instead of IEC-scaled ones.
@@ -36,11 +35,45 @@ type TextOptions struct {
 	Width int
 }
 
-// ByValues and SortValues list the accepted option values.
-var (
-	ByValues   = []string{"role", "module", "layer", "dtype", "tensor"}
-	SortValues = []string{"stored", "baseline", "theoretical", "params", "ratio", "bits", "name"}
+// By is what a detail table (audit --by) groups rows by.
+type By string
+
+// The detail tables.
+const (
+	ByRole   By = "role"
+	ByModule By = "module"
+	ByLayer  By = "layer"
+	ByDType  By = "dtype"
+	ByTensor By = "tensor"
 )
+
+// SortKey orders detail rows (audit --sort).
+type SortKey string
+
+// The sort keys: the numbers largest first, names in order.
+const (
+	SortStored      SortKey = "stored"
+	SortBaseline    SortKey = "baseline"
+	SortTheoretical SortKey = "theoretical"
+	SortParams      SortKey = "params"
+	SortRatio       SortKey = "ratio"
+	SortBits        SortKey = "bits"
+	SortName        SortKey = "name"
+)
+
+// ByValues and SortValues list the accepted option values, for flags.
+var (
+	ByValues   = values(ByRole, ByModule, ByLayer, ByDType, ByTensor)
+	SortValues = values(SortStored, SortBaseline, SortTheoretical, SortParams, SortRatio, SortBits, SortName)
+)
+
+func values[T ~string](vs ...T) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
+}
 
 // WriteText writes rep as terminal tables: the files, the role summary with
 // a total row, an optional detail table, and the findings.
@@ -484,11 +517,11 @@ func top[T any](xs []T, n int) []T {
 	return xs
 }
 
-func sortGroups(gs []Group, by string) []Group {
+func sortGroups(gs []Group, by SortKey) []Group {
 	return sortRows(gs, by, Group.Key, func(g Group) Group { return g })
 }
 
-func sortTensors(ts []Tensor, by string) []Tensor {
+func sortTensors(ts []Tensor, by SortKey) []Tensor {
 	return sortRows(ts, by, func(t Tensor) string { return t.Name }, func(t Tensor) Group {
 		g := Group{Params: t.Params, BaselineBytes: t.BaselineBytes, TheoreticalBytes: t.TheoreticalBytes, StoredBytes: t.StoredBytes}
 		if t.StoredBytes != 0 {
@@ -503,7 +536,7 @@ func sortTensors(ts []Tensor, by string) []Tensor {
 
 // sortRows returns a copy of rows ordered by a SortValues key: "name" by
 // name, the numbers largest first, "" in the given order.
-func sortRows[T any](rows []T, by string, name func(T) string, sums func(T) Group) []T {
+func sortRows[T any](rows []T, by SortKey, name func(T) string, sums func(T) Group) []T {
 	rows = append([]T(nil), rows...)
 	key := func(x T) float64 {
 		g := sums(x)

@@ -93,7 +93,7 @@ func (o *outputFlags) validate() error {
 // write renders rep in the chosen format; a failure to write it (a full
 // disk, a closed pipe) exits 1.
 func (o *outputFlags) write(w io.Writer, rep *report.Report) error {
-	opts := report.TextOptions{By: o.by.value, Sort: o.sort.value, Top: o.top, Bytes: o.bytes, Width: textWidth(w, o.wide, o.width)}
+	opts := report.TextOptions{By: report.By(o.by.value), Sort: report.SortKey(o.sort.value), Top: o.top, Bytes: o.bytes, Width: textWidth(w, o.wide, o.width)}
 	return writeFailed(lookupFormat(o.format.value).report(w, rep, opts))
 }
 

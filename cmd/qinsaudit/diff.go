@@ -53,7 +53,7 @@ a total row. Added rows say "new", removed rows "removed", unchanged "~".`,
 				return err
 			}
 		}
-		d := report.NewDiff(reps[0], reps[1], by.value)
+		d := report.NewDiff(reps[0], reps[1], report.DiffBy(by.value))
 		opts := report.TextOptions{Top: *top, Bytes: *exact, Width: textWidth(stdout, wide, width)}
 		return writeFailed(lookupFormat(format.value).diff(stdout, d, reps[0], reps[1], opts))
 	}

@@ -166,8 +166,8 @@ func WriteDiff(w io.Writer, d *report.Diff, old, new *report.Report) error {
 	if err != nil {
 		return err
 	}
-	levels := map[string]*report.Diff{d.By: d}
-	for _, by := range []string{"role", "layer", "module", "tensor"} {
+	levels := map[report.DiffBy]*report.Diff{d.By: d}
+	for _, by := range []report.DiffBy{report.DiffByRole, report.DiffByLayer, report.DiffByModule, report.DiffByTensor} {
 		if levels[by] == nil {
 			levels[by] = report.NewDiff(old, new, by)
 		}
@@ -196,10 +196,10 @@ func WriteDiff(w io.Writer, d *report.Diff, old, new *report.Report) error {
 	for i, f := range d.New {
 		files.Rows = append(files.Rows, row{Cells: append([]cell{plain("new")}, fileCells(at("report.new_files", i), f)...)})
 	}
-	p.Tables = append(p.Tables, files, diffTable("by-"+d.By, "Stored bytes by "+d.By, "report", d, false))
-	for _, by := range []string{"role", "layer", "module"} {
+	p.Tables = append(p.Tables, files, diffTable("by-"+string(d.By), "Stored bytes by "+string(d.By), "report", d, false))
+	for _, by := range []report.DiffBy{report.DiffByRole, report.DiffByLayer, report.DiffByModule} {
 		if by != d.By {
-			p.Tables = append(p.Tables, diffTable("by-"+by, "Stored bytes by "+by, "levels."+by, levels[by], true))
+			p.Tables = append(p.Tables, diffTable("by-"+string(by), "Stored bytes by "+string(by), "levels."+string(by), levels[by], true))
 		}
 	}
 	p.Treemap = diffTreemap(old, new, levels)
@@ -360,7 +360,7 @@ func findingsTable(fs []report.Finding) *table {
 }
 
 func diffTable(id, title, prefix string, d *report.Diff, fold bool) table {
-	t := table{ID: id, Title: title, Fold: fold, Header: []string{d.By, "", "old", "new", "change", "change %"}}
+	t := table{ID: id, Title: title, Fold: fold, Header: []string{string(d.By), "", "old", "new", "change", "change %"}}
 	line := func(j string, r report.DiffRow) row {
 		mark := map[report.RowStatus]string{report.RowAdded: "NEW", report.RowRemoved: "DEL", report.RowSame: "~"}[r.Status]
 		rel := cell{Main: "-"}

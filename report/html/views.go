@@ -210,8 +210,8 @@ func heapTree(rep *report.Report, ids *int) (*node, string, cell) {
 
 // diffTreemap is the new model's layer > module > tensor, sized by new
 // (and, switched, old) stored bytes and coloured by growth.
-func diffTreemap(old, new *report.Report, levels map[string]*report.Diff) *treemapView {
-	rowIndex := func(by string) map[string]int {
+func diffTreemap(old, new *report.Report, levels map[report.DiffBy]*report.Diff) *treemapView {
+	rowIndex := func(by report.DiffBy) map[string]int {
 		m := map[string]int{}
 		for i, r := range levels[by].Rows {
 			m[r.Key] = i
