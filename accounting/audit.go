@@ -132,7 +132,9 @@ func Audit(m *Model, opts Options) (*Result, error) {
 	res := &Result{Baseline: opts.Baseline, Skipped: m.Skipped}
 	cls := Classify(m, opts.Schemes...)
 	res.Rows = make([]Row, len(m.Tensors))
-	for i, t := range m.Tensors {
+	var dt dtypeCache
+	for i := range m.Tensors {
+		t := &m.Tensors[i]
 		r := &res.Rows[i]
 		r.Name, r.File, r.DType, r.Shape, r.Class = t.Name, t.File, t.DType, t.Shape, cls[i]
 		r.Layer = LayerOf(t.Name)
@@ -141,7 +143,7 @@ func Audit(m *Model, opts Options) (*Result, error) {
 			return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
 		}
 		r.Numel = n
-		if d, ok := LookupDType(t.DType); ok {
+		if d, ok := dt.lookup(t.DType); ok {
 			r.ElementSize = float64(d.BlockBytes) / float64(d.BlockElems)
 			if r.TheoreticalBytes, err = d.Bytes(n); err != nil {
 				return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
@@ -160,7 +162,7 @@ func Audit(m *Model, opts Options) (*Result, error) {
 		switch {
 		case r.Leftover, r.Encoded && r.Part != PartWeight:
 			r.BaselineBytes = 0
-		case r.Encoded || isFloat(r.DType) || r.DType == "":
+		case r.Encoded || dt.isFloat(r.DType) || r.DType == "":
 			r.BaselineBytes = r.Params * ref.BlockBytes
 		default:
 			r.BaselineBytes = r.TheoreticalBytes
@@ -177,23 +179,35 @@ func Audit(m *Model, opts Options) (*Result, error) {
 // chargeStorages charges each storage once, to the first tensor that views
 // it, and finds the bytes no view covers.
 func chargeStorages(m *Model, res *Result) {
-	type key struct {
-		file    int
-		storage string
-	}
 	// The tensors of each storage are chained through next, in tensor
 	// order, from the first (a list, not a slice per storage: most
 	// storages have one tensor, and a model may have a million).
-	firstOf := make(map[key]int, len(m.Tensors))
+	// firstOf holds a map per file, each keyed by the storage alone:
+	// tensors come in file order, so the file's map is looked up once
+	// per run of its tensors, not once per tensor.
+	perFile := map[int]int{} // tensors per file, to size its map
+	for i := range m.Tensors {
+		perFile[m.Tensors[i].File]++
+	}
+	firstOf := make(map[int]map[string]int, len(perFile))
 	next := make([]int, len(m.Tensors))
 	last := make([]int, len(m.Tensors)) // of a first tensor: the last of its chain
-	var order []int
-	for i, t := range m.Tensors {
+	order := make([]int, 0, len(m.Tensors))
+	var cur map[string]int
+	curFile := 0
+	for i := range m.Tensors {
+		t := &m.Tensors[i]
 		next[i] = -1
-		k := key{t.File, t.Storage}
-		f, ok := firstOf[k]
+		if cur == nil || t.File != curFile {
+			curFile = t.File
+			if cur = firstOf[curFile]; cur == nil {
+				cur = make(map[string]int, perFile[curFile])
+				firstOf[curFile] = cur
+			}
+		}
+		f, ok := cur[t.Storage]
 		if !ok {
-			firstOf[k], last[i] = i, i
+			cur[t.Storage], last[i] = i, i
 			order = append(order, i)
 			continue
 		}
@@ -206,7 +220,7 @@ func chargeStorages(m *Model, res *Result) {
 		first.StoredBytes = size
 		spans = spans[:0]
 		for i := f; i >= 0; i = next[i] {
-			spans = append(spans, viewSpan(m.Tensors[i], res.Rows[i].TheoreticalBytes))
+			spans = append(spans, viewSpan(&m.Tensors[i], res.Rows[i].TheoreticalBytes))
 			if i != f {
 				// Linear, not quadratic, in the views of one storage (a
 				// flattened-parameter checkpoint has thousands): the tensor
@@ -222,7 +236,7 @@ func chargeStorages(m *Model, res *Result) {
 }
 
 // viewSpan returns the byte range of its storage a tensor can touch.
-func viewSpan(t Tensor, theoretical int64) [2]int64 {
+func viewSpan(t *Tensor, theoretical int64) [2]int64 {
 	start := t.ViewOffset
 	if t.Strides == nil || len(t.Strides) != len(t.Shape) {
 		return [2]int64{start, start + theoretical}
@@ -267,10 +281,11 @@ func untieBaselines(m *Model, res *Result) {
 		dtype         string
 	}
 	seen := map[view]bool{}
-	for i, t := range m.Tensors {
+	for i := range m.Tensors {
 		if len(res.Rows[i].SharesStorageWith) == 0 {
 			continue // its storage has no other view, so no view like it
 		}
+		t := &m.Tensors[i]
 		v := view{t.File, t.Storage, t.ViewOffset, res.Rows[i].TheoreticalBytes, t.DType}
 		if seen[v] {
 			res.Rows[i].Tied = true
@@ -287,7 +302,8 @@ func fileResults(m *Model, res *Result) []FileResult {
 	for i, f := range m.Files {
 		out[i].File = f
 	}
-	for _, r := range res.Rows {
+	for i := range res.Rows {
+		r := &res.Rows[i]
 		if r.File >= 0 && r.File < len(out) {
 			out[r.File].Tensors++
 			out[r.File].StoredBytes += r.StoredBytes
@@ -302,7 +318,30 @@ func fileResults(m *Model, res *Result) []FileResult {
 func group(res *Result) {
 	var roles [numRoles]Group
 	var seenRole [numRoles]bool
-	modIdx, layerIdx, dtypeIdx := map[string]int{}, map[string]int{}, map[string]int{}
+	// Neighbouring rows mostly share their module, layer and dtype: each
+	// grouper remembers its last key, and the maps are sized by how often
+	// the key changes from one row to the next (at least the number of
+	// keys).
+	var modRuns, layerRuns int
+	var lastMod, lastLayer string
+	for i := range res.Rows {
+		r := &res.Rows[i]
+		if !r.Role.InModel() {
+			continue
+		}
+		if modRuns == 0 || r.Module != lastMod {
+			modRuns, lastMod = modRuns+1, r.Module
+		}
+		if layerRuns == 0 || r.Layer != lastLayer {
+			layerRuns, lastLayer = layerRuns+1, r.Layer
+		}
+	}
+	if modRuns > 0 {
+		res.Modules = make([]Group, 0, modRuns)
+	}
+	mods := grouper{gs: &res.Modules, idx: make(map[string]int, modRuns)}
+	layers := grouper{gs: &res.Layers, idx: make(map[string]int, min(layerRuns, 1024))}
+	dtypes := grouper{gs: &res.DTypes, idx: map[string]int{}}
 	for i := range res.Rows {
 		r := &res.Rows[i]
 		roles[r.Role].add(r)
@@ -311,9 +350,9 @@ func group(res *Result) {
 			continue
 		}
 		res.Total.add(r)
-		addTo(&res.Modules, modIdx, r.Module, r)
-		addTo(&res.DTypes, dtypeIdx, r.DType, r)
-		addTo(&res.Layers, layerIdx, r.Layer, r) // "" holds what is in no layer
+		mods.add(r.Module, r)
+		dtypes.add(r.DType, r)
+		layers.add(r.Layer, r) // "" holds what is in no layer
 	}
 	res.Total.Key = "total"
 	sort.SliceStable(res.DTypes, func(i, j int) bool { return res.DTypes[i].StoredBytes > res.DTypes[j].StoredBytes })
@@ -325,12 +364,25 @@ func group(res *Result) {
 	}
 }
 
-func addTo(gs *[]Group, idx map[string]int, key string, r *Row) {
-	i, ok := idx[key]
-	if !ok {
-		i = len(*gs)
-		idx[key] = i
-		*gs = append(*gs, Group{Key: key})
+// grouper adds rows to the group of their key, in order of first
+// appearance.
+type grouper struct {
+	gs    *[]Group
+	idx   map[string]int
+	last  string // the last row's key, once set
+	lastI int    // the index of its group
+	set   bool
+}
+
+func (g *grouper) add(key string, r *Row) {
+	if !g.set || key != g.last {
+		i, ok := g.idx[key]
+		if !ok {
+			i = len(*g.gs)
+			g.idx[key] = i
+			*g.gs = append(*g.gs, Group{Key: key})
+		}
+		g.last, g.lastI, g.set = key, i, true
 	}
-	(*gs)[i].add(r)
+	(*g.gs)[g.lastI].add(r)
 }

@@ -31,12 +31,9 @@ type Class struct {
 func Classify(m *Model, extra ...Scheme) []Class {
 	all := append(append([]Scheme(nil), extra...), schemes...)
 	cls := make([]Class, len(m.Tensors))
-	byName := make(map[string]int, len(m.Tensors))
-	for i, t := range m.Tensors {
-		if _, dup := byName[t.Name]; !dup {
-			byName[t.Name] = i
-		}
-	}
+	// byName (each name's first tensor) is built when a main tensor first
+	// looks for its sides: a model of plain tensors never needs it.
+	var byName map[string]int
 	done := make([]bool, len(m.Tensors))
 	encoded := map[string]string{} // module -> scheme
 
@@ -44,36 +41,56 @@ func Classify(m *Model, extra ...Scheme) []Class {
 	// something else holds it: a file of nothing but an EMA copy is the
 	// model.
 	withModel := false
-	for _, t := range m.Tensors {
+	for i := range m.Tensors {
+		t := &m.Tensors[i]
 		if !isOptimizer(t.Name) && !isCheckpointState(t.Name) {
 			withModel = true
 			break
 		}
 	}
-	for i, t := range m.Tensors {
+	for i := range m.Tensors {
+		t := &m.Tensors[i]
 		if isOptimizer(t.Name) || withModel && isCheckpointState(t.Name) {
 			cls[i] = Class{Role: OptimizerState, Part: PartState, Module: moduleOf(t.Name), Params: numel(t)}
 			done[i] = true
 		}
 	}
-	// Encoded modules: a main tensor and its sides.
-	for i, t := range m.Tensors {
+	// Encoded modules: a main tensor and its sides. Which schemes a
+	// tensor's dtype and the config admit is worked out once per dtype.
+	cands := schemeCandidates{all: all, q: m.Quantization}
+	var sideName []byte // a side's name, built here, not allocated per lookup
+	for i := range m.Tensors {
+		t := &m.Tensors[i]
 		if done[i] {
 			continue
 		}
-		for _, s := range all {
+		for _, si := range cands.of(t.DType) {
+			s := &all[si]
 			mod, ok := s.mainModule(t)
-			if !ok || !s.Main.accepts(t.DType) || !methodFits(s, m.Quantization) || !ownedBy(t, s.Owner) {
+			if !ok || !ownedBy(t, s.Owner) {
 				continue
+			}
+			if byName == nil {
+				byName = make(map[string]int, len(m.Tensors))
+				for k := range m.Tensors {
+					if _, dup := byName[m.Tensors[k].Name]; !dup {
+						byName[m.Tensors[k].Name] = k
+					}
+				}
 			}
 			sides := make([]int, len(s.Sides))
 			complete := true
 			for k, side := range s.Sides {
-				sideName := JoinName(mod, side.Leaf)
-				if side.OfTensor {
-					sideName = t.Name + "." + side.Leaf
+				// JoinName(mod, side.Leaf), or <main>.<leaf>.
+				switch {
+				case side.OfTensor:
+					sideName = append(append(append(sideName[:0], t.Name...), '.'), side.Leaf...)
+				case mod == "":
+					sideName = append(sideName[:0], side.Leaf...)
+				default:
+					sideName = append(append(append(sideName[:0], mod...), '.'), side.Leaf...)
 				}
-				j, ok := byName[sideName]
+				j, ok := byName[string(sideName)]
 				if !ok || done[j] || !side.accepts(m.Tensors[j].DType) {
 					j = -1
 				}
@@ -110,11 +127,13 @@ func Classify(m *Model, extra ...Scheme) []Class {
 	}
 	// GGML block-quantized weights are encoded linears (or embeddings)
 	// named by their type; their scales are inside the blocks.
-	for i, t := range m.Tensors {
+	var dt dtypeCache
+	for i := range m.Tensors {
+		t := &m.Tensors[i]
 		if done[i] || leafOf(t.Name) != "weight" {
 			continue
 		}
-		if d, ok := LookupDType(t.DType); ok && d.BlockElems > 1 {
+		if d, ok := dt.lookup(t.DType); ok && d.BlockElems > 1 {
 			mod := moduleOf(t.Name)
 			role := EncodedLinear
 			if embeddingModules[lastComponent(mod)] {
@@ -126,24 +145,28 @@ func Classify(m *Model, extra ...Scheme) []Class {
 	}
 	// What is left: biases and leftovers of encoded modules, embeddings,
 	// plain tensors.
-	for i, t := range m.Tensors {
+	for i := range m.Tensors {
+		t := &m.Tensors[i]
 		if done[i] {
 			continue
 		}
 		mod, leaf := moduleOf(t.Name), leafOf(t.Name)
-		c := Class{Role: Untouched, Module: mod, Params: numel(t), Part: plainPart(t, mod, leaf)}
-		for _, b := range biasLeaves {
-			if bm, ok := matchLeaf(t.Name, b); ok && encoded[bm] != "" {
-				c.Module, c.Part = bm, PartBias
+		float := dt.isFloat(t.DType)
+		c := Class{Role: Untouched, Module: mod, Params: numel(t), Part: plainPart(float, mod, leaf)}
+		if len(encoded) > 0 {
+			for _, b := range biasLeaves {
+				if bm, ok := matchLeaf(t.Name, b); ok && encoded[bm] != "" {
+					c.Module, c.Part = bm, PartBias
+				}
 			}
 		}
 		switch {
 		case c.Part == PartBias:
-		case encoded[mod] != "" && leaf == "weight" && isFloat(t.DType):
+		case leaf == "weight" && float && encoded[mod] != "":
 			// The module's logical weights are counted on its encoded
 			// tensor; the float copy adds bytes, not weights.
 			c.Part, c.Leftover, c.Scheme, c.Params = PartLeftoverWeight, true, "", 0
-		case embeddingModules[lastComponent(mod)] && leaf == "weight":
+		case leaf == "weight" && embeddingModules[lastComponent(mod)]:
 			c.Role, c.Part = Embedding, PartWeight
 		}
 		cls[i] = c
@@ -151,9 +174,64 @@ func Classify(m *Model, extra ...Scheme) []Class {
 	return cls
 }
 
+// schemeCandidates are, per dtype, the indices of the schemes whose main
+// tensor may have it under the model's quantization config, in the order
+// they are tried.
+type schemeCandidates struct {
+	all   []Scheme
+	q     *QuantConfig
+	byDT  map[string][]int
+	last  string
+	lastC []int
+	set   bool
+}
+
+func (c *schemeCandidates) of(dtype string) []int {
+	if c.set && dtype == c.last {
+		return c.lastC
+	}
+	out, ok := c.byDT[dtype]
+	if !ok {
+		for i := range c.all {
+			if c.all[i].Main.accepts(dtype) && methodFits(&c.all[i], c.q) {
+				out = append(out, i)
+			}
+		}
+		if c.byDT == nil {
+			c.byDT = map[string][]int{}
+		}
+		c.byDT[dtype] = out
+	}
+	c.last, c.lastC, c.set = dtype, out, true
+	return out
+}
+
+// dtypeCache looks dtypes up, remembering the last one: neighbouring
+// tensors mostly share theirs.
+type dtypeCache struct {
+	name string
+	d    DType
+	ok   bool
+	set  bool
+}
+
+func (c *dtypeCache) lookup(name string) (DType, bool) {
+	if !c.set || name != c.name {
+		c.d, c.ok = LookupDType(name)
+		c.name, c.set = name, true
+	}
+	return c.d, c.ok
+}
+
+// isFloat is isFloat(name), through the cache.
+func (c *dtypeCache) isFloat(name string) bool {
+	d, ok := c.lookup(name)
+	return ok && d.Float
+}
+
 // mainModule reports whether t is the main tensor of s, and returns its
 // module.
-func (s Scheme) mainModule(t Tensor) (string, bool) {
+func (s *Scheme) mainModule(t *Tensor) (string, bool) {
 	if s.Main.Leaf != "" {
 		return matchLeaf(t.Name, s.Main.Leaf)
 	}
@@ -171,7 +249,7 @@ func (s Scheme) mainModule(t Tensor) (string, bool) {
 
 // ownedBy reports whether one of the classes holding t contains owner
 // ("" fits any tensor).
-func ownedBy(t Tensor, owner string) bool {
+func ownedBy(t *Tensor, owner string) bool {
 	if owner == "" {
 		return true
 	}
@@ -185,14 +263,14 @@ func ownedBy(t Tensor, owner string) bool {
 
 // methodFits reports whether a scheme may apply under the model's
 // quantization config: a config naming another method rules it out.
-func methodFits(s Scheme, q *QuantConfig) bool {
+func methodFits(s *Scheme, q *QuantConfig) bool {
 	return s.Method == "" || q == nil || q.Method == "" || strings.EqualFold(s.Method, q.Method)
 }
 
 // packingFits tells GPTQ's and AWQ's identically named tensors apart by
 // shape (see Scheme.Packed): GPTQ's qweight has the scales' last dimension,
 // AWQ's a fraction of it. bits is what tensorBits found.
-func packingFits(m *Model, s Scheme, main Tensor, sides []int, bits int) bool {
+func packingFits(m *Model, s *Scheme, main *Tensor, sides []int, bits int) bool {
 	if s.Packed == "" || len(main.Shape) != 2 {
 		return true
 	}
@@ -215,7 +293,7 @@ func packingFits(m *Model, s Scheme, main Tensor, sides []int, bits int) bool {
 
 // scaleOut is the last dimension of a scheme's "scale" side, the output
 // size.
-func scaleOut(m *Model, s Scheme, sides []int) (int64, bool) {
+func scaleOut(m *Model, s *Scheme, sides []int) (int64, bool) {
 	for k, j := range sides {
 		if j < 0 || s.Sides[k].Part != PartScale {
 			continue
@@ -234,7 +312,7 @@ func scaleOut(m *Model, s Scheme, sides []int) (int64, bool) {
 // do not tell: GPTQ's qweight [in*bits/32, out] with g_idx [in] (one group
 // index per input), AWQ's qweight [in, out*bits/32] with scales [groups,
 // out]. Only whole bit widths from 2 to 8 count.
-func tensorBits(m *Model, s Scheme, main Tensor, sides []int) int {
+func tensorBits(m *Model, s *Scheme, main *Tensor, sides []int) int {
 	if s.Packed == "" || len(main.Shape) != 2 || main.DType != "int32" {
 		return 0
 	}
@@ -267,7 +345,7 @@ func (q *QuantConfig) NotConverted(module string) bool {
 	return false
 }
 
-func logicalParams(t Tensor, s Scheme, q *QuantConfig) int64 {
+func logicalParams(t *Tensor, s *Scheme, q *QuantConfig) int64 {
 	n := numel(t)
 	bits := s.WeightBits
 	if bits > 0 && q != nil && q.Bits > 0 {
@@ -280,14 +358,16 @@ func logicalParams(t Tensor, s Scheme, q *QuantConfig) int64 {
 	return n * (d.BlockBytes * 8 / int64(bits))
 }
 
-func plainPart(t Tensor, mod, leaf string) Part {
+// plainPart is the part of a tensor no scheme claims; float is whether its
+// dtype is a float type.
+func plainPart(float bool, mod, leaf string) Part {
 	last := lastComponent(mod)
 	switch {
 	case strings.Contains(last, "norm") || strings.HasPrefix(last, "ln"):
 		return PartNorm
 	case leaf == "bias":
 		return PartBias
-	case !isFloat(t.DType):
+	case !float:
 		return PartBuffer
 	case leaf == "weight":
 		return PartWeight
@@ -311,14 +391,30 @@ func isCheckpointState(name string) bool {
 // isOptimizer reports whether a tensor is optimizer state: under an
 // optimizer key at any depth.
 func isOptimizer(name string) bool {
-	parts := strings.Split(name, ".")
-	for _, p := range parts[:len(parts)-1] {
-		if optimizerKeys[p] {
+	// Every component but the last, without splitting the name into a
+	// slice: this runs on every tensor.
+	for {
+		p, rest, more := strings.Cut(name, ".")
+		if !more {
+			return false
+		}
+		if (p == "" || optimizerFirst[p[0]]) && optimizerKeys[p] {
 			return true
 		}
+		name = rest
 	}
-	return false
 }
+
+// optimizerFirst marks the first bytes of the optimizer keys: a component
+// starting with another byte needs no map lookup.
+var optimizerFirst = func() (set [256]bool) {
+	for k := range optimizerKeys {
+		if k != "" {
+			set[k[0]] = true
+		}
+	}
+	return set
+}()
 
 // matchLeaf reports whether name is leaf or ends in "."+leaf, and returns
 // the module prefix.
@@ -388,7 +484,7 @@ func isDigits(s string) bool {
 	return true
 }
 
-func numel(t Tensor) int64 {
+func numel(t *Tensor) int64 {
 	n, err := Numel(t.Shape)
 	if err != nil {
 		return 0

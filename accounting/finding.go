@@ -96,25 +96,41 @@ func findings(m *Model, res *Result) []Finding {
 	// Per encoded module: is it compressed at all? Which side tensors are
 	// wider than they need to be?
 	type mod struct {
-		scheme  string
-		tensors []string
-		stored  int64
-		params  int64
-		dtype   string
+		name, scheme string
+		rows         int      // its encoded rows
+		tensors      []string // their names, for a module found uncompressed
+		stored       int64
+		params       int64
+		dtype        string
+		bits         float64
+		flagged      bool
 	}
-	mods := map[string]*mod{}
-	var order []string
-	for _, r := range res.Rows {
+	// The modules in order of first appearance, and each one's index;
+	// neighbouring rows mostly share their module, so only a change of
+	// module is looked up.
+	index := map[string]int{}
+	var mods []mod
+	modOf := func(cur int, r *Row) int {
+		if cur >= 0 && r.Module == mods[cur].name {
+			return cur
+		}
+		k, ok := index[r.Module]
+		if !ok {
+			k = len(mods)
+			index[r.Module] = k
+			mods = append(mods, mod{name: r.Module, scheme: r.Scheme})
+		}
+		return k
+	}
+	cur := -1
+	for i := range res.Rows {
+		r := &res.Rows[i]
 		if !r.Encoded {
 			continue
 		}
-		md := mods[r.Module]
-		if md == nil {
-			md = &mod{scheme: r.Scheme}
-			mods[r.Module] = md
-			order = append(order, r.Module)
-		}
-		md.tensors = append(md.tensors, r.Name)
+		cur = modOf(cur, r)
+		md := &mods[cur]
+		md.rows++
 		md.stored += r.StoredBytes
 		md.params += r.Params
 		if r.Part == PartWeight {
@@ -132,16 +148,37 @@ func findings(m *Model, res *Result) []Finding {
 			}
 		}
 	}
-	for _, name := range order {
-		md := mods[name]
+	flagged := false
+	for k := range mods {
+		md := &mods[k]
 		if md.params == 0 {
 			continue
 		}
-		bits := float64(md.stored) * 8 / float64(md.params)
-		if bits >= float64(refBits) {
-			out = append(out, Finding{Kind: EncodedButUncompressed, Severity: Error, Module: name,
+		md.bits = float64(md.stored) * 8 / float64(md.params)
+		if md.bits >= float64(refBits) {
+			md.flagged, flagged = true, true
+			md.tensors = make([]string, 0, md.rows)
+		}
+	}
+	if flagged {
+		// A second pass names the tensors of the uncompressed modules only.
+		cur = -1
+		for i := range res.Rows {
+			r := &res.Rows[i]
+			if !r.Encoded {
+				continue
+			}
+			cur = modOf(cur, r)
+			if md := &mods[cur]; md.flagged {
+				md.tensors = append(md.tensors, r.Name)
+			}
+		}
+	}
+	for k := range mods {
+		if md := &mods[k]; md.flagged {
+			out = append(out, Finding{Kind: EncodedButUncompressed, Severity: Error, Module: md.name,
 				Tensors: md.tensors, Bytes: md.stored,
-				Message: fmt.Sprintf("encoded as %s but stored as %s: %.0f bits per weight, no saving over %s", md.scheme, md.dtype, bits, res.Baseline)})
+				Message: fmt.Sprintf("encoded as %s but stored as %s: %.0f bits per weight, no saving over %s", md.scheme, md.dtype, md.bits, res.Baseline)})
 		}
 	}
 	if q := m.Quantization; q != nil && q.Method != "" {
@@ -151,11 +188,12 @@ func findings(m *Model, res *Result) []Finding {
 	out = append(out, gapFindings(m)...)
 	out = append(out, pickleFindings(m)...)
 	out = append(out, tensorFindings(m.Quantization, res)...)
-	for _, r := range res.Rows {
+	for i := range res.Rows {
+		r := &res.Rows[i]
 		if r.Leftover {
 			out = append(out, Finding{Kind: DuplicateWeight, Severity: Error, Module: r.Module,
 				Tensors: []string{r.Name}, Bytes: r.StoredBytes,
-				Message: fmt.Sprintf("%s is encoded as %s but still carries its %s weight", r.Module, mods[r.Module].scheme, r.DType)})
+				Message: fmt.Sprintf("%s is encoded as %s but still carries its %s weight", r.Module, mods[index[r.Module]].scheme, r.DType)})
 		}
 		if r.DeadBytes > 0 {
 			ts := append([]string{r.Name}, r.SharesStorageWith...)
@@ -187,8 +225,10 @@ func sortFindings(fs []Finding) {
 // layers, not embeddings, not listed as left unconverted.
 func configFloatLayers(q *QuantConfig, res *Result) []Finding {
 	var out []Finding
-	for _, r := range res.Rows {
-		if r.Role != Untouched || r.Part != PartWeight || len(r.Shape) != 2 || r.Layer == "" || !isFloat(r.DType) || q.NotConverted(r.Module) {
+	var dt dtypeCache
+	for i := range res.Rows {
+		r := &res.Rows[i]
+		if r.Role != Untouched || r.Part != PartWeight || len(r.Shape) != 2 || r.Layer == "" || !dt.isFloat(r.DType) || q.NotConverted(r.Module) {
 			continue
 		}
 		bits := ""
@@ -207,31 +247,61 @@ func configFloatLayers(q *QuantConfig, res *Result) []Finding {
 // a directory of 40,000 shards take seconds in this function alone.
 func labelFindings(m *Model, res *Result) []Finding {
 	var out []Finding
-	byFile := make([][]int, len(m.Files)) // indices of each file's rows
-	for j, r := range res.Rows {
-		if r.File >= 0 && r.File < len(byFile) {
-			byFile[r.File] = append(byFile[r.File], j)
+	// The indices of each file's rows, in one backing array.
+	counts := make([]int, len(m.Files))
+	for j := range res.Rows {
+		if f := res.Rows[j].File; f >= 0 && f < len(counts) {
+			counts[f]++
+		}
+	}
+	byFile := make([][]int, len(m.Files))
+	all := make([]int, 0, len(res.Rows))
+	for i, c := range counts {
+		if c > 0 {
+			byFile[i], all = all[len(all):len(all):len(all)+c], all[:len(all)+c]
+		}
+	}
+	for j := range res.Rows {
+		if f := res.Rows[j].File; f >= 0 && f < len(byFile) {
+			byFile[f] = append(byFile[f], j)
 		}
 	}
 	for i, f := range m.Files {
-		present := map[string]int64{}
+		// present[d] is the bytes of the file's dtype order[k] at
+		// sums[k], k = present[d]; neighbouring rows mostly share their
+		// dtype, so only a change of dtype is looked up.
+		present := map[string]int{}
 		var order []string
+		var sums []int64
+		k := -1
 		for _, j := range byFile[i] {
 			r := &res.Rows[j]
-			if _, ok := present[r.DType]; !ok {
-				order = append(order, r.DType)
+			if k < 0 || r.DType != order[k] {
+				var ok bool
+				if k, ok = present[r.DType]; !ok {
+					k = len(order)
+					present[r.DType] = k
+					order = append(order, r.DType)
+					sums = append(sums, 0)
+				}
 			}
-			present[r.DType] += r.StoredBytes
+			sums[k] += r.StoredBytes
 		}
-		if f.LabelDType != "" && len(order) > 0 && present[f.LabelDType] == 0 {
+		bytesOf := func(d string) int64 {
+			if k, ok := present[d]; ok {
+				return sums[k]
+			}
+			return 0
+		}
+		if f.LabelDType != "" && len(order) > 0 && bytesOf(f.LabelDType) == 0 {
 			mix := make([]string, len(order))
 			for k, d := range order {
-				mix[k] = fmt.Sprintf("%s %d bytes", d, present[d])
+				mix[k] = fmt.Sprintf("%s %d bytes", d, sums[k])
 			}
 			out = append(out, Finding{Kind: FileTypeMismatch, Severity: Warning, Module: "", Tensors: []string{}, Bytes: 0,
 				Message: fmt.Sprintf("%s says %s (mostly %s), but no tensor is %s; present: %s", f.Path, f.Label, f.LabelDType, f.LabelDType, strings.Join(mix, ", "))})
 		}
-		for _, d := range order {
+		for k, d := range order {
 			if GGMLRemoved(d) {
 				var ts []string
 				for _, j := range byFile[i] {
@@ -239,7 +309,7 @@ func labelFindings(m *Model, res *Result) []Finding {
 						ts = append(ts, r.Name)
 					}
 				}
-				out = append(out, Finding{Kind: RemovedGGMLType, Severity: Warning, Tensors: ts, Bytes: present[d],
+				out = append(out, Finding{Kind: RemovedGGMLType, Severity: Warning, Tensors: ts, Bytes: sums[k],
 					Message: fmt.Sprintf("%s: %d tensors of %s, a type ggml has removed: current llama.cpp refuses this file", f.Path, len(ts), d)})
 			}
 		}
@@ -343,7 +413,8 @@ func globalList(gs []Global) string {
 // scheme matches.
 func tensorFindings(q *QuantConfig, res *Result) []Finding {
 	var out []Finding
-	for _, r := range res.Rows {
+	for i := range res.Rows {
+		r := &res.Rows[i]
 		if r.Encoded && r.Part == PartWeight && r.Bits > 0 && q != nil && q.Bits > 0 && r.Bits != q.Bits {
 			out = append(out, Finding{Kind: ConfigMismatch, Severity: Warning, Module: r.Module, Tensors: []string{r.Name}, Bytes: r.StoredBytes,
 				Message: fmt.Sprintf("quantization_config says bits %d, but the %s tensors' shapes pack %d bits per weight: counted as %d-bit (%d weights)",
@@ -361,7 +432,7 @@ func tensorFindings(q *QuantConfig, res *Result) []Finding {
 // matrix of an integer dtype quantizers pack weights into (an int64 or
 // bool matrix is an index or a mask; a row vector is not a linear), or a
 // PyTorch quantized tensor of rank 2 or more (a conv weight is 4-D).
-func weightShaped(r Row) bool {
+func weightShaped(r *Row) bool {
 	if len(r.Shape) < 2 || r.Numel == 0 {
 		return false
 	}
