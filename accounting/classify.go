@@ -223,7 +223,7 @@ func (c *dtypeCache) lookup(name string) (DType, bool) {
 	return c.d, c.ok
 }
 
-// isFloat is isFloat(name), through the cache.
+// isFloat reports whether the named dtype is a float type.
 func (c *dtypeCache) isFloat(name string) bool {
 	d, ok := c.lookup(name)
 	return ok && d.Float
@@ -373,11 +373,6 @@ func plainPart(float bool, mod, leaf string) Part {
 		return PartWeight
 	}
 	return PartParam
-}
-
-func isFloat(dtype string) bool {
-	d, ok := LookupDType(dtype)
-	return ok && d.Float
 }
 
 // isCheckpointState reports whether a tensor is under a top-level key of a
