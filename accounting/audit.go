@@ -130,13 +130,13 @@ func Audit(m *Model, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("baseline %q is not a float dtype", opts.Baseline)
 	}
 	res := &Result{Baseline: opts.Baseline, Skipped: m.Skipped}
-	cls := Classify(m, opts.Schemes...)
 	res.Rows = make([]Row, len(m.Tensors))
+	classify(m, opts.Schemes, func(i int) *Class { return &res.Rows[i].Class })
 	var dt dtypeCache
 	for i := range m.Tensors {
 		t := &m.Tensors[i]
 		r := &res.Rows[i]
-		r.Name, r.File, r.DType, r.Shape, r.Class = t.Name, t.File, t.DType, t.Shape, cls[i]
+		r.Name, r.File, r.DType, r.Shape = t.Name, t.File, t.DType, t.Shape
 		r.Layer = LayerOf(t.Name)
 		n, err := Numel(t.Shape)
 		if err != nil {

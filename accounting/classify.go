@@ -29,8 +29,15 @@ type Class struct {
 // the model's quantization config. The extra schemes (a user's rules) are
 // tried before the built-in ones.
 func Classify(m *Model, extra ...Scheme) []Class {
-	all := append(append([]Scheme(nil), extra...), schemes...)
 	cls := make([]Class, len(m.Tensors))
+	classify(m, extra, func(i int) *Class { return &cls[i] })
+	return cls
+}
+
+// classify is Classify, writing the class of tensor i to at(i), once:
+// Audit classifies into its rows.
+func classify(m *Model, extra []Scheme, at func(i int) *Class) {
+	all := append(append([]Scheme(nil), extra...), schemes...)
 	// byName (each name's first tensor) is built when a main tensor first
 	// looks for its sides: a model of plain tensors never needs it.
 	var byName map[string]int
@@ -51,7 +58,7 @@ func Classify(m *Model, extra ...Scheme) []Class {
 	for i := range m.Tensors {
 		t := &m.Tensors[i]
 		if isOptimizer(t.Name) || withModel && isCheckpointState(t.Name) {
-			cls[i] = Class{Role: OptimizerState, Part: PartState, Module: moduleOf(t.Name), Params: numel(t)}
+			*at(i) = Class{Role: OptimizerState, Part: PartState, Module: moduleOf(t.Name), Params: numel(t)}
 			done[i] = true
 		}
 	}
@@ -112,12 +119,12 @@ func Classify(m *Model, extra ...Scheme) []Class {
 			if bits > 0 {
 				params = numel(t) * 32 / int64(bits)
 			}
-			cls[i] = Class{Role: role, Part: s.Main.Part, Module: mod, Scheme: s.Name,
+			*at(i) = Class{Role: role, Part: s.Main.Part, Module: mod, Scheme: s.Name,
 				Params: params, Encoded: true, Bits: bits}
 			done[i] = true
 			for k, j := range sides {
 				if j >= 0 {
-					cls[j] = Class{Role: role, Part: s.Sides[k].Part, Module: mod, Scheme: s.Name, NeedBits: s.Sides[k].NeedBits, Encoded: true}
+					*at(j) = Class{Role: role, Part: s.Sides[k].Part, Module: mod, Scheme: s.Name, NeedBits: s.Sides[k].NeedBits, Encoded: true}
 					done[j] = true
 				}
 			}
@@ -139,7 +146,7 @@ func Classify(m *Model, extra ...Scheme) []Class {
 			if embeddingModules[lastComponent(mod)] {
 				role = Embedding
 			}
-			cls[i] = Class{Role: role, Part: PartWeight, Module: mod, Scheme: strings.ToUpper(t.DType), Params: numel(t), Encoded: true}
+			*at(i) = Class{Role: role, Part: PartWeight, Module: mod, Scheme: strings.ToUpper(t.DType), Params: numel(t), Encoded: true}
 			done[i] = true
 		}
 	}
@@ -169,9 +176,8 @@ func Classify(m *Model, extra ...Scheme) []Class {
 		case leaf == "weight" && embeddingModules[lastComponent(mod)]:
 			c.Role, c.Part = Embedding, PartWeight
 		}
-		cls[i] = c
+		*at(i) = c
 	}
-	return cls
 }
 
 // schemeCandidates are, per dtype, the indices of the schemes whose main

@@ -107,9 +107,15 @@ func findings(m *Model, res *Result) []Finding {
 	}
 	// The modules in order of first appearance, and each one's index;
 	// neighbouring rows mostly share their module, so only a change of
-	// module is looked up.
-	index := map[string]int{}
-	var mods []mod
+	// module is looked up, and the changes bound how many there are.
+	runs := 0
+	for i, prev := 0, ""; i < len(res.Rows); i++ {
+		if r := &res.Rows[i]; r.Encoded && (runs == 0 || r.Module != prev) {
+			runs, prev = runs+1, r.Module
+		}
+	}
+	index := make(map[string]int, runs)
+	mods := make([]mod, 0, runs)
 	modOf := func(cur int, r *Row) int {
 		if cur >= 0 && r.Module == mods[cur].name {
 			return cur
