@@ -34,8 +34,8 @@ func Classify(m *Model, extra ...Scheme) []Class {
 	return cls
 }
 
-// classify is Classify, writing the class of tensor i to at(i), once:
-// Audit classifies into its rows.
+// classify is Classify, writing the class of tensor i to *at(i): Audit
+// classifies into its rows, without a []Class of its own.
 func classify(m *Model, extra []Scheme, at func(i int) *Class) {
 	all := append(append([]Scheme(nil), extra...), schemes...)
 	// byName (each name's first tensor) is built when a main tensor first
