@@ -389,7 +389,7 @@ func (n *namer) tensor(t *tensor, depth int) error {
 		}
 	}
 	var strides []int64
-	if !contiguous(t.shape, t.stride, numel) {
+	if !accounting.Contiguous(t.shape, t.stride) {
 		strides = t.stride
 	}
 	if err := n.list(accounting.Tensor{
@@ -442,26 +442,6 @@ func (n *namer) bareStorage(r *storageRef) error {
 		ViewOffset:   lo,
 		DataOffset:   r.s.dataOffset,
 	})
-}
-
-// contiguous reports whether stride is the row-major stride of shape, by
-// torch's rule: dimensions of size 1 may have any stride, and an empty
-// tensor is contiguous.
-func contiguous(shape, stride []int64, numel int64) bool {
-	if numel == 0 {
-		return true
-	}
-	want := int64(1)
-	for i := len(shape) - 1; i >= 0; i-- {
-		if shape[i] == 1 {
-			continue
-		}
-		if stride[i] != want {
-			return false
-		}
-		want *= shape[i] // no overflow: the product is numel
-	}
-	return true
 }
 
 // keyString renders a dict key as Python's str() would for the key types
