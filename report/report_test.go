@@ -163,6 +163,9 @@ func TestReadJSONErrors(t *testing.T) {
 		{`{"tool": "qinsaudit", "files": 3}`, "not a qinsaudit JSON report"},
 		{`{"tool": "qinsaudit", "schema_version": 1} {}`, "not a qinsaudit JSON report"},
 		{`{"tool": "other", "schema_version": 1}`, "not a qinsaudit JSON report"},
+		// A diff's JSON reads as an empty report: it is refused as one.
+		{`{"schema_version": 1, "tool": "qinsaudit", "kind": "diff", "by": "role", "old_files": [], "new_files": [], "rows": [], "total": {}}`, "a diff (qinsaudit diff --format json), not a report"},
+		{"{\"schema_version\": 1, \"tool\": \"qinsaudit\", \"kind\": \"diff\", \"files\": 3}", "a diff"},
 	} {
 		_, err := ReadJSON(strings.NewReader(c.in))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
