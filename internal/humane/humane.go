@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -20,10 +21,16 @@ import (
 func Empty(data []byte) bool { return len(strings.TrimSpace(string(data))) == 0 }
 
 // yamlType and yamlField are yaml.TypeError's lines: a value of the wrong
-// kind, a key the decoder does not know (with KnownFields).
+// kind, a key the decoder does not know (with KnownFields). They are
+// compiled on first use: every command links this package, few see a YAML
+// error.
 var (
-	yamlType  = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+) (?:`(.*)` )?into (\\S+)$")
-	yamlField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type .*$`)
+	yamlType = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+) (?:`(.*)` )?into (\\S+)$")
+	})
+	yamlField = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^line (\d+): field (\S+) not found in type .*$`)
+	})
 )
 
 // YAML returns err's message without Go types and without the decoder's
@@ -35,11 +42,11 @@ func YAML(err error) string {
 	}
 	var out []string
 	for _, e := range te.Errors {
-		if m := yamlField.FindStringSubmatch(e); m != nil {
+		if m := yamlField().FindStringSubmatch(e); m != nil {
 			out = append(out, fmt.Sprintf("line %s: unknown key %q", m[1], m[2]))
 			continue
 		}
-		m := yamlType.FindStringSubmatch(e)
+		m := yamlType().FindStringSubmatch(e)
 		if m == nil {
 			out = append(out, e)
 			continue
