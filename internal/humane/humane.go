@@ -52,10 +52,10 @@ func YAML(err error) string {
 			continue
 		}
 		if m[3] == "" { // a list or a mapping: no value quoted
-			out = append(out, fmt.Sprintf("line %s: got %s, want %s", m[1], yamlKinds[m[2]], goKind(m[4])))
+			out = append(out, fmt.Sprintf("line %s: got %s, want %s", m[1], yamlKind(m[2]), goKind(m[4])))
 			continue
 		}
-		out = append(out, fmt.Sprintf("line %s: %s is %s, want %s", m[1], quote(m[3]), yamlKinds[m[2]], goKind(m[4])))
+		out = append(out, fmt.Sprintf("line %s: %s is %s, want %s", m[1], quote(m[3]), yamlKind(m[2]), goKind(m[4])))
 	}
 	return strings.Join(out, "; ")
 }
@@ -68,10 +68,26 @@ func quote(v string) string {
 	return fmt.Sprintf("%q", v)
 }
 
-// yamlKinds names YAML's tags.
-var yamlKinds = map[string]string{
-	"str": "text", "int": "a number", "float": "a number", "bool": "true or false",
-	"map": "a mapping", "seq": "a list", "null": "empty", "timestamp": "a date",
+// yamlKind names a YAML tag ("" for another): a switch, where a map would
+// be built at every process's init.
+func yamlKind(tag string) string {
+	switch tag {
+	case "str":
+		return "text"
+	case "int", "float":
+		return "a number"
+	case "bool":
+		return "true or false"
+	case "map":
+		return "a mapping"
+	case "seq":
+		return "a list"
+	case "null":
+		return "empty"
+	case "timestamp":
+		return "a date"
+	}
+	return ""
 }
 
 // goKind names what a Go type, as a decoder spells it, wants of a file.
