@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // These few lines are all that qinsaudit needs of a humanizing library.
@@ -59,13 +60,17 @@ const (
 	EiB
 )
 
-var byteUnits = map[string]uint64{
-	"": 1, "b": 1,
-	"kib": KiB, "ki": KiB, "mib": MiB, "mi": MiB, "gib": GiB, "gi": GiB,
-	"tib": TiB, "ti": TiB, "pib": PiB, "pi": PiB, "eib": EiB, "ei": EiB,
-	"kb": 1e3, "k": 1e3, "mb": 1e6, "m": 1e6, "gb": 1e9, "g": 1e9,
-	"tb": 1e12, "t": 1e12, "pb": 1e15, "p": 1e15, "eb": 1e18, "e": 1e18,
-}
+// byteUnits are ParseBytes's units, made on first use (a gate or a flag
+// that reads a size), not at package init.
+var byteUnits = sync.OnceValue(func() map[string]uint64 {
+	return map[string]uint64{
+		"": 1, "b": 1,
+		"kib": KiB, "ki": KiB, "mib": MiB, "mi": MiB, "gib": GiB, "gi": GiB,
+		"tib": TiB, "ti": TiB, "pib": PiB, "pi": PiB, "eib": EiB, "ei": EiB,
+		"kb": 1e3, "k": 1e3, "mb": 1e6, "m": 1e6, "gb": 1e9, "g": 1e9,
+		"tb": 1e12, "t": 1e12, "pb": 1e15, "p": 1e15, "eb": 1e18, "e": 1e18,
+	}
+})
 
 // ParseBytes reads a byte count: a number, optionally with thousands
 // separators and a fraction, then optionally blanks and a unit, any case
@@ -85,7 +90,7 @@ func ParseBytes(s string) (uint64, error) {
 		return 0, err
 	}
 	extra := strings.ToLower(strings.TrimSpace(s[end:]))
-	m, ok := byteUnits[extra]
+	m, ok := byteUnits()[extra]
 	if !ok {
 		return 0, fmt.Errorf("unhandled size name: %v", extra)
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/qinsaudit/qinsaudit/internal/safeio"
 )
@@ -220,8 +221,10 @@ func prefetchDir(src Source, dir string, entries []Entry) error {
 }
 
 // shardName is transformers' name of a safetensors shard (modeling_utils'
-// shard file pattern: -%05d-of-%05d).
-var shardName = regexp.MustCompile(`^(.*)-([0-9]{5})-of-([0-9]{5})\.safetensors$`)
+// shard file pattern: -%05d-of-%05d), compiled on first use.
+var shardName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(.*)-([0-9]{5})-of-([0-9]{5})\.safetensors$`)
+})
 
 // namedShards returns the safetensors shards of entries whose names say
 // they are a complete set: for a prefix and a count N, parts 1 to N all
@@ -234,7 +237,7 @@ func namedShards(entries []Entry) map[string]bool {
 	}
 	parts := map[set]map[int]string{}
 	for _, e := range entries {
-		m := shardName.FindStringSubmatch(e.Name)
+		m := shardName().FindStringSubmatch(e.Name)
 		if m == nil {
 			continue
 		}

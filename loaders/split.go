@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 )
@@ -14,13 +15,16 @@ import (
 // A GGUF model split by llama.cpp's gguf-split is a set of files named
 // <prefix>-%05d-of-%05d.gguf (llama_split_path), part numbers from 1, each
 // saying split.no (from 0) and split.count; split.tensors.count is the
-// tensors of all parts. One part alone is not the model.
-var splitName = regexp.MustCompile(`^(.*)-([0-9]{5,})-of-([0-9]{5,})\.gguf$`)
+// tensors of all parts. One part alone is not the model. Compiled on first
+// use, not at package init.
+var splitName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(.*)-([0-9]{5,})-of-([0-9]{5,})\.gguf$`)
+})
 
 // splitPath returns the prefix of a part's path and the part number and
 // count its name says, ok false when it does not follow the naming.
 func splitPath(path string) (prefix string, no, count int64, ok bool) {
-	m := splitName.FindStringSubmatch(filepath.Base(path))
+	m := splitName().FindStringSubmatch(filepath.Base(path))
 	if m == nil {
 		return "", 0, 0, false
 	}

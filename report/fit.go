@@ -66,7 +66,7 @@ func plan(header []string, rows [][]string, footer []string, right []bool, width
 		}
 	}
 	cells(func(i int, c string) {
-		w := twwidth.Width(c)
+		w := cellWidth(c)
 		body[i] = max(body[i], w)
 		switch kinds[i] {
 		case kindFigure:
@@ -78,7 +78,7 @@ func plan(header []string, rows [][]string, footer []string, right []bool, width
 		}
 	})
 	for i, h := range header {
-		natural[i] = max(body[i], twwidth.Width(h))
+		natural[i] = max(body[i], cellWidth(h))
 		least[i] = max(least[i], longest(h, splitHeader))
 	}
 	l := fitting{widths: append([]int(nil), natural...), natural: natural, body: body, kinds: kinds, gap: 2, fits: true}
@@ -136,7 +136,7 @@ func (l fitting) apply(header []string, rows [][]string, footer []string) {
 	}
 	wrapRow := func(r []string) {
 		for i := 0; i < len(l.widths) && i < len(r); i++ {
-			if l.kinds[i] == kindFigure || twwidth.Width(r[i]) <= l.widths[i] {
+			if l.kinds[i] == kindFigure || cellWidth(r[i]) <= l.widths[i] {
 				continue
 			}
 			split := splitName
@@ -362,7 +362,7 @@ func splitName(s string) []string {
 func longest(s string, split func(string) []string) int {
 	m := 0
 	for _, p := range split(s) {
-		m = max(m, twwidth.Width(strings.TrimRight(p, " ")))
+		m = max(m, cellWidth(strings.TrimRight(p, " ")))
 	}
 	return m
 }
@@ -371,13 +371,13 @@ func longest(s string, split func(string) []string) int {
 // lines after the first starting with ind (when the width leaves room for
 // it). A piece wider than a line gets a line of its own.
 func wrap(s string, width int, split func(string) []string, ind string) string {
-	if width-twwidth.Width(ind) < 4 {
+	if width-cellWidth(ind) < 4 {
 		ind = ""
 	}
 	var b strings.Builder
 	line, empty := 0, true // width of the current line; nothing on it yet
 	for _, p := range split(s) {
-		pw := twwidth.Width(strings.TrimRight(p, " "))
+		pw := cellWidth(strings.TrimRight(p, " "))
 		if !empty && line+pw > width {
 			// Close the line without its trailing blank.
 			trimmed := strings.TrimRight(b.String(), " ")
@@ -385,11 +385,23 @@ func wrap(s string, width int, split func(string) []string, ind string) string {
 			b.WriteString(trimmed)
 			b.WriteString("\n")
 			b.WriteString(ind)
-			line, empty = twwidth.Width(ind), true
+			line, empty = cellWidth(ind), true
 		}
 		b.WriteString(p)
-		line += twwidth.Width(p)
+		line += cellWidth(p)
 		empty = false
 	}
 	return strings.TrimRight(b.String(), " ")
+}
+
+// cellWidth is the display width of s as tablewriter measures it
+// (twwidth.Width), which a line of printable ASCII, nearly every cell,
+// has without tablewriter's per-rune lookups: one column a byte.
+func cellWidth(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return twwidth.Width(s)
+		}
+	}
+	return len(s)
 }

@@ -129,3 +129,18 @@ func TestFitFigures(t *testing.T) {
 	}
 	checkWidth(t, b.String(), 40)
 }
+
+// TestCellWidthIsTablewriters checks the ASCII shortcut against
+// tablewriter's own measure, which the table's columns are laid out by.
+func TestCellWidthIsTablewriters(t *testing.T) {
+	cases := []string{"", " ", "a", "encoded_linear", "  2,359,296", "~!@#$%^&*()_+{}|:<>?`-=[]\\;',./\"",
+		"\t", "a\tb", "\x1b[31mred\x1b[0m", "\x7f", "é", "naïve", "日本語", "emoji 🙂", "a\x00b", "\n", "a\u200bb"}
+	for c := 0x20; c < 0x7f; c++ {
+		cases = append(cases, string(rune(c)), "ab"+string(rune(c)))
+	}
+	for _, s := range cases {
+		if got, want := cellWidth(s), twwidth.Width(s); got != want {
+			t.Errorf("cellWidth(%q) = %d, tablewriter says %d", s, got, want)
+		}
+	}
+}

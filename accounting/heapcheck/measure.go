@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/pprof/profile"
 
@@ -38,10 +39,10 @@ import (
 // where every tensor storage comes from, and OtherBytes the rest (the
 // interpreter's and libraries' allocations).
 func Measure(p, base *Profile, focus *regexp.Regexp) (accounting.HeapMeasurement, error) {
-	if focus != nil || !p.maps(tensorAllocator) {
+	if focus != nil || !p.maps(tensorAllocator()) {
 		return measure(p, base, focus)
 	}
-	m, err := measure(p, base, tensorAllocator)
+	m, err := measure(p, base, tensorAllocator())
 	if err != nil {
 		return m, err
 	}
@@ -54,8 +55,9 @@ func Measure(p, base *Profile, focus *regexp.Regexp) (accounting.HeapMeasurement
 	return m, nil
 }
 
-// tensorAllocator matches the library of PyTorch's CPU allocator.
-var tensorAllocator = regexp.MustCompile(`libc10[.-]`)
+// tensorAllocator matches the library of PyTorch's CPU allocator; compiled
+// on first use.
+var tensorAllocator = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`libc10[.-]`) })
 
 // maps reports whether the profile's memory map has a file matching re.
 func (p *Profile) maps(re *regexp.Regexp) bool {

@@ -326,8 +326,22 @@ func runProfiled(stdout, stderr io.Writer, command []string, f *profileFlags, na
 	return 0, badInput(fmt.Errorf("profile: %v", err))
 }
 
-// phaseName is what qinsaudit_marks.mark accepts as a name.
-var phaseName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+// phaseName reports whether s is what qinsaudit_marks.mark accepts as a
+// name: ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$, matched by hand rather than by
+// a regexp compiled at package init for every command.
+func phaseName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // readMarks reads the phases qinsaudit_marks recorded.
 func readMarks(path string) ([]profilePhase, error) {
@@ -347,7 +361,7 @@ func readMarks(path string) ([]profilePhase, error) {
 			return nil, fmt.Errorf("%s:%d: malformed line", path, line)
 		}
 		n, err := strconv.Atoi(parts[0])
-		if err != nil || !phaseName.MatchString(parts[1]) || filepath.Base(parts[2]) != parts[2] {
+		if err != nil || !phaseName(parts[1]) || filepath.Base(parts[2]) != parts[2] {
 			return nil, fmt.Errorf("%s:%d: malformed line", path, line)
 		}
 		p := profilePhase{Order: n, Name: parts[1], File: parts[2]}

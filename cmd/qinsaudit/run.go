@@ -15,19 +15,29 @@ import (
 // run executes the command line args and returns the process exit code.
 // It is main without the process: tests call it with buffers.
 func run(args []string, stdout, stderr io.Writer) int {
-	root := newRoot(stdout, stderr)
+	first := ""
+	if len(args) > 0 {
+		first = args[0]
+	}
+	root := newRoot(stdout, stderr, first)
 	root.SetArgs(args)
 	return exitCode(root.Execute(), stderr)
 }
 
-func newRoot(stdout, stderr io.Writer) *cobra.Command {
+// newRoot makes the command tree. A process runs one command: when first
+// (the first argument) names a subcommand, only that one is made, with no
+// version flag and no completion command, which it cannot reach; a
+// subcommand's own help names none of its siblings. Anything else (no
+// argument, a flag, help, completion, a typo to suggest for) gets the whole
+// tree. Making every subcommand's flags cost more than an empty Go
+// process's whole run.
+func newRoot(stdout, stderr io.Writer, first string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "qinsaudit",
 		Short: "Audit the memory accounting of compressed and quantized model weights",
 		Long: `qinsaudit reads model files (PyTorch, safetensors, GGUF) header-only, classifies
 every tensor, and accounts exactly for the bytes each one takes: its fp32
 baseline, its theoretical size, and what the file really stores.`,
-		Version:       version.String(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
@@ -46,11 +56,34 @@ baseline, its theoretical size, and what the file really stores.`,
 		return nil
 	}
 	root.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
-	root.AddCommand(newAuditCmd(stdout), newCheckCmd(stdout), newDiffCmd(stdout))
-	root.AddCommand(newDecodeCmd(stdout))
-	root.AddCommand(newCrosscheckCmd(stdout))
-	root.AddCommand(newProfileCmd(stdout, stderr))
-	root.AddCommand(&cobra.Command{
+	commands := []struct {
+		name string
+		make func() *cobra.Command
+	}{
+		{"audit", func() *cobra.Command { return newAuditCmd(stdout) }},
+		{"check", func() *cobra.Command { return newCheckCmd(stdout) }},
+		{"diff", func() *cobra.Command { return newDiffCmd(stdout) }},
+		{"decode", func() *cobra.Command { return newDecodeCmd(stdout) }},
+		{"crosscheck", func() *cobra.Command { return newCrosscheckCmd(stdout) }},
+		{"profile", func() *cobra.Command { return newProfileCmd(stdout, stderr) }},
+		{"version", func() *cobra.Command { return newVersionCmd(stdout) }},
+	}
+	for _, c := range commands {
+		if c.name == first {
+			root.AddCommand(c.make())
+			root.CompletionOptions.DisableDefaultCmd = true
+			return root
+		}
+	}
+	root.Version = version.String()
+	for _, c := range commands {
+		root.AddCommand(c.make())
+	}
+	return root
+}
+
+func newVersionCmd(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
 		Use:   "version",
 		Short: "Print qinsaudit's version (module version and VCS revision)",
 		Args: func(c *cobra.Command, args []string) error {
@@ -60,8 +93,7 @@ baseline, its theoretical size, and what the file really stores.`,
 			return nil
 		},
 		Run: func(c *cobra.Command, _ []string) { fmt.Fprintf(stdout, "qinsaudit %s\n", version.String()) },
-	})
-	return root
+	}
 }
 
 // deprecatedAlias defines old, a former name of the flag called name: it

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -20,10 +21,16 @@ import (
 func Empty(data []byte) bool { return len(strings.TrimSpace(string(data))) == 0 }
 
 // yamlType and yamlField are yaml.TypeError's lines: a value of the wrong
-// kind, a key the decoder does not know (with KnownFields).
+// kind, a key the decoder does not know (with KnownFields). They are
+// compiled on first use: every command links this package, few see a YAML
+// error.
 var (
-	yamlType  = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+) (?:`(.*)` )?into (\\S+)$")
-	yamlField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type .*$`)
+	yamlType = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+) (?:`(.*)` )?into (\\S+)$")
+	})
+	yamlField = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^line (\d+): field (\S+) not found in type .*$`)
+	})
 )
 
 // YAML returns err's message without Go types and without the decoder's
@@ -35,20 +42,20 @@ func YAML(err error) string {
 	}
 	var out []string
 	for _, e := range te.Errors {
-		if m := yamlField.FindStringSubmatch(e); m != nil {
+		if m := yamlField().FindStringSubmatch(e); m != nil {
 			out = append(out, fmt.Sprintf("line %s: unknown key %q", m[1], m[2]))
 			continue
 		}
-		m := yamlType.FindStringSubmatch(e)
+		m := yamlType().FindStringSubmatch(e)
 		if m == nil {
 			out = append(out, e)
 			continue
 		}
 		if m[3] == "" { // a list or a mapping: no value quoted
-			out = append(out, fmt.Sprintf("line %s: got %s, want %s", m[1], yamlKinds[m[2]], goKind(m[4])))
+			out = append(out, fmt.Sprintf("line %s: got %s, want %s", m[1], yamlKind(m[2]), goKind(m[4])))
 			continue
 		}
-		out = append(out, fmt.Sprintf("line %s: %s is %s, want %s", m[1], quote(m[3]), yamlKinds[m[2]], goKind(m[4])))
+		out = append(out, fmt.Sprintf("line %s: %s is %s, want %s", m[1], quote(m[3]), yamlKind(m[2]), goKind(m[4])))
 	}
 	return strings.Join(out, "; ")
 }
@@ -61,10 +68,26 @@ func quote(v string) string {
 	return fmt.Sprintf("%q", v)
 }
 
-// yamlKinds names YAML's tags.
-var yamlKinds = map[string]string{
-	"str": "text", "int": "a number", "float": "a number", "bool": "true or false",
-	"map": "a mapping", "seq": "a list", "null": "empty", "timestamp": "a date",
+// yamlKind names a YAML tag ("" for another): a switch, where a map would
+// be built at every process's init.
+func yamlKind(tag string) string {
+	switch tag {
+	case "str":
+		return "text"
+	case "int", "float":
+		return "a number"
+	case "bool":
+		return "true or false"
+	case "map":
+		return "a mapping"
+	case "seq":
+		return "a list"
+	case "null":
+		return "empty"
+	case "timestamp":
+		return "a date"
+	}
+	return ""
 }
 
 // goKind names what a Go type, as a decoder spells it, wants of a file.

@@ -21,6 +21,10 @@ func TestYAML(t *testing.T) {
 		{"budgets: 5\n", `line 1: "5" is a number, want a list`},
 		{"name: [1]\n", "line 1: got a list, want text"},
 		{"bogus: 1\n", `line 1: unknown key "bogus"`},
+		{"budgets:\n  - max: true\n", `line 2: "true" is true or false, want a number`},
+		{"budgets:\n  - max: 2001-12-14\n", `line 2: "2001-12-14" is a date, want a number`},
+		{"budgets:\n  - max: {a: 1}\n", "line 2: got a mapping, want a number"},
+		{"budgets:\n  - max: 1.5x\n", `line 2: "1.5x" is text, want a number`},
 	} {
 		dec := yaml.NewDecoder(strings.NewReader(x.in))
 		dec.KnownFields(true)

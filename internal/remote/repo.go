@@ -44,7 +44,19 @@ const maxListingBytes = 256 << 20
 // maxPages bounds a paginated tree listing.
 const maxPages = 10_000
 
-var shaRe = regexp.MustCompile(`^[0-9a-f]{40}$`)
+// isCommit reports whether s is a full commit id, ^[0-9a-f]{40}$ (by hand:
+// a regexp would be compiled at package init for every command).
+func isCommit(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // Open lists src: for a Hub source, one call to the revision API pins the
 // revision to a commit and gives every file's size (a tree listing, page
@@ -61,7 +73,7 @@ func (c *Client) Open(ctx context.Context, src Source) (*Repo, error) {
 		r.files[f.name] = f
 		return r, nil
 	}
-	if shaRe.MatchString(src.Revision) && r.loadListing(src.Revision) {
+	if isCommit(src.Revision) && r.loadListing(src.Revision) {
 		return r, nil
 	}
 	u := fmt.Sprintf("%s/api/models/%s/revision/%s?blobs=true", src.Endpoint, src.Repo, url.PathEscape(src.Revision))
@@ -90,7 +102,7 @@ func (c *Client) Open(ctx context.Context, src Source) (*Repo, error) {
 	if err := json.Unmarshal(body, &info); err != nil {
 		return nil, fmt.Errorf("%s: listing: %w", u, err)
 	}
-	if !shaRe.MatchString(info.SHA) {
+	if !isCommit(info.SHA) {
 		return nil, fmt.Errorf("%s: listing: no commit sha (got %q)", u, info.SHA)
 	}
 	r.Commit = info.SHA
@@ -231,12 +243,13 @@ func (r *Repo) listTree(ctx context.Context) error {
 	return nil
 }
 
-var linkRe = regexp.MustCompile(`<([^>]*)>\s*;\s*rel="?next"?`)
+// linkRe is a Link header's next page, compiled on first use.
+var linkRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`<([^>]*)>\s*;\s*rel="?next"?`) })
 
 // nextLink finds the rel="next" target of Link headers.
 func nextLink(vals []string) string {
 	for _, v := range vals {
-		if m := linkRe.FindStringSubmatch(v); m != nil {
+		if m := linkRe().FindStringSubmatch(v); m != nil {
 			return m[1]
 		}
 	}

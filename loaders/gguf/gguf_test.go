@@ -720,7 +720,7 @@ func TestFileTypeLabel(t *testing.T) {
 			t.Errorf("%d: %q not in the dtype table", ft, dtype)
 		}
 	}
-	for ft, f := range fileTypes {
+	for ft, f := range fileTypes() {
 		if _, ok := accounting.LookupDType(f.dtype); !ok {
 			t.Errorf("file type %d (%s): dtype %q not in the dtype table", ft, f.label, f.dtype)
 		}

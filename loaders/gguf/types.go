@@ -2,6 +2,7 @@ package gguf
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 )
@@ -57,14 +58,14 @@ var ggmlTypes = []string{
 }
 
 // layouts holds the dtype of each id of ggmlTypes; BlockElems is 0 for an
-// unknown id.
-var layouts = func() []accounting.DType {
+// unknown id. Made on first use.
+var layouts = sync.OnceValue(func() []accounting.DType {
 	l := make([]accounting.DType, len(ggmlTypes))
 	for id, name := range ggmlTypes {
 		l[id], _ = accounting.LookupDType(name)
 	}
 	return l
-}()
+})
 
 // UnknownDTypePrefix starts the DType of a tensor whose ggml type id has no
 // known layout: "ggml_unknown_" followed by the id in decimal. Such a dtype
@@ -81,8 +82,9 @@ func DTypeName(id uint32) string {
 }
 
 func layout(id uint32) (accounting.DType, bool) {
-	if int64(id) >= int64(len(layouts)) || layouts[id].BlockElems == 0 {
+	l := layouts()
+	if int64(id) >= int64(len(l)) || l[id].BlockElems == 0 {
 		return accounting.DType{}, false
 	}
-	return layouts[id], true
+	return l[id], true
 }

@@ -1,6 +1,10 @@
 package pytorch
 
-import "github.com/qinsaudit/qinsaudit/accounting"
+import (
+	"sync"
+
+	"github.com/qinsaudit/qinsaudit/accounting"
+)
 
 // storageType is what a torch storage class says about its bytes.
 type storageType struct {
@@ -23,26 +27,29 @@ func storageOf(dtype string) storageType {
 }
 
 // storageTypes maps the typed storage classes torch.save names in
-// persistent ids (torch.FloatStorage, ...) to their element type.
-var storageTypes = map[string]storageType{
-	"DoubleStorage":        storageOf("float64"),
-	"FloatStorage":         storageOf("float32"),
-	"HalfStorage":          storageOf("float16"),
-	"BFloat16Storage":      storageOf("bfloat16"),
-	"ComplexDoubleStorage": storageOf("complex128"),
-	"ComplexFloatStorage":  storageOf("complex64"),
-	"LongStorage":          storageOf("int64"),
-	"IntStorage":           storageOf("int32"),
-	"ShortStorage":         storageOf("int16"),
-	"CharStorage":          storageOf("int8"),
-	"ByteStorage":          storageOf("uint8"),
-	"BoolStorage":          storageOf("bool"),
-	"QInt8Storage":         storageOf("qint8"),
-	"QUInt8Storage":        storageOf("quint8"),
-	"QInt32Storage":        storageOf("qint32"),
-	"QUInt4x2Storage":      storageOf("quint4x2"),
-	"QUInt2x4Storage":      storageOf("quint2x4"),
-}
+// persistent ids (torch.FloatStorage, ...) to their element type; made on
+// first use, by allowed.
+var storageTypes = sync.OnceValue(func() map[string]storageType {
+	return map[string]storageType{
+		"DoubleStorage":        storageOf("float64"),
+		"FloatStorage":         storageOf("float32"),
+		"HalfStorage":          storageOf("float16"),
+		"BFloat16Storage":      storageOf("bfloat16"),
+		"ComplexDoubleStorage": storageOf("complex128"),
+		"ComplexFloatStorage":  storageOf("complex64"),
+		"LongStorage":          storageOf("int64"),
+		"IntStorage":           storageOf("int32"),
+		"ShortStorage":         storageOf("int16"),
+		"CharStorage":          storageOf("int8"),
+		"ByteStorage":          storageOf("uint8"),
+		"BoolStorage":          storageOf("bool"),
+		"QInt8Storage":         storageOf("qint8"),
+		"QUInt8Storage":        storageOf("quint8"),
+		"QInt32Storage":        storageOf("qint32"),
+		"QUInt4x2Storage":      storageOf("quint4x2"),
+		"QUInt2x4Storage":      storageOf("quint2x4"),
+	}
+})
 
 // untypedStorage is torch.UntypedStorage: plain bytes. torch.load reads it
 // as uint8; a tensor on it names its own dtype (_rebuild_tensor_v3).

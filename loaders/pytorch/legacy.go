@@ -5,13 +5,18 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"sync"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/internal/safeio"
 )
 
-// legacyMagic is the number a legacy checkpoint's first pickle holds.
-var legacyMagic, _ = new(big.Int).SetString("1950a86a20f9469cfc6c", 16)
+// legacyMagic is the number a legacy checkpoint's first pickle holds, made
+// on first use.
+var legacyMagic = sync.OnceValue(func() *big.Int {
+	m, _ := new(big.Int).SetString("1950a86a20f9469cfc6c", 16)
+	return m
+})
 
 // legacyProtocol is the version its second pickle holds.
 const legacyProtocol = 1001
@@ -43,8 +48,8 @@ func loadLegacy(r io.ReaderAt, size int64, head []byte) (*accounting.Model, erro
 	if err != nil {
 		return nil, err
 	}
-	if m, ok := magic.(*big.Int); !ok || m.Cmp(legacyMagic) != 0 {
-		return nil, accounting.Errorf(formatLegacy, 0, "", "magic number is %s, not %#x", typeName(magic), legacyMagic)
+	if m, ok := magic.(*big.Int); !ok || m.Cmp(legacyMagic()) != 0 {
+		return nil, accounting.Errorf(formatLegacy, 0, "", "magic number is %s, not %#x", typeName(magic), legacyMagic())
 	}
 	at := l.pos
 	version, err := l.next("protocol version", nil)

@@ -298,7 +298,7 @@ func TestDTypeTables(t *testing.T) {
 			t.Errorf("torch.%s: element size %d, torch's is %d", class, st.elemBytes, want)
 		}
 	}
-	for class, st := range storageTypes {
+	for class, st := range storageTypes() {
 		check(class, st)
 	}
 	check("UntypedStorage", untypedStorage)

@@ -222,8 +222,8 @@ func runPickle(in *pickleInput, u *unpickler) (any, error) {
 
 // errorf returns a scanError at the current opcode.
 func (s *machine) errorf(format string, args ...any) *scanError {
-	name, ok := opNames[s.op]
-	if !ok {
+	name := opNames[s.op]
+	if name == "" {
 		name = fmt.Sprintf("0x%02x", s.op)
 	}
 	return &scanError{int64(s.opPos), fmt.Sprintf("opcode %s at pickle byte %d: ", name, s.opPos) + fmt.Sprintf(format, args...)}
@@ -1007,8 +1007,10 @@ func decodeLong(b []byte) any {
 	return bi
 }
 
-// opNames names the opcodes in error messages, as Python's pickletools does.
-var opNames = map[byte]string{
+// opNames names the opcodes in error messages, as Python's pickletools does
+// ("" for a byte that is no opcode): an array, laid out by the linker, where
+// a map would be built at package init.
+var opNames = [256]string{
 	'(': "MARK", '.': "STOP", '0': "POP", '1': "POP_MARK", '2': "DUP",
 	'F': "FLOAT", 'I': "INT", 'J': "BININT", 'K': "BININT1", 'L': "LONG",
 	'M': "BININT2", 'N': "NONE", 'P': "PERSID", 'Q': "BINPERSID",

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/qinsaudit/qinsaudit/internal/neutral"
+	"sync"
 
 	"github.com/nlpodyssey/gopickle/types"
 )
@@ -77,10 +78,10 @@ func clip(s string) string { return neutral.Clip(s, 200) }
 // unsafe.go).
 func (u *unpickler) findClass(module, name string, at int64) any {
 	full := module + "." + name
-	if v, ok := allowed[full]; ok {
+	if v, ok := allowed()[full]; ok {
 		return v
 	}
-	if fn, ok := rebuilders[full]; ok {
+	if fn, ok := rebuilders()[full]; ok {
 		return &callable{name: name, fn: fn, u: u}
 	}
 	u.note(module, name, at)
@@ -94,8 +95,9 @@ func (u *unpickler) findClass(module, name string, at int64) any {
 }
 
 // allowed maps the module-qualified names of classes and constants that
-// torch checkpoints reference to stateless Go stand-ins.
-var allowed = func() map[string]any {
+// torch checkpoints reference to stateless Go stand-ins. It and rebuilders
+// are built on first use: every command links this package.
+var allowed = sync.OnceValue(func() map[string]any {
 	m := map[string]any{
 		"torch.UntypedStorage":         &storageClass{name: "UntypedStorage", typ: untypedStorage, known: true},
 		"torch.storage.UntypedStorage": &storageClass{name: "UntypedStorage", typ: untypedStorage, known: true},
@@ -107,7 +109,7 @@ var allowed = func() map[string]any {
 		"__builtin__.set":              setClass{},
 		"__builtin__.frozenset":        setClass{},
 	}
-	for name, t := range storageTypes {
+	for name, t := range storageTypes() {
 		m["torch."+name] = &storageClass{name: name, typ: t, known: true}
 	}
 	for name, canon := range torchDTypes {
@@ -117,22 +119,24 @@ var allowed = func() map[string]any {
 		m["torch."+q] = qscheme(q)
 	}
 	return m
-}()
+})
 
 // rebuilders are the torch functions that torch.save's pickles call to
 // rebuild tensors and parameters; they are reimplemented in tensors.go.
-var rebuilders = map[string]func(u *unpickler, args []any) (any, error){
-	"torch._utils._rebuild_tensor":               rebuildTensor,
-	"torch._utils._rebuild_tensor_v2":            rebuildTensorV2,
-	"torch._utils._rebuild_tensor_v3":            rebuildTensorV3,
-	"torch._utils._rebuild_qtensor":              rebuildQTensor,
-	"torch._utils._rebuild_parameter":            rebuildParameter,
-	"torch._utils._rebuild_parameter_with_state": rebuildParameterWithState,
-	"torch._tensor._rebuild_from_type":           rebuildFromType,
-	"torch._tensor._rebuild_from_type_v2":        rebuildFromType,
-	"torch.tensor._rebuild_from_type":            rebuildFromType,
-	"torch.tensor._rebuild_from_type_v2":         rebuildFromType,
-}
+var rebuilders = sync.OnceValue(func() map[string]func(u *unpickler, args []any) (any, error) {
+	return map[string]func(u *unpickler, args []any) (any, error){
+		"torch._utils._rebuild_tensor":               rebuildTensor,
+		"torch._utils._rebuild_tensor_v2":            rebuildTensorV2,
+		"torch._utils._rebuild_tensor_v3":            rebuildTensorV3,
+		"torch._utils._rebuild_qtensor":              rebuildQTensor,
+		"torch._utils._rebuild_parameter":            rebuildParameter,
+		"torch._utils._rebuild_parameter_with_state": rebuildParameterWithState,
+		"torch._tensor._rebuild_from_type":           rebuildFromType,
+		"torch._tensor._rebuild_from_type_v2":        rebuildFromType,
+		"torch.tensor._rebuild_from_type":            rebuildFromType,
+		"torch.tensor._rebuild_from_type_v2":         rebuildFromType,
+	}
+})
 
 // callable is an allow-listed torch function.
 type callable struct {

@@ -2,6 +2,7 @@ package pytorch
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 )
@@ -18,45 +19,52 @@ import (
 // accounting turns File.Globals into an unsafe-pickle finding.
 
 // weightsOnly are the names outside this reader's own allow-list (allowed,
-// rebuilders) that torch's weights_only unpickler resolves too.
-var weightsOnly = map[string]bool{
-	"collections.OrderedDict": true, "collections.Counter": true,
-	"torch.Size": true, "torch.device": true, "torch.Tensor": true,
-	"torch.serialization._get_layout": true, "torch._utils._rebuild_wrapper_subclass": true,
-	"torch._utils._rebuild_device_tensor_from_numpy": true, "torch._utils._rebuild_meta_tensor_no_storage": true,
-	"torch._utils._rebuild_sparse_tensor": true, "torch._utils._rebuild_nested_tensor": true,
-	"torch._utils._rebuild_tensor_v2_with_state": true,
-	"builtins.bytearray":                         true, "builtins.slice": true, "builtins.complex": true,
-	"_codecs.encode":                      true, // how protocol 2 pickles bytes; torch allows it
-	"torch._tensor._rebuild_from_type_v2": true,
-}
+// rebuilders) that torch's weights_only unpickler resolves too. It and the
+// two sets below are made on first use, not at package init.
+var weightsOnly = sync.OnceValue(func() map[string]bool {
+	return map[string]bool{
+		"collections.OrderedDict": true, "collections.Counter": true,
+		"torch.Size": true, "torch.device": true, "torch.Tensor": true,
+		"torch.serialization._get_layout": true, "torch._utils._rebuild_wrapper_subclass": true,
+		"torch._utils._rebuild_device_tensor_from_numpy": true, "torch._utils._rebuild_meta_tensor_no_storage": true,
+		"torch._utils._rebuild_sparse_tensor": true, "torch._utils._rebuild_nested_tensor": true,
+		"torch._utils._rebuild_tensor_v2_with_state": true,
+		"builtins.bytearray":                         true, "builtins.slice": true, "builtins.complex": true,
+		"_codecs.encode":                      true, // how protocol 2 pickles bytes; torch allows it
+		"torch._tensor._rebuild_from_type_v2": true,
+	}
+})
 
 // codeGadgets are modules whose every name can run code or touch the
 // system when a full unpickler calls it: processes, shells, interpreters,
 // importers, nested unpicklers, files and sockets.
-var codeGadgets = map[string]bool{
-	"os": true, "posix": true, "nt": true, "subprocess": true, "sys": true,
-	"runpy": true, "pty": true, "socket": true, "shutil": true, "importlib": true, "imp": true,
-	"pickle": true, "_pickle": true, "cPickle": true, "marshal": true, "dill": true, "cloudpickle": true,
-	"code": true, "codeop": true, "ctypes": true, "_ctypes": true, "webbrowser": true, "commands": true,
-	"popen2": true, "platform": true, "pdb": true, "bdb": true, "timeit": true, "multiprocessing": true,
-	"_posixsubprocess": true, "signal": true, "_thread": true, "thread": true, "threading": true,
-	"asyncio": true, "zipimport": true, "pkgutil": true, "site": true, "types": true, "operator": true,
-	"http": true, "urllib": true, "urllib2": true, "requests": true, "ftplib": true,
-	"telnetlib": true, "smtplib": true, "xmlrpc": true, "pip": true, "setuptools": true, "distutils": true,
-	"io": true, "_io": true, "tempfile": true, "glob": true, "pathlib": true, "sqlite3": true,
-	"numpy.testing": true, "numpy.f2py": true, "numpy.distutils": true, "torch.hub": true,
-	"torch.utils.cpp_extension": true, "torch.serialization": true, "torch.storage": true,
-	"torch._dynamo": true, "torch._inductor": true, "torch.package": true,
-}
+var codeGadgets = sync.OnceValue(func() map[string]bool {
+	return map[string]bool{
+		"os": true, "posix": true, "nt": true, "subprocess": true, "sys": true,
+		"runpy": true, "pty": true, "socket": true, "shutil": true, "importlib": true, "imp": true,
+		"pickle": true, "_pickle": true, "cPickle": true, "marshal": true, "dill": true, "cloudpickle": true,
+		"code": true, "codeop": true, "ctypes": true, "_ctypes": true, "webbrowser": true, "commands": true,
+		"popen2": true, "platform": true, "pdb": true, "bdb": true, "timeit": true, "multiprocessing": true,
+		"_posixsubprocess": true, "signal": true, "_thread": true, "thread": true, "threading": true,
+		"asyncio": true, "zipimport": true, "pkgutil": true, "site": true, "types": true, "operator": true,
+		"http": true, "urllib": true, "urllib2": true, "requests": true, "ftplib": true,
+		"telnetlib": true, "smtplib": true, "xmlrpc": true, "pip": true, "setuptools": true, "distutils": true,
+		"io": true, "_io": true, "tempfile": true, "glob": true, "pathlib": true, "sqlite3": true,
+		"numpy.testing": true, "numpy.f2py": true, "numpy.distutils": true, "torch.hub": true,
+		"torch.utils.cpp_extension": true, "torch.serialization": true, "torch.storage": true,
+		"torch._dynamo": true, "torch._inductor": true, "torch.package": true,
+	}
+})
 
 // codeBuiltins are the builtins that run code, import, read or write.
-var codeBuiltins = map[string]bool{
-	"eval": true, "exec": true, "execfile": true, "compile": true, "__import__": true,
-	"getattr": true, "setattr": true, "delattr": true, "open": true, "file": true, "input": true,
-	"raw_input": true, "breakpoint": true, "globals": true, "locals": true, "vars": true,
-	"apply": true, "reload": true, "help": true, "exit": true, "quit": true,
-}
+var codeBuiltins = sync.OnceValue(func() map[string]bool {
+	return map[string]bool{
+		"eval": true, "exec": true, "execfile": true, "compile": true, "__import__": true,
+		"getattr": true, "setattr": true, "delattr": true, "open": true, "file": true, "input": true,
+		"raw_input": true, "breakpoint": true, "globals": true, "locals": true, "vars": true,
+		"apply": true, "reload": true, "help": true, "exit": true, "quit": true,
+	}
+})
 
 // global is a name a pickle imports that torch's weights_only unpickler
 // would refuse, first seen at file offset at (-1 if unknown).
@@ -70,7 +78,7 @@ type global struct {
 // bounded by the pickle's size.
 func (u *unpickler) note(module, name string, at int64) {
 	full := module + "." + name
-	if weightsOnly[full] || u.seen[full] {
+	if weightsOnly()[full] || u.seen[full] {
 		return
 	}
 	if u.seen == nil {
@@ -90,7 +98,7 @@ func (u *unpickler) note(module, name string, at int64) {
 func runsCode(module, name string) bool {
 	switch module {
 	case "builtins", "__builtin__", "__builtins__":
-		return codeBuiltins[name]
+		return codeBuiltins()[name]
 	case "torch":
 		return name == "load" || name == "_load"
 	case "_codecs", "codecs":
@@ -98,7 +106,7 @@ func runsCode(module, name string) bool {
 	}
 	root := module
 	for {
-		if codeGadgets[root] {
+		if codeGadgets()[root] {
 			return true
 		}
 		i := strings.LastIndexByte(root, '.')

@@ -30,7 +30,7 @@ func contrast(a, b string) float64 {
 // TestLabelContrast: labels on every colour of both scales are readable
 // (WCAG AA for text, 4.5:1).
 func TestLabelContrast(t *testing.T) {
-	fills := append([]string{noWeights, addedColor, removedColor}, bpwScale...)
+	fills := append([]string{noWeights, addedColor, removedColor}, bpwScale()...)
 	for i := 0; i <= 100; i++ {
 		fills = append(fills, lerp(shrinkStops, float64(i)/100), lerp(growStops, float64(i)/100))
 	}

@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/qinsaudit/qinsaudit/report"
 )
@@ -36,7 +37,11 @@ var pageCSS string
 //go:embed page.js
 var pageJS string
 
-var tmpl = template.Must(template.New("page").Funcs(template.FuncMap{"split": strings.Fields}).Parse(pageTmpl))
+// tmpl is parsed on first use, not at package init: every qinsaudit command
+// links this package, and only the HTML format needs the page.
+var tmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("page").Funcs(template.FuncMap{"split": strings.Fields}).Parse(pageTmpl))
+})
 
 // cell is one figure: its text, exact bytes beside it for sizes, and the
 // path of the JSON value it shows.
@@ -208,7 +213,7 @@ func WriteDiff(w io.Writer, d *report.Diff, old, new *report.Report) error {
 
 func render(w io.Writer, p *page) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
-	if err := tmpl.Execute(bw, p); err != nil {
+	if err := tmpl().Execute(bw, p); err != nil {
 		return err
 	}
 	return bw.Flush()

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -253,14 +254,15 @@ var bpwStops = [][3]float64{{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201
 
 const noWeights = "#9e9e9e" // tensors without parameters: scales, signs, ranges
 
-// bpwScale is the colour scale in 512 steps, finer than the eye tells.
-var bpwScale = func() []string {
+// bpwScale is the colour scale in 512 steps, finer than the eye tells,
+// built on first use rather than at package init.
+var bpwScale = sync.OnceValue(func() []string {
 	out := make([]string, 513)
 	for i := range out {
 		out[i] = lerp(bpwStops, float64(i)/512)
 	}
 	return out
-}()
+})
 
 func bpwColor(stored, params int64) string {
 	if params == 0 {
@@ -268,7 +270,7 @@ func bpwColor(stored, params int64) string {
 	}
 	b := bitsPerWeight(stored, params)
 	t := math.Log2(max(b, 1)) / 5 // 0 at 1 bit, 1 at 32 bits
-	return bpwScale[int(math.Round(min(t, 1)*512))]
+	return bpwScale()[int(math.Round(min(t, 1)*512))]
 }
 
 // Growth scale of a diff: shrinking blue, unchanged grey, growing red.
