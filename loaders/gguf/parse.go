@@ -569,7 +569,7 @@ func firstDuplicate(ts []TensorInfo) int {
 		return -1
 	}
 	size := 1 << bits.Len(uint(2*len(ts)-1)) // a power of two >= 2 len(ts)
-	table := make([]int32, size)            // index+1 of a tensor, 0 for none
+	table := make([]int32, size)             // index+1 of a tensor, 0 for none
 	mask := uint64(size - 1)
 	seed := maphash.MakeSeed()
 	for i := range ts {
