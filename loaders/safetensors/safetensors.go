@@ -201,7 +201,7 @@ func parseHeader(header []byte, dataStart, size int64) ([]accounting.Tensor, err
 				}
 			} else {
 				vStart := s.pos
-				e, ok := s.entry()
+				e, ok := s.entry(&sc.dims)
 				if !ok {
 					return nil, syntaxError(header)
 				}
@@ -560,12 +560,19 @@ func (s *scanner) literal(word string) bool {
 type fields struct {
 	dtype, shape, offsets []byte
 	object                bool
+	// rank is the length of the shape when ints read it into the dims
+	// entry was given, -1 when it did not; offs are the data_offsets when
+	// ints read two, nOffs -1 when it did not.
+	rank, nOffs int
+	offs        [2]int64
 }
 
 // entry scans a tensor entry: any JSON value, whose fields are taken when
-// it is an object (the last of a repeated key, as a map would keep it).
-func (s *scanner) entry() (fields, bool) {
-	var f fields
+// it is an object (the last of a repeated key, as a map would keep it). A
+// shape or data_offsets that is a plain array of integers is read as it is
+// scanned, the shape into dims (see ints).
+func (s *scanner) entry(dims *[maxRank]int64) (fields, bool) {
+	f := fields{rank: -1, nOffs: -1}
 	if !s.peek('{') {
 		if s.peek('n') { // null decodes to an empty map
 			f.object = true
@@ -591,11 +598,6 @@ func (s *scanner) entry() (fields, bool) {
 		}
 		s.pos++
 		s.ws()
-		vStart := s.pos
-		if !s.value(2) {
-			return f, false
-		}
-		v := s.h[vStart:s.pos]
 		key := s.h[kStart:kEnd]
 		if esc {
 			k, ok := stringAt(s.h, kStart, kEnd, true)
@@ -604,6 +606,25 @@ func (s *scanner) entry() (fields, bool) {
 			}
 			key = []byte(k)
 		}
+		vStart := s.pos
+		switch string(key) {
+		case "shape":
+			if f.rank = -1; s.peek('[') {
+				if n, end, ok := ints(s.h, s.pos, dims[:], true); ok {
+					f.rank, s.pos = n, end
+				}
+			}
+		case "data_offsets":
+			if f.nOffs = -1; s.peek('[') {
+				if n, end, ok := ints(s.h, s.pos, f.offs[:], false); ok {
+					f.nOffs, s.pos = n, end
+				}
+			}
+		}
+		if s.pos == vStart && !s.value(2) {
+			return f, false
+		}
+		v := s.h[vStart:s.pos]
 		switch string(key) {
 		case "dtype":
 			f.dtype = v
@@ -688,8 +709,8 @@ func checkEntry(name string, f *fields, sc *shapes, dataStart, size int64) (acco
 
 	dims := sc.dims[:]
 	rank, bad, badElem, overflow := 0, -1, []byte(nil), false
-	if r, ok := ints(f.shape, dims, true); ok {
-		rank = r
+	if f.rank >= 0 {
+		rank = f.rank
 	} else {
 		rank, bad, badElem, overflow = shapeSlow(f.shape, dims)
 	}
@@ -711,10 +732,9 @@ func checkEntry(name string, f *fields, sc *shapes, dataStart, size int64) (acco
 		return none, fmt.Errorf("shape: %v", err)
 	}
 
-	var offs [2]int64
 	var off [2]uint64
-	if n, ok := ints(f.offsets, offs[:], false); ok && n == 2 {
-		off = [2]uint64{uint64(offs[0]), uint64(offs[1])}
+	if f.nOffs == 2 {
+		off = [2]uint64{uint64(f.offs[0]), uint64(f.offs[1])}
 	} else if off, err = offsetsSlow(f.offsets); err != nil {
 		return none, err
 	}
@@ -796,54 +816,57 @@ func offsetsSlow(raw []byte) ([2]uint64, error) {
 	return off, nil
 }
 
-// ints reads raw, a valid JSON array, into dst when it is an array of at
-// most len(dst) integers in int64's range: an optional minus sign and
-// digits (JSON already excludes leading zeros). For anything else (a
-// fraction, an exponent, another value, too many elements, more than 18
-// digits, a minus sign unless signed) ok is false, and the caller reads raw
-// element by element with elems and parseInt, and words the error. It
-// reads a shape or the data_offsets in one pass, where elems and parseInt
-// took two after the scanner's.
-func ints(raw []byte, dst []int64, signed bool) (n int, ok bool) {
-	i := 1 // past '['
+// ints reads the JSON array at h[i] into dst when it is an array of at
+// most len(dst) integers, each an optional minus sign (unless signed is
+// false) and at most 18 digits, so within int64, the first not a 0 unless
+// it is the only one (as JSON has it), and returns the index past it. For
+// anything else (a fraction, an exponent, another value, a syntax error,
+// too many elements or digits) ok is false: the caller then scans the
+// value as JSON and reads it element by element with elems and parseInt,
+// which words the errors. A shape or data_offsets array is read in one
+// pass this way, where scanning it and then parsing its elements took
+// three.
+func ints(h []byte, i int, dst []int64, signed bool) (n, end int, ok bool) {
+	i++ // past '['
 	for {
-		for i < len(raw) && isSpace(raw[i]) {
+		for i < len(h) && isSpace(h[i]) {
 			i++
 		}
-		if n == 0 && i < len(raw) && raw[i] == ']' {
-			return 0, i == len(raw)-1
+		if n == 0 && i < len(h) && h[i] == ']' {
+			return 0, i + 1, true
 		}
-		neg := i < len(raw) && raw[i] == '-'
+		neg := i < len(h) && h[i] == '-'
 		if neg {
 			if !signed {
-				return 0, false
+				return 0, 0, false
 			}
 			i++
 		}
 		start := i
 		var v int64
-		for i < len(raw) && isDigit(raw[i]) {
-			v = v*10 + int64(raw[i]-'0')
+		for i < len(h) && isDigit(h[i]) {
+			v = v*10 + int64(h[i]-'0')
 			i++
 		}
-		if i == start || i-start > 18 || n == len(dst) { // 18 digits stay below 2^63
-			return 0, false
+		// 18 digits stay below 2^63.
+		if i == start || i-start > 18 || h[start] == '0' && i-start > 1 || n == len(dst) {
+			return 0, 0, false
 		}
 		if neg {
 			v = -v
 		}
 		dst[n] = v
 		n++
-		for i < len(raw) && isSpace(raw[i]) {
+		for i < len(h) && isSpace(h[i]) {
 			i++
 		}
 		switch {
-		case i < len(raw) && raw[i] == ',':
+		case i < len(h) && h[i] == ',':
 			i++
-		case i < len(raw) && raw[i] == ']':
-			return n, i == len(raw)-1
-		default: // a fraction or an exponent
-			return 0, false
+		case i < len(h) && h[i] == ']':
+			return n, i + 1, true
+		default:
+			return 0, 0, false
 		}
 	}
 }
