@@ -182,8 +182,23 @@ func (r *reader) tensorInfo(enabled bool) (name []byte, nd int, ne [maxDims]int6
 // or a failed read.
 func (r *reader) skipStrings(count uint64) (off int64, length uint64, ok bool) {
 	for ; count > 0; count-- {
-		// Fast path: the length and the string are in the buffer.
-		if r.n-r.i >= 8 {
+		// Fast path: the lengths and the strings in the buffer, skipped
+		// in a loop over locals (a tokenizer has 100,000 of them).
+		if !r.be {
+			i, buf := r.i, r.buf[:r.n]
+			for count > 0 && len(buf)-i >= 8 {
+				n := binary.LittleEndian.Uint64(buf[i:])
+				if n > uint64(len(buf)-i-8) {
+					break
+				}
+				i += 8 + int(n)
+				count--
+			}
+			r.i = i
+			if count == 0 {
+				break
+			}
+		} else if r.n-r.i >= 8 {
 			if n := r.get64(r.buf[r.i:]); n <= uint64(r.n-r.i-8) {
 				r.i += 8 + int(n)
 				continue
