@@ -384,8 +384,8 @@ func (p *parser) tensorInfos(h *Header) error {
 				return err
 			}
 		}
-		ends = append(room(ends, 1), len(names))
-		h.Tensors = append(room(h.Tensors, 1), TensorInfo{
+		ends = append(upTo(ends, n), len(names))
+		h.Tensors = append(upTo(h.Tensors, n), TensorInfo{
 			Dims:       dims[first:len(dims):len(dims)],
 			Type:       typ,
 			DType:      DTypeName(typ),
@@ -462,6 +462,15 @@ func (p *parser) tensorInfo(names []byte, dims []int64) (_ []byte, _ []int64, ty
 		return names, dims, 0, 0, p.errorf(oOff, "offset %d is past the end of the file: it overflows int64", u)
 	}
 	return names, dims, typ, int64(u), nil
+}
+
+// upTo returns s with room for one more element of the n it will hold:
+// when it has to grow, it doubles, up to n.
+func upTo[T any](s []T, n uint64) []T {
+	if len(s) < cap(s) {
+		return s
+	}
+	return slices.Grow(s, int(min(uint64(cap(s)), n-uint64(len(s)))))
 }
 
 // room returns s with room for k more elements: when it has to grow, it
