@@ -360,10 +360,11 @@ func (p *parser) tensorInfos(h *Header) error {
 	if limit := tensorLimit(p.r.size); n > limit { // see ReadHeader
 		return p.errorf(8, "tensor_count %d exceeds %d, the most a file of %d bytes may hold (%d, and one more per %d bytes of file)", n, limit, p.r.size, maxTensors, bytesPerTensor)
 	}
-	// Preallocate for at most 4096 tensors: n can still be far too large
-	// when the file is mostly tensor data. Beyond, room doubles the slices
-	// as the infos are read.
-	capN := min(n, 1<<12)
+	// Preallocate for at most 16,384 tensors (some 2.7 MB, in a file of at
+	// least 24 bytes a tensor): n can still be far too large when the file
+	// is mostly tensor data. Beyond, upTo and room double the slices as the
+	// infos are read.
+	capN := min(n, 1<<14)
 	h.Tensors = make([]TensorInfo, 0, capN)
 	dims := make([]int64, 0, 2*capN)
 	ends := make([]int, 0, capN)      // where each name ends in names
