@@ -3,17 +3,19 @@ package gguf
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/loaders/gguf/gguftest"
 )
 
-// FuzzLoad checks that Load never panics, fails only with a FormatError, and
-// returns tensors that fit the file.
-func FuzzLoad(f *testing.F) {
+// addSeeds adds the fuzz tests' corpus: real files and fixtures, cut to
+// their headers, and the test files of gguf_test.go.
+func addSeeds(f *testing.F) {
 	// Real files are cut to their first 16 KiB (the vocab files' headers
 	// run to megabytes), fixtures to their tensor infos.
 	realFiles, _ := filepath.Glob(filepath.Join(realworldDir, "*", "*.gguf"))
@@ -38,6 +40,30 @@ func FuzzLoad(f *testing.F) {
 			f.Add(c.data)
 		}
 	}
+}
+
+// FuzzFieldByField checks that decoding tensor infos straight from the
+// buffer (reader.tensorInfo) reads what reading them field by field does,
+// header for header and error for error.
+func FuzzFieldByField(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		size := int64(len(data))
+		fast, errFast := readHeader(bytes.NewReader(data), size, false)
+		slow, errSlow := readHeader(bytes.NewReader(data), size, true)
+		if fmt.Sprint(errFast) != fmt.Sprint(errSlow) {
+			t.Fatalf("error %v, field by field %v", errFast, errSlow)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("header\n%+v\nfield by field\n%+v", fast, slow)
+		}
+	})
+}
+
+// FuzzLoad checks that Load never panics, fails only with a FormatError, and
+// returns tensors that fit the file.
+func FuzzLoad(f *testing.F) {
+	addSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		size := int64(len(data))
 		m, err := Loader{}.Load(bytes.NewReader(data), size)

@@ -181,8 +181,8 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		return nil, err
 	}
 	nDims := 0
-	for _, t := range h.Tensors {
-		nDims += len(t.Dims)
+	for i := range h.Tensors {
+		nDims += len(h.Tensors[i].Dims)
 	}
 	shapes := make([]int64, nDims)
 	label, labelDType := FileTypeLabel(h.FileType)
@@ -197,13 +197,14 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	if h.LeadingGap > 0 {
 		f.Gaps = append(f.Gaps, accounting.Gap{Offset: h.DataOffset, Bytes: h.LeadingGap})
 	}
-	for _, t := range h.Tensors {
-		if t.Gap > 0 {
+	for i := range h.Tensors {
+		if t := &h.Tensors[i]; t.Gap > 0 {
 			f.Gaps = append(f.Gaps, accounting.Gap{Offset: h.DataOffset + t.Offset + t.Bytes + t.Padding, Bytes: t.Gap, After: t.Name})
 		}
 	}
 	slices.SortFunc(f.Gaps, func(a, b accounting.Gap) int { return cmp.Compare(a.Offset, b.Offset) })
-	for i, t := range h.Tensors {
+	for i := range h.Tensors {
+		t := &h.Tensors[i]
 		storage := t.Span
 		if t.Bytes >= 0 {
 			storage = t.Bytes
@@ -236,10 +237,16 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 // and data too); more are refused. llama.cpp sets no limit; real models have
 // a few thousand tensors, and 100,000 tensors of 16 float32s each are read.
 func ReadHeader(r io.ReaderAt, size int64) (*Header, error) {
+	return readHeader(r, size, false)
+}
+
+// readHeader is ReadHeader, reading every tensor info field by field when
+// fieldByField is set (see reader.tensorInfo).
+func readHeader(r io.ReaderAt, size int64, fieldByField bool) (*Header, error) {
 	if size < 0 {
 		return nil, accounting.Errorf(format, -1, "", "negative file size %d", size)
 	}
-	p := &parser{r: newReader(r, size)}
+	p := &parser{r: newReader(r, size), fieldByField: fieldByField}
 	h := &Header{Alignment: defaultAlignment, FileType: -1, SplitTensors: -1}
 	if err := p.header(h); err != nil {
 		return nil, err

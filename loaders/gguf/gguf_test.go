@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -176,13 +177,13 @@ func TestTypeTable(t *testing.T) {
 		{34, "tq1_0", 256, 54},
 		{39, "mxfp4", 32, 17},
 	} {
-		d, ok := layout(c.id)
-		if !ok || d.Name != c.name || d.BlockElems != c.elems || d.BlockBytes != c.bytes {
+		d := layoutOf(c.id)
+		if d == nil || d.Name != c.name || d.BlockElems != c.elems || d.BlockBytes != c.bytes {
 			t.Errorf("id %d: %+v, want %s %d/%d", c.id, d, c.name, c.elems, c.bytes)
 		}
 	}
 	for _, id := range []uint32{37, 38, 43, 1000, math.MaxUint32} {
-		if _, ok := layout(id); ok {
+		if layoutOf(id) != nil {
 			t.Errorf("id %d has a layout", id)
 		}
 	}
@@ -723,6 +724,97 @@ func TestFileTypeLabel(t *testing.T) {
 	for ft, f := range fileTypes() {
 		if _, ok := accounting.LookupDType(f.dtype); !ok {
 			t.Errorf("file type %d (%s): dtype %q not in the dtype table", ft, f.label, f.dtype)
+		}
+	}
+}
+
+// TestFieldByField reads files whose tensor infos cross the reader's
+// buffer, and every cut of one, with and without reader.tensorInfo: the
+// headers and errors must agree, and both paths must have been taken.
+func TestFieldByField(t *testing.T) {
+	b := newFile()
+	for i := range 5000 { // 150 KB of infos: they cross the 64 KB buffer
+		b.Tensor("blk."+strconv.Itoa(i)+".attn_q.weight", []uint32{gguftest.F32, gguftest.Q8_0}[i%2], 32, int64(1+i%3))
+	}
+	many := b.Bytes()
+	files := [][]byte{many, gguftest.ManyTensors(128), allKinds()}
+	for n := 0; n < 200_000; n += 997 { // cuts through every part of many
+		files = append(files, many[:n])
+	}
+	for _, data := range files {
+		size := int64(len(data))
+		fast, errFast := readHeader(bytes.NewReader(data), size, false)
+		slow, errSlow := readHeader(bytes.NewReader(data), size, true)
+		if fmt.Sprint(errFast) != fmt.Sprint(errSlow) {
+			t.Fatalf("%d bytes: error %v, field by field %v", size, errFast, errSlow)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%d bytes: headers differ", size)
+		}
+	}
+	// Both paths on the whole file: decoded in place, all infos but those
+	// across a buffer boundary.
+	r := newReader(bytes.NewReader(many), int64(len(many)))
+	p := &parser{r: r}
+	h := &Header{Alignment: defaultAlignment}
+	if err := p.header(h); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.metadata(h); err != nil {
+		t.Fatal(err)
+	}
+	fast, slow := 0, 0
+	for range p.nTensors {
+		if _, _, _, _, _, ok := r.tensorInfo(true); ok {
+			fast++
+			continue
+		}
+		var err error
+		if _, _, _, _, err = p.tensorInfo(nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		slow++
+	}
+	if fast < 4900 || slow == 0 {
+		t.Errorf("%d infos decoded in place, %d field by field", fast, slow)
+	}
+}
+
+// TestFirstDuplicate compares firstDuplicate with a map of names, on tables
+// with no duplicate and with one placed anywhere, names that share long
+// prefixes, and the empty name.
+func TestFirstDuplicate(t *testing.T) {
+	want := func(ts []TensorInfo) int {
+		seen := map[string]bool{}
+		for i, x := range ts {
+			if seen[x.Name] {
+				return i
+			}
+			seen[x.Name] = true
+		}
+		return -1
+	}
+	for _, n := range []int{0, 1, 2, 3, 17, 1000, 4097} {
+		ts := make([]TensorInfo, n)
+		for i := range ts {
+			ts[i].Name = strings.Repeat("blk.", i%5) + strconv.Itoa(i)
+		}
+		if i := firstDuplicate(ts); i != -1 {
+			t.Fatalf("%d names: duplicate at %d", n, i)
+		}
+		for _, c := range [][2]int{{0, 1}, {0, n - 1}, {n / 2, n / 2}, {n - 2, n - 1}, {1, n / 3}} {
+			from, to := c[0], c[1]
+			if from < 0 || to <= from || to >= n {
+				continue
+			}
+			dup := slices.Clone(ts)
+			dup[to].Name = dup[from].Name
+			if e := to/2 + to/4; e != from && e != to {
+				dup[e].Name = "" // one empty name, unique
+			}
+			if got, w := firstDuplicate(dup), want(dup); got != w || w < 0 {
+				t.Errorf("%d names, %d copied to %d: duplicate at %d, want %d", n, from, to, got, w)
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package gguf
 import (
 	"cmp"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"math/bits"
 	"slices"
@@ -20,6 +21,9 @@ type parser struct {
 	tensors  bool
 	name     []byte
 	nameOK   bool
+	// fieldByField turns off reader.tensorInfo, for the tests that compare
+	// the two paths.
+	fieldByField bool
 }
 
 // errorf returns a FormatError at off, naming the kv entry or tensor being
@@ -356,66 +360,37 @@ func (p *parser) tensorInfos(h *Header) error {
 	if limit := tensorLimit(p.r.size); n > limit { // see ReadHeader
 		return p.errorf(8, "tensor_count %d exceeds %d, the most a file of %d bytes may hold (%d, and one more per %d bytes of file)", n, limit, p.r.size, maxTensors, bytesPerTensor)
 	}
-	// Preallocate for at most 4096 tensors: n can still be far too large
-	// when the file is mostly tensor data.
-	capN := min(n, 1<<12)
+	// Preallocate for at most 16,384 tensors (some 2.7 MB, in a file of at
+	// least 24 bytes a tensor): n can still be far too large when the file
+	// is mostly tensor data. Beyond, upTo and room double the slices as the
+	// infos are read.
+	capN := min(n, 1<<14)
 	h.Tensors = make([]TensorInfo, 0, capN)
 	dims := make([]int64, 0, 2*capN)
 	ends := make([]int, 0, capN)      // where each name ends in names
 	names := make([]byte, 0, 32*capN) // all names, made one string at the end
 	p.tensors = true
 	for p.item = 0; uint64(p.item) < n; p.item++ {
-		p.nameOK = false
 		off := p.r.pos()
-		l, err := p.count("name length", 1)
-		if err != nil {
-			return err
-		}
-		start := len(names)
-		var ok bool
-		if names, ok = p.r.appendN(names, int64(l)); !ok {
-			return p.short(off+8, "name")
-		}
-		ends = append(ends, len(names))
-		p.name, p.nameOK = names[start:], true
-		ndOff := p.r.pos()
-		nd, err := p.u32("n_dims")
-		if err != nil {
-			return err
-		}
-		if nd > maxDims {
-			return p.errorf(ndOff, "n_dims %d exceeds %d", nd, maxDims)
-		}
 		first := len(dims)
-		for j := range nd {
-			dOff := p.r.pos()
-			d, err := p.uint("ne", 8)
-			if err != nil {
+		var typ uint32
+		var o int64
+		if name, nd, ne, t, to, ok := p.r.tensorInfo(!p.fieldByField); ok {
+			names = append(room(names, len(name)), name...)
+			dims = append(room(dims, nd), ne[:nd]...)
+			typ, o = t, to
+		} else {
+			var err error
+			if names, dims, typ, o, err = p.tensorInfo(names, dims); err != nil {
 				return err
 			}
-			if d > math.MaxInt64 {
-				return p.errorf(dOff, "ne[%d] %d overflows int64", j, d)
-			}
-			dims = append(dims, int64(d))
 		}
-		typ, err := p.u32("type")
-		if err != nil {
-			return err
-		}
-		oOff := p.r.pos()
-		o, err := p.uint("offset", 8)
-		if err != nil {
-			return err
-		}
-		// checkLayout compares offsets with the end of the file.
-		if o > math.MaxInt64 {
-			return p.errorf(oOff, "offset %d is past the end of the file: it overflows int64", o)
-		}
-		h.Tensors = append(h.Tensors, TensorInfo{
+		ends = append(upTo(ends, n), len(names))
+		h.Tensors = append(upTo(h.Tensors, n), TensorInfo{
 			Dims:       dims[first:len(dims):len(dims)],
 			Type:       typ,
 			DType:      DTypeName(typ),
-			Offset:     int64(o),
+			Offset:     o,
 			InfoOffset: off,
 		})
 	}
@@ -439,17 +414,82 @@ func (p *parser) tensorInfos(h *Header) error {
 	return nil
 }
 
+// tensorInfo reads one tensor info field by field, appending its name to
+// names and its dims to dims: the path of an info the reader's buffer does
+// not hold whole, or one that fails a check, which it reports.
+func (p *parser) tensorInfo(names []byte, dims []int64) (_ []byte, _ []int64, typ uint32, o int64, err error) {
+	p.nameOK = false
+	off := p.r.pos()
+	l, err := p.count("name length", 1)
+	if err != nil {
+		return names, dims, 0, 0, err
+	}
+	start := len(names)
+	var ok bool
+	if names, ok = p.r.appendN(room(names, int(l)), int64(l)); !ok {
+		return names, dims, 0, 0, p.short(off+8, "name")
+	}
+	p.name, p.nameOK = names[start:], true
+	ndOff := p.r.pos()
+	nd, err := p.u32("n_dims")
+	if err != nil {
+		return names, dims, 0, 0, err
+	}
+	if nd > maxDims {
+		return names, dims, 0, 0, p.errorf(ndOff, "n_dims %d exceeds %d", nd, maxDims)
+	}
+	dims = room(dims, int(nd))
+	for j := range nd {
+		dOff := p.r.pos()
+		d, err := p.uint("ne", 8)
+		if err != nil {
+			return names, dims, 0, 0, err
+		}
+		if d > math.MaxInt64 {
+			return names, dims, 0, 0, p.errorf(dOff, "ne[%d] %d overflows int64", j, d)
+		}
+		dims = append(dims, int64(d))
+	}
+	if typ, err = p.u32("type"); err != nil {
+		return names, dims, 0, 0, err
+	}
+	oOff := p.r.pos()
+	u, err := p.uint("offset", 8)
+	if err != nil {
+		return names, dims, 0, 0, err
+	}
+	// checkLayout compares offsets with the end of the file.
+	if u > math.MaxInt64 {
+		return names, dims, 0, 0, p.errorf(oOff, "offset %d is past the end of the file: it overflows int64", u)
+	}
+	return names, dims, typ, int64(u), nil
+}
+
+// upTo returns s with room for one more element of the n it will hold:
+// when it has to grow, it doubles, up to n.
+func upTo[T any](s []T, n uint64) []T {
+	if len(s) < cap(s) {
+		return s
+	}
+	return slices.Grow(s, int(min(uint64(cap(s)), n-uint64(len(s)))))
+}
+
+// room returns s with room for k more elements: when it has to grow, it
+// at least doubles, so that filling a slice of n elements copies fewer than
+// n (append grows large slices by a quarter).
+func room[T any](s []T, k int) []T {
+	if cap(s)-len(s) >= k {
+		return s
+	}
+	return slices.Grow(s, max(k, cap(s)))
+}
+
 // checkLayout sets each tensor's Bytes and Span and checks them against the
 // file: names unique, data aligned, within the file, and not overlapping.
 func checkLayout(h *Header, size int64) error {
 	ts := h.Tensors
-	names := make(map[string]struct{}, len(ts))
-	for i := range ts {
-		t := &ts[i]
-		if _, dup := names[t.Name]; dup {
-			return accounting.Errorf(format, t.InfoOffset, t.Name, "duplicate tensor name")
-		}
-		names[t.Name] = struct{}{}
+	if i := firstDuplicate(ts); i >= 0 {
+		return accounting.Errorf(format, ts[i].InfoOffset, ts[i].Name, "duplicate tensor name")
 	}
 	dataLeft := size - h.DataOffset // negative when the section starts past EOF
 	for i := range ts {
@@ -459,7 +499,7 @@ func checkLayout(h *Header, size int64) error {
 		if err != nil {
 			return accounting.Errorf(format, t.InfoOffset, t.Name, "ne %v: element count overflows int64", t.Dims)
 		}
-		if d, ok := layout(t.Type); ok {
+		if d := layoutOf(t.Type); d != nil {
 			ne0 := int64(1)
 			if len(t.Dims) > 0 {
 				ne0 = t.Dims[0]
@@ -525,6 +565,36 @@ func checkLayout(h *Header, size int64) error {
 			t.Bytes, t.Offset, t.Bytes-t.Span)
 	}
 	return nil
+}
+
+// firstDuplicate returns the index of the first tensor whose name an
+// earlier one has, or -1. It is a set of tensor indexes, open addressing
+// on a seeded hash of the name, rather than a map[string]struct{}: the
+// names are in ts already, and a map cost two lookups per tensor (a
+// quarter of the time a header took) and an array of string headers the
+// garbage collector scans. The table is at most half full and the seed
+// random, so that no file can make the probes long.
+func firstDuplicate(ts []TensorInfo) int {
+	if len(ts) < 2 {
+		return -1
+	}
+	size := 1 << bits.Len(uint(2*len(ts)-1)) // a power of two >= 2 len(ts)
+	table := make([]int32, size)             // index+1 of a tensor, 0 for none
+	mask := uint64(size - 1)
+	seed := maphash.MakeSeed()
+	for i := range ts {
+		for j := maphash.String(seed, ts[i].Name) & mask; ; j = (j + 1) & mask {
+			k := table[j]
+			if k == 0 {
+				table[j] = int32(i + 1)
+				break
+			}
+			if ts[k-1].Name == ts[i].Name {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // padTo returns the bytes from n up to the next multiple of a.

@@ -3,6 +3,7 @@ package gguf
 import (
 	"encoding/binary"
 	"io"
+	"math"
 	"math/bits"
 
 	"github.com/qinsaudit/qinsaudit/internal/safeio"
@@ -135,13 +136,69 @@ func (r *reader) appendN(dst []byte, n int64) ([]byte, bool) {
 	return dst, true
 }
 
+// tensorInfo decodes the tensor info at pos straight from the buffer (when
+// enabled): if the buffer holds all of it and it passes the parser's checks
+// (n_dims at most maxDims, every ne and the offset within int64), it
+// consumes it and returns its fields, the name valid until the next read.
+// Otherwise it consumes nothing and ok is false: parser.tensorInfo then
+// reads the info field by field, refilling the buffer or reporting the
+// error. Almost every info of a file is decoded here, with one bounds check
+// per field and no call.
+func (r *reader) tensorInfo(enabled bool) (name []byte, nd int, ne [maxDims]int64, typ uint32, off int64, ok bool) {
+	b := r.buf[r.i:r.n]
+	if !enabled || len(b) < 8 {
+		return
+	}
+	l := r.get64(b)
+	if l > uint64(len(b)-8) {
+		return
+	}
+	rest := b[8+l:]
+	if len(rest) < 4 {
+		return
+	}
+	n := r.get32(rest)
+	if n > maxDims || len(rest) < 4+8*int(n)+4+8 {
+		return
+	}
+	for j := range int(n) {
+		d := r.get64(rest[4+8*j:])
+		if d > math.MaxInt64 {
+			return
+		}
+		ne[j] = int64(d)
+	}
+	rest = rest[4+8*n:]
+	o := r.get64(rest[4:])
+	if o > math.MaxInt64 {
+		return
+	}
+	r.i += len(b) - len(rest) + 12
+	return b[8 : 8+l], int(n), ne, r.get32(rest), int64(o), true
+}
+
 // skipStrings skips count strings (u64 length and bytes). It returns the
 // offset and length of the first string that runs past the end of the file,
 // or a failed read.
 func (r *reader) skipStrings(count uint64) (off int64, length uint64, ok bool) {
 	for ; count > 0; count-- {
-		// Fast path: the length and the string are in the buffer.
-		if r.n-r.i >= 8 {
+		// Fast path: the lengths and the strings in the buffer, skipped
+		// in a loop over locals (a tokenizer has 100,000 of them).
+		if !r.be {
+			i, buf := r.i, r.buf[:r.n]
+			for count > 0 && len(buf)-i >= 8 {
+				n := binary.LittleEndian.Uint64(buf[i:])
+				if n > uint64(len(buf)-i-8) {
+					break
+				}
+				i += 8 + int(n)
+				count--
+			}
+			r.i = i
+			if count == 0 {
+				break
+			}
+		} else if r.n-r.i >= 8 {
 			if n := r.get64(r.buf[r.i:]); n <= uint64(r.n-r.i-8) {
 				r.i += 8 + int(n)
 				continue

@@ -75,16 +75,17 @@ const UnknownDTypePrefix = "ggml_unknown_"
 // DTypeName returns the canonical dtype name of a ggml type id, or
 // UnknownDTypePrefix and the id for an unknown one.
 func DTypeName(id uint32) string {
-	if d, ok := layout(id); ok {
+	if d := layoutOf(id); d != nil {
 		return d.Name
 	}
 	return UnknownDTypePrefix + strconv.FormatUint(uint64(id), 10)
 }
 
-func layout(id uint32) (accounting.DType, bool) {
+// layoutOf returns the dtype of ggml type id, nil for an unknown id.
+func layoutOf(id uint32) *accounting.DType {
 	l := layouts()
 	if int64(id) >= int64(len(l)) || l[id].BlockElems == 0 {
-		return accounting.DType{}, false
+		return nil
 	}
-	return l[id], true
+	return &l[id]
 }

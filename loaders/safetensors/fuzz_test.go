@@ -173,7 +173,10 @@ func manyHeader(n int) []byte {
 }
 
 // BenchmarkLoad measures header parsing. The Llama case claims 13.5 GB
-// but holds only the header: Load must not read past it.
+// but holds only the header: Load must not read past it. ns/tensor is the
+// time of a load over its tensors.
+//
+//	go test -run '^$' -bench Load -benchmem ./loaders/safetensors
 func BenchmarkLoad(b *testing.B) {
 	small, err := os.ReadFile(filepath.Join(fixtureDir, "small_f32.safetensors"))
 	if err != nil {
@@ -181,6 +184,7 @@ func BenchmarkLoad(b *testing.B) {
 	}
 	llama, llamaSize := llamaHeader()
 	many := manyHeader(2048)
+	many100k := manyHeader(100_000)
 	cases := []struct {
 		name    string
 		r       *bytes.Reader
@@ -190,6 +194,7 @@ func BenchmarkLoad(b *testing.B) {
 		{"small_f32-13", bytes.NewReader(small), int64(len(small)), 13},
 		{"synthetic-2048", bytes.NewReader(many), int64(len(many)), 2048},
 		{"llama2-7b-291", bytes.NewReader(llama), llamaSize, 291},
+		{"synthetic-100000", bytes.NewReader(many100k), int64(len(many100k)), 100_000},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -208,6 +213,7 @@ func BenchmarkLoad(b *testing.B) {
 					b.Fatalf("%d tensors, want %d", len(m.Tensors), c.tensors)
 				}
 			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(c.tensors), "ns/tensor")
 		})
 	}
 }
