@@ -207,7 +207,7 @@ func TestRunsCode(t *testing.T) {
 // or ordered; Python would keep the last value and the file would say two
 // things.
 func TestRepeatedKey(t *testing.T) {
-	for _, n := range []int{1, 20} {
+	for _, n := range []int{1, 20, 300} {
 		for _, ordered := range []bool{false, true} {
 			p := newPickle()
 			if ordered {

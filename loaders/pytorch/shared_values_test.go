@@ -1,6 +1,7 @@
 package pytorch
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -27,5 +28,25 @@ func TestIntTuplesShared(t *testing.T) {
 	}
 	if b := c.tuple([]any{4, 4}); b == a || !slices.Equal(*b, []any{4, 4}) {
 		t.Error("a tuple kept past the cache's size")
+	}
+}
+
+// TestStrSet: every string added is reported as there when added again,
+// across the set's growth, and no new one is (at 64 bits, a collision in
+// 5,000 strings would be a broken hash).
+func TestStrSet(t *testing.T) {
+	var s strSet
+	for i := range 5000 {
+		if s.add(fmt.Sprint("model.layers.", i, ".weight")) {
+			t.Fatalf("string %d reported as added before", i)
+		}
+	}
+	for i := range 5000 {
+		if !s.add(fmt.Sprint("model.layers.", i, ".weight")) {
+			t.Fatalf("string %d not found", i)
+		}
+	}
+	if s.n != 5000 || 2*s.n > len(s.slots) {
+		t.Errorf("%d strings in %d slots", s.n, len(s.slots))
 	}
 }
