@@ -185,8 +185,9 @@ func chargeStorages(m *Model, res *Result) {
 		for i := range m.Tensors {
 			t, r := &m.Tensors[i], &res.Rows[i]
 			r.StoredBytes = t.StorageBytes
-			span := [][2]int64{viewSpan(t, r.TheoreticalBytes)}
-			if dead := t.StorageBytes - covered(span, t.StorageBytes); dead > 0 {
+			s := viewSpan(t, r.TheoreticalBytes)
+			// covered of the one span, without a slice to sort
+			if dead := t.StorageBytes - max(min(s[1], t.StorageBytes)-max(s[0], 0), 0); dead > 0 {
 				r.DeadBytes = dead
 			}
 		}
