@@ -431,3 +431,60 @@ func TestManyViewsOfOneStorage(t *testing.T) {
 		t.Errorf("total %+v, dead %d", r.Total, r.Rows[0].DeadBytes)
 	}
 }
+
+// TestDistinctStoragesByOffset: a model whose data offsets rise through its
+// tensors is charged without a map of storages; the figures are those of
+// the map's path (taken when the offsets do not tell, DataOffset -1), and
+// a shared storage is never taken for distinct ones.
+func TestDistinctStoragesByOffset(t *testing.T) {
+	m := newModel().t("a", "float32", 2, 16).t("b", "int64", 2, 3, 4).t("c", "float16", 8).t("d", "float32", 4).model()
+	m.Files = append(m.Files, File{Path: "n.pt", Format: "pytorch-zip"})
+	m.Tensors[0].StorageBytes, m.Tensors[0].ViewOffset = 8*16*4, 2*16*4 // a slice of its storage
+	m.Tensors[1].Strides = []int64{1, 2, 6}
+	m.Tensors[3].File = 1
+	for i := range m.Tensors {
+		m.Tensors[i].DataOffset = int64(1000 * i)
+	}
+	if !storagesDistinct(m) {
+		t.Fatal("rising offsets not seen as distinct storages")
+	}
+	fast, err := Audit(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.Tensors {
+		m.Tensors[i].DataOffset = -1
+	}
+	slow, err := Audit(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%+v", fast) != fmt.Sprintf("%+v", slow) {
+		t.Errorf("by offset:\n%+v\nby storage map:\n%+v", fast, slow)
+	}
+	if fast.Rows[0].DeadBytes != 384 || fast.Rows[1].DeadBytes != 0 {
+		t.Errorf("rows: %+v", fast.Rows)
+	}
+	// Two tensors of one storage have one offset: not distinct.
+	tied := newModel().t("w", "float32", 4).t("head", "float32", 4).model()
+	tied.Tensors[1].Storage = tied.Tensors[0].Storage
+	tied.Tensors[0].DataOffset, tied.Tensors[1].DataOffset = 64, 64
+	if storagesDistinct(tied) {
+		t.Error("a shared storage taken for two")
+	}
+	r, err := Audit(tied, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Rows[0].StoredBytes != 16 || r.Rows[1].StoredBytes != 0 || !r.Rows[1].Tied {
+		t.Errorf("tied rows: %+v", r.Rows)
+	}
+	// Offsets that fall, or a file seen again, leave it to the map.
+	for _, off := range [][2]int64{{64, 0}, {0, 0}} {
+		tied.Tensors[0].DataOffset, tied.Tensors[1].DataOffset = off[0], off[1]
+		tied.Tensors[1].Storage = "other"
+		if storagesDistinct(tied) {
+			t.Errorf("offsets %v taken for distinct storages", off)
+		}
+	}
+}

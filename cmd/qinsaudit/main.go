@@ -5,5 +5,6 @@ import (
 )
 
 func main() {
+	collectLate()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

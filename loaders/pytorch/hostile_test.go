@@ -207,7 +207,7 @@ func TestRunsCode(t *testing.T) {
 // or ordered; Python would keep the last value and the file would say two
 // things.
 func TestRepeatedKey(t *testing.T) {
-	for _, n := range []int{1, 20} {
+	for _, n := range []int{1, 20, 300} {
 		for _, ordered := range []bool{false, true} {
 			p := newPickle()
 			if ordered {
@@ -260,9 +260,21 @@ func TestTwoTensorsOneName(t *testing.T) {
 			str("x").mark().tensor("FloatStorage", "0", 4).raw('l').
 			str("x.0").tensor("FloatStorage", "1", 4).raw('u').stop(),
 			`pickle["x"][0] and pickle["x.0"]`},
+		// The loader checks names with a map only once a tensor is not a
+		// value of the root dict under a str key: a nested name listed
+		// first, then a root key, is found as well.
+		{"nested then dotted key", newPickle().raw('}').mark().
+			str("a").raw('}').str("b").tensor("FloatStorage", "1", 4).raw('s').
+			str("c").tensor("FloatStorage", "2", 4).
+			str("a.b").tensor("FloatStorage", "0", 4).raw('u').stop(),
+			`two tensors flatten to this name: pickle["a"]["b"] and pickle["a.b"]`},
+		{"key and attribute of the root dict", newPickle().raw('}').mark().
+			str("w").tensor("FloatStorage", "0", 4).raw('u').
+			raw('}').str("w").tensor("FloatStorage", "1", 4).raw('s', 'b').stop(),
+			`two tensors flatten to this name: pickle["w"] and pickle.w`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := loadBytes(checkpoint(t, tc.pkl, map[string]int{"0": 16, "1": 16}))
+			_, err := loadBytes(checkpoint(t, tc.pkl, map[string]int{"0": 16, "1": 16, "2": 16}))
 			var fe *accounting.FormatError
 			if !errors.As(err, &fe) || !strings.Contains(fe.Msg, tc.want) {
 				t.Fatalf("got %v, want %q", err, tc.want)

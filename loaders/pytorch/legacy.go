@@ -66,8 +66,9 @@ func loadLegacy(r io.ReaderAt, size int64, head []byte) (*accounting.Model, erro
 	var ordered []*storage // in first-reference order
 	storages := map[string]*storage{}
 	refs := newRefCache() // by root or view key, which share one namespace in torch
+	var pidBuf persistentID
 	root, err := l.next("object", func(pid any) (any, error) {
-		typename, id, fields, err := parsePersistentID(pid, true)
+		typename, id, fields, err := parsePersistentID(pid, true, &pidBuf)
 		if err != nil {
 			return nil, err
 		}

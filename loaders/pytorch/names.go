@@ -36,8 +36,15 @@ type namer struct {
 	steps   int
 	tensors []accounting.Tensor
 	// names finds the tensor listed under a name: two tensors that
-	// flatten to one name are an error, not two rows of one name.
-	names     map[string]int
+	// flatten to one name are an error, not two rows of one name. It is
+	// nil while every tensor listed is a value of the root dict under a
+	// str key (a state_dict): the dict refused a repeated key, so their
+	// names are distinct, and the first other tensor builds it from them.
+	// Measured on 100,000 tensors, the map was 5% of a load.
+	names    map[string]int
+	sizeHint int
+	// rootKey is set while the walk is at a str key of the root dict.
+	rootKey   bool
 	nameBytes int64
 	maxNames  int64
 	maxSteps  int
@@ -46,6 +53,7 @@ type namer struct {
 	find    string
 	found   string
 	scratch []byte
+	dims    []int64 // the current block of keepDims
 	// owners are the classes of the objects being walked, outermost first
 	// (see accounting.Tensor.Owners); shared is a copy of them that the
 	// tensors listed since the last change share.
@@ -90,7 +98,7 @@ var errFound = errors.New("found")
 // size is the pickle's (or the file's) size, which bounds the names, and
 // storages the number of storages v refers to, about its tensors.
 func nameTensors(format, root string, v any, size int64, storages int) ([]accounting.Tensor, error) {
-	n := &namer{format: format, root: root, onPath: map[any]bool{}, names: make(map[string]int, storages), maxNames: maxNameBytes(size), maxSteps: maxSteps(size),
+	n := &namer{format: format, root: root, onPath: map[any]bool{}, sizeHint: storages, maxNames: maxNameBytes(size), maxSteps: maxSteps(size),
 		tensors: make([]accounting.Tensor, 0, storages)}
 	if err := n.walk(v, 0); err != nil {
 		var dup *duplicateName
@@ -229,8 +237,11 @@ func (n *namer) walk(v any, depth int) error {
 	case *storageRef:
 		return n.bareStorage(x)
 	case *pyDict:
-		if err := n.entries(x.entries, depth, false); err != nil {
+		if err := n.entries(x.entries, depth, false, true); err != nil {
 			return err
+		}
+		if depth == 1 {
+			n.rootKey = false // the root dict's attributes are not its keys
 		}
 		// Attributes set on an OrderedDict (state_dict's _metadata).
 		keys := make([]string, 0, len(x.attrs))
@@ -254,10 +265,10 @@ func (n *namer) walk(v any, depth int) error {
 		if err := n.elements(x.args, depth); err != nil {
 			return err
 		}
-		if err := n.entries(x.attrs, depth, true); err != nil {
+		if err := n.entries(x.attrs, depth, true, false); err != nil {
 			return err
 		}
-		if err := n.entries(x.items, depth, false); err != nil {
+		if err := n.entries(x.items, depth, false, false); err != nil {
 			return err
 		}
 		if err := n.elements(x.elems, depth); err != nil {
@@ -281,8 +292,10 @@ func (n *namer) child(st step, v any, depth int) error {
 }
 
 // entries walks key/value pairs, each named by its key. For an object's
-// attributes, the nn.Module bookkeeping ones are transparent.
-func (n *namer) entries(es []entry, depth int, attrs bool) error {
+// attributes, the nn.Module bookkeeping ones are transparent. distinct
+// says that no two str keys of es are equal (a dict's: pyDict.set refuses
+// a repeated key).
+func (n *namer) entries(es []entry, depth int, attrs, distinct bool) error {
 	for _, e := range es {
 		if !holdsTensors(e.value) {
 			continue
@@ -293,6 +306,10 @@ func (n *namer) entries(es []entry, depth int, attrs bool) error {
 			if moduleBookkeeping[st.key] {
 				st.kind = stepHidden
 			}
+		}
+		if len(n.path) == 0 {
+			_, isStr := e.key.(string)
+			n.rootKey = isStr && distinct
 		}
 		if err := n.child(st, e.value, depth); err != nil {
 			return err
@@ -328,6 +345,17 @@ func (n *namer) list(t accounting.Tensor) error {
 			return errFound
 		}
 		return nil
+	}
+	if n.names == nil {
+		if n.rootKey && len(n.path) == 1 && n.path[0].kind == stepKey {
+			t.Name = name
+			n.tensors = append(n.tensors, t)
+			return nil
+		}
+		n.names = make(map[string]int, max(n.sizeHint, len(n.tensors)+1))
+		for i := range n.tensors {
+			n.names[n.tensors[i].Name] = i
+		}
 	}
 	if _, dup := n.names[name]; dup {
 		return &duplicateName{name: clip(name), second: n.structural()}
@@ -390,11 +418,11 @@ func (n *namer) tensor(t *tensor, depth int) error {
 	}
 	var strides []int64
 	if !accounting.Contiguous(t.shape, t.stride) {
-		strides = t.stride
+		strides = n.keepDims(t.stride)
 	}
 	if err := n.list(accounting.Tensor{
 		DType:        t.dtype,
-		Shape:        t.shape,
+		Shape:        n.keepDims(t.shape),
 		Strides:      strides,
 		Storage:      t.ref.s.key,
 		StorageBytes: t.ref.s.bytes,
@@ -406,8 +434,30 @@ func (n *namer) tensor(t *tensor, depth int) error {
 	}); err != nil {
 		return err
 	}
-	return n.entries(t.attrs, depth, false)
+	return n.entries(t.attrs, depth, false, false)
 }
+
+// keepDims returns a copy of a shape or stride in a block the namer
+// shares among the tensors it lists. The tensor's own dims would keep the
+// whole unpickled tensor alive, and through it its storage: measured on
+// 100,000 tensors, 29 MiB of the 89 MiB left when an audit ends.
+func (n *namer) keepDims(d []int64) []int64 {
+	if len(d) == 0 {
+		return noDims
+	}
+	if len(d) > cap(n.dims)-len(n.dims) {
+		n.dims = make([]int64, 0, max(len(d), dimsBlock))
+	}
+	start := len(n.dims)
+	n.dims = append(n.dims, d...)
+	return n.dims[start:len(n.dims):len(n.dims)]
+}
+
+// noDims is every empty shape: a scalar's, empty but not nil.
+var noDims = []int64{}
+
+// dimsBlock is the int64s of one block of keepDims.
+const dimsBlock = 4096
 
 // ownerList returns the classes holding the tensor being listed.
 func (n *namer) ownerList() []string {

@@ -231,8 +231,9 @@ func dataPkl(z *zip.Reader) *zip.File {
 func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, *unpickler, error) {
 	refs := newRefCache()
 	u := &unpickler{base: base}
+	var pidBuf persistentID
 	u.persistent = func(pid any) (any, error) {
-		typename, id, _, err := parsePersistentID(pid, false)
+		typename, id, _, err := parsePersistentID(pid, false, &pidBuf)
 		if err != nil {
 			return nil, err
 		}

@@ -132,6 +132,45 @@ type machine struct {
 	marks    []int // len(stack) at each open MARK
 	memo     memo
 	frameEnd int // end offset of the current frame; 0 outside frames
+	ints     intTuples
+}
+
+// intTuples are the last few tuples of ints the machine built. torch.save
+// writes every tensor's size and stride as a tuple of ints, mostly the
+// same few, and memoizes each: as nothing changes a tuple once built, a
+// tuple equal to a recent one is that one (measured on 100,000 tensors:
+// two of the 18 allocations per tensor, 128 of its 1,975 bytes).
+type intTuples struct {
+	recent [8]*types.Tuple
+	next   int
+}
+
+// tuple returns a tuple of a copy of items, a recent one if equal.
+func (c *intTuples) tuple(items []any) *types.Tuple {
+	if len(items) == 0 || len(items) > 4 {
+		return newTuple(items)
+	}
+	for _, x := range items {
+		if _, ok := x.(int); !ok {
+			return newTuple(items)
+		}
+	}
+next:
+	for _, t := range c.recent {
+		if t == nil || len(*t) != len(items) {
+			continue
+		}
+		for i, x := range *t {
+			if x.(int) != items[i].(int) {
+				continue next
+			}
+		}
+		return t
+	}
+	t := newTuple(items)
+	c.recent[c.next] = t
+	c.next = (c.next + 1) % len(c.recent)
+	return t
 }
 
 // memo is the pickle's memo: dense keys (what every pickler writes: 0, 1,
@@ -425,6 +464,12 @@ func (s *machine) unpicklingf(format string, args ...any) error {
 func (s *machine) setItems(target any, items []any) error {
 	switch d := target.(type) {
 	case *pyDict:
+		// Room for the batch (SETITEMS brings up to 1,000 pairs), at
+		// least doubling: append's 1.25x steps for a large slice made
+		// five times a state_dict's entries in garbage.
+		if n := len(items) / 2; cap(d.entries)-len(d.entries) < n {
+			d.entries = slices.Grow(d.entries, max(n, len(d.entries)))
+		}
 		for i := 0; i+1 < len(items); i += 2 {
 			if err := d.set(items[i], items[i+1]); err != nil {
 				return s.errorf("%v", err)
@@ -673,7 +718,7 @@ func (s *machine) step() (done bool, err error) {
 		}
 		switch s.op {
 		case 't':
-			return false, s.push(newTuple(items))
+			return false, s.push(s.ints.tuple(items))
 		case 'l':
 			l := types.List(slices.Clone(items))
 			return false, s.push(&l)
@@ -701,7 +746,7 @@ func (s *machine) step() (done bool, err error) {
 		if err := s.need(n); err != nil {
 			return false, err
 		}
-		t := newTuple(s.stack[len(s.stack)-n:])
+		t := s.ints.tuple(s.stack[len(s.stack)-n:])
 		clear(s.stack[len(s.stack)-n:])
 		s.stack = s.stack[:len(s.stack)-n]
 		return false, s.push(t)
