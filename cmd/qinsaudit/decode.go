@@ -163,6 +163,7 @@ func inputs(paths []string, m *accounting.Model) []os.FileInfo {
 // of piling up with collection off, and the loader runs at Go's default
 // sampling rate and its speed. Only this command changes the rate.
 func runPass(m *accounting.Model, res *accounting.Result, opts decode.Options) (*decode.Stats, error) {
+	collectNormally()
 	defer heapsnap.Exact()()
 	pass, err := decode.Load(m, res, opts)
 	if err != nil {

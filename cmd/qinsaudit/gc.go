@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 )
 
 // gcFreeHeap is how large the heap grows before the collector first runs
@@ -27,13 +28,26 @@ func collectLate() {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
+	late.Store(true)
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(gcFreeHeap)
 	// The first collection (at the limit) finds the sentinel unreachable
 	// and runs its finalizer, which restores the defaults.
 	sentinel := new([64]byte)
-	runtime.SetFinalizer(sentinel, func(*[64]byte) {
+	runtime.SetFinalizer(sentinel, func(*[64]byte) { collectNormally() })
+}
+
+// late is set while collectLate's setting is in force.
+var late atomic.Bool
+
+// collectNormally ends collectLate's setting now, if it is in force: GOGC
+// 100 and no memory limit. The decode pass calls it before it turns the
+// collector off for exact heap profiles (heapsnap.Exact), so that neither
+// the limit nor the finalizer's late restore starts a collection inside
+// the pass, and the pass's own restore returns to the default.
+func collectNormally() {
+	if late.CompareAndSwap(true, false) {
 		debug.SetMemoryLimit(math.MaxInt64)
 		debug.SetGCPercent(100)
-	})
+	}
 }
