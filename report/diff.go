@@ -179,7 +179,9 @@ func (r *DiffRow) finish() {
 }
 
 // WriteDiffJSON writes d as indented JSON.
-func WriteDiffJSON(w io.Writer, d *Diff) error { return writeJSON(w, d) }
+func WriteDiffJSON(w io.Writer, d *Diff) error {
+	return writeOut(w, diffRefused(d), d, func(e *jsonAppender) { e.diff(d) })
+}
 
 // WriteDiffText writes d as a side-by-side table: old, new, delta and
 // delta %, with one unit for the three size columns so they compare at a

@@ -240,21 +240,12 @@ func group(g accounting.Group, key func(*Group)) Group {
 	return x
 }
 
-// WriteJSON writes rep as indented JSON.
-func WriteJSON(w io.Writer, rep *Report) error { return writeJSON(w, rep) }
-
-// writeJSON writes v with one line per field of the top-level object and
-// per element of its arrays, each element on one line: a 2,000-tensor
-// report stays readable (and greppable, one tensor a line), and writing it
-// costs a fraction of json.Indent's, which runs the full JSON scanner over
-// every byte again.
-func writeJSON(w io.Writer, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(layout(data))
-	return err
+// WriteJSON writes rep as indented JSON: one line per field of the
+// top-level object and per element of its arrays, each element on one
+// line, so a 2,000-tensor report stays readable (and greppable, one tensor
+// a line). See jsonwrite.go for how.
+func WriteJSON(w io.Writer, rep *Report) error {
+	return writeOut(w, reportRefused(rep), rep, func(e *jsonAppender) { e.report(rep) })
 }
 
 // layout spaces out compact JSON from json.Marshal: line breaks inside the
