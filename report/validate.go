@@ -22,20 +22,29 @@ const maxCount = 1 << 62
 // nothing, so it is refused, naming the first contradiction.
 func (rep *Report) Validate() error {
 	v := &validator{}
-	for i, t := range rep.Tensors {
-		where := fmt.Sprintf("tensors[%d] (%s)", i, quote(t.Name))
-		v.counts(where, map[string]int64{"numel": t.Numel, "params": t.Params, "baseline_bytes": t.BaselineBytes,
-			"theoretical_bytes": t.TheoreticalBytes, "stored_bytes": t.StoredBytes, "dead_bytes": t.DeadBytes})
-		for _, d := range t.Shape {
-			if d < 0 {
-				v.fail("%s: shape dimension %d is negative", where, d)
+	// Each check runs on the figures first; the message (its map of
+	// figures, its "where") is built only for the first that fails, so a
+	// valid report of 100,000 tensors costs no allocation per tensor.
+	for i := range rep.Tensors {
+		t := &rep.Tensors[i]
+		if !inRange(t.Numel, t.Params, t.BaselineBytes, t.TheoreticalBytes, t.StoredBytes, t.DeadBytes) || t.DeadBytes > t.StoredBytes || negative(t.Shape) {
+			where := fmt.Sprintf("tensors[%d] (%s)", i, quote(t.Name))
+			v.counts(where, map[string]int64{"numel": t.Numel, "params": t.Params, "baseline_bytes": t.BaselineBytes,
+				"theoretical_bytes": t.TheoreticalBytes, "stored_bytes": t.StoredBytes, "dead_bytes": t.DeadBytes})
+			for _, d := range t.Shape {
+				if d < 0 {
+					v.fail("%s: shape dimension %d is negative", where, d)
+				}
 			}
-		}
-		if t.DeadBytes > t.StoredBytes {
-			v.fail("%s: dead_bytes %d exceed stored_bytes %d", where, t.DeadBytes, t.StoredBytes)
+			if t.DeadBytes > t.StoredBytes {
+				v.fail("%s: dead_bytes %d exceed stored_bytes %d", where, t.DeadBytes, t.StoredBytes)
+			}
 		}
 	}
 	for i, f := range rep.Files {
+		if inRange(f.SizeBytes, f.Tensors, f.StoredBytes) && f.OverheadBytes == f.SizeBytes-f.StoredBytes {
+			continue
+		}
 		where := fmt.Sprintf("files[%d] (%s)", i, quote(f.Path))
 		v.counts(where, map[string]int64{"size_bytes": f.SizeBytes, "tensors": f.Tensors, "stored_bytes": f.StoredBytes})
 		if v.err == nil && f.OverheadBytes != f.SizeBytes-f.StoredBytes {
@@ -44,12 +53,16 @@ func (rep *Report) Validate() error {
 	}
 	groups := [][]Group{rep.Roles, rep.Modules, rep.Layers, rep.DTypes, {rep.Totals}}
 	for k, gs := range groups {
-		for i, g := range gs {
+		for i := range gs {
+			g := &gs[i]
+			if inRange(g.Tensors, g.Params, g.BaselineBytes, g.TheoreticalBytes, g.StoredBytes) && finite(g.Ratio) && finite(g.BitsPerWeight) {
+				continue
+			}
 			where := fmt.Sprintf("%s[%d] (%s)", []string{"roles", "modules", "layers", "dtypes", "totals"}[k], i, quote(g.Key()))
 			v.counts(where, map[string]int64{"tensors": g.Tensors, "params": g.Params, "baseline_bytes": g.BaselineBytes,
 				"theoretical_bytes": g.TheoreticalBytes, "stored_bytes": g.StoredBytes})
 			for name, x := range map[string]float64{"ratio": g.Ratio, "bits_per_weight": g.BitsPerWeight} {
-				if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
+				if !finite(x) {
 					v.fail("%s: %s %v is not a finite non-negative number", where, name, x)
 				}
 			}
@@ -75,6 +88,29 @@ func (rep *Report) Validate() error {
 	v.sums(rep)
 	return v.err
 }
+
+// inRange reports whether every count is in 0 to maxCount.
+func inRange(xs ...int64) bool {
+	for _, x := range xs {
+		if x < 0 || x > maxCount {
+			return false
+		}
+	}
+	return true
+}
+
+// negative reports whether a shape has a negative dimension.
+func negative(shape []int64) bool {
+	for _, d := range shape {
+		if d < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// finite reports whether a ratio is a finite non-negative number.
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) && x >= 0 }
 
 // quote shortens a name quoted in an error.
 func quote(s string) string { return neutral.Clip(s, 80) }
@@ -113,12 +149,37 @@ type sums struct {
 	tensors, params, baseline, theoretical, stored int64
 }
 
-func (s *sums) add(v *validator, t Tensor) {
+func (s *sums) add(v *validator, t *Tensor) {
 	s.tensors = v.plus(s.tensors, 1)
 	s.params = v.plus(s.params, t.Params)
 	s.baseline = v.plus(s.baseline, t.BaselineBytes)
 	s.theoretical = v.plus(s.theoretical, t.TheoreticalBytes)
 	s.stored = v.plus(s.stored, t.StoredBytes)
+}
+
+// sumsBy sums tensors by a key. Neighbouring tensors mostly share their
+// role, file, module, layer and dtype, so the last key's sums are kept at
+// hand.
+type sumsBy struct {
+	m    map[string]*sums
+	key  string
+	last *sums
+}
+
+func (b *sumsBy) at(k string) *sums {
+	if b.last != nil && k == b.key {
+		return b.last
+	}
+	if b.m == nil {
+		b.m = map[string]*sums{}
+	}
+	s := b.m[k]
+	if s == nil {
+		s = &sums{}
+		b.m[k] = s
+	}
+	b.key, b.last = k, s
+	return s
 }
 
 // plus adds two counts in range, refusing a sum past maxCount.
@@ -134,25 +195,19 @@ func (v *validator) plus(a, b int64) int64 {
 // against the roles. Theoretical bytes of a group may be less than its
 // tensors' (a tied weight counts once), never more.
 func (v *validator) sums(rep *Report) {
-	byRole, byModule, byLayer, byDType, byFile := map[string]*sums{}, map[string]*sums{}, map[string]*sums{}, map[string]*sums{}, map[string]*sums{}
-	at := func(m map[string]*sums, k string) *sums {
-		s := m[k]
-		if s == nil {
-			s = &sums{}
-			m[k] = s
-		}
-		return s
-	}
-	for _, t := range rep.Tensors {
-		at(byRole, t.Role).add(v, t)
-		at(byFile, t.File).add(v, t)
+	var role, module, layer, dtype, file sumsBy
+	for i := range rep.Tensors {
+		t := &rep.Tensors[i]
+		role.at(t.Role).add(v, t)
+		file.at(t.File).add(v, t)
 		if t.Role == "optimizer_state" {
 			continue
 		}
-		at(byModule, t.Module).add(v, t)
-		at(byDType, t.DType).add(v, t)
-		at(byLayer, cmp.Or(t.Layer, NoLayer)).add(v, t) // reports before NoLayer list no such group
+		module.at(t.Module).add(v, t)
+		dtype.at(t.DType).add(v, t)
+		layer.at(cmp.Or(t.Layer, NoLayer)).add(v, t) // reports before NoLayer list no such group
 	}
+	byRole, byModule, byLayer, byDType, byFile := role.m, module.m, layer.m, dtype.m, file.m
 	check := func(where string, g Group, s *sums) {
 		if s == nil {
 			s = &sums{}
