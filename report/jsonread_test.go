@@ -154,3 +154,64 @@ func TestParseJSONErrorsUnchanged(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// TestValidateFastSums: on reports with one figure, key or group changed,
+// Validate says what it says with every group list summed by key.
+func TestValidateFastSums(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 5))
+	base := largeReport(t, 600, 1)
+	refused := 0
+	for i := range 400 {
+		var b bytes.Buffer
+		if err := WriteJSON(&b, base); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := ParseJSON(b.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		lists := []*[]Group{&rep.Roles, &rep.Modules, &rep.Layers, &rep.DTypes}
+		gs := lists[r.IntN(len(lists))]
+		n := len(*gs)
+		switch i % 8 {
+		case 0:
+			(*gs)[r.IntN(n)].StoredBytes++
+		case 1:
+			(*gs)[r.IntN(n)].TheoreticalBytes--
+		case 2: // a group listed twice
+			*gs = append(*gs, (*gs)[r.IntN(n)])
+		case 3: // a group missing
+			k := r.IntN(n)
+			*gs = append((*gs)[:k:k], (*gs)[k+1:]...)
+		case 4: // groups out of order
+			a, c := r.IntN(n), r.IntN(n)
+			(*gs)[a], (*gs)[c] = (*gs)[c], (*gs)[a]
+		case 5: // a tensor moved to another module
+			rep.Tensors[r.IntN(len(rep.Tensors))].Module = rep.Tensors[r.IntN(len(rep.Tensors))].Module
+		case 6: // a tensor of a layer no group lists
+			rep.Tensors[r.IntN(len(rep.Tensors))].Layer = ""
+		case 7: // an empty group
+			m := "empty"
+			*gs = append(*gs, Group{Module: &m, Role: "", Layer: ""})
+			if gs != &rep.Modules {
+				(*gs)[len(*gs)-1] = Group{Role: "zero", Layer: "zero", DType: "zero"}
+			}
+		}
+		fastErr := rep.Validate()
+		sumsFast = false
+		slowErr := rep.Validate()
+		sumsFast = true
+		if (fastErr == nil) != (slowErr == nil) || fastErr != nil && fastErr.Error() != slowErr.Error() {
+			t.Fatalf("mutation %d: %v, with every list summed by key %v", i%8, fastErr, slowErr)
+		}
+		if fastErr != nil {
+			refused++
+		}
+	}
+	if refused < 250 {
+		t.Fatalf("only %d of 400 changed reports refused", refused)
+	}
+	if err := base.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
