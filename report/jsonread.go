@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/binary"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -235,6 +236,15 @@ var plainIn = func() (t [256]bool) {
 	return t
 }()
 
+// special8 reports whether any of the eight bytes in x is one plainIn
+// does not mark: a quote, a backslash, a control character or a byte of
+// a multi-byte rune.
+func special8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quote, backslash := x^(ones*'"'), x^(ones*'\\')
+	return ((quote-ones)&^quote|(backslash-ones)&^backslash|(x-ones*' ')&^x|x)&highs != 0
+}
+
 // str reads a string. One with escapes is built anew; one without is a
 // substring of the document.
 func (r *jsonReader) str() string {
@@ -245,6 +255,10 @@ func (r *jsonReader) str() string {
 	s, start := r.s, r.i
 	i := start
 	for i < len(s) {
+		// Eight bytes at a time while none needs a look of its own.
+		for i+8 <= len(s) && !special8(binary.LittleEndian.Uint64([]byte(s[i:i+8]))) {
+			i += 8
+		}
 		for i < len(s) && plainIn[s[i]] {
 			i++
 		}
@@ -392,6 +406,17 @@ func (r *jsonReader) number() (string, bool) {
 
 // int reads an integer that fits an int64.
 func (r *jsonReader) int() int64 {
+	r.ws()
+	// Most are short and positive: read them in one pass.
+	s, i := r.s, r.i
+	var v int64
+	for ; i < len(s) && i-r.i < 18 && s[i] >= '0' && s[i] <= '9'; i++ {
+		v = v*10 + int64(s[i]-'0')
+	}
+	if n := i - r.i; n > 0 && n < 18 && (n == 1 || s[r.i] != '0') && (i == len(s) || s[i] != '.' && s[i] != 'e' && s[i] != 'E') {
+		r.i = i
+		return v
+	}
 	text, float := r.number()
 	if r.bad || float {
 		r.bad = true

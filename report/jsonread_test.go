@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -214,4 +215,18 @@ func TestValidateFastSums(t *testing.T) {
 	if err := base.Validate(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzFastReader: go test ./report -fuzz=FuzzFastReader. Whatever the
+// fast reader reads, it reads as go-json and encoding/json do.
+func FuzzFastReader(f *testing.F) {
+	for _, p := range []string{"testdata/sample.json", "testdata/sample_comparisons.json"} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(`{"schema_version": 1, "tool": "qinsaudit", "tensors": [{"name": "a\u00e9\"", "shape": [1, 20], "numel": 123456789012345678, "element_size": 1e-7}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) { fastAgrees(t, "fuzzed document", data) })
 }
