@@ -2,6 +2,7 @@ package report
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -236,13 +237,14 @@ var plainIn = func() (t [256]bool) {
 	return t
 }()
 
-// special8 reports whether any of the eight bytes in x is one plainIn
-// does not mark: a quote, a backslash, a control character or a byte of
-// a multi-byte rune.
-func special8(x uint64) bool {
+// special8 marks, with its high bit, each of the eight bytes in x (little
+// endian) that plainIn does not mark: a quote, a backslash, a control
+// character or a byte of a multi-byte rune. Borrows may mark bytes after
+// the first such byte, never before it, so the lowest mark is the first.
+func special8(x uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	quote, backslash := x^(ones*'"'), x^(ones*'\\')
-	return ((quote-ones)&^quote|(backslash-ones)&^backslash|(x-ones*' ')&^x|x)&highs != 0
+	return ((quote-ones)&^quote | (backslash-ones)&^backslash | (x-ones*' ')&^x | x) & highs
 }
 
 // str reads a string. One with escapes is built anew; one without is a
@@ -255,8 +257,12 @@ func (r *jsonReader) str() string {
 	s, start := r.s, r.i
 	i := start
 	for i < len(s) {
-		// Eight bytes at a time while none needs a look of its own.
-		for i+8 <= len(s) && !special8(binary.LittleEndian.Uint64([]byte(s[i:i+8]))) {
+		// Eight bytes at a time to the first that needs a look of its own.
+		for i+8 <= len(s) {
+			if m := special8(binary.LittleEndian.Uint64([]byte(s[i : i+8]))); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			i += 8
 		}
 		for i < len(s) && plainIn[s[i]] {

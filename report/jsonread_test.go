@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"math/bits"
 	"math/rand/v2"
 	"os"
 	"reflect"
@@ -229,4 +230,35 @@ func FuzzFastReader(f *testing.F) {
 	}
 	f.Add([]byte(`{"schema_version": 1, "tool": "qinsaudit", "tensors": [{"name": "a\u00e9\"", "shape": [1, 20], "numel": 123456789012345678, "element_size": 1e-7}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) { fastAgrees(t, "fuzzed document", data) })
+}
+
+// TestSpecial8: the first byte special8 marks is the first byte plainIn
+// does not mark, for every byte value at every place among plain ones.
+func TestSpecial8(t *testing.T) {
+	for c := range 256 {
+		for at := range 8 {
+			for _, fill := range []byte{'a', ' ', '~', '!', '#', '[', ']'} {
+				b := bytes.Repeat([]byte{fill}, 8)
+				b[at] = byte(c)
+				if at < 7 {
+					b[7] = '"' // a later special byte must not hide it
+				}
+				m := special8(uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 | uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56)
+				want := 8
+				for i, x := range b {
+					if !plainIn[x] {
+						want = i
+						break
+					}
+				}
+				got := 8
+				if m != 0 {
+					got = bits.TrailingZeros64(m) >> 3
+				}
+				if got != want {
+					t.Fatalf("%q: first special byte %d, want %d", b, got, want)
+				}
+			}
+		}
+	}
 }
