@@ -142,16 +142,7 @@ func NewDiff(old, new *Report, by DiffBy) *Diff {
 	// Rows in order of first appearance: the old side's keys, then those
 	// only the new side has.
 	d.Rows = make([]DiffRow, 0, len(oorder)+len(norder))
-	add := func(k string) {
-		var o, n acc
-		oi, inOld := oidx[k]
-		if inOld {
-			o = osums[oi]
-		}
-		ni, inNew := nidx[k]
-		if inNew {
-			n = nsums[ni]
-		}
+	add := func(k string, o, n acc, inOld, inNew bool) {
 		row := DiffRow{Key: k, OldBytes: o.bytes, NewBytes: n.bytes, OldParams: o.params, NewParams: n.params,
 			OldBaseline: o.baseline, NewBaseline: n.baseline}
 		row.finish()
@@ -169,17 +160,23 @@ func NewDiff(old, new *Report, by DiffBy) *Diff {
 		d.Total.OldBaseline += row.OldBaseline
 		d.Total.NewBaseline += row.NewBaseline
 	}
-	for _, k := range oorder {
-		add(k)
+	for i, k := range oorder {
+		var n acc
+		j, inNew := nidx[k]
+		if inNew {
+			n = nsums[j]
+		}
+		add(k, osums[i], n, true, inNew)
 	}
-	for _, k := range norder {
+	for j, k := range norder {
 		if _, inOld := oidx[k]; !inOld {
-			add(k)
+			add(k, acc{}, nsums[j], false, true)
 		}
 	}
 	d.Total.Key = "total"
 	d.Total.finish()
-	slices.SortStableFunc(d.Rows, func(a, b DiffRow) int {
+	// Keys are unique, so the order is total: a sort need not be stable.
+	slices.SortFunc(d.Rows, func(a, b DiffRow) int {
 		return cmp.Or(cmp.Compare(accounting.Abs(b.DeltaBytes), accounting.Abs(a.DeltaBytes)), strings.Compare(a.Key, b.Key))
 	})
 	return d
