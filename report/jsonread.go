@@ -29,8 +29,9 @@ type jsonReader struct {
 	s     string
 	i     int
 	bad   bool
-	arena []int64 // the tensors' shapes, sliced out of one allocation
-	shape []int64 // scratch for one shape
+	arena []int64  // the tensors' shapes, sliced out of one allocation
+	shape []int64  // scratch for one shape
+	names []string // the modules' names, pointed to from one allocation
 }
 
 // readFast reads s, a saved report, or reports false. The report's strings
@@ -86,7 +87,10 @@ func readFast(s string) (rep *Report, schema *int, ok bool) {
 			rep.Layers = array(r, r.group)
 			return 1 << 8
 		case "modules":
-			rep.Modules = array(r, r.group)
+			// One module a line, as for tensors below; a group is at
+			// least 100 bytes.
+			rest := r.s[r.i:]
+			rep.Modules = arrayCap(r, r.group, min(strings.Count(rest, "\n    {\"module\": "), len(rest)/100))
 			return 1 << 9
 		case "dtypes":
 			rep.DTypes = array(r, r.group)
@@ -567,8 +571,11 @@ func (r *jsonReader) group(g *Group) {
 			return 2
 		case "module":
 			if !r.null() {
-				m := r.str()
-				g.Module = &m
+				if len(r.names) == cap(r.names) {
+					r.names = make([]string, 0, 1024)
+				}
+				r.names = append(r.names, r.str())
+				g.Module = &r.names[len(r.names)-1]
 			}
 			return 4
 		case "dtype":
