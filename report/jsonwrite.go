@@ -15,8 +15,8 @@ import (
 // The JSON report and the diff's JSON are documents qinsaudit owns, so it
 // writes them by hand: encoding/json's reflective walk and the layout pass
 // over its output were most of the cost of `audit --format json` on a
-// model of 100,000 tensors (about 7 us a tensor), where appending each
-// field's bytes in place costs a few hundred nanoseconds. The output is
+// model of 100,000 tensors (1.7 us a tensor in BenchmarkWriteJSON100k),
+// where appending each field's bytes in place costs 0.33 us. The output is
 // byte for byte what json.Marshal then layout write (TestJSONWriterAgrees
 // holds it to that on every fixture and on random reports): the same
 // field order and omitempty rules, null for a nil slice, encoding/json's
