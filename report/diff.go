@@ -5,8 +5,9 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 	"github.com/qinsaudit/qinsaudit/internal/neutral"
@@ -89,10 +90,15 @@ func NewDiff(old, new *Report, by DiffBy) *Diff {
 		}
 	}
 	type acc struct{ bytes, params, baseline int64 }
-	sum := func(r *Report) (map[string]acc, []string) {
-		m := map[string]acc{}
+	// sum sums r's tensors by key: the index of each key's sums, the sums
+	// in order of first appearance and the keys in that order.
+	sum := func(r *Report) (map[string]int, []acc, []string) {
+		idx := map[string]int{}
+		var sums []acc
 		var order []string
-		for _, t := range r.Tensors {
+		last, lastKey := -1, ""
+		for i := range r.Tensors {
+			t := &r.Tensors[i]
 			if t.Role == "optimizer_state" {
 				continue
 			}
@@ -114,27 +120,29 @@ func NewDiff(old, new *Report, by DiffBy) *Diff {
 			default:
 				key = t.Role
 			}
-			a, ok := m[key]
-			if !ok {
-				order = append(order, key)
+			if last < 0 || key != lastKey { // neighbours mostly share a key
+				j, ok := idx[key]
+				if !ok {
+					j = len(sums)
+					idx[key] = j
+					sums = append(sums, acc{})
+					order = append(order, key)
+				}
+				last, lastKey = j, key
 			}
+			a := &sums[last]
 			a.bytes += t.StoredBytes
 			a.params += t.Params
 			a.baseline += t.BaselineBytes
-			m[key] = a
 		}
-		return m, order
+		return idx, sums, order
 	}
-	om, oorder := sum(old)
-	nm, norder := sum(new)
-	seen := map[string]bool{}
-	for _, k := range append(oorder, norder...) {
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		o, inOld := om[k]
-		n, inNew := nm[k]
+	oidx, osums, oorder := sum(old)
+	nidx, nsums, norder := sum(new)
+	// Rows in order of first appearance: the old side's keys, then those
+	// only the new side has.
+	d.Rows = make([]DiffRow, 0, len(oorder)+len(norder))
+	add := func(k string, o, n acc, inOld, inNew bool) {
 		row := DiffRow{Key: k, OldBytes: o.bytes, NewBytes: n.bytes, OldParams: o.params, NewParams: n.params,
 			OldBaseline: o.baseline, NewBaseline: n.baseline}
 		row.finish()
@@ -152,18 +160,25 @@ func NewDiff(old, new *Report, by DiffBy) *Diff {
 		d.Total.OldBaseline += row.OldBaseline
 		d.Total.NewBaseline += row.NewBaseline
 	}
+	for i, k := range oorder {
+		var n acc
+		j, inNew := nidx[k]
+		if inNew {
+			n = nsums[j]
+		}
+		add(k, osums[i], n, true, inNew)
+	}
+	for j, k := range norder {
+		if _, inOld := oidx[k]; !inOld {
+			add(k, acc{}, nsums[j], false, true)
+		}
+	}
 	d.Total.Key = "total"
 	d.Total.finish()
-	sort.SliceStable(d.Rows, func(i, j int) bool {
-		a, b := d.Rows[i], d.Rows[j]
-		if x, y := accounting.Abs(a.DeltaBytes), accounting.Abs(b.DeltaBytes); x != y {
-			return x > y
-		}
-		return a.Key < b.Key
+	// Keys are unique, so the order is total: a sort need not be stable.
+	slices.SortFunc(d.Rows, func(a, b DiffRow) int {
+		return cmp.Or(cmp.Compare(accounting.Abs(b.DeltaBytes), accounting.Abs(a.DeltaBytes)), strings.Compare(a.Key, b.Key))
 	})
-	if d.Rows == nil {
-		d.Rows = []DiffRow{}
-	}
 	return d
 }
 
@@ -179,7 +194,9 @@ func (r *DiffRow) finish() {
 }
 
 // WriteDiffJSON writes d as indented JSON.
-func WriteDiffJSON(w io.Writer, d *Diff) error { return writeJSON(w, d) }
+func WriteDiffJSON(w io.Writer, d *Diff) error {
+	return writeOut(w, diffRefused(d), d, func(e *jsonAppender) { e.diff(d) })
+}
 
 // WriteDiffText writes d as a side-by-side table: old, new, delta and
 // delta %, with one unit for the three size columns so they compare at a

@@ -118,3 +118,29 @@ func TestReadJSONFile(t *testing.T) {
 		t.Fatalf("from a file and from a reader: %v", err)
 	}
 }
+
+// BenchmarkWriteJSON100k writes the report of 100,000 tensors, as audit
+// --format json does; ns/tensor is the figure issue 11 sets a target for.
+func BenchmarkWriteJSON100k(b *testing.B) {
+	rep := largeReport(b, 100_000, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := WriteJSON(io.Discard, rep); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100_000, "ns/tensor")
+}
+
+// BenchmarkWriteJSON100kReference is the same with the reference writer
+// (json.Marshal, then layout), which WriteJSON used to be.
+func BenchmarkWriteJSON100kReference(b *testing.B) {
+	rep := largeReport(b, 100_000, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := marshalLayout(rep); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100_000, "ns/tensor")
+}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unsafe"
 
 	gojson "github.com/goccy/go-json"
 
@@ -240,21 +241,12 @@ func group(g accounting.Group, key func(*Group)) Group {
 	return x
 }
 
-// WriteJSON writes rep as indented JSON.
-func WriteJSON(w io.Writer, rep *Report) error { return writeJSON(w, rep) }
-
-// writeJSON writes v with one line per field of the top-level object and
-// per element of its arrays, each element on one line: a 2,000-tensor
-// report stays readable (and greppable, one tensor a line), and writing it
-// costs a fraction of json.Indent's, which runs the full JSON scanner over
-// every byte again.
-func writeJSON(w io.Writer, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(layout(data))
-	return err
+// WriteJSON writes rep as indented JSON: one line per field of the
+// top-level object and per element of its arrays, each element on one
+// line, so a 2,000-tensor report stays readable (and greppable, one tensor
+// a line). See jsonwrite.go for how.
+func WriteJSON(w io.Writer, rep *Report) error {
+	return writeOut(w, reportRefused(rep), rep, func(e *jsonAppender) { e.report(rep) })
 }
 
 // layout spaces out compact JSON from json.Marshal: line breaks inside the
@@ -327,7 +319,7 @@ func ReadFile(path string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep, err := ParseJSON(data)
+	rep, err := parseJSON(data, owned(data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -342,34 +334,47 @@ func ReadJSON(r io.Reader) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ParseJSON(data)
+	return parseJSON(data, owned(data))
 }
 
+// owned is data as a string without a copy, for a buffer read here and
+// never written again: the report's strings are substrings of it (see
+// readFast), and copying 50 MB of a large report would cost as much as
+// reading it.
+func owned(data []byte) string { return unsafe.String(unsafe.SliceData(data), len(data)) }
+
 // ParseJSON is ReadJSON of data in memory.
-func ParseJSON(data []byte) (*Report, error) {
+func ParseJSON(data []byte) (*Report, error) { return parseJSON(data, string(data)) }
+
+// parseJSON reads data, a saved report, also given as the string s.
+func parseJSON(data []byte, s string) (*Report, error) {
 	if humane.Empty(data) {
 		return nil, errors.New("empty file: not a qinsaudit JSON report (save one with qinsaudit audit --format json)")
 	}
 	var err error
-	// One parse, by github.com/goccy/go-json: a saved report of 100,000
-	// tensors is about 50 MB, which encoding/json reads at about 80 MB/s
-	// here (a validating scan, then a reflective decode) and go-json 3.5
-	// times as fast; diff and check --against read one or two per run.
-	// The document's own schema_version (a pointer, to tell a
-	// missing one from 0) shadows the embedded Report's. Only when that parse
-	// fails is the head read again, to say which error comes first: not a
-	// report, a schema version this build does not read, or a bad field.
+	// The document's own schema_version (a pointer, to tell a missing one
+	// from 0) shadows the embedded Report's.
 	var doc struct {
 		*Report
 		SchemaVersion *int   `json:"schema_version"`
 		Kind          string `json:"kind"` // "diff" in a diff's JSON, absent in a report
 	}
-	doc.Report = new(Report)
-	if gojson.Unmarshal(data, &doc) != nil {
-		// encoding/json says what is wrong, as it always did, and keeps
-		// the last word on what a report is.
+	var fast bool
+	doc.Report, doc.SchemaVersion, fast = readFast(s)
+	// What the fast reader does not read, github.com/goccy/go-json does:
+	// encoding/json reads at about 80 MB/s here (a validating scan, then
+	// a reflective decode) and go-json 3.5 times as fast. Only when that
+	// parse fails is the head read again, to say which error comes first:
+	// not a report, a schema version this build does not read, or a bad
+	// field.
+	if !fast {
 		doc.Report, doc.SchemaVersion = new(Report), nil
-		err = json.Unmarshal(data, &doc)
+		if gojson.Unmarshal(data, &doc) != nil {
+			// encoding/json says what is wrong, as it always did, and keeps
+			// the last word on what a report is.
+			doc.Report, doc.SchemaVersion = new(Report), nil
+			err = json.Unmarshal(data, &doc)
+		}
 	}
 	if err != nil {
 		var head struct {

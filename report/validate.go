@@ -22,20 +22,29 @@ const maxCount = 1 << 62
 // nothing, so it is refused, naming the first contradiction.
 func (rep *Report) Validate() error {
 	v := &validator{}
-	for i, t := range rep.Tensors {
-		where := fmt.Sprintf("tensors[%d] (%s)", i, quote(t.Name))
-		v.counts(where, map[string]int64{"numel": t.Numel, "params": t.Params, "baseline_bytes": t.BaselineBytes,
-			"theoretical_bytes": t.TheoreticalBytes, "stored_bytes": t.StoredBytes, "dead_bytes": t.DeadBytes})
-		for _, d := range t.Shape {
-			if d < 0 {
-				v.fail("%s: shape dimension %d is negative", where, d)
+	// Each check runs on the figures first; the message (its map of
+	// figures, its "where") is built only for the first that fails, so a
+	// valid report of 100,000 tensors costs no allocation per tensor.
+	for i := range rep.Tensors {
+		t := &rep.Tensors[i]
+		if !inRange(t.Numel, t.Params, t.BaselineBytes, t.TheoreticalBytes, t.StoredBytes, t.DeadBytes) || t.DeadBytes > t.StoredBytes || negative(t.Shape) {
+			where := fmt.Sprintf("tensors[%d] (%s)", i, quote(t.Name))
+			v.counts(where, map[string]int64{"numel": t.Numel, "params": t.Params, "baseline_bytes": t.BaselineBytes,
+				"theoretical_bytes": t.TheoreticalBytes, "stored_bytes": t.StoredBytes, "dead_bytes": t.DeadBytes})
+			for _, d := range t.Shape {
+				if d < 0 {
+					v.fail("%s: shape dimension %d is negative", where, d)
+				}
 			}
-		}
-		if t.DeadBytes > t.StoredBytes {
-			v.fail("%s: dead_bytes %d exceed stored_bytes %d", where, t.DeadBytes, t.StoredBytes)
+			if t.DeadBytes > t.StoredBytes {
+				v.fail("%s: dead_bytes %d exceed stored_bytes %d", where, t.DeadBytes, t.StoredBytes)
+			}
 		}
 	}
 	for i, f := range rep.Files {
+		if inRange(f.SizeBytes, f.Tensors, f.StoredBytes) && f.OverheadBytes == f.SizeBytes-f.StoredBytes {
+			continue
+		}
 		where := fmt.Sprintf("files[%d] (%s)", i, quote(f.Path))
 		v.counts(where, map[string]int64{"size_bytes": f.SizeBytes, "tensors": f.Tensors, "stored_bytes": f.StoredBytes})
 		if v.err == nil && f.OverheadBytes != f.SizeBytes-f.StoredBytes {
@@ -44,12 +53,16 @@ func (rep *Report) Validate() error {
 	}
 	groups := [][]Group{rep.Roles, rep.Modules, rep.Layers, rep.DTypes, {rep.Totals}}
 	for k, gs := range groups {
-		for i, g := range gs {
+		for i := range gs {
+			g := &gs[i]
+			if inRange(g.Tensors, g.Params, g.BaselineBytes, g.TheoreticalBytes, g.StoredBytes) && finite(g.Ratio) && finite(g.BitsPerWeight) {
+				continue
+			}
 			where := fmt.Sprintf("%s[%d] (%s)", []string{"roles", "modules", "layers", "dtypes", "totals"}[k], i, quote(g.Key()))
 			v.counts(where, map[string]int64{"tensors": g.Tensors, "params": g.Params, "baseline_bytes": g.BaselineBytes,
 				"theoretical_bytes": g.TheoreticalBytes, "stored_bytes": g.StoredBytes})
 			for name, x := range map[string]float64{"ratio": g.Ratio, "bits_per_weight": g.BitsPerWeight} {
-				if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
+				if !finite(x) {
 					v.fail("%s: %s %v is not a finite non-negative number", where, name, x)
 				}
 			}
@@ -75,6 +88,29 @@ func (rep *Report) Validate() error {
 	v.sums(rep)
 	return v.err
 }
+
+// inRange reports whether every count is in 0 to maxCount.
+func inRange(xs ...int64) bool {
+	for _, x := range xs {
+		if x < 0 || x > maxCount {
+			return false
+		}
+	}
+	return true
+}
+
+// negative reports whether a shape has a negative dimension.
+func negative(shape []int64) bool {
+	for _, d := range shape {
+		if d < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// finite reports whether a ratio is a finite non-negative number.
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) && x >= 0 }
 
 // quote shortens a name quoted in an error.
 func quote(s string) string { return neutral.Clip(s, 80) }
@@ -111,14 +147,104 @@ func (v *validator) counts(where string, m map[string]int64) {
 // sums is a group's figures summed over its tensors, with checked adds.
 type sums struct {
 	tensors, params, baseline, theoretical, stored int64
+	listed                                         bool // a group of the report has its key
 }
 
-func (s *sums) add(v *validator, t Tensor) {
+func (s *sums) add(v *validator, t *Tensor) {
 	s.tensors = v.plus(s.tensors, 1)
 	s.params = v.plus(s.params, t.Params)
 	s.baseline = v.plus(s.baseline, t.BaselineBytes)
 	s.theoretical = v.plus(s.theoretical, t.TheoreticalBytes)
 	s.stored = v.plus(s.stored, t.StoredBytes)
+}
+
+// sumsFast is off only in tests, which hold groupsSum to the full check.
+var sumsFast = true
+
+// The keys of the group lists: a tensor's key in each, and whether it
+// counts there at all (optimizer state is in its role only).
+func roleKey(t *Tensor) (string, bool)   { return t.Role, true }
+func moduleKey(t *Tensor) (string, bool) { return t.Module, t.Role != "optimizer_state" }
+func dtypeKey(t *Tensor) (string, bool)  { return t.DType, t.Role != "optimizer_state" }
+func layerKey(t *Tensor) (string, bool) {
+	return cmp.Or(t.Layer, NoLayer), t.Role != "optimizer_state"
+}
+
+// groupsSum reports whether gs lists each key of the tensors once, each
+// group summing its tensors exactly as sums checks it, with no key
+// listed that no tensor has and no sum past maxCount: then sums would
+// find nothing wrong with the list. Groups come in the order of their
+// tensors' first appearance (accounting's order), so a tensor's group is
+// mostly the previous tensor's or the next one not yet seen; a map is
+// consulted only out of that order, and built only to find keys listed
+// twice.
+func groupsSum(tensors []Tensor, gs []Group, key func(*Tensor) (string, bool)) bool {
+	idx := make(map[string]int, len(gs))
+	for i := range gs {
+		k := gs[i].Key()
+		if _, twice := idx[k]; twice {
+			return false
+		}
+		idx[k] = i
+	}
+	acc := make([]sums, len(gs))
+	v := &validator{}
+	cur, next, curKey := -1, 0, ""
+	for i := range tensors {
+		t := &tensors[i]
+		k, ok := key(t)
+		switch {
+		case !ok:
+			continue
+		case cur >= 0 && k == curKey:
+		case next < len(gs) && k == gs[next].Key():
+			cur, curKey = next, k
+			next++
+		default:
+			j, listed := idx[k]
+			if !listed {
+				return false
+			}
+			cur, curKey = j, k
+		}
+		acc[cur].add(v, t)
+	}
+	if v.err != nil {
+		return false
+	}
+	for i := range gs {
+		g, s := &gs[i], &acc[i]
+		if s.tensors == 0 || g.Tensors != s.tensors || g.Params != s.params || g.BaselineBytes != s.baseline ||
+			g.StoredBytes != s.stored || g.TheoreticalBytes > s.theoretical {
+			return false
+		}
+	}
+	return true
+}
+
+// sumsBy sums tensors by a key. Neighbouring tensors mostly share their
+// role, file, module, layer and dtype, so the last key's sums are kept at
+// hand.
+type sumsBy struct {
+	m    map[string]*sums
+	key  string
+	last *sums
+}
+
+// newSumsBy makes room for the n keys the report lists.
+func newSumsBy(n int) sumsBy { return sumsBy{m: make(map[string]*sums, n)} }
+
+func (b *sumsBy) at(k string) *sums {
+	if b.last != nil && k == b.key {
+		return b.last
+	}
+	s := b.m[k]
+	if s == nil {
+		s = &sums{}
+		b.m[k] = s
+	}
+	b.key, b.last = k, s
+	return s
 }
 
 // plus adds two counts in range, refusing a sum past maxCount.
@@ -134,40 +260,47 @@ func (v *validator) plus(a, b int64) int64 {
 // against the roles. Theoretical bytes of a group may be less than its
 // tensors' (a tied weight counts once), never more.
 func (v *validator) sums(rep *Report) {
-	byRole, byModule, byLayer, byDType, byFile := map[string]*sums{}, map[string]*sums{}, map[string]*sums{}, map[string]*sums{}, map[string]*sums{}
-	at := func(m map[string]*sums, k string) *sums {
-		s := m[k]
-		if s == nil {
-			s = &sums{}
-			m[k] = s
+	// The group lists of a report as qinsaudit writes it sum their
+	// tensors exactly; groupsSum says so without a map per list (a model
+	// of 100,000 modules made those maps most of the cost of reading its
+	// report). When it cannot, every list is summed by key below, which
+	// names the first group that is wrong.
+	fast := sumsFast && groupsSum(rep.Tensors, rep.Roles, roleKey) && groupsSum(rep.Tensors, rep.Modules, moduleKey) &&
+		groupsSum(rep.Tensors, rep.Layers, layerKey) && groupsSum(rep.Tensors, rep.DTypes, dtypeKey)
+	role, module, layer, dtype, file := newSumsBy(len(rep.Roles)), newSumsBy(len(rep.Modules)), newSumsBy(len(rep.Layers)), newSumsBy(len(rep.DTypes)), newSumsBy(len(rep.Files))
+	for i := range rep.Tensors {
+		t := &rep.Tensors[i]
+		file.at(t.File).add(v, t)
+		if fast {
+			continue
 		}
-		return s
-	}
-	for _, t := range rep.Tensors {
-		at(byRole, t.Role).add(v, t)
-		at(byFile, t.File).add(v, t)
+		role.at(t.Role).add(v, t)
 		if t.Role == "optimizer_state" {
 			continue
 		}
-		at(byModule, t.Module).add(v, t)
-		at(byDType, t.DType).add(v, t)
-		at(byLayer, cmp.Or(t.Layer, NoLayer)).add(v, t) // reports before NoLayer list no such group
+		module.at(t.Module).add(v, t)
+		dtype.at(t.DType).add(v, t)
+		layer.at(cmp.Or(t.Layer, NoLayer)).add(v, t) // reports before NoLayer list no such group
 	}
-	check := func(where string, g Group, s *sums) {
+	byRole, byModule, byLayer, byDType, byFile := role.m, module.m, layer.m, dtype.m, file.m
+	check := func(where func() string, g *Group, s *sums) {
 		if s == nil {
 			s = &sums{}
 		}
+		if g.Tensors == s.tensors && g.Params == s.params && g.BaselineBytes == s.baseline && g.StoredBytes == s.stored && g.TheoreticalBytes <= s.theoretical {
+			return
+		}
 		switch {
 		case g.Tensors != s.tensors:
-			v.fail("%s: tensors %d, but %d tensors are listed for it", where, g.Tensors, s.tensors)
+			v.fail("%s: tensors %d, but %d tensors are listed for it", where(), g.Tensors, s.tensors)
 		case g.Params != s.params:
-			v.fail("%s: params %d, but its tensors sum to %d", where, g.Params, s.params)
+			v.fail("%s: params %d, but its tensors sum to %d", where(), g.Params, s.params)
 		case g.BaselineBytes != s.baseline:
-			v.fail("%s: baseline_bytes %d, but its tensors sum to %d", where, g.BaselineBytes, s.baseline)
+			v.fail("%s: baseline_bytes %d, but its tensors sum to %d", where(), g.BaselineBytes, s.baseline)
 		case g.StoredBytes != s.stored:
-			v.fail("%s: stored_bytes %d, but its tensors sum to %d", where, g.StoredBytes, s.stored)
+			v.fail("%s: stored_bytes %d, but its tensors sum to %d", where(), g.StoredBytes, s.stored)
 		case g.TheoreticalBytes > s.theoretical:
-			v.fail("%s: theoretical_bytes %d, more than its tensors' %d", where, g.TheoreticalBytes, s.theoretical)
+			v.fail("%s: theoretical_bytes %d, more than its tensors' %d", where(), g.TheoreticalBytes, s.theoretical)
 		}
 	}
 	for _, gs := range []struct {
@@ -175,23 +308,36 @@ func (v *validator) sums(rep *Report) {
 		groups []Group
 		sums   map[string]*sums
 	}{{"roles", rep.Roles, byRole}, {"modules", rep.Modules, byModule}, {"layers", rep.Layers, byLayer}, {"dtypes", rep.DTypes, byDType}} {
-		name := gs.name
-		seen := map[string]bool{}
-		for i, g := range gs.groups {
-			k := g.Key()
-			where := fmt.Sprintf("%s[%d] (%s)", name, i, quote(k))
-			if seen[k] {
-				v.fail("%s: listed twice", where)
-			}
-			seen[k] = true
-			check(where, g, gs.sums[k])
+		if fast {
+			break
 		}
+		name := gs.name
+		// A group's key is marked seen on its tensors' sums; keys no
+		// tensor has are kept aside.
+		listed, other := 0, map[string]bool{}
+		for i := range gs.groups {
+			g := &gs.groups[i]
+			k := g.Key()
+			where := func() string { return fmt.Sprintf("%s[%d] (%s)", name, i, quote(k)) }
+			s := gs.sums[k]
+			switch {
+			case s != nil && s.listed, s == nil && other[k]:
+				v.fail("%s: listed twice", where())
+			case s != nil:
+				s.listed = true
+				listed++
+			default:
+				other[k] = true
+			}
+			check(where, g, s)
+		}
+		seen := listed + len(other)
 		want := len(gs.sums)
-		if _, ok := gs.sums[NoLayer]; ok && name == "layers" && !seen[NoLayer] {
+		if s, ok := gs.sums[NoLayer]; ok && name == "layers" && !s.listed {
 			want-- // a report from before the NoLayer group
 		}
-		if len(seen) != want {
-			v.fail("%s: %d listed, but the tensors have %d", name, len(seen), want)
+		if seen != want {
+			v.fail("%s: %d listed, but the tensors have %d", name, seen, want)
 		}
 	}
 	for i, f := range rep.Files {

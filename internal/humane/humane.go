@@ -5,6 +5,7 @@
 package humane
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +19,7 @@ import (
 
 // Empty reports whether data holds nothing but blanks: the callers say
 // "empty file" rather than a decoder's "EOF".
-func Empty(data []byte) bool { return len(strings.TrimSpace(string(data))) == 0 }
+func Empty(data []byte) bool { return len(bytes.TrimSpace(data)) == 0 }
 
 // yamlType and yamlField are yaml.TypeError's lines: a value of the wrong
 // kind, a key the decoder does not know (with KnownFields). They are

@@ -1,0 +1,139 @@
+package report
+
+import (
+	"cmp"
+	"math/rand/v2"
+	"reflect"
+	"sort"
+	"testing"
+
+	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/version"
+)
+
+// newDiffReference is NewDiff as it was before it summed into slices and
+// sorted with slices.SortStableFunc: the oracle TestNewDiffAgrees holds it to.
+func newDiffReference(old, new *Report, by DiffBy) *Diff {
+	d := &Diff{SchemaVersion: SchemaVersion, Tool: "qinsaudit", ToolVersion: version.String(), Kind: "diff", By: by, Old: old.Files, New: new.Files}
+	encoded := map[string]bool{}
+	for _, r := range []*Report{old, new} {
+		for _, t := range r.Tensors {
+			if t.Role == "encoded_linear" {
+				encoded[t.Module] = true
+			}
+		}
+	}
+	type acc struct{ bytes, params, baseline int64 }
+	sum := func(r *Report) (map[string]acc, []string) {
+		m := map[string]acc{}
+		var order []string
+		for _, t := range r.Tensors {
+			if t.Role == "optimizer_state" {
+				continue
+			}
+			var key string
+			switch by {
+			case "layer":
+				key = cmp.Or(t.Layer, NoLayer)
+			case "module":
+				key = t.Module
+			case "tensor":
+				key = t.Name
+			case "dtype":
+				key = t.DType
+			case "role-matched":
+				key = t.Role
+				if encoded[t.Module] && (t.Part == "weight" || t.Part == "leftover_weight") {
+					key = "encoded_linear"
+				}
+			default:
+				key = t.Role
+			}
+			a, ok := m[key]
+			if !ok {
+				order = append(order, key)
+			}
+			a.bytes += t.StoredBytes
+			a.params += t.Params
+			a.baseline += t.BaselineBytes
+			m[key] = a
+		}
+		return m, order
+	}
+	om, oorder := sum(old)
+	nm, norder := sum(new)
+	seen := map[string]bool{}
+	for _, k := range append(oorder, norder...) {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		o, inOld := om[k]
+		n, inNew := nm[k]
+		row := DiffRow{Key: k, OldBytes: o.bytes, NewBytes: n.bytes, OldParams: o.params, NewParams: n.params,
+			OldBaseline: o.baseline, NewBaseline: n.baseline}
+		row.finish()
+		switch {
+		case !inOld:
+			row.Status = RowAdded
+		case !inNew:
+			row.Status = RowRemoved
+		}
+		d.Rows = append(d.Rows, row)
+		d.Total.OldBytes += row.OldBytes
+		d.Total.NewBytes += row.NewBytes
+		d.Total.OldParams += row.OldParams
+		d.Total.NewParams += row.NewParams
+		d.Total.OldBaseline += row.OldBaseline
+		d.Total.NewBaseline += row.NewBaseline
+	}
+	d.Total.Key = "total"
+	d.Total.finish()
+	sort.SliceStable(d.Rows, func(i, j int) bool {
+		a, b := d.Rows[i], d.Rows[j]
+		if x, y := accounting.Abs(a.DeltaBytes), accounting.Abs(b.DeltaBytes); x != y {
+			return x > y
+		}
+		return a.Key < b.Key
+	})
+	if d.Rows == nil {
+		d.Rows = []DiffRow{}
+	}
+	return d
+}
+
+// TestNewDiffAgrees: NewDiff gives the reference's rows and total, by
+// every key, on reports with tensors added, removed, renamed, regrouped
+// and resized.
+func TestNewDiffAgrees(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 40 {
+		old, cur := largeReport(t, 200+r.IntN(200), 0), largeReport(t, 200+r.IntN(200), int64(r.IntN(3)))
+		for range r.IntN(30) {
+			x := &cur.Tensors[r.IntN(len(cur.Tensors))]
+			switch r.IntN(4) {
+			case 0:
+				x.Name += "_renamed"
+			case 1:
+				x.Module = old.Tensors[r.IntN(len(old.Tensors))].Module
+			case 2:
+				x.StoredBytes = r.Int64N(1 << 20)
+			case 3:
+				x.Role = []string{"optimizer_state", "encoded_linear", "untouched"}[r.IntN(3)]
+				x.Part = []string{"weight", "leftover_weight", "bias"}[r.IntN(3)]
+			}
+		}
+		if i%2 == 1 {
+			old, cur = cur, old
+		}
+		for _, by := range []DiffBy{DiffByRole, DiffByRoleMatched, DiffByLayer, DiffByModule, DiffByDType, DiffByTensor} {
+			if got, want := NewDiff(old, cur, by), newDiffReference(old, cur, by); !reflect.DeepEqual(got, want) {
+				t.Fatalf("by %s: %+v\nwant %+v", by, got.Total, want.Total)
+			}
+		}
+	}
+	empty := &Report{}
+	if got, want := NewDiff(empty, empty, DiffByRole), newDiffReference(empty, empty, DiffByRole); !reflect.DeepEqual(got, want) {
+		t.Fatalf("empty: %+v, want %+v", got, want)
+	}
+}
