@@ -298,9 +298,10 @@ func (s *machine) ensureNext(n, ahead int64) error {
 
 // take consumes n argument bytes.
 func (s *machine) take(n int) ([]byte, error) {
-	if b := s.in.buf[s.pos:]; n <= len(b) { // the fast path, inlined
-		s.pos += n
-		return b[:n], nil
+	if end := s.pos + n; uint(end) <= uint(len(s.in.buf)) { // the fast path, inlined
+		b := s.in.buf[s.pos:end]
+		s.pos = end
+		return b, nil
 	}
 	return s.takeSlow(n)
 }
@@ -376,10 +377,14 @@ func (s *machine) top() int {
 
 // need fails unless n values sit above the innermost MARK.
 func (s *machine) need(n int) error {
-	if s.top() < n {
-		return s.errorf("needs %d stack values, has %d", n, s.top())
+	if s.top() >= n { // the fast path, inlined
+		return nil
 	}
-	return nil
+	return s.needFailed(n)
+}
+
+func (s *machine) needFailed(n int) error {
+	return s.errorf("needs %d stack values, has %d", n, s.top())
 }
 
 // push pushes v. No opcode pushes more than one value, and runPickle
@@ -427,6 +432,13 @@ func (s *machine) put(k int64) error {
 	if err := s.need(1); err != nil {
 		return err
 	}
+	m := &s.memo
+	if k == int64(len(m.dense)) && m.sparse == nil && m.n < maxMemo {
+		// The next key, as every pickler writes them: memo.put's append.
+		m.dense = append(m.dense, s.stack[len(s.stack)-1])
+		m.n++
+		return nil
+	}
 	if _, ok := s.memo.get(k); !ok && s.memo.n >= maxMemo {
 		return s.errorf("more than %d memo entries", maxMemo)
 	}
@@ -435,6 +447,11 @@ func (s *machine) put(k int64) error {
 }
 
 func (s *machine) get(k int64) error {
+	if k < int64(len(s.memo.dense)) { // memo.get's dense case, inlined
+		if v := s.memo.dense[k]; v != memoHole {
+			return s.push(v)
+		}
+	}
 	v, ok := s.memo.get(k)
 	if !ok {
 		return s.errorf("memo key %d is not defined", k)
