@@ -248,6 +248,9 @@ func runPickle(in *pickleInput, u *unpickler) (any, error) {
 		if len(s.stack) >= maxStack {
 			return nil, s.errorf("more than %d values on the stack", maxStack)
 		}
+		if s.quick() {
+			continue
+		}
 		done, err := s.step()
 		if err != nil {
 			return nil, err
@@ -262,6 +265,65 @@ func runPickle(in *pickleInput, u *unpickler) (any, error) {
 			return v, nil
 		}
 	}
+}
+
+// quick runs the current opcode when it is one of the four that make
+// most of a torch.save pickle (BINPUT, BINGET, BININT1, MARK: 15 of its 30
+// opcodes per tensor) and needs nothing but what step would do in its
+// common case: the argument in the buffer, the next memo key, a defined
+// one. It reports false, having changed nothing, when step must run it.
+// Measured on 10,000 tensors, step's dispatch and calls for these were
+// a fifth of the pickle's instructions.
+func (s *machine) quick() bool {
+	buf, p := s.in.buf, s.pos
+	switch s.op {
+	case 'q': // BINPUT
+		m := &s.memo
+		if p < len(buf) && int(buf[p]) == len(m.dense) && m.sparse == nil && m.n < maxMemo && s.top() > 0 {
+			m.dense = append(m.dense, s.stack[len(s.stack)-1])
+			m.n++
+			s.pos = p + 1
+			return true
+		}
+	case 'r': // LONG_BINPUT
+		m := &s.memo
+		if p+4 <= len(buf) && int64(binary.LittleEndian.Uint32(buf[p:])) == int64(len(m.dense)) && m.sparse == nil && m.n < maxMemo && s.top() > 0 {
+			m.dense = append(m.dense, s.stack[len(s.stack)-1])
+			m.n++
+			s.pos = p + 4
+			return true
+		}
+	case 'h': // BINGET
+		if p < len(buf) && int(buf[p]) < len(s.memo.dense) {
+			if v := s.memo.dense[buf[p]]; v != memoHole {
+				s.stack = append(s.stack, v)
+				s.pos = p + 1
+				return true
+			}
+		}
+	case 'j': // LONG_BINGET
+		if p+4 <= len(buf) {
+			if k := int64(binary.LittleEndian.Uint32(buf[p:])); k < int64(len(s.memo.dense)) {
+				if v := s.memo.dense[k]; v != memoHole {
+					s.stack = append(s.stack, v)
+					s.pos = p + 4
+					return true
+				}
+			}
+		}
+	case 'K': // BININT1
+		if p < len(buf) {
+			s.stack = append(s.stack, int(buf[p]))
+			s.pos = p + 1
+			return true
+		}
+	case '(': // MARK
+		if len(s.marks) < maxMarks {
+			s.marks = append(s.marks, len(s.stack))
+			return true
+		}
+	}
+	return false
 }
 
 // errorf returns a scanError at the current opcode.
