@@ -120,8 +120,9 @@ func FuzzPickle(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, pkl []byte) {
 		before := heapAllocs()
-		tensors, _, err := zipTensors(newPickleInput(bytes.NewReader(pkl), int64(len(pkl))), 0, "data.pkl", "", func(id *persistentID) (*storage, error) {
-			return &storage{key: "data/" + id.key, typ: id.typ, bytes: 4096, avail: 4096, dataOffset: 0}, nil
+		tensors, _, err := zipTensors(newPickleInput(bytes.NewReader(pkl), int64(len(pkl))), 0, "data.pkl", "", func(id *persistentID, into *storage) error {
+			*into = storage{key: "data/" + id.key, typ: id.typ, bytes: 4096, avail: 4096, dataOffset: 0}
+			return nil
 		})
 		if err != nil {
 			var fe *accounting.FormatError

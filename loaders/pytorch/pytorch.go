@@ -126,8 +126,8 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		}
 	}
 
-	tensors, u, err := recordTensors(pkl, size, "", func(id *persistentID) (*storage, error) {
-		return zipStorage(records, size, prefix, id, "data/")
+	tensors, u, err := recordTensors(pkl, size, "", func(id *persistentID, into *storage) error {
+		return zipStorage(records, size, prefix, id, into, "data/")
 	})
 	if err != nil {
 		return nil, err
@@ -146,8 +146,8 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	// weights there. They are the model's memory as much as data.pkl's
 	// tensors; each is named by its position, constants.<i>[.<j>...].
 	if c := records.byName["constants.pkl"]; c != nil {
-		ct, _, err := recordTensors(c, size, "constants", func(id *persistentID) (*storage, error) {
-			return zipStorage(records, size, prefix, id, "constants/", "data/")
+		ct, _, err := recordTensors(c, size, "constants", func(id *persistentID, into *storage) error {
+			return zipStorage(records, size, prefix, id, into, "constants/", "data/")
 		})
 		if err != nil {
 			return nil, err
@@ -159,8 +159,8 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	// quantized conv's config vector): such a storage, and only such, is
 	// listed from there, named bytecode.<path>.
 	if b := records.byName["bytecode.pkl"]; b != nil {
-		bt, _, err := recordTensors(b, size, "bytecode", func(id *persistentID) (*storage, error) {
-			return zipStorage(records, size, prefix, id, "constants/", "data/")
+		bt, _, err := recordTensors(b, size, "bytecode", func(id *persistentID, into *storage) error {
+			return zipStorage(records, size, prefix, id, into, "constants/", "data/")
 		})
 		if err != nil {
 			return nil, err
@@ -180,7 +180,7 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 
 // recordTensors reads the tensors of one pickle record of a zip archive,
 // named under root; storageFor finds the storage a persistent id names.
-func recordTensors(pkl *zip.File, size int64, root string, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, *unpickler, error) {
+func recordTensors(pkl *zip.File, size int64, root string, storageFor func(*persistentID, *storage) error) ([]accounting.Tensor, *unpickler, error) {
 	pklOff, err := pkl.DataOffset()
 	if err != nil {
 		return nil, nil, accounting.Errorf(formatZip, -1, "", "record %q: local header: %v", pkl.Name, err)
@@ -226,9 +226,10 @@ func dataPkl(z *zip.Reader) *zip.File {
 
 // zipTensors reads and names (under root) the tensors of the pickle
 // record what, whose first byte is at file offset base (-1: compressed);
-// storageFor finds the storage a persistent id names. The unpickler is
+// storageFor finds the storage a persistent id names (into a storage of
+// the unpickler's arena). The unpickler is
 // returned for the names it imported.
-func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(*persistentID) (*storage, error)) ([]accounting.Tensor, *unpickler, error) {
+func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(*persistentID, *storage) error) ([]accounting.Tensor, *unpickler, error) {
 	refs := newRefCache()
 	u := &unpickler{base: base}
 	var pidBuf persistentID
@@ -243,11 +244,12 @@ func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(
 		if ref := refs.get(id.key); ref != nil {
 			return ref, nil
 		}
-		s, err := storageFor(id)
-		if err != nil {
+		b := alloc(&u.arena.storages)
+		if err := storageFor(id, &b.s); err != nil {
 			return nil, err
 		}
-		ref := &storageRef{s: s}
+		ref := &b.ref
+		ref.s = &b.s
 		refs.set(id.key, ref)
 		return ref, nil
 	}
@@ -260,8 +262,8 @@ func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(
 }
 
 // zipStorage finds the record of the storage a persistent id names, in the
-// first of dirs that holds it.
-func zipStorage(records *recordSet, size int64, prefix string, id *persistentID, dirs ...string) (*storage, error) {
+// first of dirs that holds it, and describes it in into.
+func zipStorage(records *recordSet, size int64, prefix string, id *persistentID, into *storage, dirs ...string) error {
 	var name string
 	var f *zip.File
 	for _, d := range dirs {
@@ -271,30 +273,31 @@ func zipStorage(records *recordSet, size int64, prefix string, id *persistentID,
 		}
 	}
 	if f == nil {
-		return nil, fmt.Errorf("storage %q: the archive has no record %q", id.key, prefix+dirs[0]+id.key)
+		return fmt.Errorf("storage %q: the archive has no record %q", id.key, prefix+dirs[0]+id.key)
 	}
 	off, err := f.DataOffset()
 	if err != nil {
-		return nil, fmt.Errorf("storage %q: record %q: local header: %v", id.key, f.Name, err)
+		return fmt.Errorf("storage %q: record %q: local header: %v", id.key, f.Name, err)
 	}
 	// torch stores storages uncompressed. Should a record be compressed
 	// anyway, what it occupies in the file is its compressed size; views
 	// may still address its uncompressed bytes.
 	if off < 0 || off > size || f.CompressedSize64 > uint64(size-off) || f.UncompressedSize64 > math.MaxInt64 {
-		return nil, fmt.Errorf("storage %q: record %q (%d bytes at offset %d) runs past the end of the file (%d bytes)",
+		return fmt.Errorf("storage %q: record %q (%d bytes at offset %d) runs past the end of the file (%d bytes)",
 			id.key, f.Name, f.CompressedSize64, off, size)
 	}
 	avail := int64(f.UncompressedSize64)
 	if f.Method == zip.Store {
 		avail = int64(f.CompressedSize64)
 	}
-	return &storage{
+	*into = storage{
 		key:        name,
 		typ:        id.typ,
 		bytes:      int64(f.CompressedSize64),
 		avail:      avail,
 		dataOffset: off,
-	}, nil
+	}
+	return nil
 }
 
 // cachedRef returns the ref of key, made by mk on first use: a persistent

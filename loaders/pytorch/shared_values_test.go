@@ -10,23 +10,24 @@ import (
 // any other tuple is new, and every tuple holds its items.
 func TestIntTuplesShared(t *testing.T) {
 	var c intTuples
-	a := c.tuple([]any{4, 4})
-	if b := c.tuple([]any{4, 4}); b != a {
+	var ar arena
+	a := c.tuple(&ar, []any{4, 4})
+	if b := c.tuple(&ar, []any{4, 4}); b != a {
 		t.Error("equal tuples of ints not shared")
 	}
 	for _, items := range [][]any{{4, 1}, {4}, {4, 4, 4}, {4, true}, {4, "4"}, {4, 4.0}, {}} {
-		u := c.tuple(items)
+		u := c.tuple(&ar, items)
 		if u == a || !slices.Equal(*u, items) {
 			t.Errorf("%v: got %v (shared: %v)", items, *u, u == a)
 		}
 	}
-	if b := c.tuple([]any{4, 4}); b != a {
+	if b := c.tuple(&ar, []any{4, 4}); b != a {
 		t.Error("recent tuple forgotten")
 	}
 	for i := range len(c.recent) {
-		c.tuple([]any{100 + i})
+		c.tuple(&ar, []any{100 + i})
 	}
-	if b := c.tuple([]any{4, 4}); b == a || !slices.Equal(*b, []any{4, 4}) {
+	if b := c.tuple(&ar, []any{4, 4}); b == a || !slices.Equal(*b, []any{4, 4}) {
 		t.Error("a tuple kept past the cache's size")
 	}
 }
@@ -48,5 +49,29 @@ func TestStrSet(t *testing.T) {
 	}
 	if s.n != 5000 || 2*s.n > len(s.slots) {
 		t.Errorf("%d strings in %d slots", s.n, len(s.slots))
+	}
+}
+
+// TestArenaAlloc: the arena's values are zero and distinct, across blocks,
+// and a value set stays set while others are handed out.
+func TestArenaAlloc(t *testing.T) {
+	var a arena
+	seen := map[*tensor]bool{}
+	first := alloc(&a.tensors)
+	first.offset = 7
+	seen[first] = true
+	for i := range 20 {
+		p := alloc(&a.tensors)
+		if seen[p] {
+			t.Fatalf("value %d handed out twice", i)
+		}
+		if p.offset != 0 || p.ref != nil {
+			t.Fatalf("value %d not zero: %+v", i, *p)
+		}
+		seen[p] = true
+		p.offset = int64(i)
+	}
+	if first.offset != 7 {
+		t.Errorf("first value changed to %d", first.offset)
 	}
 }

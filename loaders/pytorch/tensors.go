@@ -88,8 +88,9 @@ func newTensor(u *unpickler, args []any) (*tensor, error) {
 	if ok1 && ok2 && len(size) != len(strides) {
 		return nil, fmt.Errorf("size has %d dimensions, stride %d", len(size), len(strides))
 	}
-	// The tensor, its shape and its stride in one allocation.
-	t := &tensor{ref: ref, dtype: ref.s.typ.dtype, offset: int64(off), at: u.offset()}
+	// The tensor, its shape and its stride in one value of the arena.
+	t := alloc(&u.arena.tensors)
+	t.ref, t.dtype, t.offset, t.at = ref, ref.s.typ.dtype, int64(off), u.offset()
 	var dims []int64
 	if ok1 && ok2 && len(size) <= len(t.dims)/2 {
 		dims = t.dims[: 2*len(size) : 2*len(size)]

@@ -27,6 +27,7 @@ type unpickler struct {
 	// weights_only unpickler would refuse, in pickle order, each once.
 	globals []global
 	seen    map[string]bool
+	arena   arena // the values built per tensor
 }
 
 // maxCalls bounds nested rebuild calls (_rebuild_from_type_v2 calling a

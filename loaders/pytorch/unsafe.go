@@ -90,7 +90,9 @@ func (u *unpickler) note(module, name string, at int64) {
 	} else {
 		at = -1
 	}
-	u.globals = append(u.globals, global{module, name, at})
+	// The names may share the pickle's bytes (machine.str): the model
+	// keeps copies.
+	u.globals = append(u.globals, global{strings.Clone(module), strings.Clone(name), at})
 }
 
 // runsCode reports whether calling module.name as a full unpickler would

@@ -23,7 +23,7 @@ type headerReader struct {
 
 const (
 	minHeaderWindow = 4 << 10
-	maxHeaderWindow = 1 << 20
+	maxHeaderWindow = 256 << 10
 	smallRead       = 1024
 )
 
@@ -47,7 +47,10 @@ func (h *headerReader) ReadAt(p []byte, off int64) (int, error) {
 	}
 	n := int(min(int64(h.window), h.size-off))
 	if cap(h.buf) < n {
-		h.buf = make([]byte, n, max(n, h.window))
+		// One buffer for every window to come: each window size
+		// allocated afresh was as many bytes again of new pages (2 MiB
+		// for a 10,000-tensor file).
+		h.buf = make([]byte, n, max(n, int(min(maxHeaderWindow, h.size))))
 	}
 	h.buf = h.buf[:n]
 	got, err := h.r.ReadAt(h.buf, off)
