@@ -81,11 +81,15 @@ var DiffByValues = values(DiffByRole, DiffByRoleMatched, DiffByLayer, DiffByModu
 // shrunk, rather than untouched bytes removed and encoded ones added.
 func NewDiff(old, new *Report, by DiffBy) *Diff {
 	d := &Diff{SchemaVersion: SchemaVersion, Tool: "qinsaudit", ToolVersion: version.String(), Kind: "diff", By: by, Old: old.Files, New: new.Files}
-	encoded := map[string]bool{}
-	for _, r := range []*Report{old, new} {
-		for _, t := range r.Tensors {
-			if t.Role == "encoded_linear" {
-				encoded[t.Module] = true
+	// By role-matched, the modules that are encoded linears on either side.
+	var encoded map[string]bool
+	if by == DiffByRoleMatched {
+		encoded = map[string]bool{}
+		for _, r := range []*Report{old, new} {
+			for i := range r.Tensors {
+				if t := &r.Tensors[i]; t.Role == "encoded_linear" {
+					encoded[t.Module] = true
+				}
 			}
 		}
 	}
