@@ -376,6 +376,28 @@ func TestLayerOf(t *testing.T) {
 	}
 }
 
+// FuzzLayerOf holds LayerOf's one-pass walk to its definition, written
+// plainly: the name up to the last component of digits that follows a
+// layer word.
+func FuzzLayerOf(f *testing.F) {
+	for _, s := range []string{"model.layers.3.mlp.up_proj.weight", "h.11", "h..1", ".layers.0", "layers.0.", "a.blk.07.b.block.x", "..", "layer.1.layer.2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		want := ""
+		parts := strings.Split(name, ".")
+		for i := 1; i < len(parts); i++ {
+			p := parts[i]
+			if p != "" && strings.Trim(p, "0123456789") == "" && slices.Contains([]string{"layers", "blocks", "h", "blk", "layer", "block"}, parts[i-1]) {
+				want = strings.Join(parts[:i+1], ".")
+			}
+		}
+		if got := LayerOf(name); got != want {
+			t.Fatalf("LayerOf(%q) = %q, want %q", name, got, want)
+		}
+	})
+}
+
 func TestFileLabelAndRemovedTypes(t *testing.T) {
 	m := newModel().t("blk.0.ffn_up.weight", "q8_0", 64, 256).t("blk.0.ffn_down.weight", "q4_0_4_4", 256, 64).
 		t("output_norm.weight", "float32", 64).model()

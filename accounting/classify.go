@@ -112,7 +112,7 @@ func classify(m *Model, extra []Scheme, at func(i int) *Class) {
 				continue
 			}
 			role := EncodedLinear
-			if embeddingModules[lastComponent(mod)] {
+			if isEmbeddingModule(lastComponent(mod)) {
 				role = Embedding // a quantized embedding table (MLX quantizes them)
 			}
 			params := logicalParams(t, s, m.Quantization)
@@ -143,7 +143,7 @@ func classify(m *Model, extra []Scheme, at func(i int) *Class) {
 		if d, ok := dt.lookup(t.DType); ok && d.BlockElems > 1 {
 			mod := moduleOf(t.Name)
 			role := EncodedLinear
-			if embeddingModules[lastComponent(mod)] {
+			if isEmbeddingModule(lastComponent(mod)) {
 				role = Embedding
 			}
 			*at(i) = Class{Role: role, Part: PartWeight, Module: mod, Scheme: strings.ToUpper(t.DType), Params: numel(t), Encoded: true}
@@ -173,7 +173,7 @@ func classify(m *Model, extra []Scheme, at func(i int) *Class) {
 			// The module's logical weights are counted on its encoded
 			// tensor; the float copy adds bytes, not weights.
 			c.Part, c.Leftover, c.Scheme, c.Params = PartLeftoverWeight, true, "", 0
-		case leaf == "weight" && embeddingModules[lastComponent(mod)]:
+		case leaf == "weight" && isEmbeddingModule(lastComponent(mod)):
 			c.Role, c.Part = Embedding, PartWeight
 		}
 		*at(i) = c
@@ -386,7 +386,7 @@ func plainPart(float bool, mod, leaf string) Part {
 // optimizer_states, lr_schedulers, callbacks and loops, an EMA copy).
 func isCheckpointState(name string) bool {
 	top, _, nested := strings.Cut(name, ".")
-	return nested && checkpointStateKeys[top]
+	return nested && isCheckpointStateKey(top)
 }
 
 // isOptimizer reports whether a tensor is optimizer state: under an
@@ -399,23 +399,12 @@ func isOptimizer(name string) bool {
 		if !more {
 			return false
 		}
-		if (p == "" || optimizerFirst[p[0]]) && optimizerKeys[p] {
+		if isOptimizerKey(p) {
 			return true
 		}
 		name = rest
 	}
 }
-
-// optimizerFirst marks the first bytes of the optimizer keys: a component
-// starting with another byte needs no map lookup.
-var optimizerFirst = func() (set [256]bool) {
-	for k := range optimizerKeys {
-		if k != "" {
-			set[k[0]] = true
-		}
-	}
-	return set
-}()
 
 // matchLeaf reports whether name is leaf or ends in "."+leaf, and returns
 // the module prefix.
@@ -442,29 +431,35 @@ func leafOf(name string) string {
 
 func lastComponent(mod string) string { return leafOf(mod) }
 
-// layerWords are the container names under which models number their
-// layers: "layers.3", "blocks.0", "h.11", "blk.7".
-var layerWords = map[string]bool{"layers": true, "blocks": true, "h": true, "blk": true, "layer": true, "block": true}
+// isLayerWord reports whether a name component is a container under which
+// models number their layers: "layers.3", "blocks.0", "h.11", "blk.7".
+func isLayerWord(w string) bool {
+	switch w {
+	case "layers", "blocks", "h", "blk", "layer", "block":
+		return true
+	}
+	return false
+}
 
 // LayerOf returns the layer prefix of a tensor or module name
 // ("model.layers.3" for "model.layers.3.mlp.up_proj.weight"), or "": the
-// name up to the last "<word>.<number>" pair.
+// name up to the last "<word>.<number>" pair. It runs on every tensor, so
+// it walks the name once and looks at a component's bytes only after a
+// layer word (a search per component and a map lookup per number were a
+// fifth of a 100,000-tensor audit).
 func LayerOf(name string) string {
 	end := -1
-	// Walk the components; prev is the one before the current.
-	prevStart, prevEnd := -1, -1
-	start := 0
-	for start <= len(name) {
-		stop := strings.IndexByte(name[start:], '.')
-		if stop < 0 {
-			stop = len(name)
-		} else {
-			stop += start
+	afterWord := false // the previous component is a layer word
+	for start := 0; start <= len(name); {
+		stop := start
+		for stop < len(name) && name[stop] != '.' {
+			stop++
 		}
-		if prevStart >= 0 && isDigits(name[start:stop]) && layerWords[name[prevStart:prevEnd]] {
+		c := name[start:stop]
+		if afterWord && isDigits(c) {
 			end = stop
 		}
-		prevStart, prevEnd = start, stop
+		afterWord = isLayerWord(c)
 		start = stop + 1
 	}
 	if end < 0 {
