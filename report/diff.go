@@ -80,6 +80,38 @@ var DiffByValues = values(DiffByRole, DiffByRoleMatched, DiffByLayer, DiffByModu
 // fp32 linear replaced by its encoded form is then the same linear,
 // shrunk, rather than untouched bytes removed and encoded ones added.
 func NewDiff(old, new *Report, by DiffBy) *Diff {
+	d := diffRows(old, new, by)
+	// Keys are unique, so the order is total: a sort need not be stable.
+	slices.SortFunc(d.Rows, compareRows)
+	return d
+}
+
+// NewDiffChanges is NewDiff for a reader of the changes in stored bytes
+// alone, such as a gate: the rows whose stored bytes changed come first,
+// in NewDiff's order, and the rows whose stored bytes did not follow in no
+// given order. A gate of a model of 100,000 modules against its saved
+// report then sorts the few that changed, not the names of all.
+func NewDiffChanges(old, new *Report, by DiffBy) *Diff {
+	d := diffRows(old, new, by)
+	changed := 0
+	for i := range d.Rows {
+		if d.Rows[i].DeltaBytes != 0 {
+			d.Rows[changed], d.Rows[i] = d.Rows[i], d.Rows[changed]
+			changed++
+		}
+	}
+	slices.SortFunc(d.Rows[:changed], compareRows)
+	return d
+}
+
+// compareRows orders diff rows by the size of their change, largest
+// first, then by key.
+func compareRows(a, b DiffRow) int {
+	return cmp.Or(cmp.Compare(accounting.Abs(b.DeltaBytes), accounting.Abs(a.DeltaBytes)), strings.Compare(a.Key, b.Key))
+}
+
+// diffRows is NewDiff before its sort: rows in order of first appearance.
+func diffRows(old, new *Report, by DiffBy) *Diff {
 	d := &Diff{SchemaVersion: SchemaVersion, Tool: "qinsaudit", ToolVersion: version.String(), Kind: "diff", By: by, Old: old.Files, New: new.Files}
 	// By role-matched, the modules that are encoded linears on either side.
 	var encoded map[string]bool
@@ -94,10 +126,16 @@ func NewDiff(old, new *Report, by DiffBy) *Diff {
 		}
 	}
 	type acc struct{ bytes, params, baseline int64 }
-	// sum sums r's tensors by key: the index of each key's sums, the sums
-	// in order of first appearance and the keys in that order.
-	sum := func(r *Report) (map[string]int, []acc, []string) {
-		idx := map[string]int{}
+	// sum sums r's tensors by key: the sums in order of the keys' first
+	// appearance, the keys in that order, and (unless nil) the index of
+	// each key's sums. hint is r's own groups by the key when they list
+	// each key once (see groupsListed): while the keys follow it, a key
+	// unlike the last is hint's next, and no map is needed (a model of
+	// 100,000 modules, diffed or gated by module, made a map lookup per
+	// key most of the cost). From the first key that does not follow it,
+	// or without hint, a map finds each key's sums.
+	sum := func(r *Report, hint []Group) (map[string]int, []acc, []string) {
+		var idx map[string]int
 		var sums []acc
 		var order []string
 		last, lastKey := -1, ""
@@ -125,10 +163,24 @@ func NewDiff(old, new *Report, by DiffBy) *Diff {
 				key = t.Role
 			}
 			if last < 0 || key != lastKey { // neighbours mostly share a key
-				j, ok := idx[key]
+				j, ok := len(sums), false
+				switch {
+				case idx == nil && j < len(hint) && key == hint[j].Key():
+					// a new key: order is hint[:j], which lists each once
+				case idx == nil:
+					idx = make(map[string]int, max(len(hint), 2*len(order)))
+					for k, o := range order {
+						idx[o] = k
+					}
+					fallthrough
+				default:
+					j, ok = idx[key]
+				}
 				if !ok {
 					j = len(sums)
-					idx[key] = j
+					if idx != nil {
+						idx[key] = j
+					}
 					sums = append(sums, acc{})
 					order = append(order, key)
 				}
@@ -141,8 +193,20 @@ func NewDiff(old, new *Report, by DiffBy) *Diff {
 		}
 		return idx, sums, order
 	}
-	oidx, osums, oorder := sum(old)
-	nidx, nsums, norder := sum(new)
+	hint := func(r *Report) []Group {
+		if !r.groupsListed {
+			return nil
+		}
+		switch by {
+		case "module":
+			return r.Modules
+		case "layer":
+			return r.Layers
+		}
+		return nil // roles and dtypes are few; tensors have no group list
+	}
+	oidx, osums, oorder := sum(old, hint(old))
+	nidx, nsums, norder := sum(new, hint(new))
 	// Rows in order of first appearance: the old side's keys, then those
 	// only the new side has.
 	d.Rows = make([]DiffRow, 0, len(oorder)+len(norder))
@@ -164,25 +228,39 @@ func NewDiff(old, new *Report, by DiffBy) *Diff {
 		d.Total.OldBaseline += row.OldBaseline
 		d.Total.NewBaseline += row.NewBaseline
 	}
-	for i, k := range oorder {
-		var n acc
-		j, inNew := nidx[k]
-		if inNew {
-			n = nsums[j]
+	// Both sides' keys in the same order (a model against its own saved
+	// report, or one whose sizes alone changed) pair up without a lookup.
+	if slices.Equal(oorder, norder) {
+		for i, k := range oorder {
+			add(k, osums[i], nsums[i], true, true)
 		}
-		add(k, osums[i], n, true, inNew)
-	}
-	for j, k := range norder {
-		if _, inOld := oidx[k]; !inOld {
-			add(k, acc{}, nsums[j], false, true)
+	} else {
+		index := func(idx map[string]int, order []string) map[string]int {
+			if idx == nil {
+				idx = make(map[string]int, len(order))
+				for k, o := range order {
+					idx[o] = k
+				}
+			}
+			return idx
+		}
+		oidx, nidx = index(oidx, oorder), index(nidx, norder)
+		for i, k := range oorder {
+			var n acc
+			j, inNew := nidx[k]
+			if inNew {
+				n = nsums[j]
+			}
+			add(k, osums[i], n, true, inNew)
+		}
+		for j, k := range norder {
+			if _, inOld := oidx[k]; !inOld {
+				add(k, acc{}, nsums[j], false, true)
+			}
 		}
 	}
 	d.Total.Key = "total"
 	d.Total.finish()
-	// Keys are unique, so the order is total: a sort need not be stable.
-	slices.SortFunc(d.Rows, func(a, b DiffRow) int {
-		return cmp.Or(cmp.Compare(accounting.Abs(b.DeltaBytes), accounting.Abs(a.DeltaBytes)), strings.Compare(a.Key, b.Key))
-	})
 	return d
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sort"
 	"testing"
 
@@ -126,9 +127,34 @@ func TestNewDiffAgrees(t *testing.T) {
 		if i%2 == 1 {
 			old, cur = cur, old
 		}
+		// The group lists NewDiff follows (the reports come from New) may
+		// list their keys in another order, or be the same on both sides.
+		switch i % 4 {
+		case 0:
+			r.Shuffle(len(cur.Modules), func(a, b int) { cur.Modules[a], cur.Modules[b] = cur.Modules[b], cur.Modules[a] })
+		case 1:
+			cur = old
+		}
+		if !old.groupsListed || !cur.groupsListed {
+			t.Fatal("reports from New do not say their groups are listed")
+		}
 		for _, by := range []DiffBy{DiffByRole, DiffByRoleMatched, DiffByLayer, DiffByModule, DiffByDType, DiffByTensor} {
-			if got, want := NewDiff(old, cur, by), newDiffReference(old, cur, by); !reflect.DeepEqual(got, want) {
+			want := newDiffReference(old, cur, by)
+			if got := NewDiff(old, cur, by); !reflect.DeepEqual(got, want) {
 				t.Fatalf("by %s: %+v\nwant %+v", by, got.Total, want.Total)
+			}
+			// NewDiffChanges: the same rows changed first in the same
+			// order, the same rows unchanged after them in any order.
+			got := NewDiffChanges(old, cur, by)
+			changed := 0
+			for changed < len(want.Rows) && want.Rows[changed].DeltaBytes != 0 {
+				changed++
+			}
+			byKey := func(a, b DiffRow) int { return cmp.Compare(a.Key, b.Key) }
+			rest := slices.SortedFunc(slices.Values(got.Rows[min(changed, len(got.Rows)):]), byKey)
+			if len(got.Rows) != len(want.Rows) || !reflect.DeepEqual(got.Rows[:changed], want.Rows[:changed]) ||
+				!reflect.DeepEqual(rest, slices.SortedFunc(slices.Values(want.Rows[changed:]), byKey)) || got.Total != want.Total {
+				t.Fatalf("NewDiffChanges by %s: %d rows, %d changed, want %d", by, len(got.Rows), changed, len(want.Rows))
 			}
 		}
 	}

@@ -59,6 +59,12 @@ type Report struct {
 	// Remote says where a model read over HTTP came from and what reading
 	// it cost; absent for local files.
 	Remote *Remote `json:"remote,omitempty"`
+
+	// groupsListed says that each group list names each key once, in the
+	// order of its tensors' first appearance: true of a report from New
+	// or one that passed Validate. NewDiff then follows a list instead of
+	// looking every key up in a map.
+	groupsListed bool
 }
 
 // Remote is the remote block: the sources as given, each pinned to a
@@ -185,6 +191,7 @@ func New(r *accounting.Result) *Report {
 		DTypes:        make([]Group, 0, len(r.DTypes)),
 		Tensors:       make([]Tensor, 0, len(r.Rows)),
 		Findings:      make([]Finding, 0, len(r.Findings)),
+		groupsListed:  true,
 	}
 	for _, f := range r.Files {
 		rep.Files = append(rep.Files, File{Path: f.Path, Format: f.Format, Label: f.Label, SizeBytes: f.SizeBytes,

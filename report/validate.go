@@ -86,6 +86,7 @@ func (rep *Report) Validate() error {
 		return v.err
 	}
 	v.sums(rep)
+	rep.groupsListed = v.err == nil
 	return v.err
 }
 

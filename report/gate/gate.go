@@ -240,7 +240,7 @@ func (e *evaluator) against(rep, base *report.Report, a *Against) {
 		}
 		return r.DeltaPct
 	}
-	d := report.NewDiff(base, rep, "module")
+	d := report.NewDiffChanges(base, rep, "module") // only rows that grew count
 	failed := 0
 	for _, r := range d.Rows {
 		if grew(r) {
@@ -294,7 +294,7 @@ func Worse(rep, base *report.Report, a *Against) bool {
 	if a != nil && a.IgnoreBelow != nil {
 		floor = a.IgnoreBelow.Bytes
 	}
-	d := report.NewDiff(base, rep, "module")
+	d := report.NewDiffChanges(base, rep, "module")
 	for _, r := range append(d.Rows, d.Total) {
 		if r.DeltaBytes > floor {
 			return true
