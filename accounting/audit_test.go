@@ -316,6 +316,17 @@ func TestUnknownEncoding(t *testing.T) {
 	}
 }
 
+func TestOptimizerKeys(t *testing.T) {
+	for _, k := range optimizerKeys {
+		if !strings.HasPrefix(k, "opt") || !isOptimizer(k+".0.exp_avg") || isOptimizer(k) {
+			t.Errorf("optimizer key %q: isOptimizer does not find it under a container", k)
+		}
+	}
+	if isOptimizer("model.layers.0.adaptor.weight") || !isOptimizer("model.optim.0.state") {
+		t.Error("isOptimizer")
+	}
+}
+
 func TestOptimizerStateExcluded(t *testing.T) {
 	m := newModel().t("model.embed.weight", "float32", 10, 4).t("optimizer.state.0.exp_avg", "float32", 10, 4).
 		t("optimizer.state.0.step", "float32").model()

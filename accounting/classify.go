@@ -392,8 +392,12 @@ func isCheckpointState(name string) bool {
 // isOptimizer reports whether a tensor is optimizer state: under an
 // optimizer key at any depth.
 func isOptimizer(name string) bool {
-	// Every component but the last, without splitting the name into a
-	// slice: this runs on every tensor.
+	// Every optimizer key starts with "opt": a name without it (nearly
+	// every name) is decided by one search. Otherwise every component but
+	// the last, without splitting the name into a slice.
+	if !strings.Contains(name, "opt") {
+		return false
+	}
 	for {
 		p, rest, more := strings.Cut(name, ".")
 		if !more {

@@ -1,5 +1,7 @@
 package accounting
 
+import "slices"
+
 // Scheme describes one way of storing a linear layer's weight in encoded or
 // quantized form: which tensors of a module make it up and how many logical
 // weights its main tensor holds. A module is recognised as using a scheme
@@ -229,17 +231,13 @@ func isEmbeddingModule(last string) bool {
 	return false
 }
 
-// isOptimizerKey reports whether a container key is one under which a
-// checkpoint keeps optimizer state.
-func isOptimizerKey(k string) bool {
-	switch k {
-	case "optimizer", "optimizer_state_dict", "optim",
-		"optimizer_state", "opt_state", "optimizers",
-		"optimizer_states":
-		return true
-	}
-	return false
-}
+// optimizerKeys are the container keys under which a checkpoint keeps
+// optimizer state. Each starts with "opt": isOptimizer relies on it, and
+// TestOptimizerKeys holds it.
+var optimizerKeys = [...]string{"optimizer", "optimizer_state_dict", "optim",
+	"optimizer_state", "opt_state", "optimizers", "optimizer_states"}
+
+func isOptimizerKey(k string) bool { return slices.Contains(optimizerKeys[:], k) }
 
 // isCheckpointStateKey reports whether a top-level key of a training
 // checkpoint holds training state, not the model: PyTorch Lightning's (its

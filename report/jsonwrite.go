@@ -279,6 +279,14 @@ func (e *jsonAppender) float(f float64) {
 		e.bad = true
 		return
 	}
+	if f == math.Trunc(f) && math.Abs(f) < 1<<53 && (f != 0 || !math.Signbit(f)) {
+		// A whole number (an element size of 4, a ratio of 1, 32 bits
+		// per weight: most floats of a report) has the digits of its
+		// integer, which strconv makes at a tenth of the cost of the
+		// shortest float.
+		e.b = strconv.AppendInt(e.b, int64(f), 10)
+		return
+	}
 	format := byte('f')
 	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
 		format = 'e'

@@ -368,6 +368,9 @@ func FuzzJSONWriter(f *testing.F) {
 	f.Add("layers.0.q.weight", 1.5, int64(3))
 	f.Add("<\u2028\xff>", 1e-7, int64(-1))
 	f.Add("", math.Inf(1), int64(0))
+	for _, x := range []float64{4, -3, math.Copysign(0, -1), 1 << 53, 1<<53 - 1, 1e20, 1e21, -1e22} { // whole numbers
+		f.Add("w", x, int64(1))
+	}
 	f.Fuzz(func(t *testing.T, name string, x float64, n int64) {
 		rep := largeReport(t, 10, 0)
 		rep.Tensors[3].Name = name
