@@ -50,7 +50,8 @@ func spread(rows, perRow int, fn func(lo, hi int)) {
 }
 
 // BenchmarkQINSLogDecode decodes a synthetic 4096x4096 QINS log module on
-// every core and, between iterations and off the clock, copies the same
+// every core (with the AVX2 kernel where the CPU has AVX2; -tags purego
+// times the pure-Go one) and, between iterations and off the clock, copies the same
 // number of float32 output bytes on every core in the same chunks. It
 // reports decode weights/s and decode bandwidth (float32 bytes written per
 // second) as a percentage of the copy's.

@@ -92,12 +92,13 @@ func unitWord(w uint64) uint64 {
 	return (w>>7&lsb)*0xfe + lsb
 }
 
-// qinsLogUnit decodes QINS log codes whose signs are all ±1 with one load
-// from the signed table per weight. It reads eight codes and eight signs at
-// a time as two uint64 words and forms the eight table indexes
+// qinsLogUnitGo decodes QINS log codes whose signs are all ±1 with one load
+// from the signed table per weight; qinsLogUnit calls it, or an AVX2 kernel
+// with the same results where there is one. It reads eight codes and eight
+// signs at a time as two uint64 words and forms the eight table indexes
 // (sign bit << 8 | code) in two words of four 16-bit lanes: even bytes in
 // lo, odd bytes in hi.
-func qinsLogUnit(dst []float32, stored, sign []byte, t *[512]float32) {
+func qinsLogUnitGo(dst []float32, stored, sign []byte, t *[512]float32) {
 	const (
 		even = 0x00ff00ff00ff00ff
 		neg  = 0x0080008000800080 // the sign bit of each even byte
@@ -128,9 +129,10 @@ func qinsLogUnit(dst []float32, stored, sign []byte, t *[512]float32) {
 	}
 }
 
-// lookup decodes one-byte codes through a 256-entry table, four per
-// iteration: QINS rational uint8 codes, PyTorch qint8 and quint8.
-func lookup(dst []float32, src []byte, t *[256]float32) {
+// lookupGo decodes one-byte codes through a 256-entry table, four per
+// iteration: QINS rational uint8 codes, PyTorch qint8 and quint8. lookup
+// calls it, or an AVX2 kernel with the same results where there is one.
+func lookupGo(dst []float32, src []byte, t *[256]float32) {
 	n := len(src) &^ 3
 	dst = dst[:len(src)]
 	for i := 0; i < n; i += 4 {
