@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Whole-process GGUF comparison: `qinsaudit audit FILE --format json` (the
-# whole audit: parse, accounting, the JSON report) against gguf-parser-go as
+# Whole-process GGUF comparison: `qinsaudit audit FILE` (the whole audit:
+# parse, accounting, the text report) and `qinsaudit audit FILE --format
+# json` (the JSON report of every tensor instead) against gguf-parser-go as
 # a process (cmd/ggufparse: ParseGGUFFile with SkipLargeMetadata and UseMMap,
 # its fastest setting, printing the tensor count), on the vocab files of
 # shared/realworld, the fixtures' 21-tensor file, and generated files of
@@ -10,8 +11,9 @@
 #
 # Per file: instructions of one run of each (valgrind's callgrind; the same
 # from run to run on a shared machine, GODEBUG=asyncpreemptoff=1 for both),
-# and the median wall time of ROUNDS runs (default 11), the two programs
-# interleaved so that both see the same load.
+# and the median wall time of ROUNDS runs (default 11), the three commands
+# interleaved so that all see the same load. Ratios are gguf-parser-go's
+# over qinsaudit's: above 1, qinsaudit is faster.
 set -euo pipefail
 rounds=${1:-11}
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,19 +31,23 @@ instr() {
 us() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(((e - s) / 1000)); }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-printf '%-34s %8s %13s %13s %6s %10s %10s %6s\n' file tensors "qinsaudit ins" "parser ins" ratio "q wall µs" "p wall µs" ratio
+printf '%-26s %7s | %9s %9s %9s %5s %5s | %8s %8s %8s %5s %5s\n' file tensors "text ins" "json ins" "parser" ratio ratio "text µs" "json µs" "parser" ratio ratio
 for f in "${files[@]}"; do
   [ -f "$f" ] || continue
   n=$("$tmp/ggufparse" "$f" | awk '{print $NF}')
-  qt="" pt=""
+  tt="" jt="" pt=""
   for ((i = 0; i < rounds; i++)); do
-    qt+="$(us "$tmp/qinsaudit" audit "$f" --format json) "
+    tt+="$(us "$tmp/qinsaudit" audit "$f") "
+    jt+="$(us "$tmp/qinsaudit" audit "$f" --format json) "
     pt+="$(us "$tmp/ggufparse" "$f") "
   done
-  qi=$(instr "$tmp/qinsaudit" audit "$f" --format json)
+  ti=$(instr "$tmp/qinsaudit" audit "$f")
+  ji=$(instr "$tmp/qinsaudit" audit "$f" --format json)
   pi=$(instr "$tmp/ggufparse" "$f")
-  qm=$(echo "$qt" | median) pm=$(echo "$pt" | median)
-  printf '%-34s %8s %13s %13s %6.2f %10s %10s %6.2f\n' "$(basename "$f")" "$n" "$qi" "$pi" \
-    "$(echo "$pi / $qi" | bc -l)" "$qm" "$pm" "$(echo "$pm / $qm" | bc -l)"
+  tm=$(echo "$tt" | median) jm=$(echo "$jt" | median) pm=$(echo "$pt" | median)
+  M() { echo "$1 / 1000000" | bc -l | xargs printf '%.1fM'; }
+  printf '%-26s %7s | %9s %9s %9s %5.2f %5.2f | %8s %8s %8s %5.2f %5.2f\n' "$(basename "$f" .gguf)" "$n" \
+    "$(M "$ti")" "$(M "$ji")" "$(M "$pi")" "$(echo "$pi / $ti" | bc -l)" "$(echo "$pi / $ji" | bc -l)" \
+    "$tm" "$jm" "$pm" "$(echo "$pm / $tm" | bc -l)" "$(echo "$pm / $jm" | bc -l)"
 done
-echo "ratio: gguf-parser-go's over qinsaudit's (above 1: qinsaudit is faster)"
+echo "ratios: gguf-parser-go's over qinsaudit's, text then json (above 1: qinsaudit is faster)"
