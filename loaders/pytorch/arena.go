@@ -43,3 +43,25 @@ func alloc[T any](block *[]T) *T {
 	*block = (*block)[1:]
 	return p
 }
+
+// stringBlock copies strings into shared blocks of bytes: the storage keys
+// the model keeps (and the pickle's bytes they were read from, not).
+// A block holds no pointers, so the collector never scans it.
+type stringBlock struct{ b []byte }
+
+// stringBlockSize is the bytes of one block.
+const stringBlockSize = 4096
+
+// concat returns a+b, in a block.
+func (s *stringBlock) concat(a, b string) string {
+	n := len(a) + len(b)
+	if n == 0 {
+		return ""
+	}
+	if n > cap(s.b)-len(s.b) {
+		s.b = make([]byte, 0, max(n, stringBlockSize))
+	}
+	start := len(s.b)
+	s.b = append(append(s.b, a...), b...)
+	return unsafe.String(&s.b[start], n)
+}
