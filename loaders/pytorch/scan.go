@@ -178,58 +178,19 @@ next:
 	return t
 }
 
-// memo is the pickle's memo: dense keys (what every pickler writes: 0, 1,
-// 2, ...) in a slice, others in a map.
-type memo struct {
-	dense  []any // memoHole where a key below len(dense) is not set
-	sparse map[int64]any
-	n      int // entries defined
-}
-
-// memoHole marks a key of the dense memo that no PUT has set.
-var memoHole any = new(struct{ _ byte })
-
-func (m *memo) get(k int64) (any, bool) {
-	if k < int64(len(m.dense)) {
-		v := m.dense[k]
-		return v, v != memoHole
-	}
-	v, ok := m.sparse[k]
-	return v, ok
-}
-
-// put stores v under k.
-func (m *memo) put(k int64, v any) {
-	if k < int64(len(m.dense)) {
-		if m.dense[k] == memoHole {
-			m.n++
-		}
-		m.dense[k] = v
-		return
-	}
-	if k == int64(len(m.dense)) && len(m.sparse) == 0 {
-		m.dense = append(m.dense, v)
-		m.n++
-		return
-	}
-	if m.sparse == nil {
-		m.sparse = map[int64]any{}
-	}
-	if _, had := m.sparse[k]; !had {
-		m.n++
-	}
-	m.sparse[k] = v
-}
-
 // runPickle reads the pickle at the start of in, moves in past it and
 // returns the value it builds, resolving classes and persistent ids with u.
 func runPickle(in *pickleInput, u *unpickler) (any, error) {
 	s := &machine{in: in, u: u, alias: !in.exact}
-	// torch.save memoizes about one value per 15 bytes of pickle (8 per
-	// tensor of a state_dict); a memo sized for that from the start is
-	// not copied as it grows.
 	if !in.exact {
-		s.memo.dense = make([]any, 0, min(in.size/12, maxMemo))
+		// The whole pickle, read at once (its size is known and checked
+		// against the file's), is walked for the memo keys it reads back
+		// (see memo.init). Input that ends early fails where the machine
+		// runs out of it.
+		if rem := in.remaining(0); int64(len(in.buf)) < rem {
+			_ = in.fill(rem-int64(len(in.buf)), 0)
+		}
+		s.memo.init(in.buf)
 	}
 	u.m = s
 	defer func() { u.m = nil }()
@@ -279,17 +240,15 @@ func (s *machine) quick() bool {
 	switch s.op {
 	case 'q': // BINPUT
 		m := &s.memo
-		if p < len(buf) && int(buf[p]) == len(m.dense) && m.sparse == nil && m.n < maxMemo && s.top() > 0 {
-			m.dense = append(m.dense, s.stack[len(s.stack)-1])
-			m.n++
+		if p < len(buf) && int64(buf[p]) == m.next && m.sparse == nil && m.n < maxMemo && s.top() > 0 {
+			m.putNext(s.stack[len(s.stack)-1])
 			s.pos = p + 1
 			return true
 		}
 	case 'r': // LONG_BINPUT
 		m := &s.memo
-		if p+4 <= len(buf) && int64(binary.LittleEndian.Uint32(buf[p:])) == int64(len(m.dense)) && m.sparse == nil && m.n < maxMemo && s.top() > 0 {
-			m.dense = append(m.dense, s.stack[len(s.stack)-1])
-			m.n++
+		if p+4 <= len(buf) && int64(binary.LittleEndian.Uint32(buf[p:])) == m.next && m.sparse == nil && m.n < maxMemo && s.top() > 0 {
+			m.putNext(s.stack[len(s.stack)-1])
 			s.pos = p + 4
 			return true
 		}
@@ -495,13 +454,12 @@ func (s *machine) put(k int64) error {
 		return err
 	}
 	m := &s.memo
-	if k == int64(len(m.dense)) && m.sparse == nil && m.n < maxMemo {
-		// The next key, as every pickler writes them: memo.put's append.
-		m.dense = append(m.dense, s.stack[len(s.stack)-1])
-		m.n++
+	if k == m.next && m.sparse == nil && m.n < maxMemo {
+		// The next key, as every pickler writes them.
+		m.putNext(s.stack[len(s.stack)-1])
 		return nil
 	}
-	if _, ok := s.memo.get(k); !ok && s.memo.n >= maxMemo {
+	if !s.memo.defined(k) && s.memo.n >= maxMemo {
 		return s.errorf("more than %d memo entries", maxMemo)
 	}
 	s.memo.put(k, s.stack[len(s.stack)-1])
