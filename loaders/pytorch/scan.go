@@ -137,6 +137,8 @@ type machine struct {
 	// alias makes strings share the pickle's bytes rather than copy them
 	// (see str).
 	alias bool
+	// args is the tuple passTuple hands on, valid during the call.
+	args types.Tuple
 }
 
 // intTuples are the last few tuples of ints the machine built. torch.save
@@ -178,6 +180,10 @@ next:
 	return t
 }
 
+// walkMemo is false in tests that compare the machine keeping every
+// value with what it does by default.
+var walkMemo = true
+
 // runPickle reads the pickle at the start of in, moves in past it and
 // returns the value it builds, resolving classes and persistent ids with u.
 func runPickle(in *pickleInput, u *unpickler) (any, error) {
@@ -190,7 +196,9 @@ func runPickle(in *pickleInput, u *unpickler) (any, error) {
 		if rem := in.remaining(0); int64(len(in.buf)) < rem {
 			_ = in.fill(rem-int64(len(in.buf)), 0)
 		}
-		s.memo.init(in.buf)
+		if walkMemo {
+			s.memo.init(in.buf)
+		}
 	}
 	u.m = s
 	defer func() { u.m = nil }()
@@ -790,6 +798,9 @@ func (s *machine) step() (done bool, err error) {
 		}
 		switch s.op {
 		case 't':
+			if done, err := s.passTuple(items); done {
+				return false, err
+			}
 			return false, s.push(s.ints.tuple(&s.u.arena, items))
 		case 'l':
 			l := types.List(slices.Clone(items))
@@ -1024,6 +1035,69 @@ func (s *machine) step() (done bool, err error) {
 	}
 	// Every opcode that falls through pushes one value.
 	return false, s.push(v)
+}
+
+// passTuple runs the TUPLE just read together with what follows, when
+// that is a BINPERSID or a REDUCE of an allow-listed function (after, at
+// most, a BINPUT of a key the pickle never reads back): the tuple is then
+// seen by that call only, which keeps none of it but its elements, so it
+// is handed on as the stack's items, not built. torch.save writes two
+// such tuples per tensor, its persistent id and its rebuild arguments.
+// done is false, nothing changed, for any other opcode.
+func (s *machine) passTuple(items []any) (done bool, err error) {
+	m := &s.memo
+	if !m.walked {
+		return false, nil
+	}
+	buf, p := s.in.buf, s.pos
+	put := 0 // BINPUT's bytes
+	switch {
+	case p+1 < len(buf) && buf[p] == 'q' && int64(buf[p+1]) == m.next:
+		put = 2
+	case p+4 < len(buf) && buf[p] == 'r' && int64(binary.LittleEndian.Uint32(buf[p+1:])) == m.next:
+		put = 5
+	}
+	if put > 0 && (m.keep(m.next) || m.sparse != nil || m.n >= maxMemo) {
+		return false, nil
+	}
+	if p+put >= len(buf) {
+		return false, nil
+	}
+	var fn *callable
+	switch buf[p+put] {
+	case 'Q': // BINPERSID
+	case 'R': // REDUCE
+		if s.top() == 0 {
+			return false, nil
+		}
+		var ok bool
+		if fn, ok = s.stack[len(s.stack)-1].(*callable); !ok {
+			return false, nil
+		}
+	default:
+		return false, nil
+	}
+	if put > 0 {
+		m.putNext(nil) // dropped
+	}
+	s.opPos, s.op = p+put, buf[p+put]
+	s.pos = s.opPos + 1
+	var v any
+	if fn == nil {
+		s.args = items
+		v, err = s.persistent(&s.args)
+		s.args = nil
+	} else {
+		s.pop()
+		if v, err = fn.Call(items...); err != nil {
+			err = s.unpickling(err)
+		}
+	}
+	clear(items) // the stack's slots past its end
+	if err != nil {
+		return true, err
+	}
+	return true, s.push(v)
 }
 
 // intoTarget runs APPENDS, SETITEMS or ADDITEMS: items into target.
