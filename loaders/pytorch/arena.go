@@ -20,6 +20,7 @@ type arena struct {
 	box4     []tupleBox4
 	box6     []tupleBox6
 	storages []storageBox
+	ints     []int64
 }
 
 // storageBox is a storage and the one reference a zip archive's
@@ -43,6 +44,25 @@ func alloc[T any](block *[]T) *T {
 	*block = (*block)[1:]
 	return p
 }
+
+// int64s returns n zero int64s from a block of the arena's. A block holds
+// no pointers: the tensors of the model share it for their shapes and
+// strides without keeping any unpickled value alive.
+func (a *arena) int64s(n int) []int64 {
+	if n > len(a.ints) {
+		a.ints = make([]int64, max(n, int64sBlock))
+	}
+	s := a.ints[:n:n]
+	a.ints = a.ints[n:]
+	return s
+}
+
+// int64sBlock is the int64s of one block; maxArenaDims, the most
+// dimensions of a tensor whose shape and stride are taken from one.
+const (
+	int64sBlock  = 512
+	maxArenaDims = 16
+)
 
 // stringBlock copies strings into shared blocks of bytes: the storage keys
 // the model keeps (and the pickle's bytes they were read from, not).

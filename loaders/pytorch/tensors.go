@@ -58,8 +58,6 @@ type tensor struct {
 	attrs []entry
 	// at is the file offset of the opcode that rebuilt it, -1 if unknown.
 	at int64
-	// dims holds shape and stride when they have at most 4 dimensions.
-	dims [8]int64
 }
 
 // PySetState takes a BUILD state, as torch's Tensor.__setstate__ would.
@@ -88,12 +86,13 @@ func newTensor(u *unpickler, args []any) (*tensor, error) {
 	if ok1 && ok2 && len(size) != len(strides) {
 		return nil, fmt.Errorf("size has %d dimensions, stride %d", len(size), len(strides))
 	}
-	// The tensor, its shape and its stride in one value of the arena.
+	// The tensor from the arena; its shape and stride from a block of
+	// int64s, which the model's tensors share (see namer.tensor).
 	t := alloc(&u.arena.tensors)
 	t.ref, t.dtype, t.offset, t.at = ref, ref.s.typ.dtype, int64(off), u.offset()
 	var dims []int64
-	if ok1 && ok2 && len(size) <= len(t.dims)/2 {
-		dims = t.dims[: 2*len(size) : 2*len(size)]
+	if ok1 && ok2 && len(size) <= maxArenaDims {
+		dims = u.arena.int64s(2 * len(size))
 	}
 	shape, err := intTuple(args[2], "size", dims)
 	if err != nil {
