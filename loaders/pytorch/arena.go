@@ -21,6 +21,7 @@ type arena struct {
 	box6     []tupleBox6
 	storages []storageBox
 	ints     []int64
+	strs     stringBlock // the pickle's strings (see machine.str)
 }
 
 // storageBox is a storage and the one reference a zip archive's
@@ -64,9 +65,9 @@ const (
 	maxArenaDims = 16
 )
 
-// stringBlock copies strings into shared blocks of bytes: the storage keys
-// the model keeps (and the pickle's bytes they were read from, not).
-// A block holds no pointers, so the collector never scans it.
+// stringBlock copies strings into shared blocks of bytes: a pickle's
+// strings, the storage keys the model keeps. A block holds no pointers, so
+// the collector never scans it.
 type stringBlock struct{ b []byte }
 
 // stringBlockSize is the bytes of one block.

@@ -134,6 +134,11 @@ func holdsTensors(v any) bool {
 // keys: "." between non-empty prefixes. It is built in a scratch buffer
 // and copied once, at its size.
 func (n *namer) name() string {
+	if n.root == "" && len(n.path) == 1 && n.path[0].kind == stepKey {
+		// A state_dict's: the key, a string of its own (see machine.str
+		// and keyString).
+		return n.path[0].key
+	}
 	b := append(n.scratch[:0], n.root...)
 	for _, st := range n.path {
 		switch st.kind {

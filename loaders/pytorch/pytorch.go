@@ -283,6 +283,7 @@ func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(
 		return ref, nil
 	}
 	v, err := u.load(in)
+	in.buf = nil // the pickle's bytes: nothing refers to them now
 	if err != nil {
 		return nil, nil, pickleError(err, formatZip, what, base)
 	}
