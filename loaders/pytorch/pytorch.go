@@ -230,7 +230,7 @@ func (z *zipCheckpoint) recordTensors(name, root string, dirs ...string) ([]acco
 		return nil, nil, accounting.Errorf(formatZip, pklOff, "", "record %q: unsupported compression method %d", full, e.method)
 	}
 	in := newPickleInput(rc, int64(e.usize))
-	return zipTensors(in, base, name, root, func(id *persistentID, into *storage) error {
+	return zipTensors(in, base, name, root, len(z.records.data), func(id *persistentID, into *storage) error {
 		return z.storage(id, into, dirs)
 	})
 }
@@ -255,12 +255,14 @@ func IsCheckpoint(z *zip.Reader) bool {
 
 // zipTensors reads and names (under root) the tensors of the pickle
 // record what, whose first byte is at file offset base (-1: compressed);
+// storages is about how many storages the file holds (0: unknown), and
 // storageFor finds the storage a persistent id names (into a storage of
-// the unpickler's arena). The unpickler is
-// returned for the names it imported.
-func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(*persistentID, *storage) error) ([]accounting.Tensor, *unpickler, error) {
+// the unpickler's arena). The unpickler is returned for the names it
+// imported.
+func zipTensors(in *pickleInput, base int64, what, root string, storages int, storageFor func(*persistentID, *storage) error) ([]accounting.Tensor, *unpickler, error) {
 	refs := newRefCache()
-	u := &unpickler{base: base}
+	refs.dense = make([]*storageRef, 0, min(storages, maxDenseRef))
+	u := &unpickler{base: base, sizeHint: storages}
 	var pidBuf persistentID
 	u.persistent = func(pid any) (any, error) {
 		typename, id, _, err := parsePersistentID(pid, false, &pidBuf)

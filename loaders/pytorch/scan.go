@@ -515,7 +515,19 @@ func (s *machine) setItems(target any, items []any) error {
 		// least doubling: append's 1.25x steps for a large slice made
 		// five times a state_dict's entries in garbage.
 		if n := len(items) / 2; cap(d.entries)-len(d.entries) < n {
-			d.entries = slices.Grow(d.entries, max(n, len(d.entries)))
+			grow := max(n, len(d.entries))
+			// A dict past a thousand entries in an archive of as many
+			// storages or more is, as a rule, the state_dict that holds
+			// them: sized for them all at once, it is not copied as it
+			// grows (measured on 100,000 tensors: 100 bytes per entry of
+			// 32 allocated, with its index).
+			if want := len(d.entries) + n; want > 1024 && want <= s.u.sizeHint {
+				grow = s.u.sizeHint - len(d.entries)
+				if d.idx != nil {
+					d.idx.strs.reserve(s.u.sizeHint)
+				}
+			}
+			d.entries = slices.Grow(d.entries, grow)
 		}
 		for i := 0; i+1 < len(items); i += 2 {
 			if err := d.set(items[i], items[i+1]); err != nil {
