@@ -1,6 +1,9 @@
 package pytorch
 
-import "unsafe"
+import (
+	"slices"
+	"unsafe"
+)
 
 // arena hands out the values a pickle builds for every tensor (its
 // tensor, the empty OrderedDict of its backward hooks, its persistent id
@@ -21,7 +24,12 @@ type arena struct {
 	box6     []tupleBox6
 	storages []storageBox
 	ints     []int64
-	strs     stringBlock // the pickle's strings (see machine.str)
+	// dimsBuf is where a tensor's shape and stride are read; recent, the
+	// last few kept (see dims).
+	dimsBuf [2 * maxArenaDims]int64
+	recent  [4][]int64
+	next    int
+	strs    stringBlock // the pickle's strings (see machine.str)
 }
 
 // storageBox is a storage and the one reference a zip archive's
@@ -56,6 +64,22 @@ func (a *arena) int64s(n int) []int64 {
 	s := a.ints[:n:n]
 	a.ints = a.ints[n:]
 	return s
+}
+
+// dims returns the shape and stride d (read into dimsBuf) as kept for a
+// tensor: a recent tensor's when equal, as most tensors of a model share
+// a few shapes (nothing changes them once read), else a copy from a block.
+func (a *arena) dims(d []int64) []int64 {
+	for _, r := range a.recent {
+		if slices.Equal(r, d) && r != nil {
+			return r
+		}
+	}
+	k := a.int64s(len(d))
+	copy(k, d)
+	a.recent[a.next] = k
+	a.next = (a.next + 1) % len(a.recent)
+	return k
 }
 
 // int64sBlock is the int64s of one block; maxArenaDims, the most

@@ -92,7 +92,7 @@ func newTensor(u *unpickler, args []any) (*tensor, error) {
 	t.ref, t.dtype, t.offset, t.at = ref, ref.s.typ.dtype, int64(off), u.offset()
 	var dims []int64
 	if ok1 && ok2 && len(size) <= maxArenaDims {
-		dims = u.arena.int64s(2 * len(size))
+		dims = u.arena.dimsBuf[:2*len(size)]
 	}
 	shape, err := intTuple(args[2], "size", dims)
 	if err != nil {
@@ -104,6 +104,10 @@ func newTensor(u *unpickler, args []any) (*tensor, error) {
 	}
 	if len(stride) != len(shape) {
 		return nil, fmt.Errorf("size has %d dimensions, stride %d", len(shape), len(stride))
+	}
+	if dims != nil {
+		dims = u.arena.dims(dims)
+		shape, stride = dims[:len(shape):len(shape)], dims[len(shape):]
 	}
 	t.shape, t.stride = shape, stride
 	return t, nil
