@@ -107,37 +107,45 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	if err != nil {
 		return nil, accounting.Errorf(formatZip, -1, "", "reading zip central directory: %v", err)
 	}
-	var pklName []byte
-	dir.each(func(name []byte, _ zipEntry) bool {
+	var pklName string
+	err = dir.each(func(name []byte, _ zipEntry) bool {
 		if isDataPkl(name) {
-			pklName = name
+			pklName = string(name)
 		}
-		return pklName == nil
+		return pklName == ""
 	})
-	if pklName == nil {
+	if err == nil && pklName == "" {
 		var ts string
-		dir.each(func(name []byte, _ zipEntry) bool {
+		err = dir.each(func(name []byte, _ zipEntry) bool {
 			if _, base, ok := bytes.Cut(name, []byte("/")); ok && string(base) == "model.json" {
 				ts = string(name)
 			}
 			return ts == ""
 		})
-		if ts != "" {
+		if err == nil && ts != "" {
 			// torch.jit.save of PyTorch 1.0 to 1.2: tensors described in
 			// JSON, attributes in attributes.pkl.
 			return nil, accounting.Errorf(formatZip, -1, "", "TorchScript archive of PyTorch 1.0-1.2 (%s, no data.pkl): unsupported (load and re-save it with a later torch)", ts)
 		}
-		return nil, accounting.Errorf(formatZip, -1, "", "zip archive has no data.pkl: not a torch.save checkpoint")
-	}
-	z := &zipCheckpoint{h: newHeaderReader(r, size), size: size, prefix: strings.TrimSuffix(string(pklName), "data.pkl"),
-		records: newRecordSet(dir.count)}
-	dir.each(func(name []byte, e zipEntry) bool {
-		if rest, ok := bytes.CutPrefix(name, []byte(z.prefix)); ok {
-			z.records.add(rest, e)
+		if err == nil {
+			return nil, accounting.Errorf(formatZip, -1, "", "zip archive has no data.pkl: not a torch.save checkpoint")
 		}
-		return true
-	})
-	dir = nil // the directory's bytes are garbage from here on
+	}
+	z := &zipCheckpoint{h: newHeaderReader(r, size), size: size, prefix: strings.TrimSuffix(pklName, "data.pkl"),
+		records: newRecordSet(dir.count)}
+	if err == nil {
+		err = dir.each(func(name []byte, e zipEntry) bool {
+			if rest, ok := bytes.CutPrefix(name, []byte(z.prefix)); ok {
+				z.records.add(rest, e)
+			}
+			return true
+		})
+	}
+	if err != nil {
+		// A read error, or a file changed since readZipDir checked it.
+		return nil, accounting.Errorf(formatZip, -1, "", "reading zip central directory: %v", err)
+	}
+	dir = nil
 
 	tensors, u, err := z.recordTensors("data.pkl", "", "data/")
 	if err != nil {

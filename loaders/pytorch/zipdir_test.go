@@ -18,7 +18,7 @@ func zipRecords(data []byte) ([]string, error) {
 	}
 	h := newHeaderReader(r, int64(len(data)))
 	var out []string
-	d.each(func(name []byte, e zipEntry) bool {
+	err = d.each(func(name []byte, e zipEntry) bool {
 		off, err := e.dataOffset(h)
 		if err != nil {
 			off = -1
@@ -26,7 +26,7 @@ func zipRecords(data []byte) ([]string, error) {
 		out = append(out, fmt.Sprintf("%s %d %d %d %d", name, e.csize, e.usize, e.method, off))
 		return true
 	})
-	return out, nil
+	return out, err
 }
 
 // archiveZipRecords is zipRecords by archive/zip.
@@ -71,6 +71,33 @@ func TestZipDirZip64(t *testing.T) {
 	}
 	want, _ := archiveZipRecords(data)
 	if len(got) != 70000 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("%d records, want %d as archive/zip reads them", len(got), len(want))
+	}
+}
+
+// TestZipDirLargeHeaders reads headers that straddle the pieces the
+// directory is read in, and are larger than one, as archive/zip does.
+func TestZipDirLargeHeaders(t *testing.T) {
+	var buf bytes.Buffer
+	w := zip.NewWriter(&buf)
+	for i := range 6 {
+		h := &zip.FileHeader{Name: fmt.Sprintf("a/%d/%s", i, strings.Repeat("n", 12000*i)), Method: zip.Store,
+			Comment: strings.Repeat("c", 30000+i), Extra: []byte{0xfe, 0xca, 4, 0, 1, 2, 3, 4}}
+		f, err := w.CreateHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte{byte(i)})
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := zipRecords(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := archiveZipRecords(buf.Bytes())
+	if len(got) != 6 || strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("%d records, want %d as archive/zip reads them", len(got), len(want))
 	}
 }
