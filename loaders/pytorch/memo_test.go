@@ -63,3 +63,23 @@ func TestPassTuple(t *testing.T) {
 		}
 	}
 }
+
+// TestSealedOrderedDict checks that only an OrderedDict() put straight
+// into a tuple is the shared empty one.
+func TestSealedOrderedDict(t *testing.T) {
+	// (OrderedDict(),) then OrderedDict() memoized, read back and set.
+	p := newPickle().mark().odict().raw('q', 0, 't').odict().raw('q', 1, '0', 'h', 1, 'K', 1, 'K', 2, 's', 0x86, '.').b.Bytes()
+	in := newPickleInput(bytes.NewReader(p), int64(len(p)))
+	v, err := runPickle(in, &unpickler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, _ := sequence(v)
+	first, _ := sequence(items[0])
+	if first[0] != emptyOrderedDict || items[1] == emptyOrderedDict {
+		t.Errorf("sealed %v, set %v", first[0] == emptyOrderedDict, items[1] != emptyOrderedDict)
+	}
+	if d := items[1].(*pyDict); len(d.entries) != 1 || len(emptyOrderedDict.entries) != 0 {
+		t.Errorf("entries %v, shared %v", d.entries, emptyOrderedDict.entries)
+	}
+}

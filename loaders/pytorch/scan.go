@@ -574,6 +574,11 @@ func (s *machine) call(class any, args []any, newobj bool) error {
 		}
 	case orderedDictClass:
 		if len(args) == 0 {
+			// torch.save pickles the empty backward hooks of every
+			// tensor, straight into its rebuild arguments.
+			if s.sealed() {
+				return s.push(emptyOrderedDict)
+			}
 			d := alloc(&s.u.arena.dicts)
 			d.ordered = true
 			return s.push(d)
@@ -1059,17 +1064,8 @@ func (s *machine) passTuple(items []any) (done bool, err error) {
 		return false, nil
 	}
 	buf, p := s.in.buf, s.pos
-	put := 0 // BINPUT's bytes
-	switch {
-	case p+1 < len(buf) && buf[p] == 'q' && int64(buf[p+1]) == m.next:
-		put = 2
-	case p+4 < len(buf) && buf[p] == 'r' && int64(binary.LittleEndian.Uint32(buf[p+1:])) == m.next:
-		put = 5
-	}
-	if put > 0 && (m.keep(m.next) || m.sparse != nil || m.n >= maxMemo) {
-		return false, nil
-	}
-	if p+put >= len(buf) {
+	put, ok := s.droppedPut()
+	if !ok || p+put >= len(buf) {
 		return false, nil
 	}
 	var fn *callable
@@ -1108,6 +1104,47 @@ func (s *machine) passTuple(items []any) (done bool, err error) {
 	}
 	return true, s.push(v)
 }
+
+// droppedPut returns the bytes of the BINPUT or LONG_BINPUT that comes
+// next, if any (0 if none); ok is false when it puts a key the memo keeps,
+// or one out of sequence.
+func (s *machine) droppedPut() (n int, ok bool) {
+	m := &s.memo
+	buf, p := s.in.buf, s.pos
+	switch {
+	case p+1 < len(buf) && buf[p] == 'q':
+		n = 2
+		ok = int64(buf[p+1]) == m.next
+	case p+4 < len(buf) && buf[p] == 'r':
+		n = 5
+		ok = int64(binary.LittleEndian.Uint32(buf[p+1:])) == m.next
+	default:
+		return 0, true
+	}
+	return n, ok && !m.keep(m.next) && m.sparse == nil && m.n < maxMemo
+}
+
+// sealed reports whether the value the current opcode pushes goes,
+// by the next opcodes, into a tuple only: after at most a BINPUT of a key
+// the memo drops, a TUPLE of any size. No opcode reaches into a tuple, so
+// nothing can change the value after that.
+func (s *machine) sealed() bool {
+	if !s.memo.walked {
+		return false
+	}
+	put, ok := s.droppedPut()
+	if p := s.pos + put; ok && p < len(s.in.buf) {
+		switch s.in.buf[p] {
+		case 't', 0x85, 0x86, 0x87:
+			return true
+		}
+	}
+	return false
+}
+
+// emptyOrderedDict is every OrderedDict() that is sealed when made (see
+// machine.call).
+var emptyOrderedDict = &pyDict{ordered: true}
 
 // intoTarget runs APPENDS, SETITEMS or ADDITEMS: items into target.
 func (s *machine) intoTarget(target any, items []any) error {
