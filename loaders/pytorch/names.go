@@ -380,16 +380,17 @@ func (n *namer) tensor(t *tensor, depth int) error {
 	if !ok {
 		return fail("unknown dtype %q", t.dtype)
 	}
-	numel, err := accounting.Numel(t.shape)
+	shape, stride := t.shape(), t.stride()
+	numel, err := accounting.Numel(shape)
 	if err != nil {
 		return fail("%v", err)
 	}
 	if t.offset < 0 {
 		return fail("negative storage offset %d", t.offset)
 	}
-	for _, s := range t.stride {
+	for _, s := range stride {
 		if s < 0 {
-			return fail("negative stride in %v", t.stride)
+			return fail("negative stride in %v", stride)
 		}
 	}
 	lo, hi := t.ref.region()
@@ -404,11 +405,11 @@ func (n *namer) tensor(t *tensor, depth int) error {
 	if numel > 0 {
 		// The view's last element is at offset + sum((size-1)*stride).
 		last := t.offset
-		for i, size := range t.shape {
-			step, ok1 := mul(size-1, t.stride[i])
+		for i, size := range shape {
+			step, ok1 := mul(size-1, stride[i])
 			sum, ok2 := add(last, step)
 			if !ok1 || !ok2 {
-				return fail("view size %v stride %v overflows int64", t.shape, t.stride)
+				return fail("view size %v stride %v overflows int64", shape, stride)
 			}
 			last = sum
 		}
@@ -417,18 +418,21 @@ func (n *namer) tensor(t *tensor, depth int) error {
 		end, ok2 := add(lo, endBytes)
 		if !ok1 || err != nil || !ok2 || end > hi {
 			return fail("view (offset %d, size %v, stride %v) runs past the end of storage %q (%d bytes)",
-				t.offset, t.shape, t.stride, t.ref.s.key, hi-lo)
+				t.offset, shape, stride, t.ref.s.key, hi-lo)
 		}
 	}
 	// The shape and stride are the tensor's own: an int64 block of the
 	// unpickler's arena, or a slice of their own, which hold no pointers.
 	var strides []int64
-	if !accounting.Contiguous(t.shape, t.stride) {
-		strides = t.stride
+	if !accounting.Contiguous(shape, stride) {
+		strides = stride
 	}
-	shape := t.shape
 	if len(shape) == 0 {
 		shape = noDims
+	}
+	var q qparams
+	if t.q != nil {
+		q = *t.q
 	}
 	if err := n.list(accounting.Tensor{
 		DType:        t.dtype,
@@ -438,8 +442,8 @@ func (n *namer) tensor(t *tensor, depth int) error {
 		StorageBytes: t.ref.s.bytes,
 		ViewOffset:   start,
 		DataOffset:   t.ref.s.dataOffset,
-		QScale:       t.qscale,
-		QZeroPoint:   t.qzero,
+		QScale:       q.scale,
+		QZeroPoint:   q.zero,
 		Owners:       n.ownerList(),
 	}); err != nil {
 		return err

@@ -46,12 +46,13 @@ func (r *storageRef) region() (start, end int64) {
 // tensor is a tensor rebuilt from the pickle: a view of a storage.
 type tensor struct {
 	ref    *storageRef
-	dtype  string  // canonical dtype name
-	offset int64   // storage_offset, in elements of dtype
-	shape  []int64 // size
-	stride []int64 // in elements
-	qscale float64
-	qzero  int64
+	dtype  string // canonical dtype name
+	offset int64  // storage_offset, in elements of dtype
+	// dims is its size, then its stride (in elements): as many of each.
+	// One slice and q a pointer make a tensor 96 bytes, five to an arena
+	// block (it was 128).
+	dims []int64
+	q    *qparams // per-tensor quantization, nil for none
 	// attrs are values carried with the tensor that may hold more
 	// tensors: per-channel quantizer parameters, a Parameter's or tensor
 	// subclass's state.
@@ -59,6 +60,16 @@ type tensor struct {
 	// at is the file offset of the opcode that rebuilt it, -1 if unknown.
 	at int64
 }
+
+// qparams are the parameters of a per-tensor quantized tensor.
+type qparams struct {
+	scale float64
+	zero  int64
+}
+
+// shape is the tensor's size, stride its stride.
+func (t *tensor) shape() []int64  { n := len(t.dims) / 2; return t.dims[:n:n] }
+func (t *tensor) stride() []int64 { return t.dims[len(t.dims)/2:] }
 
 // PySetState takes a BUILD state, as torch's Tensor.__setstate__ would.
 func (t *tensor) PySetState(state any) error {
@@ -106,10 +117,10 @@ func newTensor(u *unpickler, args []any) (*tensor, error) {
 		return nil, fmt.Errorf("size has %d dimensions, stride %d", len(shape), len(stride))
 	}
 	if dims != nil {
-		dims = u.arena.dims(dims)
-		shape, stride = dims[:len(shape):len(shape)], dims[len(shape):]
+		t.dims = u.arena.dims(dims)
+	} else {
+		t.dims = append(shape, stride...)
 	}
-	t.shape, t.stride = shape, stride
 	return t, nil
 }
 
@@ -216,11 +227,12 @@ func rebuildQTensor(u *unpickler, args []any) (any, error) {
 		if len(q) < 3 {
 			return nil, fmt.Errorf("%s parameters have %d elements, want 3", scheme, len(q))
 		}
+		t.q = new(qparams)
 		switch s := q[1].(type) {
 		case float64:
-			t.qscale = s
+			t.q.scale = s
 		case int:
-			t.qscale = float64(s)
+			t.q.scale = float64(s)
 		default:
 			return nil, fmt.Errorf("scale is %s, not a float", typeName(q[1]))
 		}
@@ -228,7 +240,7 @@ func rebuildQTensor(u *unpickler, args []any) (any, error) {
 		if !ok {
 			return nil, fmt.Errorf("zero point is %s, not an int", typeName(q[2]))
 		}
-		t.qzero = int64(zp)
+		t.q.zero = int64(zp)
 	default: // per-channel
 		if len(q) < 3 {
 			return nil, fmt.Errorf("%s parameters have %d elements, want at least 3", scheme, len(q))
