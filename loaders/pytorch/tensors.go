@@ -9,8 +9,8 @@ import (
 
 // storage is one storage of the file: a run of bytes that tensors view.
 type storage struct {
-	key string      // Tensor.Storage: the zip record name ("data/3") or the legacy key
-	typ storageType // element type, from the first persistent id naming it
+	key string       // Tensor.Storage: the zip record name ("data/3") or the legacy key
+	typ *storageType // element type (a storage class's), from the first persistent id naming it
 	// numel is, in legacy files only, the element count the persistent id
 	// says: the file repeats it before the storage's bytes, and views are
 	// checked against it. A zip record's size says how many bytes there are.
@@ -311,7 +311,7 @@ func rebuildFromType(_ *unpickler, args []any) (any, error) {
 // persistentID is a parsed storage persistent id:
 // ('storage', storage_type, key, location, numel[, view_metadata]).
 type persistentID struct {
-	typ   storageType
+	typ   *storageType // the class's
 	key   string
 	numel int64
 	view  any // legacy only: None or (view_key, offset, size)
@@ -362,7 +362,7 @@ func parsePersistentID(pid any, legacy bool, into *persistentID) (string, *persi
 		return "", nil, nil, fmt.Errorf("storage %q: %d elements overflow int64 bytes", key, numel)
 	}
 	id := into
-	*id = persistentID{typ: class.typ, key: key, numel: int64(numel)}
+	*id = persistentID{typ: &class.typ, key: key, numel: int64(numel)}
 	if len(f) == 6 {
 		id.view = f[5]
 	}
