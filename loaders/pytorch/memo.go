@@ -50,7 +50,10 @@ func (m *memo) init(b []byte) {
 		m.dense = make([]any, 0, min(len(b)/12, maxMemo))
 		return
 	}
-	m.dense = make([]any, 0, 64*len(m.fetched))
+	// Room for the keys read back, as many as the pickle can define (a
+	// BINPUT takes 2 bytes): a GET of a large key is no reason to
+	// allocate.
+	m.dense = make([]any, 0, min(64*len(m.fetched), len(b)/2))
 }
 
 // keep reports whether the value of key k is kept.
