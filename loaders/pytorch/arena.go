@@ -1,6 +1,9 @@
 package pytorch
 
-import "unsafe"
+import (
+	"slices"
+	"unsafe"
+)
 
 // arena hands out the values a pickle builds for every tensor (its
 // tensor, the empty OrderedDict of its backward hooks, its persistent id
@@ -20,6 +23,13 @@ type arena struct {
 	box4     []tupleBox4
 	box6     []tupleBox6
 	storages []storageBox
+	ints     []int64
+	// dimsBuf is where a tensor's shape and stride are read; recent, the
+	// last few kept (see dims).
+	dimsBuf [2 * maxArenaDims]int64
+	recent  [4][]int64
+	next    int
+	strs    stringBlock // the pickle's strings (see machine.str)
 }
 
 // storageBox is a storage and the one reference a zip archive's
@@ -42,4 +52,61 @@ func alloc[T any](block *[]T) *T {
 	p := &(*block)[0]
 	*block = (*block)[1:]
 	return p
+}
+
+// int64s returns n zero int64s from a block of the arena's. A block holds
+// no pointers: the tensors of the model share it for their shapes and
+// strides without keeping any unpickled value alive.
+func (a *arena) int64s(n int) []int64 {
+	if n > len(a.ints) {
+		a.ints = make([]int64, max(n, int64sBlock))
+	}
+	s := a.ints[:n:n]
+	a.ints = a.ints[n:]
+	return s
+}
+
+// dims returns the shape and stride d (read into dimsBuf) as kept for a
+// tensor: a recent tensor's when equal, as most tensors of a model share
+// a few shapes (nothing changes them once read), else a copy from a block.
+func (a *arena) dims(d []int64) []int64 {
+	for _, r := range a.recent {
+		if slices.Equal(r, d) && r != nil {
+			return r
+		}
+	}
+	k := a.int64s(len(d))
+	copy(k, d)
+	a.recent[a.next] = k
+	a.next = (a.next + 1) % len(a.recent)
+	return k
+}
+
+// int64sBlock is the int64s of one block; maxArenaDims, the most
+// dimensions of a tensor whose shape and stride are taken from one.
+const (
+	int64sBlock  = 512
+	maxArenaDims = 16
+)
+
+// stringBlock copies strings into shared blocks of bytes: a pickle's
+// strings, the storage keys the model keeps. A block holds no pointers, so
+// the collector never scans it.
+type stringBlock struct{ b []byte }
+
+// stringBlockSize is the bytes of one block.
+const stringBlockSize = 4096
+
+// concat returns a+b, in a block.
+func (s *stringBlock) concat(a, b string) string {
+	n := len(a) + len(b)
+	if n == 0 {
+		return ""
+	}
+	if n > cap(s.b)-len(s.b) {
+		s.b = make([]byte, 0, max(n, stringBlockSize))
+	}
+	start := len(s.b)
+	s.b = append(append(s.b, a...), b...)
+	return unsafe.String(&s.b[start], n)
 }

@@ -136,9 +136,23 @@ func (t *strSet) add(s string) bool {
 	}
 }
 
-func (t *strSet) grow() {
+func (t *strSet) grow() { t.resize(2 * len(t.slots)) }
+
+// reserve makes room for n strings without growing again.
+func (t *strSet) reserve(n int) {
+	size := len(t.slots)
+	for size < 2*n {
+		size *= 2
+	}
+	if t.slots != nil && size > len(t.slots) {
+		t.resize(size)
+	}
+}
+
+// resize rehashes the set into size slots, a power of two.
+func (t *strSet) resize(size int) {
 	old := t.slots
-	t.slots = make([]uint64, 2*len(old))
+	t.slots = make([]uint64, size)
 	mask := uint64(len(t.slots) - 1)
 	for _, h := range old {
 		if h == 0 {

@@ -3,11 +3,11 @@ package pytorch
 import (
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"path"
 	"strings"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
@@ -103,40 +103,60 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 // loadZip reads a zip checkpoint (torch >= 1.6): <prefix>/data.pkl holds the
 // pickle, <prefix>/data/<key> the bytes of each storage.
 func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
-	zr, err := zip.NewReader(newHeaderReader(r, size), size)
-	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+	dir, err := readZipDir(r, size)
+	if err != nil {
 		return nil, accounting.Errorf(formatZip, -1, "", "reading zip central directory: %v", err)
 	}
-	pkl := dataPkl(zr)
-	if pkl == nil {
-		for _, f := range zr.File {
-			if _, base, ok := strings.Cut(f.Name, "/"); ok && base == "model.json" {
-				// torch.jit.save of PyTorch 1.0 to 1.2: tensors described in
-				// JSON, attributes in attributes.pkl.
-				return nil, accounting.Errorf(formatZip, -1, "", "TorchScript archive of PyTorch 1.0-1.2 (%s, no data.pkl): unsupported (load and re-save it with a later torch)", f.Name)
-			}
+	var pklName string
+	err = dir.each(func(name []byte, _ zipEntry) bool {
+		if isDataPkl(name) {
+			pklName = string(name)
 		}
-		return nil, accounting.Errorf(formatZip, -1, "", "zip archive has no data.pkl: not a torch.save checkpoint")
-	}
-	prefix := strings.TrimSuffix(pkl.Name, "data.pkl")
-	records := newRecordSet(len(zr.File))
-	for _, f := range zr.File {
-		if name, ok := strings.CutPrefix(f.Name, prefix); ok {
-			records.add(name, f)
-		}
-	}
-
-	tensors, u, err := recordTensors(pkl, size, "", func(id *persistentID, into *storage) error {
-		return zipStorage(records, size, prefix, id, into, "data/")
+		return pklName == ""
 	})
+	if err == nil && pklName == "" {
+		var ts string
+		err = dir.each(func(name []byte, _ zipEntry) bool {
+			if _, base, ok := bytes.Cut(name, []byte("/")); ok && string(base) == "model.json" {
+				ts = string(name)
+			}
+			return ts == ""
+		})
+		if err == nil && ts != "" {
+			// torch.jit.save of PyTorch 1.0 to 1.2: tensors described in
+			// JSON, attributes in attributes.pkl.
+			return nil, accounting.Errorf(formatZip, -1, "", "TorchScript archive of PyTorch 1.0-1.2 (%s, no data.pkl): unsupported (load and re-save it with a later torch)", ts)
+		}
+		if err == nil {
+			return nil, accounting.Errorf(formatZip, -1, "", "zip archive has no data.pkl: not a torch.save checkpoint")
+		}
+	}
+	z := &zipCheckpoint{h: newHeaderReader(r, size), size: size, prefix: strings.TrimSuffix(pklName, "data.pkl"),
+		records: newRecordSet(dir.count)}
+	if err == nil {
+		err = dir.each(func(name []byte, e zipEntry) bool {
+			if rest, ok := bytes.CutPrefix(name, []byte(z.prefix)); ok {
+				z.records.add(rest, e)
+			}
+			return true
+		})
+	}
+	if err != nil {
+		// A read error, or a file changed since readZipDir checked it.
+		return nil, accounting.Errorf(formatZip, -1, "", "reading zip central directory: %v", err)
+	}
+	dir = nil
+
+	tensors, u, err := z.recordTensors("data.pkl", "", "data/")
 	if err != nil {
 		return nil, err
 	}
 	// torch.load hands an archive with a constants.pkl (TorchScript) to
 	// torch.jit.load, whose unpickler resolves TorchScript's own types
 	// only: no Python name in it is imported.
+	_, hasConstants := z.records.byName["constants.pkl"]
 	var globals []accounting.Global
-	if records.byName["constants.pkl"] == nil {
+	if !hasConstants {
 		globals = fileGlobals(u)
 	}
 	// A TorchScript archive (torch.jit.save) keeps the tensors its code
@@ -145,10 +165,8 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	// mobile-optimised module and a lite-interpreter .ptl keep all their
 	// weights there. They are the model's memory as much as data.pkl's
 	// tensors; each is named by its position, constants.<i>[.<j>...].
-	if c := records.byName["constants.pkl"]; c != nil {
-		ct, _, err := recordTensors(c, size, "constants", func(id *persistentID, into *storage) error {
-			return zipStorage(records, size, prefix, id, into, "constants/", "data/")
-		})
+	if hasConstants {
+		ct, _, err := z.recordTensors("constants.pkl", "constants", "constants/", "data/")
 		if err != nil {
 			return nil, err
 		}
@@ -158,10 +176,8 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	// again, and may serialize a tensor a second time under constants/ (a
 	// quantized conv's config vector): such a storage, and only such, is
 	// listed from there, named bytecode.<path>.
-	if b := records.byName["bytecode.pkl"]; b != nil {
-		bt, _, err := recordTensors(b, size, "bytecode", func(id *persistentID, into *storage) error {
-			return zipStorage(records, size, prefix, id, into, "constants/", "data/")
-		})
+	if _, ok := z.records.byName["bytecode.pkl"]; ok {
+		bt, _, err := z.recordTensors("bytecode.pkl", "bytecode", "constants/", "data/")
 		if err != nil {
 			return nil, err
 		}
@@ -178,60 +194,83 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	return &accounting.Model{Files: []accounting.File{{Format: formatZip, Globals: globals}}, Tensors: tensors}, nil
 }
 
-// recordTensors reads the tensors of one pickle record of a zip archive,
-// named under root; storageFor finds the storage a persistent id names.
-func recordTensors(pkl *zip.File, size int64, root string, storageFor func(*persistentID, *storage) error) ([]accounting.Tensor, *unpickler, error) {
-	pklOff, err := pkl.DataOffset()
-	if err != nil {
-		return nil, nil, accounting.Errorf(formatZip, -1, "", "record %q: local header: %v", pkl.Name, err)
+// zipCheckpoint is a zip checkpoint being read.
+type zipCheckpoint struct {
+	h       *headerReader
+	size    int64
+	prefix  string // the folder of its records, "archive/"
+	records *recordSet
+	keys    stringBlock // the storages' record names
+}
+
+// recordTensors reads the tensors of the pickle record name (under the
+// prefix), named under root, whose storages are the records of the first
+// of dirs that holds their key.
+func (z *zipCheckpoint) recordTensors(name, root string, dirs ...string) ([]accounting.Tensor, *unpickler, error) {
+	full := z.prefix + name
+	e, ok := z.records.byName[name]
+	if !ok {
+		return nil, nil, accounting.Errorf(formatZip, -1, "", "no record %q", full)
 	}
-	if pkl.UncompressedSize64 > uint64(min(size, maxPickleBytes)) {
+	pklOff, err := e.dataOffset(z.h)
+	if err != nil {
+		return nil, nil, accounting.Errorf(formatZip, -1, "", "record %q: local header: %v", full, err)
+	}
+	if e.usize > uint64(min(z.size, maxPickleBytes)) {
 		return nil, nil, accounting.Errorf(formatZip, pklOff, "", "record %q: %d bytes, more than the file size or the %d-byte limit",
-			pkl.Name, pkl.UncompressedSize64, int64(maxPickleBytes))
+			full, e.usize, int64(maxPickleBytes))
 	}
-	rc, err := pkl.Open()
-	if err != nil {
-		return nil, nil, accounting.Errorf(formatZip, pklOff, "", "record %q: %v", pkl.Name, err)
+	if pklOff > z.size || e.csize > uint64(z.size-pklOff) {
+		return nil, nil, accounting.Errorf(formatZip, pklOff, "", "record %q: %d bytes at offset %d run past the end of the file (%d bytes)",
+			full, e.csize, pklOff, z.size)
 	}
-	defer rc.Close()
 	// A stored pickle maps pickle offsets to file offsets; torch never
 	// compresses it, but a re-zipped archive might.
+	var rc io.Reader = io.NewSectionReader(z.h.r, pklOff, int64(e.csize))
 	base := pklOff
-	if pkl.Method != zip.Store {
-		base = -1
+	switch e.method {
+	case zipStore:
+	case zipDeflate:
+		fr := flate.NewReader(rc)
+		defer fr.Close()
+		rc, base = fr, -1
+	default:
+		return nil, nil, accounting.Errorf(formatZip, pklOff, "", "record %q: unsupported compression method %d", full, e.method)
 	}
-	in := newPickleInput(rc, int64(pkl.UncompressedSize64))
-	return zipTensors(in, base, path.Base(pkl.Name), root, storageFor)
+	in := newPickleInput(rc, int64(e.usize))
+	return zipTensors(in, base, name, root, len(z.records.data), func(id *persistentID, into *storage) error {
+		return z.storage(id, into, dirs)
+	})
 }
+
+// Compression methods.
+const (
+	zipStore   = 0
+	zipDeflate = 8
+)
 
 // IsCheckpoint reports whether the zip archive z is a torch.save
-// checkpoint: whether it holds the data.pkl record that Load reads.
+// checkpoint: whether it holds the data.pkl record that Load reads, the
+// first <folder>/data.pkl.
 func IsCheckpoint(z *zip.Reader) bool {
-	return dataPkl(z) != nil
-}
-
-// dataPkl returns the pickle record of a zip checkpoint, nil if there is
-// none: the first <folder>/data.pkl. torch names the archive's one folder
-// after the file's stem ("archive" for older releases); data.pkl is its
-// first record.
-func dataPkl(z *zip.Reader) *zip.File {
 	for _, f := range z.File {
-		dir, base, ok := strings.Cut(f.Name, "/")
-		if ok && dir != "" && base == "data.pkl" {
-			return f
+		if isDataPkl([]byte(f.Name)) {
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 // zipTensors reads and names (under root) the tensors of the pickle
 // record what, whose first byte is at file offset base (-1: compressed);
+// storages is about how many storages the file holds (0: unknown), and
 // storageFor finds the storage a persistent id names (into a storage of
-// the unpickler's arena). The unpickler is
-// returned for the names it imported.
-func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(*persistentID, *storage) error) ([]accounting.Tensor, *unpickler, error) {
+// the unpickler's arena). The unpickler is returned for the names it
+// imported.
+func zipTensors(in *pickleInput, base int64, what, root string, storages int, storageFor func(*persistentID, *storage) error) ([]accounting.Tensor, *unpickler, error) {
 	refs := newRefCache()
-	u := &unpickler{base: base}
+	refs.dense = make([]*storageRef, 0, min(storages, maxDenseRef))
+	u := &unpickler{base: base, sizeHint: storages}
 	var pidBuf persistentID
 	u.persistent = func(pid any) (any, error) {
 		typename, id, _, err := parsePersistentID(pid, false, &pidBuf)
@@ -254,6 +293,7 @@ func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(
 		return ref, nil
 	}
 	v, err := u.load(in)
+	in.buf = nil // the pickle's bytes: nothing refers to them now
 	if err != nil {
 		return nil, nil, pickleError(err, formatZip, what, base)
 	}
@@ -261,39 +301,42 @@ func zipTensors(in *pickleInput, base int64, what, root string, storageFor func(
 	return tensors, u, err
 }
 
-// zipStorage finds the record of the storage a persistent id names, in the
+// storage finds the record of the storage a persistent id names, in the
 // first of dirs that holds it, and describes it in into.
-func zipStorage(records *recordSet, size int64, prefix string, id *persistentID, into *storage, dirs ...string) error {
-	var name string
-	var f *zip.File
+func (z *zipCheckpoint) storage(id *persistentID, into *storage, dirs []string) error {
+	var e zipEntry
+	var dir string
 	for _, d := range dirs {
-		if f = records.get(d, id.key); f != nil {
-			name = f.Name[len(prefix):] // d + id.key, without a copy
+		var ok bool
+		if e, ok = z.records.get(d, id.key); ok {
+			dir = d
 			break
 		}
 	}
-	if f == nil {
-		return fmt.Errorf("storage %q: the archive has no record %q", id.key, prefix+dirs[0]+id.key)
+	if !e.set {
+		return fmt.Errorf("storage %q: the archive has no record %q", id.key, z.prefix+dirs[0]+id.key)
 	}
-	off, err := f.DataOffset()
+	off, err := e.dataOffset(z.h)
 	if err != nil {
-		return fmt.Errorf("storage %q: record %q: local header: %v", id.key, f.Name, err)
+		return fmt.Errorf("storage %q: record %q: local header: %v", id.key, z.prefix+dir+id.key, err)
 	}
 	// torch stores storages uncompressed. Should a record be compressed
 	// anyway, what it occupies in the file is its compressed size; views
 	// may still address its uncompressed bytes.
-	if off < 0 || off > size || f.CompressedSize64 > uint64(size-off) || f.UncompressedSize64 > math.MaxInt64 {
+	if off > z.size || e.csize > uint64(z.size-off) || e.usize > math.MaxInt64 {
 		return fmt.Errorf("storage %q: record %q (%d bytes at offset %d) runs past the end of the file (%d bytes)",
-			id.key, f.Name, f.CompressedSize64, off, size)
+			id.key, z.prefix+dir+id.key, e.csize, off, z.size)
 	}
-	avail := int64(f.UncompressedSize64)
-	if f.Method == zip.Store {
-		avail = int64(f.CompressedSize64)
+	avail := int64(e.usize)
+	if e.method == zipStore {
+		avail = int64(e.csize)
 	}
 	*into = storage{
-		key:        name,
+		// The key is the record's name, copied: id.key is the pickle's
+		// bytes, which the model does not keep.
+		key:        z.keys.concat(dir, id.key),
 		typ:        id.typ,
-		bytes:      int64(f.CompressedSize64),
+		bytes:      int64(e.csize),
 		avail:      avail,
 		dataOffset: off,
 	}

@@ -1,7 +1,5 @@
 package pytorch
 
-import "archive/zip"
-
 // torch.save names storages 0, 1, 2, ... and their records data/0,
 // data/1, ...: the two lookups made per tensor (the record of a storage
 // key, the storage already made for it) go to slices indexed by the key
@@ -28,37 +26,40 @@ func decimalIndex(key string, limit int) (int, bool) {
 
 // recordSet is the records of a zip checkpoint under its folder.
 type recordSet struct {
-	byName map[string]*zip.File // all but data/<n>
-	data   []*zip.File          // data/<n> at n
+	byName map[string]zipEntry // all but data/<n>
+	data   []zipEntry          // data/<n> at n
 }
 
 func newRecordSet(n int) *recordSet {
-	return &recordSet{byName: map[string]*zip.File{}, data: make([]*zip.File, n)}
+	return &recordSet{byName: map[string]zipEntry{}, data: make([]zipEntry, n)}
 }
 
-// add records f under name; the first of two records of one name wins.
-func (r *recordSet) add(name string, f *zip.File) {
-	if len(name) > 5 && name[:5] == "data/" {
-		if i, ok := decimalIndex(name[5:], len(r.data)); ok {
-			if r.data[i] == nil {
-				r.data[i] = f
+// add records e under name (which may alias the directory); the first of
+// two records of one name wins.
+func (r *recordSet) add(name []byte, e zipEntry) {
+	e.set = true
+	if len(name) > 5 && string(name[:5]) == "data/" {
+		if i, ok := decimalIndex(string(name[5:]), len(r.data)); ok {
+			if !r.data[i].set {
+				r.data[i] = e
 			}
 			return
 		}
 	}
-	if _, dup := r.byName[name]; !dup {
-		r.byName[name] = f
+	if _, dup := r.byName[string(name)]; !dup {
+		r.byName[string(name)] = e
 	}
 }
 
-// get returns the record dir+key, nil if there is none.
-func (r *recordSet) get(dir, key string) *zip.File {
+// get returns the record dir+key, false if there is none.
+func (r *recordSet) get(dir, key string) (zipEntry, bool) {
 	if dir == "data/" {
 		if i, ok := decimalIndex(key, len(r.data)); ok {
-			return r.data[i]
+			return r.data[i], r.data[i].set
 		}
 	}
-	return r.byName[dir+key]
+	e, ok := r.byName[dir+key]
+	return e, ok
 }
 
 // refCache maps storage keys to what their persistent ids resolved to.

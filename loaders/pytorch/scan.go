@@ -134,9 +134,8 @@ type machine struct {
 	memo     memo
 	frameEnd int // end offset of the current frame; 0 outside frames
 	ints     intTuples
-	// alias makes strings share the pickle's bytes rather than copy them
-	// (see str).
-	alias bool
+	// args is the tuple passTuple hands on, valid during the call.
+	args types.Tuple
 }
 
 // intTuples are the last few tuples of ints the machine built. torch.save
@@ -178,58 +177,25 @@ next:
 	return t
 }
 
-// memo is the pickle's memo: dense keys (what every pickler writes: 0, 1,
-// 2, ...) in a slice, others in a map.
-type memo struct {
-	dense  []any // memoHole where a key below len(dense) is not set
-	sparse map[int64]any
-	n      int // entries defined
-}
-
-// memoHole marks a key of the dense memo that no PUT has set.
-var memoHole any = new(struct{ _ byte })
-
-func (m *memo) get(k int64) (any, bool) {
-	if k < int64(len(m.dense)) {
-		v := m.dense[k]
-		return v, v != memoHole
-	}
-	v, ok := m.sparse[k]
-	return v, ok
-}
-
-// put stores v under k.
-func (m *memo) put(k int64, v any) {
-	if k < int64(len(m.dense)) {
-		if m.dense[k] == memoHole {
-			m.n++
-		}
-		m.dense[k] = v
-		return
-	}
-	if k == int64(len(m.dense)) && len(m.sparse) == 0 {
-		m.dense = append(m.dense, v)
-		m.n++
-		return
-	}
-	if m.sparse == nil {
-		m.sparse = map[int64]any{}
-	}
-	if _, had := m.sparse[k]; !had {
-		m.n++
-	}
-	m.sparse[k] = v
-}
+// walkMemo is false in tests that compare the machine keeping every
+// value with what it does by default.
+var walkMemo = true
 
 // runPickle reads the pickle at the start of in, moves in past it and
 // returns the value it builds, resolving classes and persistent ids with u.
 func runPickle(in *pickleInput, u *unpickler) (any, error) {
-	s := &machine{in: in, u: u, alias: !in.exact}
-	// torch.save memoizes about one value per 15 bytes of pickle (8 per
-	// tensor of a state_dict); a memo sized for that from the start is
-	// not copied as it grows.
+	s := &machine{in: in, u: u}
 	if !in.exact {
-		s.memo.dense = make([]any, 0, min(in.size/12, maxMemo))
+		// The whole pickle, read at once (its size is known and checked
+		// against the file's), is walked for the memo keys it reads back
+		// (see memo.init). Input that ends early fails where the machine
+		// runs out of it.
+		if rem := in.remaining(0); int64(len(in.buf)) < rem {
+			_ = in.fill(rem-int64(len(in.buf)), 0)
+		}
+		if walkMemo {
+			s.memo.init(in.buf)
+		}
 	}
 	u.m = s
 	defer func() { u.m = nil }()
@@ -279,17 +245,15 @@ func (s *machine) quick() bool {
 	switch s.op {
 	case 'q': // BINPUT
 		m := &s.memo
-		if p < len(buf) && int(buf[p]) == len(m.dense) && m.sparse == nil && m.n < maxMemo && s.top() > 0 {
-			m.dense = append(m.dense, s.stack[len(s.stack)-1])
-			m.n++
+		if p < len(buf) && int64(buf[p]) == m.next && m.sparse == nil && m.n < maxMemo && s.top() > 0 {
+			m.putNext(s.stack[len(s.stack)-1])
 			s.pos = p + 1
 			return true
 		}
 	case 'r': // LONG_BINPUT
 		m := &s.memo
-		if p+4 <= len(buf) && int64(binary.LittleEndian.Uint32(buf[p:])) == int64(len(m.dense)) && m.sparse == nil && m.n < maxMemo && s.top() > 0 {
-			m.dense = append(m.dense, s.stack[len(s.stack)-1])
-			m.n++
+		if p+4 <= len(buf) && int64(binary.LittleEndian.Uint32(buf[p:])) == m.next && m.sparse == nil && m.n < maxMemo && s.top() > 0 {
+			m.putNext(s.stack[len(s.stack)-1])
 			s.pos = p + 4
 			return true
 		}
@@ -495,13 +459,12 @@ func (s *machine) put(k int64) error {
 		return err
 	}
 	m := &s.memo
-	if k == int64(len(m.dense)) && m.sparse == nil && m.n < maxMemo {
-		// The next key, as every pickler writes them: memo.put's append.
-		m.dense = append(m.dense, s.stack[len(s.stack)-1])
-		m.n++
+	if k == m.next && m.sparse == nil && m.n < maxMemo {
+		// The next key, as every pickler writes them.
+		m.putNext(s.stack[len(s.stack)-1])
 		return nil
 	}
-	if _, ok := s.memo.get(k); !ok && s.memo.n >= maxMemo {
+	if !s.memo.defined(k) && s.memo.n >= maxMemo {
 		return s.errorf("more than %d memo entries", maxMemo)
 	}
 	s.memo.put(k, s.stack[len(s.stack)-1])
@@ -552,7 +515,19 @@ func (s *machine) setItems(target any, items []any) error {
 		// least doubling: append's 1.25x steps for a large slice made
 		// five times a state_dict's entries in garbage.
 		if n := len(items) / 2; cap(d.entries)-len(d.entries) < n {
-			d.entries = slices.Grow(d.entries, max(n, len(d.entries)))
+			grow := max(n, len(d.entries))
+			// A dict past a thousand entries in an archive of as many
+			// storages or more is, as a rule, the state_dict that holds
+			// them: sized for them all at once, it is not copied as it
+			// grows (measured on 100,000 tensors: 100 bytes per entry of
+			// 32 allocated, with its index).
+			if want := len(d.entries) + n; want > 1024 && want <= s.u.sizeHint {
+				grow = s.u.sizeHint - len(d.entries)
+				if d.idx != nil {
+					d.idx.strs.reserve(s.u.sizeHint)
+				}
+			}
+			d.entries = slices.Grow(d.entries, grow)
 		}
 		for i := 0; i+1 < len(items); i += 2 {
 			if err := d.set(items[i], items[i+1]); err != nil {
@@ -599,6 +574,11 @@ func (s *machine) call(class any, args []any, newobj bool) error {
 		}
 	case orderedDictClass:
 		if len(args) == 0 {
+			// torch.save pickles the empty backward hooks of every
+			// tensor, straight into its rebuild arguments.
+			if s.sealed() {
+				return s.push(emptyOrderedDict)
+			}
 			d := alloc(&s.u.arena.dicts)
 			d.ordered = true
 			return s.push(d)
@@ -667,18 +647,18 @@ func (a *arena) tuple(items []any) *types.Tuple {
 	return &t
 }
 
-// str returns an argument as a string. When the pickle is read into one
-// buffer (a zip record: fill allocates it at the pickle's size, and
-// nothing writes a byte of it twice), the string is those bytes: a
-// state_dict's names and storage keys are most of its strings, and none
-// outlives the load but through a copy (the namer builds the names the
-// model keeps; note copies the names of globals). A legacy file's pickles
-// are read piecewise into a buffer shared with its header, and copied.
+// str returns an argument as a string, copied into a block of the
+// arena's strings. A state_dict's names and storage keys are most of a
+// pickle's strings: copied so, they are one allocation per 4 KiB rather
+// than one each, the pickle's bytes are garbage once it is read (strings
+// sharing them kept them live while the tensors were named: 12 MB for
+// 100,000 tensors), and the namer can list a tensor under its root dict
+// key without copying it again.
 func (s *machine) str(b []byte) string {
-	if s.alias && len(b) > 0 {
-		return unsafe.String(&b[0], len(b))
+	if len(b) == 0 {
+		return ""
 	}
-	return string(b)
+	return s.u.arena.strs.concat(unsafe.String(&b[0], len(b)), "")
 }
 
 // step handles the opcode just read; done is true after STOP.
@@ -832,6 +812,9 @@ func (s *machine) step() (done bool, err error) {
 		}
 		switch s.op {
 		case 't':
+			if done, err := s.passTuple(items); done {
+				return false, err
+			}
 			return false, s.push(s.ints.tuple(&s.u.arena, items))
 		case 'l':
 			l := types.List(slices.Clone(items))
@@ -1067,6 +1050,101 @@ func (s *machine) step() (done bool, err error) {
 	// Every opcode that falls through pushes one value.
 	return false, s.push(v)
 }
+
+// passTuple runs the TUPLE just read together with what follows, when
+// that is a BINPERSID or a REDUCE of an allow-listed function (after, at
+// most, a BINPUT of a key the pickle never reads back): the tuple is then
+// seen by that call only, which keeps none of it but its elements, so it
+// is handed on as the stack's items, not built. torch.save writes two
+// such tuples per tensor, its persistent id and its rebuild arguments.
+// done is false, nothing changed, for any other opcode.
+func (s *machine) passTuple(items []any) (done bool, err error) {
+	m := &s.memo
+	if !m.walked {
+		return false, nil
+	}
+	buf, p := s.in.buf, s.pos
+	put, ok := s.droppedPut()
+	if !ok || p+put >= len(buf) {
+		return false, nil
+	}
+	var fn *callable
+	switch buf[p+put] {
+	case 'Q': // BINPERSID
+	case 'R': // REDUCE
+		if s.top() == 0 {
+			return false, nil
+		}
+		var ok bool
+		if fn, ok = s.stack[len(s.stack)-1].(*callable); !ok {
+			return false, nil
+		}
+	default:
+		return false, nil
+	}
+	if put > 0 {
+		m.putNext(nil) // dropped
+	}
+	s.opPos, s.op = p+put, buf[p+put]
+	s.pos = s.opPos + 1
+	var v any
+	if fn == nil {
+		s.args = items
+		v, err = s.persistent(&s.args)
+		s.args = nil
+	} else {
+		s.pop()
+		if v, err = fn.Call(items...); err != nil {
+			err = s.unpickling(err)
+		}
+	}
+	clear(items) // the stack's slots past its end
+	if err != nil {
+		return true, err
+	}
+	return true, s.push(v)
+}
+
+// droppedPut returns the bytes of the BINPUT or LONG_BINPUT that comes
+// next, if any (0 if none); ok is false when it puts a key the memo keeps,
+// or one out of sequence.
+func (s *machine) droppedPut() (n int, ok bool) {
+	m := &s.memo
+	buf, p := s.in.buf, s.pos
+	switch {
+	case p+1 < len(buf) && buf[p] == 'q':
+		n = 2
+		ok = int64(buf[p+1]) == m.next
+	case p+4 < len(buf) && buf[p] == 'r':
+		n = 5
+		ok = int64(binary.LittleEndian.Uint32(buf[p+1:])) == m.next
+	default:
+		return 0, true
+	}
+	return n, ok && !m.keep(m.next) && m.sparse == nil && m.n < maxMemo
+}
+
+// sealed reports whether the value the current opcode pushes goes,
+// by the next opcodes, into a tuple only: after at most a BINPUT of a key
+// the memo drops, a TUPLE of any size. No opcode reaches into a tuple, so
+// nothing can change the value after that.
+func (s *machine) sealed() bool {
+	if !s.memo.walked {
+		return false
+	}
+	put, ok := s.droppedPut()
+	if p := s.pos + put; ok && p < len(s.in.buf) {
+		switch s.in.buf[p] {
+		case 't', 0x85, 0x86, 0x87:
+			return true
+		}
+	}
+	return false
+}
+
+// emptyOrderedDict is every OrderedDict() that is sealed when made (see
+// machine.call).
+var emptyOrderedDict = &pyDict{ordered: true}
 
 // intoTarget runs APPENDS, SETITEMS or ADDITEMS: items into target.
 func (s *machine) intoTarget(target any, items []any) error {

@@ -9,8 +9,8 @@ import (
 
 // storage is one storage of the file: a run of bytes that tensors view.
 type storage struct {
-	key string      // Tensor.Storage: the zip record name ("data/3") or the legacy key
-	typ storageType // element type, from the first persistent id naming it
+	key string       // Tensor.Storage: the zip record name ("data/3") or the legacy key
+	typ *storageType // element type (a storage class's), from the first persistent id naming it
 	// numel is, in legacy files only, the element count the persistent id
 	// says: the file repeats it before the storage's bytes, and views are
 	// checked against it. A zip record's size says how many bytes there are.
@@ -46,21 +46,30 @@ func (r *storageRef) region() (start, end int64) {
 // tensor is a tensor rebuilt from the pickle: a view of a storage.
 type tensor struct {
 	ref    *storageRef
-	dtype  string  // canonical dtype name
-	offset int64   // storage_offset, in elements of dtype
-	shape  []int64 // size
-	stride []int64 // in elements
-	qscale float64
-	qzero  int64
+	dtype  string // canonical dtype name
+	offset int64  // storage_offset, in elements of dtype
+	// dims is its size, then its stride (in elements): as many of each.
+	// One slice and q a pointer make a tensor 96 bytes, five to an arena
+	// block (it was 128).
+	dims []int64
+	q    *qparams // per-tensor quantization, nil for none
 	// attrs are values carried with the tensor that may hold more
 	// tensors: per-channel quantizer parameters, a Parameter's or tensor
 	// subclass's state.
 	attrs []entry
 	// at is the file offset of the opcode that rebuilt it, -1 if unknown.
 	at int64
-	// dims holds shape and stride when they have at most 4 dimensions.
-	dims [8]int64
 }
+
+// qparams are the parameters of a per-tensor quantized tensor.
+type qparams struct {
+	scale float64
+	zero  int64
+}
+
+// shape is the tensor's size, stride its stride.
+func (t *tensor) shape() []int64  { n := len(t.dims) / 2; return t.dims[:n:n] }
+func (t *tensor) stride() []int64 { return t.dims[len(t.dims)/2:] }
 
 // PySetState takes a BUILD state, as torch's Tensor.__setstate__ would.
 func (t *tensor) PySetState(state any) error {
@@ -88,12 +97,13 @@ func newTensor(u *unpickler, args []any) (*tensor, error) {
 	if ok1 && ok2 && len(size) != len(strides) {
 		return nil, fmt.Errorf("size has %d dimensions, stride %d", len(size), len(strides))
 	}
-	// The tensor, its shape and its stride in one value of the arena.
+	// The tensor from the arena; its shape and stride from a block of
+	// int64s, which the model's tensors share (see namer.tensor).
 	t := alloc(&u.arena.tensors)
 	t.ref, t.dtype, t.offset, t.at = ref, ref.s.typ.dtype, int64(off), u.offset()
 	var dims []int64
-	if ok1 && ok2 && len(size) <= len(t.dims)/2 {
-		dims = t.dims[: 2*len(size) : 2*len(size)]
+	if ok1 && ok2 && len(size) <= maxArenaDims {
+		dims = u.arena.dimsBuf[:2*len(size)]
 	}
 	shape, err := intTuple(args[2], "size", dims)
 	if err != nil {
@@ -106,7 +116,11 @@ func newTensor(u *unpickler, args []any) (*tensor, error) {
 	if len(stride) != len(shape) {
 		return nil, fmt.Errorf("size has %d dimensions, stride %d", len(shape), len(stride))
 	}
-	t.shape, t.stride = shape, stride
+	if dims != nil {
+		t.dims = u.arena.dims(dims)
+	} else {
+		t.dims = append(shape, stride...)
+	}
 	return t, nil
 }
 
@@ -213,11 +227,12 @@ func rebuildQTensor(u *unpickler, args []any) (any, error) {
 		if len(q) < 3 {
 			return nil, fmt.Errorf("%s parameters have %d elements, want 3", scheme, len(q))
 		}
+		t.q = new(qparams)
 		switch s := q[1].(type) {
 		case float64:
-			t.qscale = s
+			t.q.scale = s
 		case int:
-			t.qscale = float64(s)
+			t.q.scale = float64(s)
 		default:
 			return nil, fmt.Errorf("scale is %s, not a float", typeName(q[1]))
 		}
@@ -225,7 +240,7 @@ func rebuildQTensor(u *unpickler, args []any) (any, error) {
 		if !ok {
 			return nil, fmt.Errorf("zero point is %s, not an int", typeName(q[2]))
 		}
-		t.qzero = int64(zp)
+		t.q.zero = int64(zp)
 	default: // per-channel
 		if len(q) < 3 {
 			return nil, fmt.Errorf("%s parameters have %d elements, want at least 3", scheme, len(q))
@@ -296,7 +311,7 @@ func rebuildFromType(_ *unpickler, args []any) (any, error) {
 // persistentID is a parsed storage persistent id:
 // ('storage', storage_type, key, location, numel[, view_metadata]).
 type persistentID struct {
-	typ   storageType
+	typ   *storageType // the class's
 	key   string
 	numel int64
 	view  any // legacy only: None or (view_key, offset, size)
@@ -347,7 +362,7 @@ func parsePersistentID(pid any, legacy bool, into *persistentID) (string, *persi
 		return "", nil, nil, fmt.Errorf("storage %q: %d elements overflow int64 bytes", key, numel)
 	}
 	id := into
-	*id = persistentID{typ: class.typ, key: key, numel: int64(numel)}
+	*id = persistentID{typ: &class.typ, key: key, numel: int64(numel)}
 	if len(f) == 6 {
 		id.view = f[5]
 	}

@@ -28,6 +28,9 @@ type unpickler struct {
 	globals []global
 	seen    map[string]bool
 	arena   arena // the values built per tensor
+	// sizeHint is the number of storages the file holds, about the
+	// entries of a state_dict (0: unknown).
+	sizeHint int
 }
 
 // maxCalls bounds nested rebuild calls (_rebuild_from_type_v2 calling a

@@ -254,7 +254,7 @@ func TestOrderedDictGlobalAcrossReads(t *testing.T) {
 	if i := bytes.Index(pkl, []byte("ccollections")); i != at {
 		t.Fatalf("GLOBAL at %d, want %d", i, at)
 	}
-	_, _, err := zipTensors(newPickleInput(bytes.NewReader(pkl), int64(len(pkl))), 0, "data.pkl", "", nil)
+	_, _, err := zipTensors(newPickleInput(bytes.NewReader(pkl), int64(len(pkl))), 0, "data.pkl", "", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
