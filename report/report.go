@@ -201,20 +201,28 @@ func New(r *accounting.Result) *Report {
 		rep.SkippedFiles = append(rep.SkippedFiles, SkippedFile{Path: f.Path, SizeBytes: f.SizeBytes, Reason: f.Reason})
 	}
 	for _, g := range r.Roles {
-		rep.Roles = append(rep.Roles, group(g, func(x *Group) { x.Role = g.Key }))
+		x := group(g)
+		x.Role = g.Key
+		rep.Roles = append(rep.Roles, x)
 	}
-	rep.Totals = group(r.Total, func(x *Group) { x.Role = "total" })
+	rep.Totals = group(r.Total)
+	rep.Totals.Role = "total"
 	for _, g := range r.Layers {
-		key := cmp.Or(g.Key, NoLayer)
-		rep.Layers = append(rep.Layers, group(g, func(x *Group) { x.Layer = key }))
+		x := group(g)
+		x.Layer = cmp.Or(g.Key, NoLayer)
+		rep.Layers = append(rep.Layers, x)
 	}
 	keys := make([]string, len(r.Modules)) // what Module points to: one allocation, not one a module
 	for i, g := range r.Modules {
 		keys[i] = g.Key
-		rep.Modules = append(rep.Modules, group(g, func(x *Group) { x.Module = &keys[i] }))
+		x := group(g)
+		x.Module = &keys[i]
+		rep.Modules = append(rep.Modules, x)
 	}
 	for _, g := range r.DTypes {
-		rep.DTypes = append(rep.DTypes, group(g, func(x *Group) { x.DType = g.Key }))
+		x := group(g)
+		x.DType = g.Key
+		rep.DTypes = append(rep.DTypes, x)
 	}
 	rep.Tensors = rep.Tensors[:len(r.Rows)]
 	inChunks(len(r.Rows), func(lo, hi int) {
@@ -273,12 +281,13 @@ func inChunks(n int, f func(lo, hi int)) {
 	wg.Wait()
 }
 
-func group(g accounting.Group, key func(*Group)) Group {
-	x := Group{Tensors: g.Tensors, Params: g.Params, BaselineBytes: g.BaselineBytes,
+// group is g's sums as a report group, its key left for the caller to set.
+// (A function setting the key, passed in, made each group escape to the
+// heap: 12 MB of garbage at 100,000 modules.)
+func group(g accounting.Group) Group {
+	return Group{Tensors: g.Tensors, Params: g.Params, BaselineBytes: g.BaselineBytes,
 		TheoreticalBytes: g.TheoreticalBytes, StoredBytes: g.StoredBytes,
 		Ratio: g.Ratio(), BitsPerWeight: g.BitsPerWeight()}
-	key(&x)
-	return x
 }
 
 // WriteJSON writes rep as indented JSON: one line per field of the
