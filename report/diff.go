@@ -110,6 +110,15 @@ func compareRows(a, b DiffRow) int {
 	return cmp.Or(cmp.Compare(accounting.Abs(b.DeltaBytes), accounting.Abs(a.DeltaBytes)), strings.Compare(a.Key, b.Key))
 }
 
+// indexOf maps each key of order to its position, with room for n keys.
+func indexOf(order []string, n int) map[string]int {
+	idx := make(map[string]int, max(n, len(order)))
+	for i, k := range order {
+		idx[k] = i
+	}
+	return idx
+}
+
 // diffRows is NewDiff before its sort: rows in order of first appearance.
 func diffRows(old, new *Report, by DiffBy) *Diff {
 	d := &Diff{SchemaVersion: SchemaVersion, Tool: "qinsaudit", ToolVersion: version.String(), Kind: "diff", By: by, Old: old.Files, New: new.Files}
@@ -168,10 +177,7 @@ func diffRows(old, new *Report, by DiffBy) *Diff {
 				case idx == nil && j < len(hint) && key == hint[j].Key():
 					// a new key: order is hint[:j], which lists each once
 				case idx == nil:
-					idx = make(map[string]int, max(len(hint), 2*len(order)))
-					for k, o := range order {
-						idx[o] = k
-					}
+					idx = indexOf(order, max(len(hint), 2*len(order)))
 					fallthrough
 				default:
 					j, ok = idx[key]
@@ -235,16 +241,12 @@ func diffRows(old, new *Report, by DiffBy) *Diff {
 			add(k, osums[i], nsums[i], true, true)
 		}
 	} else {
-		index := func(idx map[string]int, order []string) map[string]int {
-			if idx == nil {
-				idx = make(map[string]int, len(order))
-				for k, o := range order {
-					idx[o] = k
-				}
-			}
-			return idx
+		if oidx == nil {
+			oidx = indexOf(oorder, 0)
 		}
-		oidx, nidx = index(oidx, oorder), index(nidx, norder)
+		if nidx == nil {
+			nidx = indexOf(norder, 0)
+		}
 		for i, k := range oorder {
 			var n acc
 			j, inNew := nidx[k]
