@@ -60,10 +60,11 @@ type Report struct {
 	// it cost; absent for local files.
 	Remote *Remote `json:"remote,omitempty"`
 
-	// groupsListed says that each group list names each key once, in the
-	// order of its tensors' first appearance: true of a report from New
-	// or one that passed Validate. NewDiff then follows a list instead of
-	// looking every key up in a map.
+	// groupsListed says that each group list names each key once: true
+	// of a report from New or one that passed Validate (which refuses a
+	// key listed twice). NewDiff then follows a list, while the tensors'
+	// keys come in its order, instead of looking every key up in a map;
+	// out of order, it falls back to the map, so only the once matters.
 	groupsListed bool
 }
 

@@ -16,7 +16,7 @@ const gcFreeHeap = 256 << 20
 // reaches gcFreeHeap, then hands it back to the default policy (GOGC=100).
 // A run of qinsaudit is short, and collecting the loader's garbage while
 // it is young is wasted work when the process ends milliseconds later: a
-// header-only audit of 100,000 tensors allocates 120 to 200 MB, most of
+// header-only audit of 100,000 tensors allocates 100 to 150 MB, most of
 // it live until the report is built. Measured whole-process on 100,000
 // tensors (issue 11; CPU time, median of 5, and peak RSS), thresholds of
 // 64, 128 and 256 MiB: a torch.save file 0.71, 0.69, 0.60 s (147, 159,
