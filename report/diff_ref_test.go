@@ -2,6 +2,7 @@ package report
 
 import (
 	"cmp"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -158,8 +159,51 @@ func TestNewDiffAgrees(t *testing.T) {
 			}
 		}
 	}
+	// Past 16,384 tensors a side, the sides are summed at once, and
+	// past 4,096 rows they are sorted by position (sortDiffRows).
+	old, cur := largeReport(t, 20_000, 0), largeReport(t, 21_000, 1)
+	for range 500 {
+		x := &cur.Tensors[r.IntN(len(cur.Tensors))]
+		x.Name += "_renamed"
+		x.StoredBytes = r.Int64N(1 << 20)
+	}
+	for _, by := range []DiffBy{DiffByModule, DiffByTensor} {
+		if got, want := NewDiff(old, cur, by), newDiffReference(old, cur, by); !reflect.DeepEqual(got, want) {
+			t.Fatalf("large, by %s: %+v\nwant %+v", by, got.Total, want.Total)
+		}
+	}
 	empty := &Report{}
 	if got, want := NewDiff(empty, empty, DiffByRole), newDiffReference(empty, empty, DiffByRole); !reflect.DeepEqual(got, want) {
 		t.Fatalf("empty: %+v, want %+v", got, want)
+	}
+}
+
+// sortDiffRows sorts as compareRows does, on keys chosen to trip its
+// shortcut: a shared prefix, keys that are prefixes of others, zero bytes,
+// keys alike in their first eight bytes after the prefix, and changes of
+// either sign and of equal size.
+func TestSortDiffRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	tails := []string{"", "\x00", "\x00\x00", "a", "ab", "abcdefgh", "abcdefgh\x00", "abcdefghi", "abcdefghj", "\xff", "é"}
+	for _, prefix := range []string{"", "model.layers.", "x"} {
+		seen := map[string]bool{}
+		var rows []DiffRow
+		for len(rows) < 6000 {
+			k := prefix + tails[r.IntN(len(tails))] + fmt.Sprint(r.IntN(500)) + tails[r.IntN(len(tails))]
+			if r.IntN(50) == 0 {
+				k = prefix
+			}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			rows = append(rows, DiffRow{Key: k, DeltaBytes: int64(r.IntN(7) - 3)})
+		}
+		want := slices.Clone(rows)
+		slices.SortFunc(want, compareRows)
+		sortDiffRows(rows)
+		if !slices.Equal(rows, want) {
+			t.Fatalf("prefix %q: sortDiffRows differs from compareRows", prefix)
+		}
 	}
 }
