@@ -3,8 +3,11 @@ package report
 import (
 	"encoding/binary"
 	"math/bits"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
@@ -100,9 +103,7 @@ func readFast(s string) (rep *Report, schema *int, ok bool) {
 			// open with a tensor's name say how many to make room for.
 			// (No string holds a raw line break; each tensor is at least
 			// 200 bytes, whatever the lines say.)
-			rest := r.s[r.i:]
-			n := min(strings.Count(rest, "\n    {\"name\": "), len(rest)/200)
-			rep.Tensors = arrayCap(r, r.tensor, n)
+			rep.Tensors = r.tensors()
 			return 1 << 11
 		case "findings":
 			rep.Findings = array(r, r.finding)
@@ -133,6 +134,85 @@ func readFast(s string) (rep *Report, schema *int, ok bool) {
 		return nil, nil, false
 	}
 	return rep, schema, true
+}
+
+// tensorLine opens each tensor's line as WriteJSON writes them.
+const tensorLine = "\n    {\"name\": "
+
+// splitTensors is the number of tensors from which their array is read in
+// two halves at once, a var for tests.
+var splitTensors = 16384
+
+// tensors reads the tensors' array. One tensor a line, as WriteJSON writes
+// them: the lines that open with a tensor's name say how many to make room
+// for. (No string holds a raw line break; each tensor is at least 200
+// bytes, whatever the lines say.) A large array is read in two halves at
+// once, split where a tensor's line opens after a comma, the second half by
+// a reader of its own: reading a saved report of 100,000 tensors is most of
+// check --against, and the audit beside it leaves a core idle. The halves
+// read as the whole would, or the second gives up and the whole is read
+// in one: a raw line break can only be white space, and a split anywhere
+// but between two tensors makes the second half a value out of place or
+// the first half's last tensor cut short.
+func (r *jsonReader) tensors() []Tensor {
+	rest := r.s[r.i:]
+	n := min(strings.Count(rest, tensorLine), len(rest)/200)
+	if n < splitTensors || runtime.GOMAXPROCS(0) < 2 {
+		return arrayCap(r, r.tensor, n)
+	}
+	lo, hi := strings.Index(rest, tensorLine), strings.LastIndex(rest, tensorLine)
+	mid := lo + (hi-lo)/2
+	at := strings.Index(rest[mid:], tensorLine)
+	if at < 0 {
+		return arrayCap(r, r.tensor, n)
+	}
+	at += r.i + mid // the line break before the second half's first tensor
+	prev := strings.TrimRight(r.s[:at], " \t\r\n")
+	if !strings.HasSuffix(prev, ",") || len(prev) <= r.i {
+		return arrayCap(r, r.tensor, n)
+	}
+	// The first half is the array up to that comma, read to the end of its
+	// text; the second, the tensors from the line on, to the closing
+	// bracket. Both fill one slice when the lines count the tensors.
+	k := strings.Count(r.s[r.i:at], tensorLine)
+	all := make([]Tensor, 0, max(n, k))
+	head := &jsonReader{s: prev[:len(prev)-1], i: r.i}
+	tail := &jsonReader{s: r.s, i: at}
+	var first, second []Tensor
+	var wg sync.WaitGroup
+	wg.Go(func() { second = tail.elems(all[k:k], false) })
+	head.next('[')
+	first = head.elems(all[:0:k], true)
+	wg.Wait()
+	if head.bad || tail.bad {
+		return arrayCap(r, r.tensor, n)
+	}
+	r.i = tail.i
+	if len(first) == k && len(second) <= cap(all)-k {
+		return all[:k+len(second)]
+	}
+	return append(slices.Clip(first), second...)
+}
+
+// elems reads tensors separated by commas into out: to the array's
+// closing bracket, or for the first half of a split array (toEnd) to the
+// end of the reader's text.
+func (r *jsonReader) elems(out []Tensor, toEnd bool) []Tensor {
+	for !r.bad {
+		out = append(out, Tensor{})
+		r.tensor(&out[len(out)-1])
+		if r.peek(',') {
+			continue
+		}
+		if toEnd {
+			r.ws()
+			r.bad = r.bad || r.i != len(r.s)
+			break
+		}
+		r.next(']')
+		break
+	}
+	return out
 }
 
 func (r *jsonReader) ws() {

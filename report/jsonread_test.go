@@ -262,3 +262,59 @@ func TestSpecial8(t *testing.T) {
 		}
 	}
 }
+
+// TestFastReaderSplit: a tensors array read in two halves at once reads
+// as it does in one, on written reports of every size from two tensors
+// and on documents whose lines mislead the split; where the halves cannot
+// be read, the whole is, or the document is refused as it would be.
+func TestFastReaderSplit(t *testing.T) {
+	defer func(n int) { splitTensors = n }(splitTensors)
+	read := func(doc string, split int) (*Report, bool) {
+		splitTensors = split
+		rep, _, ok := readFast(doc)
+		return rep, ok
+	}
+	var docs []string
+	for n := 2; n < 40; n++ {
+		var b bytes.Buffer
+		if err := WriteJSON(&b, largeReport(t, n, int64(n%3))); err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, b.String())
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 300 {
+		if rep := randomReport(r); !reportRefused(rep) && len(rep.Tensors) >= 2 {
+			var b bytes.Buffer
+			if err := WriteJSON(&b, rep); err != nil {
+				t.Fatal(err)
+			}
+			docs = append(docs, b.String())
+		}
+	}
+	// Hand-made: names long enough for the lines to count (a tensor is
+	// at least 200 bytes).
+	head := `{"schema_version": 1, "tool": "qinsaudit", "baseline": "float32", "tensors": [`
+	a, b, c := `"`+strings.Repeat("a", 400)+`"`, `"`+strings.Repeat("b", 400)+`"`, `"`+strings.Repeat("c", 400)+`"`
+	crafted := []string{
+		head + `{"name": ` + a + `},` + tensorLine + b + `},` + tensorLine + c + `, "shape": [1, 2]}]}`,
+		head + `{"name": ` + a + `}  ,  ` + tensorLine + b + `}` + tensorLine[:1] + `, {"name": ` + c + `}]}`,
+		head + `{"name": ` + a + `}, {"name": ` + a + `}, {"name": ` + a + `},` + tensorLine + b + `}, {"name": ` + c + `}]}`,
+		head + `{"name": ` + a + `, "shares_storage_with": ["x",` + tensorLine + b + `}]}]}`,
+		head + `{"name": ` + a + `}` + tensorLine + b + `}]}`,
+		head + `{"name": ` + a + `}], "findings": [` + tensorLine + b + `},` + tensorLine + c + `}]}`,
+		head + `{"name": ` + a + `},` + tensorLine + b + `},` + tensorLine + c + `},]}`,
+		head + `{"name": ` + a + `},` + tensorLine + b + `},` + tensorLine + c + `}`,
+	}
+	docs = append(docs, crafted...)
+	for i, doc := range docs {
+		whole, wholeOK := read(doc, 1<<30)
+		halves, halvesOK := read(doc, 2)
+		if wholeOK != halvesOK || !reflect.DeepEqual(whole, halves) {
+			t.Fatalf("document %d: read in halves (%v) differs from read whole (%v):\n%.400s", i, halvesOK, wholeOK, doc)
+		}
+		if i < len(docs)-len(crafted)+3 && !wholeOK {
+			t.Fatalf("document %d, written by qinsaudit, is not read:\n%.400s", i, doc)
+		}
+	}
+}
