@@ -150,10 +150,10 @@ var splitTensors = 16384
 // once, split where a tensor's line opens after a comma, the second half by
 // a reader of its own: reading a saved report of 100,000 tensors is most of
 // check --against, and the audit beside it leaves a core idle. The halves
-// read as the whole would, or the second gives up and the whole is read
+// read as the whole would, or one of them gives up and the whole is read
 // in one: a raw line break can only be white space, and a split anywhere
-// but between two tensors makes the second half a value out of place or
-// the first half's last tensor cut short.
+// but between two tensors leaves the first half's last tensor cut short or
+// the second half's first value out of place (TestFastReaderSplit).
 func (r *jsonReader) tensors() []Tensor {
 	rest := r.s[r.i:]
 	n := min(strings.Count(rest, tensorLine), len(rest)/200)
