@@ -318,3 +318,25 @@ func TestFastReaderSplit(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFastReaderSplit: a document reads the same with its tensors array
+// split in two as read in one.
+func FuzzFastReaderSplit(f *testing.F) {
+	var b bytes.Buffer
+	if err := WriteJSON(&b, largeReport(f, 6, 1)); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b.Bytes())
+	long := `"` + strings.Repeat("x", 300) + `"`
+	f.Add([]byte(`{"tensors": [{"name": ` + long + `},` + tensorLine + long + `}, {"name": ` + long + `},` + tensorLine + long + `}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		defer func(n int) { splitTensors = n }(splitTensors)
+		splitTensors = 1 << 30
+		whole, _, wholeOK := readFast(string(data))
+		splitTensors = 2
+		halves, _, halvesOK := readFast(string(data))
+		if wholeOK != halvesOK || !reflect.DeepEqual(whole, halves) {
+			t.Fatalf("read in halves (%v) differs from read whole (%v)", halvesOK, wholeOK)
+		}
+	})
+}
