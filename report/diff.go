@@ -280,7 +280,7 @@ func diffRows(old, new *Report, by DiffBy) *Diff {
 	var oorder, norder []string
 	var nidx map[string]int
 	sumOld := func() { _, osums, oorder = sum(old, hint(old)) }
-	if len(old.Tensors) >= 16384 && len(new.Tensors) >= 16384 && runtime.GOMAXPROCS(0) > 1 {
+	if min(len(old.Tensors), len(new.Tensors)) >= parallelTensors && runtime.GOMAXPROCS(0) > 1 {
 		var wg sync.WaitGroup
 		wg.Go(sumOld)
 		nidx, nsums, norder = sum(new, hint(new))

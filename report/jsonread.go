@@ -156,7 +156,7 @@ const tensorLine = "\n    {\"name\": "
 
 // splitTensors is the number of tensors from which their array is read in
 // two halves at once, a var for tests.
-var splitTensors = 16384
+var splitTensors = parallelTensors
 
 // tensors reads the tensors' array. One tensor a line, as WriteJSON writes
 // them: the lines that open with a tensor's name say how many to make room
@@ -190,32 +190,35 @@ func (r *jsonReader) tensors() []Tensor {
 	// text; the second, the tensors from the line on, to the closing
 	// bracket. Both fill one slice when the lines count the tensors.
 	k := strings.Count(r.s[r.i:at], tensorLine)
-	all := make([]Tensor, 0, max(n, k))
+	if k > n {
+		return arrayCap(r, r.tensor, n) // lines of less than 200 bytes: not tensors as written
+	}
+	all := make([]Tensor, 0, n)
 	head := &jsonReader{s: prev[:len(prev)-1], i: r.i}
 	tail := &jsonReader{s: r.s, i: at}
 	var first, second []Tensor
 	var wg sync.WaitGroup
-	wg.Go(func() { second = tail.elems(all[k:k], false) })
+	wg.Go(func() { second = elems(tail, tail.tensor, all[k:k], false) })
 	head.next('[')
-	first = head.elems(all[:0:k], true)
+	first = elems(head, head.tensor, all[:0:k], true)
 	wg.Wait()
 	if head.bad || tail.bad {
 		return arrayCap(r, r.tensor, n)
 	}
 	r.i = tail.i
-	if len(first) == k && len(second) <= cap(all)-k {
+	if len(first) == k && len(second) <= n-k {
 		return all[:k+len(second)]
 	}
 	return append(slices.Clip(first), second...)
 }
 
-// elems reads tensors separated by commas into out: to the array's
-// closing bracket, or for the first half of a split array (toEnd) to the
-// end of the reader's text.
-func (r *jsonReader) elems(out []Tensor, toEnd bool) []Tensor {
+// elems reads the elements of an array into out, elem reading each,
+// separated by commas: to the closing bracket, or for the first half of a
+// split array (toEnd) to the end of the reader's text.
+func elems[T any](r *jsonReader, elem func(*T), out []T, toEnd bool) []T {
 	for !r.bad {
-		out = append(out, Tensor{})
-		r.tensor(&out[len(out)-1])
+		out = append(out, *new(T))
+		elem(&out[len(out)-1])
 		if r.peek(',') {
 			continue
 		}
@@ -315,16 +318,7 @@ func arrayCap[T any](r *jsonReader, elem func(*T), n int) []T {
 	if r.bad || r.peek(']') {
 		return out
 	}
-	for !r.bad {
-		out = append(out, *new(T))
-		elem(&out[len(out)-1])
-		if r.peek(',') {
-			continue
-		}
-		r.next(']')
-		break
-	}
-	return out
+	return elems(r, elem, out, false)
 }
 
 // plainIn marks the bytes a JSON string holds as they are, to the reader:

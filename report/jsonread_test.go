@@ -305,6 +305,9 @@ func TestFastReaderSplit(t *testing.T) {
 		head + `{"name": ` + a + `}], "findings": [` + tensorLine + b + `},` + tensorLine + c + `}]}`,
 		head + `{"name": ` + a + `},` + tensorLine + b + `},` + tensorLine + c + `},]}`,
 		head + `{"name": ` + a + `},` + tensorLine + b + `},` + tensorLine + c + `}`,
+		// More tensor lines before the split than the bytes allow for
+		// (each tensor at least 200 bytes): read whole.
+		head + strings.Repeat(`{"name": "s"},`+tensorLine[:len(tensorLine)-len(`{"name": `)], 20) + `{"name": "` + strings.Repeat("a", 800) + `"}]}`,
 	}
 	docs = append(docs, crafted...)
 	for i, doc := range docs {

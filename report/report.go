@@ -259,13 +259,17 @@ func newTensor(row *accounting.Row, files []accounting.FileResult) Tensor {
 	return t
 }
 
+// parallelTensors is the least number of tensors (or a chunk's, in
+// inChunks) for which the report's work is shared among goroutines: below
+// it, starting them costs about what they save.
+const parallelTensors = 16384
+
 // inChunks calls f on consecutive chunks of [0, n), on as many goroutines
 // as the process may run at once when n is large enough to pay for them:
 // a 100,000-tensor report's tensors are 24 MB of fresh memory, whose page
 // faults and writes the cores share.
 func inChunks(n int, f func(lo, hi int)) {
-	const minChunk = 16384
-	k := min(runtime.GOMAXPROCS(0), n/minChunk)
+	k := min(runtime.GOMAXPROCS(0), n/parallelTensors)
 	if k <= 1 {
 		f(0, n)
 		return
