@@ -356,29 +356,23 @@ func group(res *Result) {
 	var roles [numRoles]Group
 	var seenRole [numRoles]bool
 	// Neighbouring rows mostly share their module, layer and dtype: each
-	// grouper remembers its last key, and the maps are sized by how often
-	// the key changes from one row to the next (at least the number of
-	// keys).
-	var modRuns, layerRuns int
-	var lastMod, lastLayer string
+	// grouper remembers its last key, and looks a key up when it changes.
+	// How often the module changes bounds the modules (one a tensor in
+	// a model of only weights), so their groups are allocated once.
+	var mods, layers, dtypes grouper
+	mods.gs, layers.gs, dtypes.gs = &res.Modules, &res.Layers, &res.DTypes
+	var modRuns int
+	var lastMod string
 	for i := range res.Rows {
 		r := &res.Rows[i]
-		if !r.Role.InModel() {
-			continue
-		}
-		if modRuns == 0 || r.Module != lastMod {
+		if r.Role.InModel() && (modRuns == 0 || r.Module != lastMod) {
 			modRuns, lastMod = modRuns+1, r.Module
-		}
-		if layerRuns == 0 || r.Layer != lastLayer {
-			layerRuns, lastLayer = layerRuns+1, r.Layer
 		}
 	}
 	if modRuns > 0 {
 		res.Modules = make([]Group, 0, modRuns)
+		mods.idx.Grow(modRuns)
 	}
-	mods := grouper{gs: &res.Modules, idx: make(map[string]int, modRuns)}
-	layers := grouper{gs: &res.Layers, idx: make(map[string]int, min(layerRuns, 1024))}
-	dtypes := grouper{gs: &res.DTypes, idx: map[string]int{}}
 	for i := range res.Rows {
 		r := &res.Rows[i]
 		roles[r.Role].add(r)
@@ -405,18 +399,17 @@ func group(res *Result) {
 // appearance.
 type grouper struct {
 	gs    *[]Group
-	idx   map[string]int
-	last  string // the last row's key, once set
-	lastI int    // the index of its group
+	idx   KeyIndex // the groups' keys: idx numbers them as gs does
+	last  string   // the last row's key, once set
+	lastI int      // the index of its group
 	set   bool
 }
 
 func (g *grouper) add(key string, r *Row) {
 	if !g.set || key != g.last {
-		i, ok := g.idx[key]
+		i, ok := g.idx.Index(key)
 		if !ok {
-			i = len(*g.gs)
-			g.idx[key] = i
+			i = g.idx.Add(key)
 			*g.gs = append(*g.gs, Group{Key: key})
 		}
 		g.last, g.lastI, g.set = key, i, true

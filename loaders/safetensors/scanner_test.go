@@ -2,6 +2,7 @@ package safetensors
 
 import (
 	"encoding/binary"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -97,6 +98,63 @@ func TestScannerEquivalence(t *testing.T) {
 		} {
 			equivalent(t, []byte(h), 8+int64(len(h)), 8+int64(len(h))+64)
 		}
+	}
+}
+
+// TestDuplicateKeys: a repeated key is found wherever it repeats, in the
+// orders that take each of the duplicate check's ways (names sorted as the
+// safetensors library writes them, numbered names in insertion order, names
+// in no order past the runs it walks, a few names), at the offset of its
+// second entry, as encoding/json's reader found it.
+func TestDuplicateKeys(t *testing.T) {
+	entry := func(name string, i int) string {
+		return fmt.Sprintf(`%q:{"dtype":"F32","shape":[1],"data_offsets":[%d,%d]}`, name, 4*i, 4*i+4)
+	}
+	numbered := func(n int, f string) []string {
+		var s []string
+		for i := range n {
+			s = append(s, fmt.Sprintf(f, i))
+		}
+		return s
+	}
+	var shuffled []string
+	for i := range 300 {
+		shuffled = append(shuffled, fmt.Sprintf("w.%d", i*7919%300))
+	}
+	orders := map[string][]string{
+		"sorted":   numbered(300, "model.layers.%03d.weight"),
+		"numbered": numbered(300, "model.layers.%d.weight"),
+		"no order": shuffled,
+		"few":      {"b", "a", "c"},
+	}
+	for name, keys := range orders {
+		for _, at := range []int{1, len(keys) / 2, len(keys)} { // the second entry's place
+			for _, of := range []int{0, at / 2, at - 1} { // the key it repeats
+				entries := make([]string, 0, len(keys)+1)
+				for i, k := range keys[:at] {
+					entries = append(entries, entry(k, i))
+				}
+				entries = append(entries, entry(keys[of], at))
+				for i, k := range keys[at:] {
+					entries = append(entries, entry(k, at+1+i))
+				}
+				h := []byte("{" + strings.Join(entries, ",") + "}")
+				_, err := parseHeader(h, 8+int64(len(h)), 8+int64(len(h))+4*int64(len(entries)))
+				if err == nil || !strings.Contains(err.Error(), "duplicate key") {
+					t.Errorf("%s, %q again at %d: %v", name, keys[of], at, err)
+					continue
+				}
+				equivalent(t, h, 8+int64(len(h)), 8+int64(len(h))+4*int64(len(entries)))
+			}
+		}
+		h := []byte("{" + strings.Join(func() []string { // and no repeat: no error
+			var e []string
+			for i, k := range keys {
+				e = append(e, entry(k, i))
+			}
+			return e
+		}(), ",") + "}")
+		equivalent(t, h, 8+int64(len(h)), 8+int64(len(h))+4*int64(len(keys)))
 	}
 }
 
