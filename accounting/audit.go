@@ -131,6 +131,7 @@ func Audit(m *Model, opts Options) (*Result, error) {
 	}
 	res := &Result{Baseline: opts.Baseline, Skipped: m.Skipped}
 	res.Rows = make([]Row, len(m.Tensors))
+	adviseHuge(res.Rows)
 	classify(m, opts.Schemes, func(i int) *Class { return &res.Rows[i].Class })
 	var dt dtypeCache
 	for i := range m.Tensors {
@@ -371,6 +372,7 @@ func group(res *Result) {
 	}
 	if modRuns > 0 {
 		res.Modules = make([]Group, 0, modRuns)
+		adviseHuge(res.Modules)
 		mods.idx.Grow(modRuns)
 	}
 	for i := range res.Rows {

@@ -24,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/hugepage"
 	"github.com/qinsaudit/qinsaudit/internal/safeio"
 	"github.com/qinsaudit/qinsaudit/loaders/gguf"
 	"github.com/qinsaudit/qinsaudit/loaders/pytorch"
@@ -180,6 +181,7 @@ func openFiles(src Source, files []string, indexes []*weightIndex, pre map[strin
 		}
 		m.Files = make([]accounting.File, 0, len(files))
 		m.Tensors = make([]accounting.Tensor, 0, nt)
+		hugepage.Advise(m.Tensors)
 	}
 	for k := 0; k < len(queue); k++ {
 		p := queue[k]

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/hugepage"
 )
 
 // A saved report is read by hand first, as it is written (jsonwrite.go):
@@ -194,6 +195,7 @@ func (r *jsonReader) tensors() []Tensor {
 		return arrayCap(r, r.tensor, n) // lines of less than 200 bytes: not tensors as written
 	}
 	all := make([]Tensor, 0, n)
+	hugepage.Advise(all)
 	head := &jsonReader{s: prev[:len(prev)-1], i: r.i}
 	tail := &jsonReader{s: r.s, i: at}
 	var first, second []Tensor

@@ -22,6 +22,7 @@ import (
 	gojson "github.com/goccy/go-json"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/hugepage"
 	"github.com/qinsaudit/qinsaudit/internal/humane"
 	"github.com/qinsaudit/qinsaudit/internal/safeio"
 	"github.com/qinsaudit/qinsaudit/internal/version"
@@ -194,6 +195,8 @@ func New(r *accounting.Result) *Report {
 		Findings:      make([]Finding, 0, len(r.Findings)),
 		groupsListed:  true,
 	}
+	hugepage.Advise(rep.Tensors)
+	hugepage.Advise(rep.Modules)
 	for _, f := range r.Files {
 		rep.Files = append(rep.Files, File{Path: f.Path, Format: f.Format, Label: f.Label, SizeBytes: f.SizeBytes,
 			Tensors: f.Tensors, StoredBytes: f.StoredBytes, OverheadBytes: f.OverheadBytes})

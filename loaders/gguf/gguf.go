@@ -43,6 +43,7 @@ import (
 	"slices"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/hugepage"
 )
 
 // format is the Format of the model's File and of every FormatError.
@@ -190,6 +191,7 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		Files:   []accounting.File{{Format: format, Label: label, LabelDType: labelDType}},
 		Tensors: make([]accounting.Tensor, len(h.Tensors)),
 	}
+	hugepage.Advise(m.Tensors)
 	f := &m.Files[0]
 	if h.SplitCount > 0 {
 		f.Split = &accounting.Split{No: h.SplitNo, Count: h.SplitCount, Tensors: h.SplitTensors}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nlpodyssey/gopickle/types"
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/hugepage"
 )
 
 // maxDepth bounds how deeply the naming walk follows nested values; a
@@ -99,6 +100,7 @@ var errFound = errors.New("found")
 func nameTensors(format, root string, v any, size int64, storages int) ([]accounting.Tensor, error) {
 	n := &namer{format: format, root: root, onPath: map[any]bool{}, sizeHint: storages, maxNames: maxNameBytes(size), maxSteps: maxSteps(size),
 		tensors: make([]accounting.Tensor, 0, storages)}
+	hugepage.Advise(n.tensors)
 	if err := n.walk(v, 0); err != nil {
 		var dup *duplicateName
 		if errors.As(err, &dup) {

@@ -35,6 +35,7 @@ import (
 	"unsafe"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/hugepage"
 )
 
 // format is the Format of the model's File and of every FormatError.
@@ -113,6 +114,7 @@ func (Loader) Load(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		return nil, accounting.Errorf(format, 0, "", "header length %d runs past the end of the %d-byte file", n, size)
 	}
 	header := make([]byte, n)
+	hugepage.Advise(header)
 	if err := readFull(r, header, 8); err != nil {
 		return nil, err
 	}
@@ -168,6 +170,7 @@ func parseHeader(header []byte, dataStart, size int64) ([]accounting.Tensor, err
 	// where counting the "data_offsets" keys took a seventh of a load.
 	n := min(bytes.Count(header, []byte{'{'}), len(header)/50+1)
 	tensors := make([]accounting.Tensor, 0, n)
+	hugepage.Advise(tensors)
 	at := make([]int64, 0, n) // file offset of each tensor's entry, for errors
 	// The keys must be unique. The safetensors library writes them sorted
 	// (by dtype, then name), which a KeyIndex checks at a string

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package accounting
+
+func adviseHuge[T any]([]T) {}

@@ -1,0 +1,53 @@
+package hugepage
+
+import (
+	"os"
+	"runtime"
+	"testing"
+	"unsafe"
+)
+
+func advised(t *testing.T, a uintptr) bool {
+	t.Helper()
+	ok, err := Advised(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+func TestAdvise(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("advice is given on Linux only")
+	}
+	page := uintptr(os.Getpagesize())
+	// An array that starts and ends inside a page: only the pages wholly
+	// inside it are advised, never its neighbours' bytes.
+	whole := make([]byte, Min+4*int(page))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(whole)))
+	end := len(whole) - int(page) - 100
+	s := whole[int(page)+100 : end : end]
+	Advise(s)
+	first, last := p+2*page, p+uintptr(len(whole))-3*page
+	if !advised(t, first) || !advised(t, last) {
+		t.Errorf("pages inside a %d-byte array are not advised", len(s))
+	}
+	if advised(t, first-1) || advised(t, last+page) {
+		t.Errorf("advice reaches a page the array does not wholly hold")
+	}
+	type rec struct{ a, b, c int64 }
+	small := make([]rec, 0, Min/int(unsafe.Sizeof(rec{}))/2)
+	Advise(small)
+	if q := uintptr(unsafe.Pointer(unsafe.SliceData(small))); advised(t, q+page) {
+		t.Errorf("a %d-byte array was advised", cap(small)*int(unsafe.Sizeof(rec{})))
+	}
+	runtime.KeepAlive(whole)
+	runtime.KeepAlive(small)
+}
+
+func TestAdviseEdges(t *testing.T) {
+	Advise([]int(nil))
+	Advise(make([]struct{}, 1<<30))
+	Advise(make([]byte, 0, Min)) // exactly Min, maybe no whole page
+	Advise(make([]byte, Min+1)[Min:])
+}
