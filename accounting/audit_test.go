@@ -2,6 +2,7 @@ package accounting
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -518,6 +519,72 @@ func TestDistinctStoragesByOffset(t *testing.T) {
 		tied.Tensors[1].Storage = "other"
 		if storagesDistinct(tied) {
 			t.Errorf("offsets %v taken for distinct storages", off)
+		}
+	}
+}
+
+// TestChargeStoragesAgrees holds the storage charging to its definition,
+// written with a map: per file and storage key, the first tensor in order
+// is charged the storage's bytes and names the others, which name it. The
+// keys come as torch.save writes them ("data/0", "data/1", ... in string
+// order, a few ascending runs), in no order at all, and shared at random,
+// across files that are visited more than once.
+func TestChargeStoragesAgrees(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for trial := range 200 {
+		n := 1 + rng.IntN(300)
+		m := &Model{Files: []File{{Path: "a.pt"}, {Path: "b.pt"}, {Path: "c.pt"}}}
+		keys := make([]string, 1+rng.IntN(n))
+		for i := range keys {
+			keys[i] = fmt.Sprintf("data/%d", i)
+		}
+		if trial%2 == 0 {
+			slices.Sort(keys) // torch.save's order
+		} else {
+			rng.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+		}
+		file := 0
+		for i := range n {
+			if rng.IntN(20) == 0 {
+				file = rng.IntN(len(m.Files))
+			}
+			k := keys[min(i, len(keys)-1)]
+			if rng.IntN(4) == 0 {
+				k = keys[rng.IntN(len(keys))] // a view of another tensor's storage
+			}
+			m.Tensors = append(m.Tensors, Tensor{Name: fmt.Sprintf("t%d.w", i), File: file, DType: "float32",
+				Shape: []int64{4}, Storage: k, StorageBytes: 64, ViewOffset: int64(16 * rng.IntN(4)), DataOffset: -1})
+		}
+		r, err := Audit(m, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		type key struct {
+			file    int
+			storage string
+		}
+		first := map[key]int{}
+		want := make([][]string, n)
+		for i, tn := range m.Tensors {
+			k := key{tn.File, tn.Storage}
+			f, ok := first[k]
+			if !ok {
+				first[k] = i
+				continue
+			}
+			want[f] = append(want[f], tn.Name)
+			want[i] = []string{m.Tensors[f].Name}
+		}
+		for i, row := range r.Rows {
+			f := first[key{m.Tensors[i].File, m.Tensors[i].Storage}]
+			stored := int64(0)
+			if f == i {
+				stored = 64
+			}
+			if row.StoredBytes != stored || !slices.Equal(row.SharesStorageWith, want[i]) {
+				t.Fatalf("trial %d, %s (file %d, %s): stored %d, shares %v; want %d, %v",
+					trial, row.Name, m.Tensors[i].File, m.Tensors[i].Storage, row.StoredBytes, row.SharesStorageWith, stored, want[i])
+			}
 		}
 	}
 }
