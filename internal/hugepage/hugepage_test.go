@@ -45,9 +45,11 @@ func TestAdvise(t *testing.T) {
 	runtime.KeepAlive(small)
 }
 
+// TestAdviseEdges: no array, an array of no bytes, exactly Min bytes, and
+// a slice whose capacity ends inside its first page neither panic nor fail.
 func TestAdviseEdges(t *testing.T) {
 	Advise([]int(nil))
 	Advise(make([]struct{}, 1<<30))
-	Advise(make([]byte, 0, Min)) // exactly Min, maybe no whole page
+	Advise(make([]byte, 0, Min))
 	Advise(make([]byte, Min+1)[Min:])
 }
