@@ -6,7 +6,21 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 )
+
+// Fresh maps size bytes of new anonymous memory and returns them with the
+// function that unmaps them. It is for tests: the kernel keeps advice on a
+// page for as long as the page is mapped, so heap memory that held an
+// advised array once stays advised after the Go runtime reuses it for
+// small objects, and only memory mapped afresh shows whose advice is whose.
+func Fresh(size int) ([]byte, func(), error) {
+	b, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mapping %d bytes: %w", size, err)
+	}
+	return b, func() { _ = syscall.Munmap(b) }, nil
+}
 
 // Advised reports whether the mapping holding address a is marked
 // MADV_HUGEPAGE ("hg" among its VmFlags in /proc/self/smaps). It is for

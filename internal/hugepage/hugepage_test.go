@@ -16,6 +16,16 @@ func advised(t *testing.T, a uintptr) bool {
 	return ok
 }
 
+func fresh(t *testing.T, size int) []byte {
+	t.Helper()
+	b, unmap, err := Fresh(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unmap)
+	return b
+}
+
 func TestAdvise(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("advice is given on Linux only")
@@ -23,7 +33,7 @@ func TestAdvise(t *testing.T) {
 	page := uintptr(os.Getpagesize())
 	// An array that starts and ends inside a page: only the pages wholly
 	// inside it are advised, never its neighbours' bytes.
-	whole := make([]byte, Min+4*int(page))
+	whole := fresh(t, Min+4*int(page))
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(whole)))
 	end := len(whole) - int(page) - 100
 	s := whole[int(page)+100 : end : end]
@@ -36,13 +46,12 @@ func TestAdvise(t *testing.T) {
 		t.Errorf("advice reaches a page the array does not wholly hold")
 	}
 	type rec struct{ a, b, c int64 }
-	small := make([]rec, 0, Min/int(unsafe.Sizeof(rec{}))/2)
+	mem := fresh(t, Min/2)
+	small := unsafe.Slice((*rec)(unsafe.Pointer(unsafe.SliceData(mem))), len(mem)/int(unsafe.Sizeof(rec{})))[:0]
 	Advise(small)
 	if q := uintptr(unsafe.Pointer(unsafe.SliceData(small))); advised(t, q+page) {
 		t.Errorf("a %d-byte array was advised", cap(small)*int(unsafe.Sizeof(rec{})))
 	}
-	runtime.KeepAlive(whole)
-	runtime.KeepAlive(small)
 }
 
 // TestAdviseEdges: no array, an array of no bytes, exactly Min bytes, and
