@@ -317,6 +317,7 @@ func arrayCap[T any](r *jsonReader, elem func(*T), n int) []T {
 	}
 	r.next('[')
 	out := make([]T, 0, n)
+	hugepage.Advise(out)
 	if r.bad || r.peek(']') {
 		return out
 	}
