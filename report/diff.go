@@ -210,13 +210,14 @@ func diffRows(old, new *Report, by DiffBy) *Diff {
 	// or without hint, a map finds each key's sums.
 	sum := func(r *Report, hint []Group) (map[string]int, []acc, []string) {
 		var idx map[string]int
-		// By tensor, each tensor is a key of its own: room for all of
-		// them spares the appends' copies of 100,000 sums and keys.
-		var sums []acc
-		var order []string
+		// Room for the keys there will be, where that is known (by tensor,
+		// a key a tensor; hint's), spares the appends' copies of 100,000
+		// sums and keys.
+		n := len(hint)
 		if by == DiffByTensor {
-			sums, order = make([]acc, 0, len(r.Tensors)), make([]string, 0, len(r.Tensors))
+			n = len(r.Tensors)
 		}
+		sums, order := make([]acc, 0, n), make([]string, 0, n)
 		last, lastKey := -1, ""
 		for i := range r.Tensors {
 			t := &r.Tensors[i]
