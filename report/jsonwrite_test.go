@@ -2,9 +2,11 @@ package report
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"io/fs"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -384,4 +386,35 @@ func FuzzJSONWriter(f *testing.F) {
 		d.Rows[0].DeltaPct = x
 		agree(t, "fuzzed diff", d)
 	})
+}
+
+// TestEscape8: the first byte escape8 marks is the first byte plain does
+// not mark, for every byte value at every place among plain ones.
+func TestEscape8(t *testing.T) {
+	for c := range 256 {
+		for at := range 8 {
+			for _, fill := range []byte{'a', ' ', '~', '!', '%', '\'', '=', '?', '[', ']'} {
+				b := bytes.Repeat([]byte{fill}, 8)
+				b[at] = byte(c)
+				if at < 7 {
+					b[7] = '<' // a later special byte must not hide it
+				}
+				m := escape8(binary.LittleEndian.Uint64(b))
+				want := 8
+				for i, x := range b {
+					if !plain[x] {
+						want = i
+						break
+					}
+				}
+				got := 8
+				if m != 0 {
+					got = bits.TrailingZeros64(m) >> 3
+				}
+				if got != want {
+					t.Fatalf("%q: first byte to escape %d, want %d", b, got, want)
+				}
+			}
+		}
+	}
 }
