@@ -19,6 +19,14 @@ type Parts struct {
 	// Judge, when set, decides the gate over the report assembled from
 	// everything else (qinsaudit check).
 	Judge func(*Report) *Gate
+	// Summary leaves out the report's lists by tensor and by module, for
+	// a command whose output shows neither: the text and Markdown tables
+	// without a detail table by tensor or module (audit's default).
+	// Building them is a tenth of the whole process of a 10,000-tensor
+	// audit and its largest arrays at 100,000 (issue 11). Renderers that
+	// would show them refuse a summary report (ErrSummary) rather than
+	// show empty lists; Judge is given the whole report all the same.
+	Summary bool
 }
 
 // Build assembles the report of res and the parts a command adds to it.
@@ -30,7 +38,7 @@ func Build(res *accounting.Result, p Parts) *Report {
 		accounting.AddFindings(&r, p.Findings)
 		res = &r
 	}
-	rep := New(res)
+	rep := build(res, !p.Summary || p.Judge != nil)
 	rep.Remote = p.Remote
 	if p.Phases != nil {
 		rep.Phases = NewPhases(p.Phases)

@@ -18,6 +18,9 @@ import (
 // Text cells go through neutral.CSV (control characters escaped, a leading
 // formula character made inert); encoding/csv quotes them per RFC 4180.
 func WriteCSV(w io.Writer, rep *Report, opts TextOptions) error {
+	if rep.summary && (opts.By == ByTensor || opts.By == ByModule) {
+		return ErrSummary
+	}
 	c := neutral.CSV
 	cw := csv.NewWriter(w)
 	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }

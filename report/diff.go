@@ -76,7 +76,8 @@ var DiffByValues = values(DiffByRole, DiffByRoleMatched, DiffByLayer, DiffByModu
 
 // NewDiff compares old and new by role, layer, module, dtype or tensor. Rows are
 // sorted by the size of their change, largest first; unchanged rows last,
-// in name order.
+// in name order. A diff sums the reports' tensors: it panics on a summary
+// report (Parts.Summary).
 //
 // By role, each side's rows are its audit's roles, so their figures equal
 // what audit says of each side. By "role-matched", the weight of a module
@@ -186,6 +187,9 @@ func keysAtMost(r *Report, by DiffBy, hint []Group, i, n int) int {
 
 // diffRows is NewDiff before its sort: rows in order of first appearance.
 func diffRows(old, new *Report, by DiffBy) *Diff {
+	if old.summary || new.summary {
+		panic(ErrSummary) // a diff sums tensors: a caller's mistake, not an input's
+	}
 	d := &Diff{SchemaVersion: SchemaVersion, Tool: "qinsaudit", ToolVersion: version.String(), Kind: "diff", By: by, Old: old.Files, New: new.Files}
 	// By role-matched, the modules that are encoded linears on either side.
 	var encoded map[string]bool

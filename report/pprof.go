@@ -11,6 +11,9 @@ import (
 // tooling: one sample per tensor, with sample types stored_bytes and
 // baseline_bytes, on the stack role > module > tensor.
 func WritePprof(w io.Writer, rep *Report) error {
+	if rep.summary {
+		return ErrSummary
+	}
 	p := &profile.Profile{
 		SampleType: []*profile.ValueType{{Type: "stored_bytes", Unit: "bytes"}, {Type: "baseline_bytes", Unit: "bytes"}},
 		PeriodType: &profile.ValueType{Type: "space", Unit: "bytes"},

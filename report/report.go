@@ -67,7 +67,18 @@ type Report struct {
 	// keys come in its order, instead of looking every key up in a map;
 	// out of order, it falls back to the map, so only the once matters.
 	groupsListed bool
+	// summary marks a report built without its lists by tensor and by
+	// module (Parts.Summary).
+	summary bool
 }
+
+// ErrSummary is the error of a renderer asked to write the tensors or
+// modules of a summary report (Parts.Summary), which has neither.
+var ErrSummary = errors.New("report: a summary report has no lists by tensor or module to write")
+
+// Summary reports whether rep was built without its lists by tensor and by
+// module (Parts.Summary): then ErrSummary is all a renderer of them gives.
+func (r *Report) Summary() bool { return r.summary }
 
 // Remote is the remote block: the sources as given, each pinned to a
 // commit, and the cost of reading them. The costs never change a figure
@@ -180,7 +191,15 @@ type Finding struct {
 }
 
 // New builds the report of an audit.
-func New(r *accounting.Result) *Report {
+func New(r *accounting.Result) *Report { return build(r, true) }
+
+// build is New, with the lists by tensor and by module only when detail
+// says so (see Parts.Summary).
+func build(r *accounting.Result, detail bool) *Report {
+	nModules, nTensors := len(r.Modules), len(r.Rows)
+	if !detail {
+		nModules, nTensors = 0, 0
+	}
 	rep := &Report{
 		SchemaVersion: SchemaVersion,
 		Tool:          "qinsaudit",
@@ -189,11 +208,12 @@ func New(r *accounting.Result) *Report {
 		Files:         make([]File, 0, len(r.Files)),
 		Roles:         make([]Group, 0, len(r.Roles)),
 		Layers:        make([]Group, 0, len(r.Layers)),
-		Modules:       make([]Group, 0, len(r.Modules)),
+		Modules:       make([]Group, 0, nModules),
 		DTypes:        make([]Group, 0, len(r.DTypes)),
-		Tensors:       make([]Tensor, 0, len(r.Rows)),
+		Tensors:       make([]Tensor, 0, nTensors),
 		Findings:      make([]Finding, 0, len(r.Findings)),
 		groupsListed:  true,
+		summary:       !detail,
 	}
 	hugepage.Advise(rep.Tensors)
 	hugepage.Advise(rep.Modules)
@@ -216,8 +236,8 @@ func New(r *accounting.Result) *Report {
 		x.Layer = cmp.Or(g.Key, NoLayer)
 		rep.Layers = append(rep.Layers, x)
 	}
-	keys := make([]string, len(r.Modules)) // what Module points to: one allocation, not one a module
-	for i, g := range r.Modules {
+	keys := make([]string, nModules) // what Module points to: one allocation, not one a module
+	for i, g := range r.Modules[:nModules] {
 		keys[i] = g.Key
 		x := group(g)
 		x.Module = &keys[i]
@@ -228,8 +248,8 @@ func New(r *accounting.Result) *Report {
 		x.DType = g.Key
 		rep.DTypes = append(rep.DTypes, x)
 	}
-	rep.Tensors = rep.Tensors[:len(r.Rows)]
-	inChunks(len(r.Rows), func(lo, hi int) {
+	rep.Tensors = rep.Tensors[:nTensors]
+	inChunks(nTensors, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			rep.Tensors[i] = newTensor(&r.Rows[i], r.Files)
 		}
@@ -301,8 +321,12 @@ func group(g accounting.Group) Group {
 // WriteJSON writes rep as indented JSON: one line per field of the
 // top-level object and per element of its arrays, each element on one
 // line, so a 2,000-tensor report stays readable (and greppable, one tensor
-// a line). See jsonwrite.go for how.
+// a line). See jsonwrite.go for how. A summary report (Parts.Summary) is
+// refused: ErrSummary.
 func WriteJSON(w io.Writer, rep *Report) error {
+	if rep.summary {
+		return ErrSummary
+	}
 	return writeOut(w, reportRefused(rep), rep, func(e *jsonAppender) { e.report(rep) })
 }
 

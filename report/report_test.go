@@ -22,6 +22,12 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // optimizer state.
 func sample(t *testing.T) *Report {
 	t.Helper()
+	return New(sampleResult(t))
+}
+
+// sampleResult is sample's audit, before it becomes a report.
+func sampleResult(t *testing.T) *accounting.Result {
+	t.Helper()
 	m := &accounting.Model{Files: []accounting.File{{Path: "model.pt", Format: "pytorch-zip", SizeBytes: 300000}}}
 	add := func(name, dtype string, shape ...int64) {
 		d, _ := accounting.LookupDType(dtype)
@@ -48,7 +54,7 @@ func sample(t *testing.T) *Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(res)
+	return res
 }
 
 func golden(t *testing.T, name string, got []byte) {

@@ -88,6 +88,9 @@ func WriteMarkdown(w io.Writer, rep *Report, opts TextOptions) error {
 }
 
 func write(w io.Writer, rep *Report, opts TextOptions, md bool) error {
+	if rep.summary && (opts.By == ByTensor || opts.By == ByModule) {
+		return ErrSummary
+	}
 	return writeTables(w, "qinsaudit", md, opts.Width, filesTable(rep, opts), rolesTable(rep, opts), detailTable(rep, opts),
 		phasesTable(rep, opts), comparisonsTable(rep, opts), findingsTable(rep, opts), skippedTable(rep, opts), gateTable(rep, md))
 }

@@ -90,6 +90,14 @@ func (o *outputFlags) validate() error {
 	return validateWidth(o.wide, o.width)
 }
 
+// summary reports whether the chosen output shows neither tensors nor
+// modules (the text and Markdown tables without --by tensor or module), so
+// that the report need not hold them (report.Parts.Summary).
+func (o *outputFlags) summary() bool {
+	f, by := o.format.value, report.By(o.by.value)
+	return (f == "text" || f == "markdown") && by != report.ByTensor && by != report.ByModule
+}
+
 // write renders rep in the chosen format; a failure to write it (a full
 // disk, a closed pipe) exits 1.
 func (o *outputFlags) write(w io.Writer, rep *report.Report) error {
@@ -125,7 +133,7 @@ models"). HF_ENDPOINT names a mirror; HF_TOKEN (or $HF_HOME/token) a token.`,
 		if err := out.validate(); err != nil {
 			return err
 		}
-		rep, err := audit(args, af)
+		rep, err := audit(args, af, out.summary())
 		if err != nil {
 			return err
 		}
@@ -162,13 +170,14 @@ func addAuditFlags(c *cobra.Command) *auditFlags {
 
 var baselineDTypes = map[string]string{"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
-// audit loads and accounts for the model at paths.
-func audit(paths []string, af *auditFlags) (*report.Report, error) {
+// audit loads and accounts for the model at paths; a summary report
+// (report.Parts.Summary) leaves out the lists by tensor and by module.
+func audit(paths []string, af *auditFlags, summary bool) (*report.Report, error) {
 	res, rem, err := auditResult(paths, af)
 	if err != nil {
 		return nil, err
 	}
-	return report.Build(res, report.Parts{Remote: rem}), nil
+	return report.Build(res, report.Parts{Remote: rem, Summary: summary}), nil
 }
 
 // auditResult is audit before it becomes a report, with the remote block

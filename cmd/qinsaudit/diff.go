@@ -91,7 +91,7 @@ func sides(args []string, af *auditFlags) ([2]*report.Report, error) {
 // is refused here: reading it could block or never end.
 func side(path string, af *auditFlags) (*report.Report, error) {
 	if remote.IsRemote(path) {
-		return audit([]string{path}, af)
+		return audit([]string{path}, af, false)
 	}
 	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
 		f, _, err := safeio.OpenRegular(path) // its error names what the path is
@@ -107,7 +107,7 @@ func side(path string, af *auditFlags) (*report.Report, error) {
 		}
 		return rep, nil
 	}
-	return audit([]string{path}, af)
+	return audit([]string{path}, af, false)
 }
 
 // isJSON reports whether path is a saved report. Only a regular file is

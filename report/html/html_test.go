@@ -2,6 +2,7 @@ package html_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -298,4 +299,21 @@ func TestEmptyReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	htmltest.Check(t, buf.Bytes())
+}
+
+// TestSummaryRefused: a summary report, which holds no tensors or modules,
+// is refused, not drawn as a model of none.
+func TestSummaryRefused(t *testing.T) {
+	m, err := loaders.Open(toy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := accounting.Audit(m, accounting.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := htmlreport.Write(&buf, report.Build(res, report.Parts{Summary: true})); !errors.Is(err, report.ErrSummary) || buf.Len() != 0 {
+		t.Errorf("Write of a summary report: %v and %d bytes, want ErrSummary and none", err, buf.Len())
+	}
 }

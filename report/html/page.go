@@ -107,6 +107,9 @@ type page struct {
 
 // Write renders rep as an HTML page.
 func Write(w io.Writer, rep *report.Report) error {
+	if rep.Summary() {
+		return report.ErrSummary
+	}
 	// The report JSON as report.WriteJSON writes it, less the line breaks
 	// that lay it out for reading.
 	js, err := json.Marshal(rep)
