@@ -2,6 +2,7 @@ package accounting
 
 import (
 	"fmt"
+	"iter"
 	"slices"
 	"sort"
 	"strings"
@@ -253,25 +254,7 @@ func configFloatLayers(q *QuantConfig, res *Result) []Finding {
 // a directory of 40,000 shards take seconds in this function alone.
 func labelFindings(m *Model, res *Result) []Finding {
 	var out []Finding
-	// The indices of each file's rows, in one backing array.
-	counts := make([]int, len(m.Files))
-	for j := range res.Rows {
-		if f := res.Rows[j].File; f >= 0 && f < len(counts) {
-			counts[f]++
-		}
-	}
-	byFile := make([][]int, len(m.Files))
-	all := make([]int, 0, len(res.Rows))
-	for i, c := range counts {
-		if c > 0 {
-			byFile[i], all = all[len(all):len(all):len(all)+c], all[:len(all)+c]
-		}
-	}
-	for j := range res.Rows {
-		if f := res.Rows[j].File; f >= 0 && f < len(byFile) {
-			byFile[f] = append(byFile[f], j)
-		}
-	}
+	rowsOf := fileRows(res.Rows, len(m.Files))
 	for i, f := range m.Files {
 		// present[d] is the bytes of the file's dtype order[k] at
 		// sums[k], k = present[d]; neighbouring rows mostly share their
@@ -280,7 +263,7 @@ func labelFindings(m *Model, res *Result) []Finding {
 		var order []string
 		var sums []int64
 		k := -1
-		for _, j := range byFile[i] {
+		for j := range rowsOf(i) {
 			r := &res.Rows[j]
 			if k < 0 || r.DType != order[k] {
 				var ok bool
@@ -310,7 +293,7 @@ func labelFindings(m *Model, res *Result) []Finding {
 		for k, d := range order {
 			if GGMLRemoved(d) {
 				var ts []string
-				for _, j := range byFile[i] {
+				for j := range rowsOf(i) {
 					if r := &res.Rows[j]; r.DType == d {
 						ts = append(ts, r.Name)
 					}
@@ -321,6 +304,62 @@ func labelFindings(m *Model, res *Result) []Finding {
 		}
 	}
 	return out
+}
+
+// fileRows returns the indices of each of n files' rows, in order. Loaders
+// list a model's tensors file by file, so each file's rows are one run
+// and are walked as it; rows in any other order are indexed by file
+// first, in one backing array (a pass over every row for every file made
+// a directory of 40,000 shards take seconds). Rows of no file (File out
+// of range) belong to none.
+func fileRows(rows []Row, n int) func(file int) iter.Seq[int] {
+	// The span of each file's rows, if they are runs.
+	lo, hi := make([]int, n), make([]int, n)
+	runs, last := true, -1
+	for j := range rows {
+		f := rows[j].File
+		if f < 0 || f >= n {
+			continue
+		}
+		if f != last {
+			if hi[f] > 0 { // f's rows are in two runs
+				runs = false
+				break
+			}
+			lo[f], last = j, f
+		}
+		hi[f] = j + 1
+	}
+	if runs {
+		return func(file int) iter.Seq[int] {
+			return func(yield func(int) bool) {
+				for j := lo[file]; j < hi[file]; j++ {
+					if rows[j].File == file && !yield(j) {
+						return
+					}
+				}
+			}
+		}
+	}
+	counts := make([]int, n)
+	for j := range rows {
+		if f := rows[j].File; f >= 0 && f < n {
+			counts[f]++
+		}
+	}
+	byFile := make([][]int, n)
+	all := make([]int, 0, len(rows))
+	for i, c := range counts {
+		if c > 0 {
+			byFile[i], all = all[len(all):len(all):len(all)+c], all[:len(all)+c]
+		}
+	}
+	for j := range rows {
+		if f := rows[j].File; f >= 0 && f < n {
+			byFile[f] = append(byFile[f], j)
+		}
+	}
+	return func(file int) iter.Seq[int] { return slices.Values(byFile[file]) }
 }
 
 // gapFindings reports, per file, the bytes of its data section that no

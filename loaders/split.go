@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -106,9 +107,12 @@ func checkSplits(m *accounting.Model) error {
 		parts   map[int64]int
 		first   int // a file of the set, for messages
 	}
+	if !slices.ContainsFunc(m.Files, func(f accounting.File) bool { return f.Split != nil }) {
+		return nil // no split sets: nothing to check, nor a pass over the tensors
+	}
 	perFile := make([]int64, len(m.Files))
-	for _, t := range m.Tensors {
-		perFile[t.File]++
+	for i := range m.Tensors {
+		perFile[m.Tensors[i].File]++
 	}
 	sets := map[string]*set{}
 	var order []string

@@ -1026,14 +1026,15 @@ func parseUint(e []byte) (uint64, bool) {
 func gaps(tensors []accounting.Tensor, dataStart, size int64) []accounting.Gap {
 	var out []accounting.Gap
 	pos, after := dataStart, ""
-	for _, t := range tensors {
+	for i := range tensors {
+		t := &tensors[i] // not a copy of each 168-byte record
 		if t.StorageBytes == 0 {
 			continue
 		}
 		if t.DataOffset > pos {
 			out = append(out, accounting.Gap{Offset: pos, Bytes: t.DataOffset - pos, After: after})
 		}
-		pos, after = endOf(t), t.Name
+		pos, after = endOf(*t), t.Name
 	}
 	if size > pos {
 		out = append(out, accounting.Gap{Offset: pos, Bytes: size - pos, After: after})
