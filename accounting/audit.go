@@ -13,6 +13,11 @@ type Options struct {
 	// Schemes are a user's encoding schemes, tried before the built-in
 	// ones (qinsaudit audit --rules).
 	Schemes []Scheme
+	// Summary leaves the module groups (Result.Modules) out, for a caller
+	// that shows no sums by module: a model of weights has a module a
+	// tensor or two, and summing them was a tenth of a 100,000-tensor
+	// audit (issue 11). Every other figure is the same.
+	Summary bool
 }
 
 // Row is the accounting of one tensor.
@@ -105,8 +110,9 @@ type Result struct {
 	Files    []FileResult
 	Rows     []Row
 	// Roles has one group per role that occurs, in Role order.
-	Roles   []Group
-	Modules []Group // in order of first appearance
+	Roles []Group
+	// Modules are in order of first appearance; none in a summary.
+	Modules []Group
 	// Layers are in order of first appearance; the group with the empty key
 	// holds the tensors outside any layer (embeddings, heads, final norms),
 	// so the layers add up to the total.
@@ -118,6 +124,8 @@ type Result struct {
 	Findings []Finding
 	// Skipped are the model files found but not read, and why.
 	Skipped []SkippedFile
+	// Summary is set when Options.Summary left Modules out.
+	Summary bool
 }
 
 // Audit accounts for every tensor of m.
@@ -129,7 +137,7 @@ func Audit(m *Model, opts Options) (*Result, error) {
 	if !ok || !ref.Float || ref.BlockElems != 1 {
 		return nil, fmt.Errorf("baseline %q is not a float dtype", opts.Baseline)
 	}
-	res := &Result{Baseline: opts.Baseline, Skipped: m.Skipped}
+	res := &Result{Baseline: opts.Baseline, Skipped: m.Skipped, Summary: opts.Summary}
 	res.Rows = make([]Row, len(m.Tensors))
 	adviseHuge(res.Rows)
 	classify(m, opts.Schemes, func(i int) *Class { return &res.Rows[i].Class })
@@ -364,7 +372,7 @@ func group(res *Result) {
 	mods.gs, layers.gs, dtypes.gs = &res.Modules, &res.Layers, &res.DTypes
 	var modRuns int
 	var lastMod string
-	for i := range res.Rows {
+	for i := 0; i < len(res.Rows) && !res.Summary; i++ {
 		r := &res.Rows[i]
 		if r.Role.InModel() && (modRuns == 0 || r.Module != lastMod) {
 			modRuns, lastMod = modRuns+1, r.Module
@@ -383,7 +391,9 @@ func group(res *Result) {
 			continue
 		}
 		res.Total.add(r)
-		mods.add(r.Module, r)
+		if !res.Summary {
+			mods.add(r.Module, r)
+		}
 		dtypes.add(r.DType, r)
 		layers.add(r.Layer, r) // "" holds what is in no layer
 	}

@@ -26,6 +26,8 @@ type Parts struct {
 	// audit and its largest arrays at 100,000 (issue 11). Renderers that
 	// would show them refuse a summary report (ErrSummary) rather than
 	// show empty lists; Judge is given the whole report all the same.
+	// The report of a summary audit (accounting.Options.Summary, which
+	// has no module groups) is a summary report whatever Summary says.
 	Summary bool
 }
 
@@ -38,7 +40,12 @@ func Build(res *accounting.Result, p Parts) *Report {
 		accounting.AddFindings(&r, p.Findings)
 		res = &r
 	}
-	rep := build(res, !p.Summary || p.Judge != nil)
+	if res.Summary && p.Judge != nil {
+		// A caller's mistake, not an input's: commands that gate audit
+		// in whole.
+		panic("report: a gate judges module sums, which a summary audit (accounting.Options.Summary) has not made")
+	}
+	rep := build(res, !p.Summary && !res.Summary || p.Judge != nil)
 	rep.Remote = p.Remote
 	if p.Phases != nil {
 		rep.Phases = NewPhases(p.Phases)

@@ -190,8 +190,9 @@ type Finding struct {
 	Message  string   `json:"message"`
 }
 
-// New builds the report of an audit.
-func New(r *accounting.Result) *Report { return build(r, true) }
+// New builds the report of an audit: a summary report (Parts.Summary) for
+// a summary audit (accounting.Options.Summary).
+func New(r *accounting.Result) *Report { return build(r, !r.Summary) }
 
 // build is New, with the lists by tensor and by module only when detail
 // says so (see Parts.Summary).

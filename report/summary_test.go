@@ -74,3 +74,36 @@ func TestSummary(t *testing.T) {
 		t.Errorf("Judge was given a summary report")
 	}
 }
+
+// TestSummaryAudit: the report of a summary audit (no module groups) is a
+// summary report, from New or Build, and writes what a whole audit's
+// does; a gate over it is refused.
+func TestSummaryAudit(t *testing.T) {
+	whole := New(sampleResult(t))
+	res := sampleResult(t)
+	res.Summary, res.Modules = true, nil // as accounting.Options.Summary leaves it
+	for name, rep := range map[string]*Report{"New": New(res), "Build": Build(res, Parts{})} {
+		if !rep.Summary() {
+			t.Fatalf("%s of a summary audit is not a summary report", name)
+		}
+		var a, b bytes.Buffer
+		if err := WriteText(&a, whole, TextOptions{By: ByLayer}); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteText(&b, rep, TextOptions{By: ByLayer}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a.Bytes(), b.Bytes()) {
+			t.Errorf("%s: the summary audit's text differs:\n%s\nwant\n%s", name, b.Bytes(), a.Bytes())
+		}
+		if err := WriteJSON(&b, rep); !errors.Is(err, ErrSummary) {
+			t.Errorf("%s: WriteJSON of a summary audit's report: %v", name, err)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Build with a Judge over a summary audit did not panic")
+		}
+	}()
+	Build(res, Parts{Judge: func(*Report) *Gate { return nil }})
+}

@@ -173,7 +173,7 @@ var baselineDTypes = map[string]string{"fp32": "float32", "fp16": "float16", "bf
 // audit loads and accounts for the model at paths; a summary report
 // (report.Parts.Summary) leaves out the lists by tensor and by module.
 func audit(paths []string, af *auditFlags, summary bool) (*report.Report, error) {
-	res, rem, err := auditResult(paths, af)
+	res, rem, err := auditResult(paths, af, summary)
 	if err != nil {
 		return nil, err
 	}
@@ -181,9 +181,10 @@ func audit(paths []string, af *auditFlags, summary bool) (*report.Report, error)
 }
 
 // auditResult is audit before it becomes a report, with the remote block
-// of a remote model (nil for local files).
-func auditResult(paths []string, af *auditFlags) (*accounting.Result, *report.Remote, error) {
-	opts := accounting.Options{Baseline: baselineDTypes[af.baseline.value]}
+// of a remote model (nil for local files); a summary has no module groups
+// (accounting.Options.Summary).
+func auditResult(paths []string, af *auditFlags, summary bool) (*accounting.Result, *report.Remote, error) {
+	opts := accounting.Options{Baseline: baselineDTypes[af.baseline.value], Summary: summary}
 	if af.rules != "" {
 		var err error
 		if opts.Schemes, err = rules.Load(af.rules); err != nil {

@@ -131,7 +131,7 @@ func runCheck(stdout, stderr io.Writer, paths []string, f *checkFlags, cfg *gate
 	if cfg.Against != nil {
 		reading.Go(func() { base, baseErr = readReport(cfg.Against.Report) })
 	}
-	res, rem, err := auditResult(paths, f.audit)
+	res, rem, err := auditResult(paths, f.audit, false)
 	reading.Wait()
 	if err != nil {
 		return err

@@ -151,7 +151,7 @@ func (f *compareFlags) options() accounting.CompareOptions {
 }
 
 func runCrosscheck(stdout io.Writer, paths []string, f *crosscheckFlags, claims []accounting.Claim, focus *regexp.Regexp) error {
-	res, rem, err := auditResult(paths, f.audit)
+	res, rem, err := auditResult(paths, f.audit, false)
 	if err != nil {
 		return err
 	}

@@ -177,7 +177,7 @@ type profilePhase struct {
 }
 
 func runProfile(stdout, stderr io.Writer, command []string, f *profileFlags, claims []accounting.Claim, focus *regexp.Regexp) error {
-	res, rem, err := auditResult(f.models, f.audit)
+	res, rem, err := auditResult(f.models, f.audit, false)
 	if err != nil {
 		return err
 	}
