@@ -14,9 +14,10 @@ type Options struct {
 	// ones (qinsaudit audit --rules).
 	Schemes []Scheme
 	// Summary leaves the module groups (Result.Modules) out, for a caller
-	// that shows no sums by module: a model of weights has a module a
-	// tensor or two, and summing them was a tenth of a 100,000-tensor
-	// audit (issue 11). Every other figure is the same.
+	// that shows no sums by module or tensor (report.Report.Summary): a
+	// model of weights has a module a tensor or two, and summing them was
+	// a tenth of a 100,000-tensor audit (issue 11). Every other figure is
+	// the same.
 	Summary bool
 }
 
@@ -372,9 +373,9 @@ func group(res *Result) {
 	mods.gs, layers.gs, dtypes.gs = &res.Modules, &res.Layers, &res.DTypes
 	var modRuns int
 	var lastMod string
-	for i := 0; i < len(res.Rows) && !res.Summary; i++ {
+	for i := range res.Rows {
 		r := &res.Rows[i]
-		if r.Role.InModel() && (modRuns == 0 || r.Module != lastMod) {
+		if !res.Summary && r.Role.InModel() && (modRuns == 0 || r.Module != lastMod) {
 			modRuns, lastMod = modRuns+1, r.Module
 		}
 	}

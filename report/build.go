@@ -19,19 +19,10 @@ type Parts struct {
 	// Judge, when set, decides the gate over the report assembled from
 	// everything else (qinsaudit check).
 	Judge func(*Report) *Gate
-	// Summary leaves out the report's lists by tensor and by module, for
-	// a command whose output shows neither: the text and Markdown tables
-	// without a detail table by tensor or module (audit's default).
-	// Building them is a tenth of the whole process of a 10,000-tensor
-	// audit and its largest arrays at 100,000 (issue 11). Renderers that
-	// would show them refuse a summary report (ErrSummary) rather than
-	// show empty lists; Judge is given the whole report all the same.
-	// The report of a summary audit (accounting.Options.Summary, which
-	// has no module groups) is a summary report whatever Summary says.
-	Summary bool
 }
 
-// Build assembles the report of res and the parts a command adds to it.
+// Build assembles the report of res and the parts a command adds to it;
+// the report of a summary audit is a summary report (see Report.Summary).
 // It is the one place a command's report is made; res is not changed.
 func Build(res *accounting.Result, p Parts) *Report {
 	if len(p.Findings) > 0 {
@@ -45,7 +36,7 @@ func Build(res *accounting.Result, p Parts) *Report {
 		// in whole.
 		panic("report: a gate judges module sums, which a summary audit (accounting.Options.Summary) has not made")
 	}
-	rep := build(res, !p.Summary && !res.Summary || p.Judge != nil)
+	rep := New(res)
 	rep.Remote = p.Remote
 	if p.Phases != nil {
 		rep.Phases = NewPhases(p.Phases)

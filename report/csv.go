@@ -18,7 +18,7 @@ import (
 // Text cells go through neutral.CSV (control characters escaped, a leading
 // formula character made inert); encoding/csv quotes them per RFC 4180.
 func WriteCSV(w io.Writer, rep *Report, opts TextOptions) error {
-	if rep.summary && (opts.By == ByTensor || opts.By == ByModule) {
+	if rep.summary && opts.By.Lists() {
 		return ErrSummary
 	}
 	c := neutral.CSV

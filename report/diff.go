@@ -77,7 +77,7 @@ var DiffByValues = values(DiffByRole, DiffByRoleMatched, DiffByLayer, DiffByModu
 // NewDiff compares old and new by role, layer, module, dtype or tensor. Rows are
 // sorted by the size of their change, largest first; unchanged rows last,
 // in name order. A diff sums the reports' tensors: it panics on a summary
-// report (Parts.Summary).
+// report (Report.Summary).
 //
 // By role, each side's rows are its audit's roles, so their figures equal
 // what audit says of each side. By "role-matched", the weight of a module

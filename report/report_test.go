@@ -22,11 +22,11 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // optimizer state.
 func sample(t *testing.T) *Report {
 	t.Helper()
-	return New(sampleResult(t))
+	return New(sampleResult(t, accounting.Options{}))
 }
 
-// sampleResult is sample's audit, before it becomes a report.
-func sampleResult(t *testing.T) *accounting.Result {
+// sampleResult is sample's audit with opts, before it becomes a report.
+func sampleResult(t *testing.T, opts accounting.Options) *accounting.Result {
 	t.Helper()
 	m := &accounting.Model{Files: []accounting.File{{Path: "model.pt", Format: "pytorch-zip", SizeBytes: 300000}}}
 	add := func(name, dtype string, shape ...int64) {
@@ -50,7 +50,7 @@ func sampleResult(t *testing.T) *accounting.Result {
 	add("lm_head.weight", "float32", 500, 64)
 	m.Tensors[len(m.Tensors)-1].Storage = "0"
 	add("optimizer.state.0.exp_avg", "float32", 64)
-	res, err := accounting.Audit(m, accounting.Options{})
+	res, err := accounting.Audit(m, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

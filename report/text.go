@@ -47,6 +47,10 @@ const (
 	ByTensor By = "tensor"
 )
 
+// Lists reports whether the detail table by b is one of the lists a
+// summary report leaves out (see Report.Summary).
+func (b By) Lists() bool { return b == ByTensor || b == ByModule }
+
 // SortKey orders detail rows (audit --sort).
 type SortKey string
 
@@ -88,7 +92,7 @@ func WriteMarkdown(w io.Writer, rep *Report, opts TextOptions) error {
 }
 
 func write(w io.Writer, rep *Report, opts TextOptions, md bool) error {
-	if rep.summary && (opts.By == ByTensor || opts.By == ByModule) {
+	if rep.summary && opts.By.Lists() {
 		return ErrSummary
 	}
 	return writeTables(w, "qinsaudit", md, opts.Width, filesTable(rep, opts), rolesTable(rep, opts), detailTable(rep, opts),

@@ -92,10 +92,10 @@ func (o *outputFlags) validate() error {
 
 // summary reports whether the chosen output shows neither tensors nor
 // modules (the text and Markdown tables without --by tensor or module), so
-// that the report need not hold them (report.Parts.Summary).
+// that the audit need not make them (report.Report.Summary).
 func (o *outputFlags) summary() bool {
-	f, by := o.format.value, report.By(o.by.value)
-	return (f == "text" || f == "markdown") && by != report.ByTensor && by != report.ByModule
+	f := o.format.value
+	return (f == "text" || f == "markdown") && !report.By(o.by.value).Lists()
 }
 
 // write renders rep in the chosen format; a failure to write it (a full
@@ -171,13 +171,13 @@ func addAuditFlags(c *cobra.Command) *auditFlags {
 var baselineDTypes = map[string]string{"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 // audit loads and accounts for the model at paths; a summary report
-// (report.Parts.Summary) leaves out the lists by tensor and by module.
+// (report.Report.Summary) leaves out the lists by tensor and by module.
 func audit(paths []string, af *auditFlags, summary bool) (*report.Report, error) {
 	res, rem, err := auditResult(paths, af, summary)
 	if err != nil {
 		return nil, err
 	}
-	return report.Build(res, report.Parts{Remote: rem, Summary: summary}), nil
+	return report.Build(res, report.Parts{Remote: rem}), nil
 }
 
 // auditResult is audit before it becomes a report, with the remote block

@@ -308,12 +308,12 @@ func TestSummaryRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := accounting.Audit(m, accounting.Options{})
+	res, err := accounting.Audit(m, accounting.Options{Summary: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := htmlreport.Write(&buf, report.Build(res, report.Parts{Summary: true})); !errors.Is(err, report.ErrSummary) || buf.Len() != 0 {
+	if err := htmlreport.Write(&buf, report.New(res)); !errors.Is(err, report.ErrSummary) || buf.Len() != 0 {
 		t.Errorf("Write of a summary report: %v and %d bytes, want ErrSummary and none", err, buf.Len())
 	}
 }
