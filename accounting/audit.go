@@ -2,6 +2,7 @@ package accounting
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -261,21 +262,42 @@ func chargeStorages(m *Model, res *Result) {
 
 // storagesDistinct reports whether no two tensors of m share a storage,
 // from their data offsets alone: a storage's tensors have its DataOffset,
-// so offsets that rise strictly through each file's tensors (files in
-// order, each once) belong to as many storages. It is the common case, and
-// deciding it without the map of storage names that chargeStorages builds
-// otherwise was 3% of a 100,000-tensor audit.
+// so tensors of distinct offsets within a file belong to as many storages.
+// It is the common case, and deciding it without the map of storage names
+// that chargeStorages builds otherwise was 3% of a 100,000-tensor audit.
+// Offsets that rise strictly through each file's tensors (files in order,
+// each once) decide it in one pass. Otherwise they are sorted: torch.save
+// writes a checkpoint's storages in the order of their keys as strings
+// ("0", "1", "10", "100", ...), not in the state_dict's, and sorting
+// 100,000 offsets costs a fifth of what the map did.
 func storagesDistinct(m *Model) bool {
+	rising := true
 	for i := range m.Tensors {
 		t := &m.Tensors[i]
 		if t.DataOffset < 0 {
 			return false
 		}
-		if i == 0 {
-			continue
+		if i > 0 {
+			p := &m.Tensors[i-1]
+			rising = rising && (t.File > p.File || t.File == p.File && t.DataOffset > p.DataOffset)
 		}
-		p := &m.Tensors[i-1]
-		if t.File < p.File || t.File == p.File && t.DataOffset <= p.DataOffset {
+	}
+	if rising {
+		return true
+	}
+	// A key is the file in the top 16 bits and the offset below.
+	const fileShift = 48
+	keys := make([]uint64, len(m.Tensors))
+	for i := range m.Tensors {
+		t := &m.Tensors[i]
+		if t.File < 0 || t.File >= 1<<(64-fileShift) || t.DataOffset >= 1<<fileShift {
+			return false // the map decides
+		}
+		keys[i] = uint64(t.File)<<fileShift | uint64(t.DataOffset)
+	}
+	slices.Sort(keys)
+	for i := 1; i < len(keys); i++ {
+		if keys[i] == keys[i-1] {
 			return false
 		}
 	}

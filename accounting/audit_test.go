@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -513,13 +514,28 @@ func TestDistinctStoragesByOffset(t *testing.T) {
 	if r.Rows[0].StoredBytes != 16 || r.Rows[1].StoredBytes != 0 || !r.Rows[1].Tied {
 		t.Errorf("tied rows: %+v", r.Rows)
 	}
-	// Offsets that fall, or a file seen again, leave it to the map.
-	for _, off := range [][2]int64{{64, 0}, {0, 0}} {
-		tied.Tensors[0].DataOffset, tied.Tensors[1].DataOffset = off[0], off[1]
-		tied.Tensors[1].Storage = "other"
-		if storagesDistinct(tied) {
-			t.Errorf("offsets %v taken for distinct storages", off)
+	// Offsets that fall are sorted; two storages at one offset (which no
+	// loader makes) leave it to the map.
+	tied.Tensors[1].Storage = "other"
+	for _, c := range []struct {
+		off      [2]int64
+		distinct bool
+	}{{[2]int64{64, 0}, true}, {[2]int64{0, 0}, false}, {[2]int64{64, -1}, false}} {
+		tied.Tensors[0].DataOffset, tied.Tensors[1].DataOffset = c.off[0], c.off[1]
+		if storagesDistinct(tied) != c.distinct {
+			t.Errorf("offsets %v: distinct %v, want %v", c.off, !c.distinct, c.distinct)
 		}
+	}
+	// A tensor of a file seen before, at an offset of its own: distinct.
+	m.Tensors[0].DataOffset, m.Tensors[1].DataOffset, m.Tensors[2].DataOffset, m.Tensors[3].DataOffset = 5000, 0, 1000, 3000
+	m.Tensors[1].File, m.Tensors[3].File = 1, 0
+	if !storagesDistinct(m) {
+		t.Error("distinct offsets out of order taken for a shared storage")
+	}
+	m.Tensors[1].File = 0 // now file 0 holds 0, 3000 and 5000; file 1, 1000
+	m.Tensors[2].DataOffset = 5000
+	if storagesDistinct(m) {
+		t.Error("tensors 0 and 2 at one offset of one file taken for distinct storages")
 	}
 }
 
@@ -543,6 +559,16 @@ func TestChargeStoragesAgrees(t *testing.T) {
 		} else {
 			rng.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
 		}
+		// Half the trials place each storage at an offset of its own, as
+		// the loaders do (the offsets then decide whether any is shared);
+		// the others do not say (-1).
+		offset := func(file int, key string) int64 {
+			if trial%4 < 2 {
+				return -1
+			}
+			i, _ := strconv.Atoi(strings.TrimPrefix(key, "data/"))
+			return int64(file)<<20 + 64*int64(i)
+		}
 		file := 0
 		for i := range n {
 			if rng.IntN(20) == 0 {
@@ -553,7 +579,7 @@ func TestChargeStoragesAgrees(t *testing.T) {
 				k = keys[rng.IntN(len(keys))] // a view of another tensor's storage
 			}
 			m.Tensors = append(m.Tensors, Tensor{Name: fmt.Sprintf("t%d.w", i), File: file, DType: "float32",
-				Shape: []int64{4}, Storage: k, StorageBytes: 64, ViewOffset: int64(16 * rng.IntN(4)), DataOffset: -1})
+				Shape: []int64{4}, Storage: k, StorageBytes: 64, ViewOffset: int64(16 * rng.IntN(4)), DataOffset: offset(file, k)})
 		}
 		r, err := Audit(m, Options{})
 		if err != nil {

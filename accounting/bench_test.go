@@ -2,6 +2,8 @@ package accounting
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -21,6 +23,24 @@ func plainBenchModel(n int) *Model {
 			StorageBytes: 64, DataOffset: int64(i) * 64}
 	}
 	m.Files[0].SizeBytes = int64(n) * 64
+	return m
+}
+
+// torchBenchModel is plainBenchModel laid out as torch.save writes it:
+// storage i is the zip record "data/i", and the records follow their keys
+// as strings ("0", "1", "10", "100", ...), not the tensors.
+func torchBenchModel(n int) *Model {
+	m := plainBenchModel(n)
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = strconv.Itoa(i)
+	}
+	slices.Sort(keys)
+	for rank, k := range keys {
+		i, _ := strconv.Atoi(k)
+		m.Tensors[i].Storage = k
+		m.Tensors[i].DataOffset = int64(rank) * 64
+	}
 	return m
 }
 
@@ -69,6 +89,7 @@ func benchAudit(b *testing.B, m *Model) {
 func BenchmarkAudit(b *testing.B) {
 	for _, n := range []int{1000, 100000} {
 		b.Run(fmt.Sprintf("plain/%d", n), func(b *testing.B) { benchAudit(b, plainBenchModel(n)) })
+		b.Run(fmt.Sprintf("torch/%d", n), func(b *testing.B) { benchAudit(b, torchBenchModel(n)) })
 		b.Run(fmt.Sprintf("gptq/%d", n), func(b *testing.B) { benchAudit(b, gptqBenchModel(n)) })
 	}
 }
