@@ -380,6 +380,8 @@ func TestLayerOf(t *testing.T) {
 		"model.layers.3.blocks.2.attn":      "model.layers.3.blocks.2",
 		"layers.12":                         "layers.12",
 		"layers.x.weight":                   "",
+		"layers./1.layers.2/":               "",
+		"a.blocks.7":                        "a.blocks.7",
 		"h.":                                "",
 		"":                                  "",
 	} {

@@ -93,3 +93,25 @@ func BenchmarkAudit(b *testing.B) {
 		b.Run(fmt.Sprintf("gptq/%d", n), func(b *testing.B) { benchAudit(b, gptqBenchModel(n)) })
 	}
 }
+
+// BenchmarkLayerOf times LayerOf on the names of deep models: a
+// state_dict's, a GPTQ checkpoint's, GPT-2's and GGUF's, and a name in no
+// layer.
+func BenchmarkLayerOf(b *testing.B) {
+	var names []string
+	for i := range 1000 {
+		names = append(names, fmt.Sprintf("model.layers.%d.mlp.proj_%d.weight", i/8, i%8),
+			fmt.Sprintf("model.layers.%d.self_attn.q_proj.qweight", i), fmt.Sprintf("transformer.h.%d.attn.c_attn.bias", i),
+			fmt.Sprintf("blk.%d.ffn_up.weight", i), "model.embed_tokens.weight")
+	}
+	n := 0
+	for b.Loop() {
+		for _, name := range names {
+			n += len(LayerOf(name))
+		}
+	}
+	if n == 0 {
+		b.Fatal("no layers")
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(names)), "ns/name")
+}
