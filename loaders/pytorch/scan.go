@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/nlpodyssey/gopickle/types"
+	"github.com/qinsaudit/qinsaudit/internal/hugepage"
 )
 
 // Why this package reads pickles itself: a PyTorch pickle reader is the
@@ -105,6 +106,7 @@ func (in *pickleInput) fill(n, ahead int64) error {
 		// The pickle's size is known (and checked against the file's):
 		// one buffer, never copied.
 		in.buf = make([]byte, 0, max(chunk, min(in.left, maxPickleBytes)))
+		hugepage.Advise(in.buf) // 12 MB, read once, at 100,000 tensors
 	}
 	in.buf = slices.Grow(in.buf, int(chunk))[:old+int(chunk)]
 	got, err := io.ReadFull(in.r, in.buf[old:])
