@@ -38,6 +38,15 @@ func equivalent(t *testing.T, header []byte, dataStart, size int64) {
 var scannerSeeds = []string{
 	``, ` `, `{`, `}`, `{}`, ` {} `, `{} x`, `{}{}`, `[]`, `[1]`, `"x"`, `5`, `5x`, `-`, `tru`, `null`, `{,}`,
 	`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},}`,
+	// an entry as the safetensors library writes it, and near misses of
+	// that form (canonicalEntry reads the first, entry's general scan the
+	// others)
+	`{"a":{"dtype":"BF16","shape":[2,3],"data_offsets":[0,12]}}`, `{"a":{"dtype":"F32","shape":[],"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"","shape":[1],"data_offsets":[0,4]}}`, `{"a":{"dtype":"F\u0033","shape":[1],"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}}`, `{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]`,
+	`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}}`, `{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4] }}`,
+	`{"a":{"dtype":"F32","shape":[1,2,3,4,5,6,7,8,9],"data_offsets":[0,4]}}`, `{"a":{"dtype":"F32","shape":1,"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"F-32","shape":[1],"data_offsets":[0,4]}}`, `{"a":{"dtype":"F32","shape":[1],"data_offsets":[-1,4]}}`,
 	`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]} "b":1}`,
 	`{"a" {"dtype":"F32"}}`, `{"a"::{}}`, `{"a":{},"a":{}}`, `{"a":{}, "a" 5}`,
 	`{"a":null}`, `{"a":nul}`, `{"a":5}`, `{"a":-0.5e+3}`, `{"a":"s"}`, `{"a":[1]}`, `{"a":true}`, `{"a":false}`,
