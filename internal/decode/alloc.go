@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
 )
@@ -96,7 +97,7 @@ func allocDecoded(n int64) ([]float32, int64) { return allocFloats(n) }
 func allocActivations(n int64) ([]float32, int64) { return allocFloats(n) }
 
 // storageSites maps a role to the site that allocates storages charged to it.
-var storageSites = map[accounting.Role]func(int64) ([]byte, int64){
+var storageSites = [...]func(int64) ([]byte, int64){
 	accounting.EncodedLinear:  allocEncodedLinear,
 	accounting.Embedding:      allocEmbedding,
 	accounting.Untouched:      allocUntouched,
@@ -104,16 +105,18 @@ var storageSites = map[accounting.Role]func(int64) ([]byte, int64){
 }
 
 // sites maps each site's function name, as a profile spells it, to its key.
-var sites = func() map[string]string {
+// It is made on first use, not at init: the names come from the runtime's
+// symbol table, which only decode and crosscheck read.
+var sites = sync.OnceValue(func() map[string]string {
 	m := map[string]string{
 		funcName(allocDecoded):     KeyDecoded,
 		funcName(allocActivations): KeyActivations,
 	}
 	for role, f := range storageSites {
-		m[funcName(f)] = role.String()
+		m[funcName(f)] = accounting.Role(role).String()
 	}
 	return m
-}()
+})
 
 func funcName(f any) string {
 	return runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Name()
@@ -123,7 +126,7 @@ func funcName(f any) string {
 // qualified Go function name, as in a heap profile): a role name for stored
 // tensors, KeyDecoded or KeyActivations. ok is false for any other function.
 func Site(function string) (key string, ok bool) {
-	key, ok = sites[function]
+	key, ok = sites()[function]
 	return key, ok
 }
 

@@ -56,8 +56,8 @@ func TestSite(t *testing.T) {
 		}
 		keys[r.String()] = true
 	}
-	if len(sites) != len(siteKeys) || len(siteKeys) != len(keys)+2 {
-		t.Errorf("%d sites, site keys %v", len(sites), siteKeys)
+	if len(sites()) != len(siteKeys) || len(siteKeys) != len(keys)+2 {
+		t.Errorf("%d sites, site keys %v", len(sites()), siteKeys)
 	}
 }
 
