@@ -223,6 +223,9 @@ func chargeStorages(m *Model, res *Result) {
 	for i := range m.Tensors {
 		t := &m.Tensors[i]
 		next[i] = -1
+		if t.DataOffset == NoDataOffset {
+			continue // no storage: nothing stored, nothing shared
+		}
 		if cur == nil || t.File != curFile {
 			curFile = t.File
 			if cur = firstOf[curFile]; cur == nil {

@@ -50,12 +50,15 @@ const (
 	// when one of them runs code (os.system, builtins.exec, ...), a
 	// warning when they are classes (a pickled whole module).
 	UnsafePickle FindingKind = "unsafe-pickle"
+	// NoData: tensors whose file holds their dtype and shape but no
+	// values (PyTorch meta tensors, Tensor.DataOffset NoDataOffset).
+	NoData FindingKind = "no-data"
 )
 
 // FindingKinds lists every kind, for documentation and config validation.
 var FindingKinds = []FindingKind{EncodedButUncompressed, SidecarOverhead, DuplicateWeight, DeadBytes, SharedStorage, UnknownDType,
 	FileTypeMismatch, RemovedGGMLType, UnusedFileBytes, ConfigMismatch, UnknownEncoding, UnsafePickle, NotDecoded,
-	HeapProfileTruncated, HeapProfileNoInUse, HeapProfileLate, HeapProfileNoBase, HeapOverBudget}
+	HeapProfileTruncated, HeapProfileNoInUse, HeapProfileLate, HeapProfileNoBase, HeapOverBudget, NoData}
 
 // Severity ranks findings.
 type Severity string
@@ -194,6 +197,7 @@ func findings(m *Model, res *Result) []Finding {
 	out = append(out, labelFindings(m, res)...)
 	out = append(out, gapFindings(m)...)
 	out = append(out, pickleFindings(m)...)
+	out = append(out, noDataFindings(m, res)...)
 	out = append(out, tensorFindings(m.Quantization, res)...)
 	for i := range res.Rows {
 		r := &res.Rows[i]
@@ -399,6 +403,42 @@ func gapFindings(m *Model) []Finding {
 			msg += "; the safetensors reference reader refuses such a file"
 		}
 		out = append(out, Finding{Kind: UnusedFileBytes, Severity: Warning, Tensors: ts, Bytes: total, Message: msg})
+	}
+	return out
+}
+
+// noDataFindings reports, per file, the tensors the file holds no data
+// for (meta tensors): they are counted, with their params, but stored in
+// 0 bytes, so the file's stored bytes are not the model's size. The bytes
+// at stake are what their values would take.
+func noDataFindings(m *Model, res *Result) []Finding {
+	var out []Finding
+	at := map[int]int{} // file -> its finding in out
+	for i := range m.Tensors {
+		t := &m.Tensors[i]
+		if t.DataOffset != NoDataOffset {
+			continue
+		}
+		k, ok := at[t.File]
+		if !ok {
+			k = len(out)
+			at[t.File] = k
+			out = append(out, Finding{Kind: NoData, Severity: Warning, Tensors: []string{}})
+		}
+		out[k].Tensors = append(out[k].Tensors, t.Name)
+		out[k].Bytes += res.Rows[i].TheoreticalBytes
+	}
+	for f, k := range at {
+		path := ""
+		if f >= 0 && f < len(m.Files) {
+			path = m.Files[f].Path
+		}
+		n, are := len(out[k].Tensors), "tensors are"
+		if n == 1 {
+			are = "tensor is"
+		}
+		out[k].Message = fmt.Sprintf("%s: %d %s on the meta device: the file holds dtype and shape, no values (stored bytes 0), and torch.load gives tensors without data (a model saved before its weights were loaded?); the bytes shown are what the values would take",
+			path, n, are)
 	}
 	return out
 }

@@ -80,6 +80,12 @@ type QuantConfig struct {
 	ModulesNotToConvert []string // modules_to_not_convert
 }
 
+// NoDataOffset is the DataOffset of a tensor whose file gives its dtype and
+// shape but no data: a PyTorch tensor on the meta device (a model saved
+// before its weights were loaded). It has no storage: its stored and dead
+// bytes are 0, it shares nothing, and its Storage names nothing.
+const NoDataOffset = -2
+
 // Tensor is one tensor as it is stored in a file.
 //
 // Bytes are attributed through storages: a storage is a run of bytes in a
@@ -110,7 +116,8 @@ type Tensor struct {
 	// its storage.
 	ViewOffset int64
 	// DataOffset is the absolute file offset of the storage's first byte,
-	// or -1 when the format does not place it at a fixed offset.
+	// -1 when the format does not place it at a fixed offset, or
+	// NoDataOffset when the file holds no data for the tensor at all.
 	DataOffset int64
 
 	// QScale and QZeroPoint are the per-tensor quantization parameters of a

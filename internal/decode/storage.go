@@ -111,6 +111,8 @@ func readStorages(m *accounting.Model, rows []accounting.Row, workers int, progr
 func allocStorage(m *accounting.Model, t *accounting.Tensor, size int64, alloc func(int64) ([]byte, int64)) (storage, error) {
 	off, n := t.DataOffset, t.StorageBytes
 	switch {
+	case off == accounting.NoDataOffset:
+		return storage{}, tensorError(m, t, -1, "the file holds no data for it (a tensor on the meta device), so there is nothing to decode")
 	case off == -1:
 		return storage{}, tensorError(m, t, -1, "storage %q has no fixed offset in the file (compressed or not located by the loader), so its data cannot be read", t.Storage)
 	case off < 0 || n < 0:

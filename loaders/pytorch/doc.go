@@ -30,7 +30,8 @@
 // except that an nn.Module's _parameters, _buffers and _modules are
 // transparent. So a whole pickled module (torch.save(model)) gives
 // "blocks.0.attn.q.weight" and a training checkpoint gives
-// "optimizer.state.0.exp_avg". A tensor object reached twice is listed
+// "optimizer.state.0.exp_avg". A tensor on the meta device has a dtype and a shape but no data
+// (accounting.NoDataOffset). A tensor object reached twice is listed
 // under each name, as state_dict lists tied weights; tensors that share a
 // storage (tied weights, slices) share accounting.Tensor.Storage, the
 // record name ("data/3") or legacy key. Two tensors of one name, and a dict

@@ -395,6 +395,14 @@ func (n *namer) tensor(t *tensor, depth int) error {
 			return fail("negative stride in %v", stride)
 		}
 	}
+	if t.ref.s.dataOffset == accounting.NoDataOffset {
+		// A meta tensor: no storage to lie inside.
+		if err := n.list(accounting.Tensor{DType: t.dtype, Shape: orNoDims(shape), Strides: noncontiguous(shape, stride),
+			Storage: t.ref.s.key, DataOffset: accounting.NoDataOffset, Owners: n.ownerList()}); err != nil {
+			return err
+		}
+		return n.entries(t.attrs, depth, false, false)
+	}
 	lo, hi := t.ref.region()
 	offBytes, err := dt.Bytes(t.offset)
 	if err != nil {
@@ -425,13 +433,8 @@ func (n *namer) tensor(t *tensor, depth int) error {
 	}
 	// The shape and stride are the tensor's own: an int64 block of the
 	// unpickler's arena, or a slice of their own, which hold no pointers.
-	var strides []int64
-	if !accounting.Contiguous(shape, stride) {
-		strides = stride
-	}
-	if len(shape) == 0 {
-		shape = noDims
-	}
+	strides := noncontiguous(shape, stride)
+	shape = orNoDims(shape)
 	var q qparams
 	if t.q != nil {
 		q = *t.q
@@ -455,6 +458,22 @@ func (n *namer) tensor(t *tensor, depth int) error {
 
 // noDims is every empty shape: a scalar's, empty but not nil.
 var noDims = []int64{}
+
+// orNoDims returns shape, or noDims for a scalar's.
+func orNoDims(shape []int64) []int64 {
+	if len(shape) == 0 {
+		return noDims
+	}
+	return shape
+}
+
+// noncontiguous returns stride, or nil when it is shape's C-contiguous one.
+func noncontiguous(shape, stride []int64) []int64 {
+	if accounting.Contiguous(shape, stride) {
+		return nil
+	}
+	return stride
+}
 
 // ownerList returns the classes holding the tensor being listed.
 func (n *namer) ownerList() []string {

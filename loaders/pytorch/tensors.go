@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/bits"
 
+	"github.com/qinsaudit/qinsaudit/accounting"
+
 	"github.com/nlpodyssey/gopickle/types"
 )
 
@@ -192,6 +194,29 @@ func rebuildTensorV3(u *unpickler, args []any) (any, error) {
 	}
 	t.dtype = string(d)
 	return t, nil
+}
+
+// rebuildMetaTensor is torch._utils._rebuild_meta_tensor_no_storage(dtype,
+// size, stride[, requires_grad]): a tensor on the meta device, which has a
+// dtype and a shape but no storage and no data (torch.save of a model
+// built with device="meta", or before its weights were loaded). It is
+// listed with a storage of its own, of no bytes, that no other tensor
+// shares (accounting.NoDataOffset); the accounting says it holds no data.
+func rebuildMetaTensor(u *unpickler, args []any) (any, error) {
+	if err := wantArgs(args, 3, 4); err != nil {
+		return nil, err
+	}
+	d, ok := args[0].(dtypeObj)
+	if !ok {
+		return nil, fmt.Errorf("dtype is %s, not a torch dtype", typeName(args[0]))
+	}
+	if _, ok := accounting.LookupDType(string(d)); !ok {
+		return nil, fmt.Errorf("unknown dtype %q", string(d))
+	}
+	typ := storageOf(string(d))
+	u.metas++
+	s := &storage{key: fmt.Sprintf("(meta %d)", u.metas), typ: &typ, dataOffset: accounting.NoDataOffset}
+	return newTensor(u, []any{&storageRef{s: s}, 0, args[1], args[2]})
 }
 
 // rebuildQTensor is torch._utils._rebuild_qtensor(storage, storage_offset,

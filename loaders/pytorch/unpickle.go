@@ -22,6 +22,7 @@ type unpickler struct {
 	// may hold none.
 	persistent func(pid any) (any, error)
 	calls      int   // rebuild calls in progress (they may nest)
+	metas      int   // meta tensors rebuilt, which name their storages
 	bytes      int64 // the pickle's length, STOP included, once read
 	// globals are the names the pickle imports that torch.load's
 	// weights_only unpickler would refuse, in pickle order, each once.
@@ -129,16 +130,17 @@ var allowed = sync.OnceValue(func() map[string]any {
 // rebuild tensors and parameters; they are reimplemented in tensors.go.
 var rebuilders = sync.OnceValue(func() map[string]func(u *unpickler, args []any) (any, error) {
 	return map[string]func(u *unpickler, args []any) (any, error){
-		"torch._utils._rebuild_tensor":               rebuildTensor,
-		"torch._utils._rebuild_tensor_v2":            rebuildTensorV2,
-		"torch._utils._rebuild_tensor_v3":            rebuildTensorV3,
-		"torch._utils._rebuild_qtensor":              rebuildQTensor,
-		"torch._utils._rebuild_parameter":            rebuildParameter,
-		"torch._utils._rebuild_parameter_with_state": rebuildParameterWithState,
-		"torch._tensor._rebuild_from_type":           rebuildFromType,
-		"torch._tensor._rebuild_from_type_v2":        rebuildFromType,
-		"torch.tensor._rebuild_from_type":            rebuildFromType,
-		"torch.tensor._rebuild_from_type_v2":         rebuildFromType,
+		"torch._utils._rebuild_tensor":                 rebuildTensor,
+		"torch._utils._rebuild_tensor_v2":              rebuildTensorV2,
+		"torch._utils._rebuild_tensor_v3":              rebuildTensorV3,
+		"torch._utils._rebuild_qtensor":                rebuildQTensor,
+		"torch._utils._rebuild_parameter":              rebuildParameter,
+		"torch._utils._rebuild_parameter_with_state":   rebuildParameterWithState,
+		"torch._utils._rebuild_meta_tensor_no_storage": rebuildMetaTensor,
+		"torch._tensor._rebuild_from_type":             rebuildFromType,
+		"torch._tensor._rebuild_from_type_v2":          rebuildFromType,
+		"torch.tensor._rebuild_from_type":              rebuildFromType,
+		"torch.tensor._rebuild_from_type_v2":           rebuildFromType,
 	}
 })
 
