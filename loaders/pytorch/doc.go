@@ -30,7 +30,10 @@
 // except that an nn.Module's _parameters, _buffers and _modules are
 // transparent. So a whole pickled module (torch.save(model)) gives
 // "blocks.0.attn.q.weight" and a training checkpoint gives
-// "optimizer.state.0.exp_avg". A tensor on the meta device has a dtype and a shape but no data
+// "optimizer.state.0.exp_avg". A dict entry whose key holds a tensor
+// (torch.save of an optimizer object keys its state by the parameters) is
+// named by its position i: its key's tensors "<key i>", its value's
+// "<value i>" ("state.<value 0>.exp_avg"). A tensor on the meta device has a dtype and a shape but no data
 // (accounting.NoDataOffset). A tensor object reached twice is listed
 // under each name, as state_dict lists tied weights; tensors that share a
 // storage (tied weights, slices) share accounting.Tensor.Storage, the

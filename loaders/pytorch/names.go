@@ -301,8 +301,20 @@ func (n *namer) child(st step, v any, depth int) error {
 // attributes, the nn.Module bookkeeping ones are transparent. distinct
 // says that no two str keys of es are equal (a dict's: pyDict.set refuses
 // a repeated key).
+//
+// A key that holds a tensor (torch.save of an optimizer object keys its
+// state by the parameters themselves) has no name a str() of it would
+// give, and two such keys would print alike: the entry is named by its
+// position i in the dict instead, its key's tensors "<key i>" and its
+// value's "<value i>". The key's tensors are the file's too.
 func (n *namer) entries(es []entry, depth int, attrs, distinct bool) error {
-	for _, e := range es {
+	for i, e := range es {
+		if !attrs && keyHoldsTensor(e.key, 0) {
+			if err := n.positional(i, e, depth); err != nil {
+				return err
+			}
+			continue
+		}
 		if !holdsTensors(e.value) {
 			continue
 		}
@@ -322,6 +334,47 @@ func (n *namer) entries(es []entry, depth int, attrs, distinct bool) error {
 		}
 	}
 	return nil
+}
+
+// positional walks the i-th entry of a dict whose key holds a tensor:
+// the key as "<key i>", the value as "<value i>".
+func (n *namer) positional(i int, e entry, depth int) error {
+	if len(n.path) == 0 {
+		n.rootKey = false
+	}
+	pos := strconv.Itoa(i)
+	if err := n.child(step{key: "<key " + pos + ">", kind: stepKey}, e.key, depth); err != nil {
+		return err
+	}
+	if !holdsTensors(e.value) {
+		return nil
+	}
+	return n.child(step{key: "<value " + pos + ">", kind: stepKey}, e.value, depth)
+}
+
+// keyHoldsTensor reports whether the dict key k is, or holds, a tensor or
+// a storage: a tensor, or a tuple, frozenset or object with one inside.
+// Past a few levels it answers yes, which names the entry by position
+// whatever it holds (a key nests only as deep as its pickle does; the
+// walk itself bounds the depth and breaks cycles).
+func keyHoldsTensor(k any, depth int) bool {
+	if depth > 16 {
+		return true
+	}
+	switch x := k.(type) {
+	case *tensor, *storageRef:
+		return true
+	case *types.Tuple:
+		return slices.ContainsFunc(*x, func(v any) bool { return keyHoldsTensor(v, depth+1) })
+	case *pySet:
+		return slices.ContainsFunc(x.elems, func(v any) bool { return keyHoldsTensor(v, depth+1) })
+	case *object:
+		in := func(v any) bool { return keyHoldsTensor(v, depth+1) }
+		inEntry := func(e entry) bool { return in(e.key) || in(e.value) }
+		return slices.ContainsFunc(x.args, in) || slices.ContainsFunc(x.elems, in) || slices.ContainsFunc(x.state, in) ||
+			slices.ContainsFunc(x.attrs, inEntry) || slices.ContainsFunc(x.items, inEntry)
+	}
+	return false
 }
 
 // elements walks a sequence, each element named by its index.
