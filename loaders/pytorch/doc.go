@@ -33,7 +33,10 @@
 // "optimizer.state.0.exp_avg". A dict entry whose key holds a tensor
 // (torch.save of an optimizer object keys its state by the parameters) is
 // named by its position i: its key's tensors "<key i>", its value's
-// "<value i>" ("state.<value 0>.exp_avg"). A tensor on the meta device has a dtype and a shape but no data
+// "<value i>" ("state.<value 0>.exp_avg"). A sparse tensor is the dense
+// tensors of its layout, named as torch names them: "sp.indices" and
+// "sp.values" (COO), "m.crow_indices", "m.col_indices" and "m.values"
+// (CSR). A tensor on the meta device has a dtype and a shape but no data
 // (accounting.NoDataOffset). A tensor object reached twice is listed
 // under each name, as state_dict lists tied weights; tensors that share a
 // storage (tied weights, slices) share accounting.Tensor.Storage, the

@@ -219,6 +219,63 @@ func rebuildMetaTensor(u *unpickler, args []any) (any, error) {
 	return newTensor(u, []any{&storageRef{s: s}, 0, args[1], args[2]})
 }
 
+// rebuildSparse is torch._utils._rebuild_sparse_tensor(layout, data) and
+// torch 1.x's _rebuild_sparse_csr_tensor(layout, data): a sparse tensor,
+// saved as the dense tensors of its layout: for sparse_coo, data is
+// (indices, values, size[, is_coalesced]); for the compressed layouts
+// (sparse_csr, sparse_csc, sparse_bsr, sparse_bsc), (compressed_indices,
+// plain_indices, values, size). It becomes a dict of those tensors under
+// torch's names for them (sp.indices, sp.values; csr.crow_indices,
+// csr.col_indices, csr.values); each is counted as the dense tensor it is.
+// Arguments of another form (a layout this reader does not know) make an
+// inert object, as an unknown function's call would: its tensors are
+// counted all the same, named by position.
+func rebuildSparse(_ *unpickler, args []any) (any, error) {
+	inert := &object{class: &pyClass{module: "torch._utils", name: "_rebuild_sparse_tensor"}, args: args}
+	if len(args) != 2 {
+		return inert, nil
+	}
+	data, ok := sequence(args[1])
+	if !ok {
+		return inert, nil
+	}
+	var names []string
+	switch layoutName(args[0]) {
+	case "torch.sparse_coo":
+		names = []string{"indices", "values"}
+	case "torch.sparse_csr", "torch.sparse_bsr":
+		names = []string{"crow_indices", "col_indices", "values"}
+	case "torch.sparse_csc", "torch.sparse_bsc":
+		names = []string{"ccol_indices", "row_indices", "values"}
+	default:
+		return inert, nil
+	}
+	if len(data) <= len(names) {
+		return inert, nil
+	}
+	d := &pyDict{entries: make([]entry, len(names))}
+	for i, name := range names {
+		t, ok := data[i].(*tensor)
+		if !ok {
+			return inert, nil
+		}
+		d.entries[i] = entry{name, t}
+	}
+	return d, nil
+}
+
+// layoutName is the name of a torch layout as a pickle gives it,
+// torch.serialization._get_layout("torch.sparse_coo"), or "" for
+// anything else.
+func layoutName(v any) string {
+	if o, ok := v.(*object); ok && o.class.module == "torch.serialization" && o.class.name == "_get_layout" && len(o.args) == 1 {
+		if s, ok := asString(o.args[0]); ok {
+			return s
+		}
+	}
+	return ""
+}
+
 // rebuildQTensor is torch._utils._rebuild_qtensor(storage, storage_offset,
 // size, stride, quantizer_params, requires_grad, backward_hooks).
 // quantizer_params is (qscheme, scale, zero_point) for per-tensor schemes

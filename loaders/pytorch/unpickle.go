@@ -137,6 +137,8 @@ var rebuilders = sync.OnceValue(func() map[string]func(u *unpickler, args []any)
 		"torch._utils._rebuild_parameter":              rebuildParameter,
 		"torch._utils._rebuild_parameter_with_state":   rebuildParameterWithState,
 		"torch._utils._rebuild_meta_tensor_no_storage": rebuildMetaTensor,
+		"torch._utils._rebuild_sparse_tensor":          rebuildSparse,
+		"torch._utils._rebuild_sparse_csr_tensor":      rebuildSparse,
 		"torch._tensor._rebuild_from_type":             rebuildFromType,
 		"torch._tensor._rebuild_from_type_v2":          rebuildFromType,
 		"torch.tensor._rebuild_from_type":              rebuildFromType,
