@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
@@ -15,6 +16,7 @@ import (
 type edgeExpected struct {
 	Files map[string]struct {
 		SizeBytes   int64    `json:"size_bytes"`
+		Error       string   `json:"error"` // a file to refuse: part of the message
 		TensorCount int64    `json:"tensor_count"`
 		StoredBytes int64    `json:"stored_bytes"`
 		Findings    []string `json:"findings"`
@@ -30,7 +32,9 @@ type edgeExpected struct {
 // TestEdgeFixtures checks the files gen_edge.py made with torch.save
 // against what torch.load gives back: tensors on the meta device (no data
 // in the file), an optimizer object whose state is keyed by its
-// parameters, dicts keyed by tensors, sparse COO and CSR tensors. Every
+// parameters, dicts keyed by tensors, sparse COO and CSR tensors, and a
+// damaged file whose storage's element count disagrees with its record,
+// which must be refused. Every
 // tensor torch returns is listed, with its dtype and shape, the distinct
 // storages' bytes are the file's stored bytes, and the findings are the
 // ones that say what the figures cannot (no-data for meta tensors).
@@ -39,7 +43,7 @@ func TestEdgeFixtures(t *testing.T) {
 	if err := json.Unmarshal(readFile(t, filepath.Join(fixturesDir, "expected_edge.json")), &exp); err != nil {
 		t.Fatal(err)
 	}
-	if len(exp.Files) < 7 {
+	if len(exp.Files) < 8 {
 		t.Fatalf("expected_edge.json lists %d files", len(exp.Files))
 	}
 	for name, want := range exp.Files {
@@ -49,6 +53,12 @@ func TestEdgeFixtures(t *testing.T) {
 				t.Fatalf("%d bytes, expected_edge.json says %d: regenerate", len(data), want.SizeBytes)
 			}
 			m, err := loadBytes(data)
+			if want.Error != "" {
+				if err == nil || !strings.Contains(err.Error(), want.Error) {
+					t.Fatalf("error %v, want one saying %s", err, want.Error)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -122,7 +122,7 @@ func FuzzPickle(f *testing.F) {
 	f.Fuzz(func(t *testing.T, pkl []byte) {
 		load := func() ([]accounting.Tensor, error) {
 			tensors, _, err := zipTensors(newPickleInput(bytes.NewReader(pkl), int64(len(pkl))), 0, "data.pkl", "", 0, func(id *persistentID, into *storage) error {
-				*into = storage{key: "data/" + id.key, typ: id.typ, bytes: 4096, avail: 4096, dataOffset: 0}
+				*into = storage{key: "data/" + id.key, typ: id.typ, numel: id.numel, bytes: 4096, avail: 4096, dataOffset: 0}
 				return nil
 			})
 			return tensors, err

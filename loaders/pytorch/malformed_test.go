@@ -109,8 +109,18 @@ func TestMalformed(t *testing.T) {
 		{"size and stride differ", stateDict(t, "w", func(p *pb) {
 			p.tensorOn(func(p *pb) { p.storage("FloatStorage", "0", 4, false) }, 0, []int{2, 2}, []int{1})
 		}, map[string]int{"0": 16}), "size has 2 dimensions, stride 1", "", -1},
-		{"view past the storage", stateDict(t, "w", func(p *pb) { p.tensor("FloatStorage", "0", 4, 4) }, map[string]int{"0": 16}),
-			`runs past the end of storage "data/0" (16 bytes)`, "w", -1},
+		{"view past the storage", stateDict(t, "w", func(p *pb) {
+			p.tensorOn(func(p *pb) { p.storage("FloatStorage", "0", 4, false) }, 0, []int{4, 4}, []int{4, 1})
+		}, map[string]int{"0": 16}), `runs past the end of storage "data/0" (16 bytes)`, "w", -1},
+		// torch.load would make a storage of 16 floats over a 16-byte
+		// record: the id and the record disagree on the storage's size.
+		{"persistent id larger than its record", stateDict(t, "w", func(p *pb) { p.tensor("FloatStorage", "0", 4, 4) }, map[string]int{"0": 16}),
+			`storage "0": the persistent id says 16 elements of 4 bytes (64 bytes), record "archive/data/0" holds 16`, "", -1},
+		{"persistent id smaller than its record", stateDict(t, "w", func(p *pb) { p.tensor("FloatStorage", "0", 2) }, map[string]int{"0": 16}),
+			`the persistent id says 2 elements of 4 bytes (8 bytes), record "archive/data/0" holds 16`, "", -1},
+		{"two persistent ids of one storage disagree", checkpoint(t, newPickle().odict().str("a").tensor("FloatStorage", "0", 4).
+			str("b").tensor("FloatStorage", "0", 2).raw('u').stop(), map[string]int{"0": 16}),
+			`the persistent id says 2 elements of 4 bytes (8 bytes), where an earlier persistent id gave it 16`, "", -1},
 		{"offset past the storage", stateDict(t, "w", func(p *pb) {
 			p.tensorOn(func(p *pb) { p.storage("FloatStorage", "0", 4, false) }, 9, []int{0}, []int{1})
 		}, map[string]int{"0": 16}), "storage offset 9 is past the end", "w", -1},

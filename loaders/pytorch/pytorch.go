@@ -281,6 +281,9 @@ func zipTensors(in *pickleInput, base int64, what, root string, storages int, st
 			return nil, fmt.Errorf("persistent id of type %q (want 'storage')", typename)
 		}
 		if ref := refs.get(id.key); ref != nil {
+			if first, _ := mul(ref.s.numel, ref.s.typ.elemBytes); sameSize(id, first) != nil {
+				return nil, fmt.Errorf("%v, where an earlier persistent id gave it %d", sameSize(id, first), first)
+			}
 			return ref, nil
 		}
 		b := alloc(&u.arena.storages)
@@ -331,16 +334,34 @@ func (z *zipCheckpoint) storage(id *persistentID, into *storage, dirs []string) 
 	if e.method == zipStore {
 		avail = int64(e.csize)
 	}
+	if err := sameSize(id, avail); err != nil {
+		return fmt.Errorf("%v, record %q holds %d", err, z.prefix+dir+id.key, avail)
+	}
 	*into = storage{
 		// The key is the record's name, copied: id.key is the pickle's
 		// bytes, which the model does not keep.
 		key:        z.keys.concat(dir, id.key),
 		typ:        id.typ,
+		numel:      id.numel,
 		bytes:      int64(e.csize),
 		avail:      avail,
 		dataOffset: off,
 	}
 	return nil
+}
+
+// sameSize checks that a zip archive's persistent id gives its storage
+// the size its record has. torch.load makes a storage of the id's element
+// count over the record's bytes, whatever the record's size: a count that
+// disagrees with the record (a file damaged, or made by hand) gives a
+// storage of another size than the file holds, larger ones over memory
+// past the record, so the file says two sizes and neither is taken.
+func sameSize(id *persistentID, bytes int64) error {
+	want, _ := mul(id.numel, id.typ.elemBytes) // checked when the id was read
+	if want == bytes {
+		return nil
+	}
+	return fmt.Errorf("storage %q: the persistent id says %d elements of %d bytes (%d bytes)", id.key, id.numel, id.typ.elemBytes, want)
 }
 
 // cachedRef returns the ref of key, made by mk on first use: a persistent

@@ -13,9 +13,10 @@ import (
 type storage struct {
 	key string       // Tensor.Storage: the zip record name ("data/3") or the legacy key
 	typ *storageType // element type (a storage class's), from the first persistent id naming it
-	// numel is, in legacy files only, the element count the persistent id
-	// says: the file repeats it before the storage's bytes, and views are
-	// checked against it. A zip record's size says how many bytes there are.
+	// numel is the element count the first persistent id naming the
+	// storage says. A legacy file repeats it before the storage's bytes,
+	// and views are checked against it; a zip record's size must be
+	// numel elements, and every id naming it must say as much.
 	numel int64
 	// bytes is the number of bytes the storage takes in the file.
 	bytes int64
