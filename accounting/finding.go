@@ -53,12 +53,15 @@ const (
 	// NoData: tensors whose file holds their dtype and shape but no
 	// values (PyTorch meta tensors, Tensor.DataOffset NoDataOffset).
 	NoData FindingKind = "no-data"
+	// UnreadTensors: a pickle rebuilds tensors with a function the loader
+	// does not read (File.UnreadTensors): they are not counted.
+	UnreadTensors FindingKind = "unread-tensors"
 )
 
 // FindingKinds lists every kind, for documentation and config validation.
 var FindingKinds = []FindingKind{EncodedButUncompressed, SidecarOverhead, DuplicateWeight, DeadBytes, SharedStorage, UnknownDType,
 	FileTypeMismatch, RemovedGGMLType, UnusedFileBytes, ConfigMismatch, UnknownEncoding, UnsafePickle, NotDecoded,
-	HeapProfileTruncated, HeapProfileNoInUse, HeapProfileLate, HeapProfileNoBase, HeapOverBudget, NoData}
+	HeapProfileTruncated, HeapProfileNoInUse, HeapProfileLate, HeapProfileNoBase, HeapOverBudget, NoData, UnreadTensors}
 
 // Severity ranks findings.
 type Severity string
@@ -198,6 +201,7 @@ func findings(m *Model, res *Result) []Finding {
 	out = append(out, gapFindings(m)...)
 	out = append(out, pickleFindings(m)...)
 	out = append(out, noDataFindings(m, res)...)
+	out = append(out, unreadFindings(m)...)
 	out = append(out, tensorFindings(m.Quantization, res)...)
 	for i := range res.Rows {
 		r := &res.Rows[i]
@@ -439,6 +443,23 @@ func noDataFindings(m *Model, res *Result) []Finding {
 		}
 		out[k].Message = fmt.Sprintf("%s: %d %s on the meta device: the file holds dtype and shape, no values (stored bytes 0), and torch.load gives tensors without data (a model saved before its weights were loaded?); the bytes shown are what the values would take",
 			path, n, are)
+	}
+	return out
+}
+
+// unreadFindings reports, per file, the tensor rebuild functions its
+// pickle calls that the loader does not read (File.UnreadTensors): the
+// tensors they build are missing from every count, so the file's figures
+// are short by them, and nothing says by how much.
+func unreadFindings(m *Model) []Finding {
+	var out []Finding
+	for _, f := range m.Files {
+		if len(f.UnreadTensors) == 0 {
+			continue
+		}
+		out = append(out, Finding{Kind: UnreadTensors, Severity: Warning, Tensors: []string{}, Message: fmt.Sprintf(
+			"%s: the pickle builds values with %s, which qinsaudit does not read as tensors: the tensors they make are not counted (their bytes, maybe inside the pickle, are overhead), so the counts and sizes leave them out",
+			f.Path, globalList(f.UnreadTensors))})
 	}
 	return out
 }

@@ -45,6 +45,12 @@ type File struct {
 	// order: a full torch.load imports and calls them (see the
 	// unsafe-pickle finding). Nothing here was run.
 	Globals []Global
+	// UnreadTensors are the tensor rebuild functions a pickle of the file
+	// calls that the loader does not read (torch's
+	// _rebuild_device_tensor_from_numpy, _rebuild_nested_tensor, ...),
+	// each once, in pickle order: the tensors they make are not in the
+	// model's Tensors, and their bytes are the file's overhead.
+	UnreadTensors []Global
 }
 
 // Global is a name a pickle imports: Module.Name, first at file offset

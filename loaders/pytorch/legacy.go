@@ -128,7 +128,7 @@ func loadLegacy(r io.ReaderAt, size int64, head []byte) (*accounting.Model, erro
 	if err != nil {
 		return nil, err
 	}
-	return &accounting.Model{Files: []accounting.File{{Format: formatLegacy, Globals: fileGlobals(l.us...)}}, Tensors: tensors}, nil
+	return &accounting.Model{Files: []accounting.File{{Format: formatLegacy, Globals: fileGlobals(l.us...), UnreadTensors: fileUnread(l.us...)}}, Tensors: tensors}, nil
 }
 
 // legacyRef returns the storage or storage slice a persistent id names;

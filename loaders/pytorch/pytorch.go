@@ -156,6 +156,7 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	// only: no Python name in it is imported.
 	_, hasConstants := z.records.byName["constants.pkl"]
 	var globals []accounting.Global
+	us := []*unpickler{u}
 	if !hasConstants {
 		globals = fileGlobals(u)
 	}
@@ -166,18 +167,19 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 	// weights there. They are the model's memory as much as data.pkl's
 	// tensors; each is named by its position, constants.<i>[.<j>...].
 	if hasConstants {
-		ct, _, err := z.recordTensors("constants.pkl", "constants", "constants/", "data/")
+		ct, cu, err := z.recordTensors("constants.pkl", "constants", "constants/", "data/")
 		if err != nil {
 			return nil, err
 		}
 		tensors = append(tensors, ct...)
+		us = append(us, cu)
 	}
 	// A lite-interpreter file's bytecode.pkl refers to the constants
 	// again, and may serialize a tensor a second time under constants/ (a
 	// quantized conv's config vector): such a storage, and only such, is
 	// listed from there, named bytecode.<path>.
 	if _, ok := z.records.byName["bytecode.pkl"]; ok {
-		bt, _, err := z.recordTensors("bytecode.pkl", "bytecode", "constants/", "data/")
+		bt, bu, err := z.recordTensors("bytecode.pkl", "bytecode", "constants/", "data/")
 		if err != nil {
 			return nil, err
 		}
@@ -190,8 +192,9 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 				tensors = append(tensors, t)
 			}
 		}
+		us = append(us, bu)
 	}
-	return &accounting.Model{Files: []accounting.File{{Format: formatZip, Globals: globals}}, Tensors: tensors}, nil
+	return &accounting.Model{Files: []accounting.File{{Format: formatZip, Globals: globals, UnreadTensors: fileUnread(us...)}}, Tensors: tensors}, nil
 }
 
 // zipCheckpoint is a zip checkpoint being read.

@@ -28,7 +28,10 @@ type unpickler struct {
 	// weights_only unpickler would refuse, in pickle order, each once.
 	globals []global
 	seen    map[string]bool
-	arena   arena // the values built per tensor
+	// unread are the tensor rebuild functions the pickle calls that this
+	// reader does not implement, each once.
+	unread []global
+	arena  arena // the values built per tensor
 	// sizeHint is the number of storages the file holds, about the
 	// entries of a state_dict (0: unknown).
 	sizeHint int
@@ -90,6 +93,9 @@ func (u *unpickler) findClass(module, name string, at int64) any {
 		return &callable{name: name, fn: fn, u: u}
 	}
 	u.note(module, name, at)
+	if tensorRebuild(module, name) {
+		u.unread = u.noteOnce(u.unread, module, name, at)
+	}
 	switch full {
 	case "collections.OrderedDict":
 		return orderedDictClass{}

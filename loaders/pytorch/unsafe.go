@@ -95,6 +95,33 @@ func (u *unpickler) note(module, name string, at int64) {
 	u.globals = append(u.globals, global{strings.Clone(module), strings.Clone(name), at})
 }
 
+// tensorRebuild reports whether module.name is one of torch's functions
+// that rebuild a tensor (torch._utils._rebuild_*, torch._tensor's): called
+// by a pickle, and not one of the rebuilders, it makes a tensor this
+// reader cannot list.
+func tensorRebuild(module, name string) bool {
+	switch module {
+	case "torch._utils", "torch._tensor", "torch.tensor":
+		return strings.HasPrefix(name, "_rebuild")
+	}
+	return false
+}
+
+// noteOnce appends module.name at pickle offset at to gs unless gs has it.
+func (u *unpickler) noteOnce(gs []global, module, name string, at int64) []global {
+	for _, g := range gs {
+		if g.module == module && g.name == name {
+			return gs
+		}
+	}
+	if u.base >= 0 {
+		at += u.base
+	} else {
+		at = -1
+	}
+	return append(gs, global{strings.Clone(module), strings.Clone(name), at})
+}
+
 // runsCode reports whether calling module.name as a full unpickler would
 // can run code or reach the system, not just build an object.
 func runsCode(module, name string) bool {
@@ -122,13 +149,23 @@ func runsCode(module, name string) bool {
 // fileGlobals converts what the unpicklers of one file recorded, each name
 // once.
 func fileGlobals(us ...*unpickler) []accounting.Global {
+	return convertGlobals(us, func(u *unpickler) []global { return u.globals })
+}
+
+// fileUnread converts the unread tensor rebuilds the unpicklers of one
+// file recorded, each name once.
+func fileUnread(us ...*unpickler) []accounting.Global {
+	return convertGlobals(us, func(u *unpickler) []global { return u.unread })
+}
+
+func convertGlobals(us []*unpickler, of func(*unpickler) []global) []accounting.Global {
 	var out []accounting.Global
 	seen := map[string]bool{}
 	for _, u := range us {
 		if u == nil {
 			continue
 		}
-		for _, g := range u.globals {
+		for _, g := range of(u) {
 			full := g.module + "." + g.name
 			if seen[full] {
 				continue
