@@ -329,6 +329,33 @@ func TestOptimizerKeys(t *testing.T) {
 	}
 }
 
+// TestHeldByOptimizer: a tensor held by a pickled torch optimizer object
+// is optimizer state whatever the keys above it; torch.optim.swa_utils'
+// AveragedModel is a copy of the model, not an optimizer.
+func TestHeldByOptimizer(t *testing.T) {
+	for owners, want := range map[string]bool{
+		"torch.optim.sgd.SGD":                    true,
+		"__main__.Trainer torch.optim.adam.Adam": true,
+		"torch.optim.swa_utils.AveragedModel":    false,
+		"torch.nn.modules.linear.Linear":         false,
+		"mylib.torch.optim.Thing":                false,
+		"":                                       false,
+	} {
+		if got := heldByOptimizer(strings.Fields(owners)); got != want {
+			t.Errorf("heldByOptimizer(%q) = %v, want %v", owners, got, want)
+		}
+	}
+	m := newModel().t("model.w", "float32", 4).t("opt.state.<value 0>.momentum_buffer", "float32", 4).model()
+	m.Tensors[1].Owners = []string{"torch.optim.sgd.SGD"}
+	r, err := Audit(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Total.Tensors != 1 || r.Total.StoredBytes != 16 || r.Rows[1].Role != OptimizerState {
+		t.Errorf("total %+v, %s role %s; want the model's tensor only", r.Total, r.Rows[1].Name, r.Rows[1].Role)
+	}
+}
+
 func TestOptimizerStateExcluded(t *testing.T) {
 	m := newModel().t("model.embed.weight", "float32", 10, 4).t("optimizer.state.0.exp_avg", "float32", 10, 4).
 		t("optimizer.state.0.step", "float32").model()

@@ -50,14 +50,14 @@ func classify(m *Model, extra []Scheme, at func(i int) *Class) {
 	withModel := false
 	for i := range m.Tensors {
 		t := &m.Tensors[i]
-		if !isOptimizer(t.Name) && !isCheckpointState(t.Name) {
+		if !isOptimizer(t.Name) && !heldByOptimizer(t.Owners) && !isCheckpointState(t.Name) {
 			withModel = true
 			break
 		}
 	}
 	for i := range m.Tensors {
 		t := &m.Tensors[i]
-		if isOptimizer(t.Name) || withModel && isCheckpointState(t.Name) {
+		if isOptimizer(t.Name) || heldByOptimizer(t.Owners) || withModel && isCheckpointState(t.Name) {
 			*at(i) = Class{Role: OptimizerState, Part: PartState, Module: moduleOf(t.Name), Params: numel(t)}
 			done[i] = true
 		}
@@ -387,6 +387,20 @@ func plainPart(float bool, mod, leaf string) Part {
 func isCheckpointState(name string) bool {
 	top, _, nested := strings.Cut(name, ".")
 	return nested && isCheckpointStateKey(top)
+}
+
+// heldByOptimizer reports whether a tensor is held by a torch optimizer
+// object, whatever the keys above it: torch.save(optimizer), or an
+// optimizer pickled whole inside a checkpoint ({"model": m, "opt": opt}).
+// The file names the class (torch.optim.adam.Adam); torch.optim.swa_utils
+// holds AveragedModel, a copy of the model, and is not an optimizer.
+func heldByOptimizer(owners []string) bool {
+	for _, o := range owners {
+		if rest, ok := strings.CutPrefix(o, "torch.optim."); ok && !strings.HasPrefix(rest, "swa_utils.") {
+			return true
+		}
+	}
+	return false
 }
 
 // isOptimizer reports whether a tensor is optimizer state: under an

@@ -15,12 +15,15 @@ import (
 // from what torch.load gives back.
 type edgeExpected struct {
 	Files map[string]struct {
-		SizeBytes   int64    `json:"size_bytes"`
-		Error       string   `json:"error"` // a file to refuse: part of the message
-		TensorCount int64    `json:"tensor_count"`
-		StoredBytes int64    `json:"stored_bytes"`
-		Findings    []string `json:"findings"`
-		Tensors     []struct {
+		SizeBytes   int64  `json:"size_bytes"`
+		Error       string `json:"error"` // a file to refuse: part of the message
+		TensorCount int64  `json:"tensor_count"`
+		StoredBytes int64  `json:"stored_bytes"`
+		// ModelStoredBytes, when given, is the model's part: the file
+		// less its optimizer state.
+		ModelStoredBytes *int64   `json:"model_stored_bytes"`
+		Findings         []string `json:"findings"`
+		Tensors          []struct {
 			Name  string  `json:"name"`
 			DType string  `json:"dtype"`
 			Shape []int64 `json:"shape"`
@@ -32,7 +35,8 @@ type edgeExpected struct {
 // TestEdgeFixtures checks the files gen_edge.py made with torch.save
 // against what torch.load gives back: tensors on the meta device (no data
 // in the file), an optimizer object whose state is keyed by its
-// parameters, dicts keyed by tensors, sparse COO and CSR tensors, and a
+// parameters, an optimizer object under a key of no known name, dicts
+// keyed by tensors, sparse COO and CSR tensors, and a
 // damaged file whose storage's element count disagrees with its record,
 // which must be refused. Every
 // tensor torch returns is listed, with its dtype and shape, the distinct
@@ -43,7 +47,7 @@ func TestEdgeFixtures(t *testing.T) {
 	if err := json.Unmarshal(readFile(t, filepath.Join(fixturesDir, "expected_edge.json")), &exp); err != nil {
 		t.Fatal(err)
 	}
-	if len(exp.Files) < 9 {
+	if len(exp.Files) < 10 {
 		t.Fatalf("expected_edge.json lists %d files", len(exp.Files))
 	}
 	for name, want := range exp.Files {
@@ -86,6 +90,9 @@ func TestEdgeFixtures(t *testing.T) {
 			}
 			if f := res.Files[0]; f.Tensors != want.TensorCount || f.StoredBytes != want.StoredBytes {
 				t.Errorf("file: %d tensors, %d stored bytes; torch: %d, %d", f.Tensors, f.StoredBytes, want.TensorCount, want.StoredBytes)
+			}
+			if w := want.ModelStoredBytes; w != nil && res.Total.StoredBytes != *w {
+				t.Errorf("model: %d stored bytes, torch: %d (the rest is optimizer state)", res.Total.StoredBytes, *w)
 			}
 			var kinds []string
 			for _, f := range res.Findings {
