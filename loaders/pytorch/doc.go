@@ -37,7 +37,9 @@
 // tensors of its layout, named as torch names them: "sp.indices" and
 // "sp.values" (COO), "m.crow_indices", "m.col_indices" and "m.values"
 // (CSR). A tensor on the meta device has a dtype and a shape but no data
-// (accounting.NoDataOffset). A tensor object reached twice is listed
+// (accounting.NoDataOffset): torch.save pickles it with
+// _rebuild_meta_tensor_no_storage, torch.jit.save over a storage whose
+// location is "meta" and whose record is empty. A tensor object reached twice is listed
 // under each name, as state_dict lists tied weights; tensors that share a
 // storage (tied weights, slices) share accounting.Tensor.Storage, the
 // record name ("data/3") or legacy key. Two tensors of one name, and a dict

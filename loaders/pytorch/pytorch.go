@@ -337,6 +337,13 @@ func (z *zipCheckpoint) storage(id *persistentID, into *storage, dirs []string) 
 	if e.method == zipStore {
 		avail = int64(e.csize)
 	}
+	if id.meta && avail == 0 {
+		// torch.jit.save of a module on the meta device: the id gives
+		// the storage's size, its record is empty, and torch.jit.load
+		// makes meta tensors, with no data.
+		*into = storage{key: z.keys.concat(dir, id.key), typ: id.typ, numel: id.numel, dataOffset: accounting.NoDataOffset}
+		return nil
+	}
 	if err := sameSize(id, avail); err != nil {
 		return fmt.Errorf("%v, record %q holds %d", err, z.prefix+dir+id.key, avail)
 	}

@@ -397,7 +397,8 @@ type persistentID struct {
 	typ   *storageType // the class's
 	key   string
 	numel int64
-	view  any // legacy only: None or (view_key, offset, size)
+	view  any  // legacy only: None or (view_key, offset, size)
+	meta  bool // its location is "meta": a storage with no data
 }
 
 // parsePersistentID reads a persistent id tuple, returning its typename
@@ -445,7 +446,8 @@ func parsePersistentID(pid any, legacy bool, into *persistentID) (string, *persi
 		return "", nil, nil, fmt.Errorf("storage %q: %d elements overflow int64 bytes", key, numel)
 	}
 	id := into
-	*id = persistentID{typ: &class.typ, key: key, numel: int64(numel)}
+	loc, _ := asString(f[3])
+	*id = persistentID{typ: &class.typ, key: key, numel: int64(numel), meta: loc == "meta"}
 	if len(f) == 6 {
 		id.view = f[5]
 	}
