@@ -156,7 +156,7 @@ func Audit(m *Model, opts Options) (*Result, error) {
 		r.Numel = n
 		if d, ok := dt.lookup(t.DType); ok {
 			r.ElementSize = float64(d.BlockBytes) / float64(d.BlockElems)
-			if r.TheoreticalBytes, err = d.Bytes(n); err != nil {
+			if r.TheoreticalBytes, err = d.ShapeBytes(t.Shape); err != nil {
 				return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
 			}
 		} else {

@@ -16,6 +16,11 @@ type DType struct {
 	// Float is true for floating-point element types, the ones a weight
 	// stored "uncompressed" would use.
 	Float bool
+	// RowPacked is set for a type whose blocks do not straddle rows: each
+	// row (the last dimension) takes whole blocks, as torch packs its 4-
+	// and 2-bit quantized types (a quint4x2 [3, 3] takes 3 x 2 bytes, not
+	// 5). See ShapeBytes.
+	RowPacked bool
 }
 
 // dtypes lists every storage type qinsaudit knows: the plain element types
@@ -56,8 +61,10 @@ var plainDTypes = []DType{
 	{Name: "qint8", BlockElems: 1, BlockBytes: 1},
 	{Name: "quint8", BlockElems: 1, BlockBytes: 1},
 	{Name: "qint32", BlockElems: 1, BlockBytes: 4},
-	{Name: "quint4x2", BlockElems: 2, BlockBytes: 1},
-	{Name: "quint2x4", BlockElems: 4, BlockBytes: 1},
+	// The sub-byte ones pack each row into whole bytes (torch's
+	// get_sub_byte_tensor_size).
+	{Name: "quint4x2", BlockElems: 2, BlockBytes: 1, RowPacked: true},
+	{Name: "quint2x4", BlockElems: 4, BlockBytes: 1, RowPacked: true},
 }
 
 var dtypeIndex = func() map[string]int {
@@ -90,6 +97,29 @@ func (d DType) Bytes(n int64) (int64, error) {
 	hi, lo := bits.Mul64(uint64(blocks), uint64(d.BlockBytes))
 	if hi != 0 || lo > 1<<63-1 {
 		return 0, fmt.Errorf("%s: %d elements overflow int64 bytes", d.Name, n)
+	}
+	return int64(lo), nil
+}
+
+// ShapeBytes returns the bytes a tensor of shape takes: its element count in
+// whole blocks, or for a RowPacked type its rows (the last dimension) each
+// in whole blocks.
+func (d DType) ShapeBytes(shape []int64) (int64, error) {
+	n, err := Numel(shape)
+	if err != nil {
+		return 0, err
+	}
+	if !d.RowPacked || len(shape) == 0 || n == 0 {
+		return d.Bytes(n)
+	}
+	last := shape[len(shape)-1]
+	row, err := d.Bytes(last)
+	if err != nil {
+		return 0, err
+	}
+	hi, lo := bits.Mul64(uint64(n/last), uint64(row))
+	if hi != 0 || lo > 1<<63-1 {
+		return 0, fmt.Errorf("%s: shape %v overflows int64 bytes", d.Name, shape)
 	}
 	return int64(lo), nil
 }

@@ -30,6 +30,36 @@ func TestDTypeBytes(t *testing.T) {
 	}
 }
 
+// TestShapeBytes: torch packs each row of a 4- or 2-bit quantized tensor
+// into whole bytes (torch 1.13: a quint4x2 [3, 3] has a 6-byte storage);
+// other block types count blocks over the whole tensor.
+func TestShapeBytes(t *testing.T) {
+	for _, c := range []struct {
+		dtype string
+		shape []int64
+		want  int64
+	}{
+		{"quint4x2", []int64{3, 3}, 6},
+		{"quint4x2", []int64{4, 6}, 12},
+		{"quint4x2", []int64{9}, 5},
+		{"quint4x2", []int64{}, 1},
+		{"quint4x2", []int64{3, 0}, 0},
+		{"quint2x4", []int64{2, 5}, 4},
+		{"float4_e2m1fn", []int64{3, 3}, 5}, // safetensors F4: packed without padding
+		{"float32", []int64{3, 3}, 36},
+		{"q4_0", []int64{2, 32}, 36},
+	} {
+		d, _ := LookupDType(c.dtype)
+		if got, err := d.ShapeBytes(c.shape); err != nil || got != c.want {
+			t.Errorf("%s.ShapeBytes(%v) = %d, %v; want %d", c.dtype, c.shape, got, err, c.want)
+		}
+	}
+	d, _ := LookupDType("quint4x2")
+	if _, err := d.ShapeBytes([]int64{1 << 40, 1 << 40, 3}); err == nil {
+		t.Error("no overflow error")
+	}
+}
+
 func TestDTypeTable(t *testing.T) {
 	seen := map[string]bool{}
 	for _, d := range dtypes {

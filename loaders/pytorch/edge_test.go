@@ -47,7 +47,7 @@ func TestEdgeFixtures(t *testing.T) {
 	if err := json.Unmarshal(readFile(t, filepath.Join(fixturesDir, "expected_edge.json")), &exp); err != nil {
 		t.Fatal(err)
 	}
-	if len(exp.Files) < 11 {
+	if len(exp.Files) < 12 {
 		t.Fatalf("expected_edge.json lists %d files", len(exp.Files))
 	}
 	for name, want := range exp.Files {

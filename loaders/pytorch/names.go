@@ -478,6 +478,10 @@ func (n *namer) tensor(t *tensor, depth int) error {
 		}
 		endElems, ok1 := add(last, 1)
 		endBytes, err := dt.Bytes(endElems)
+		if dt.RowPacked && t.offset == 0 && accounting.Contiguous(shape, stride) {
+			// Each row in whole bytes: torch's own size for the tensor.
+			endBytes, err = dt.ShapeBytes(shape)
+		}
 		end, ok2 := add(lo, endBytes)
 		if !ok1 || err != nil || !ok2 || end > hi {
 			return fail("view (offset %d, size %v, stride %v) runs past the end of storage %q (%d bytes)",
