@@ -220,11 +220,31 @@ func chargeStorages(m *Model, res *Result) {
 	order := make([]int, 0, len(m.Tensors))
 	var cur map[string]int
 	curFile := 0
+	// Tensors of no data (meta tensors) have no bytes to share, but one
+	// reached under two names (a tied head on the meta device) is still
+	// one weight: they are chained by their own storage names, apart from
+	// the storages of data, whose names they could take.
+	type noDataKey struct {
+		file    int
+		storage string
+	}
+	var noData map[noDataKey]int
 	for i := range m.Tensors {
 		t := &m.Tensors[i]
 		next[i] = -1
 		if t.DataOffset == NoDataOffset {
-			continue // no storage: nothing stored, nothing shared
+			if noData == nil {
+				noData = map[noDataKey]int{}
+			}
+			k := noDataKey{t.File, t.Storage}
+			f, ok := noData[k]
+			if !ok {
+				noData[k], last[i] = i, i
+				order = append(order, i)
+				continue
+			}
+			next[last[f]], last[f] = i, i
+			continue
 		}
 		if cur == nil || t.File != curFile {
 			curFile = t.File

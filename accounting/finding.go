@@ -441,7 +441,7 @@ func noDataFindings(m *Model, res *Result) []Finding {
 		if n == 1 {
 			are = "tensor is"
 		}
-		out[k].Message = fmt.Sprintf("%s: %d %s on the meta device: the file holds dtype and shape, no values (stored bytes 0), and loading the file gives tensors without data (a model saved before its weights were loaded?); the bytes shown are what the values would take",
+		out[k].Message = fmt.Sprintf("%s: %d %s on the meta device: the file holds dtype and shape, no values (stored bytes 0), and loading the file gives tensors without data (a model saved before its weights were loaded?); the bytes shown are what the values would take. A weight under two names (a tied head) is counted once where the file shares it, which a state_dict of meta tensors does not",
 			path, n, are)
 	}
 	return out

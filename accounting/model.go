@@ -88,8 +88,10 @@ type QuantConfig struct {
 
 // NoDataOffset is the DataOffset of a tensor whose file gives its dtype and
 // shape but no data: a PyTorch tensor on the meta device (a model saved
-// before its weights were loaded). It has no storage: its stored and dead
-// bytes are 0, it shares nothing, and its Storage names nothing.
+// before its weights were loaded). It has no storage of data: its stored
+// and dead bytes are 0, and its Storage names a storage of no bytes that
+// only tensors of no data share (one tensor under two names, a tied head,
+// is still one weight).
 const NoDataOffset = -2
 
 // Tensor is one tensor as it is stored in a file.
