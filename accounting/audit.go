@@ -156,7 +156,11 @@ func Audit(m *Model, opts Options) (*Result, error) {
 		r.Numel = n
 		if d, ok := dt.lookup(t.DType); ok {
 			r.ElementSize = float64(d.BlockBytes) / float64(d.BlockElems)
-			if r.TheoreticalBytes, err = d.ShapeBytes(t.Shape); err != nil {
+			r.TheoreticalBytes, err = d.Bytes(n) // n is the shape's product: no second Numel
+			if d.RowPacked {
+				r.TheoreticalBytes, err = d.ShapeBytes(t.Shape)
+			}
+			if err != nil {
 				return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
 			}
 		} else {
