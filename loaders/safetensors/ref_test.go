@@ -29,6 +29,7 @@ func refParseHeader(header []byte, dataStart, size int64) ([]accounting.Tensor, 
 	// and to see duplicate keys. The decoder stops at the first syntax
 	// error, which syntaxError then places.
 	dec := json.NewDecoder(bytes.NewReader(header))
+	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, refJSONError(header, err, 0)
@@ -63,13 +64,20 @@ func refParseHeader(header []byte, dataStart, size int64) ([]accounting.Tensor, 
 		// Fields stay raw JSON so that every number is checked to be an
 		// exact integer (a float64 would round offsets beyond 2^53), and
 		// matched case-sensitively as the specification's keys are.
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, refJSONError(header, err, off)
+		}
 		var fields map[string]json.RawMessage
-		if err := dec.Decode(&fields); err != nil {
+		if err := json.Unmarshal(raw, &fields); err != nil {
 			var typ *json.UnmarshalTypeError
 			if errors.As(err, &typ) {
 				return nil, accounting.Errorf(format, 8+off, name, "entry: want an object, got a json %s", typ.Value)
 			}
 			return nil, refJSONError(header, err, off)
+		}
+		if key := refRepeated(raw); key != "" {
+			return nil, accounting.Errorf(format, 8+off, name, "%s: given twice in one entry", key)
 		}
 		t, err := refCheckEntry(name, fields, dataStart, size)
 		if err != nil {
@@ -102,6 +110,36 @@ func refParseHeader(header []byte, dataStart, size int64) ([]accounting.Tensor, 
 		}
 	}
 	return tensors, nil
+}
+
+// refRepeated returns the first of an entry's fields (dtype, shape,
+// data_offsets) that its object gives twice, or "": the safetensors
+// library refuses such an entry, where a map keeps the last value.
+func refRepeated(raw json.RawMessage) string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		key, _ := tok.(string)
+		switch key {
+		case "dtype", "shape", "data_offsets":
+			if seen[key] {
+				return key
+			}
+			seen[key] = true
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 // refCheckEntry validates the fields of one tensor entry against the data

@@ -340,7 +340,11 @@ func sortByData(tensors []accounting.Tensor, at []int64) []int64 {
 // notObject is the error of a header that is not a JSON object, as
 // encoding/json's decoder sees it.
 func notObject(header []byte) error {
-	if _, err := json.NewDecoder(bytes.NewReader(header)).Token(); err != nil {
+	// UseNumber: a top-level number is "not a json object", even one
+	// beyond float64's range.
+	dec := json.NewDecoder(bytes.NewReader(header))
+	dec.UseNumber()
+	if _, err := dec.Token(); err != nil {
 		if !json.Valid(header) {
 			return syntaxError(header)
 		}
@@ -592,10 +596,14 @@ type fields struct {
 	// ints read two, nOffs -1 when it did not.
 	rank, nOffs int
 	offs        [2]int64
+	// twice names the first field the entry gives more than once: the
+	// safetensors library refuses such an entry ("duplicate field"),
+	// where a map would quietly keep the last value.
+	twice string
 }
 
 // entry scans a tensor entry: any JSON value, whose fields are taken when
-// it is an object (the last of a repeated key, as a map would keep it). A
+// it is an object (a repeated field is noted in twice). A
 // shape or data_offsets that is a plain array of integers is read as it is
 // scanned, the shape into dims (see ints).
 func (s *scanner) entry(dims *[maxRank]int64) (fields, bool) {
@@ -655,13 +663,17 @@ func (s *scanner) entry(dims *[maxRank]int64) (fields, bool) {
 			return f, false
 		}
 		v := s.h[vStart:s.pos]
+		var had []byte
 		switch string(key) {
 		case "dtype":
-			f.dtype = v
+			had, f.dtype = f.dtype, v
 		case "shape":
-			f.shape = v
+			had, f.shape = f.shape, v
 		case "data_offsets":
-			f.offsets = v
+			had, f.offsets = f.offsets, v
+		}
+		if had != nil && f.twice == "" {
+			f.twice = string(key)
 		}
 		s.ws()
 		switch {
@@ -759,6 +771,9 @@ func valueStart(header []byte, off int64) int64 {
 // is cut from sc's slab.
 func checkEntry(name string, f *fields, sc *shapes, dataStart, size int64) (accounting.Tensor, error) {
 	var none accounting.Tensor
+	if f.twice != "" {
+		return none, fmt.Errorf("%s: given twice in one entry", f.twice)
+	}
 	if f.dtype == nil {
 		return none, errors.New("dtype: missing")
 	}

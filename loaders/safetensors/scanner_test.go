@@ -48,6 +48,12 @@ var scannerSeeds = []string{
 	`{"a":{"dtype":"F32","shape":[1,2,3,4,5,6,7,8,9],"data_offsets":[0,4]}}`, `{"a":{"dtype":"F32","shape":1,"data_offsets":[0,4]}}`,
 	`{"a":{"dtype":"F-32","shape":[1],"data_offsets":[0,4]}}`, `{"a":{"dtype":"F32","shape":[1],"data_offsets":[-1,4]}}`,
 	`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]} "b":1}`,
+	// a field given twice, which the safetensors library refuses
+	`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"dtype":"F32"}}`,
+	`{"a":{"dtype":"F32","shape":[1],"shape":[2],"data_offsets":[0,4]}}`,
+	`{"a":{"data_offsets":[0,4],"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`,
+	`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1,"x":2}}`,
+	`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"d\u0074ype":"I8"}}`,
 	`{"a" {"dtype":"F32"}}`, `{"a"::{}}`, `{"a":{},"a":{}}`, `{"a":{}, "a" 5}`,
 	`{"a":null}`, `{"a":nul}`, `{"a":5}`, `{"a":-0.5e+3}`, `{"a":"s"}`, `{"a":[1]}`, `{"a":true}`, `{"a":false}`,
 	`{"a":{"dtype":"F32","dtype":"F16","shape":[1],"data_offsets":[0,2]}}`,
@@ -181,4 +187,21 @@ func FuzzScannerEquivalence(f *testing.F) {
 		dataStart := 8 + int64(len(header))
 		equivalent(t, header, dataStart, dataStart+int64(data))
 	})
+}
+
+// TestRepeatedField: an entry that gives dtype, shape or data_offsets twice
+// is refused, naming the field, whichever value came last; a map would keep
+// the last one and audit a tensor the safetensors library cannot load.
+func TestRepeatedField(t *testing.T) {
+	for h, want := range map[string]string{
+		`{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"shape":[1]}}`:          `shape: given twice`,
+		`{"w":{"dtype":"I8","shape":[8],"data_offsets":[0,8],"dtype":"F32"}}`:         `dtype: given twice`,
+		`{"w":{"data_offsets":[0,4],"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`: `data_offsets: given twice`,
+	} {
+		_, err := parseHeader([]byte(h), 8+int64(len(h)), 8+int64(len(h))+8)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), `"w"`) {
+			t.Errorf("%s: got %v, want an error naming tensor \"w\" and %q", h, err, want)
+		}
+		equivalent(t, []byte(h), 8+int64(len(h)), 8+int64(len(h))+8)
+	}
 }
