@@ -112,8 +112,8 @@ func classify(m *Model, extra []Scheme, at func(i int) *Class) {
 				continue
 			}
 			role := EncodedLinear
-			if isEmbeddingModule(lastComponent(mod)) {
-				role = Embedding // a quantized embedding table (MLX quantizes them)
+			if isEmbeddingModule(lastComponent(mod)) || isEmbeddingTensor(t) {
+				role = Embedding // a quantized embedding table (MLX and torch quantize them)
 			}
 			params := logicalParams(t, s, m.Quantization)
 			if bits > 0 {
@@ -173,7 +173,7 @@ func classify(m *Model, extra []Scheme, at func(i int) *Class) {
 			// The module's logical weights are counted on its encoded
 			// tensor; the float copy adds bytes, not weights.
 			c.Part, c.Leftover, c.Scheme, c.Params = PartLeftoverWeight, true, "", 0
-		case leaf == "weight" && isEmbeddingModule(lastComponent(mod)):
+		case leaf == "weight" && (isEmbeddingModule(lastComponent(mod)) || isEmbeddingTensor(t)):
 			c.Role, c.Part = Embedding, PartWeight
 		}
 		*at(i) = c
@@ -263,6 +263,33 @@ func ownedBy(t *Tensor, owner string) bool {
 		if strings.Contains(o, owner) {
 			return true
 		}
+	}
+	return false
+}
+
+// isEmbeddingTensor reports whether the file says that t is an embedding
+// table whatever its module is named: the module holding it is a torch
+// Embedding or EmbeddingBag (float or quantized; TorchScript and
+// whole-model pickles name it), or t is the _packed_weight that a
+// quantized Embedding's EmbeddingPackedParams keeps in a state_dict (a
+// quantized Linear's is _packed_params).
+func isEmbeddingTensor(t *Tensor) bool {
+	if strings.HasSuffix(t.Name, "._packed_params._packed_weight") || t.Name == "_packed_params._packed_weight" {
+		return true
+	}
+	// The innermost class that is a module: packed parameters, script
+	// objects and TorchScript's typed-list builders sit inside it.
+	for i := len(t.Owners) - 1; i >= 0; i-- {
+		o := t.Owners[i]
+		if strings.HasPrefix(o, "torch.classes.") || strings.HasPrefix(o, "torch.jit._pickle.") ||
+			o == "torch.ScriptObject" || strings.Contains(leafOf(o), "PackedParams") {
+			continue
+		}
+		switch leafOf(o) {
+		case "Embedding", "EmbeddingBag":
+			return strings.HasPrefix(o, "torch.") || strings.HasPrefix(o, "__torch__.torch.")
+		}
+		return false
 	}
 	return false
 }

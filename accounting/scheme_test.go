@@ -138,3 +138,28 @@ func TestEMAOnly(t *testing.T) {
 		t.Errorf("model: %+v, want both tensors", r.Total)
 	}
 }
+
+// TestEmbeddingByOwner: a weight is an embedding table when torch's class
+// says so, whatever the module is called; the innermost module decides
+// (packed params and script objects inside it are skipped), and a class of
+// one's own that is merely named Embedding does not count.
+func TestEmbeddingByOwner(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		owners []string
+		want   Role
+	}{
+		{"tok.weight", []string{"__main__.M", "torch.nn.modules.sparse.Embedding"}, Embedding},
+		{"tok.weight", []string{"M", "__torch__.torch.nn.modules.sparse.EmbeddingBag"}, Embedding},
+		{"proj.weight", []string{"torch.nn.modules.sparse.Embedding", "torch.nn.modules.linear.Linear"}, Untouched},
+		{"patch.proj.weight", []string{"__main__.Embedding", "torch.nn.modules.conv.Conv2d"}, Untouched},
+		{"tok.weight", []string{"__main__.Embedding"}, Untouched},
+		{"tok.weight", nil, Untouched},
+		{"embed_tokens.weight", nil, Embedding}, // the name rule still holds
+	} {
+		m := &Model{Tensors: []Tensor{{Name: c.name, DType: "float32", Shape: []int64{10, 4}, Owners: c.owners}}}
+		if got := Classify(m)[0].Role; got != c.want {
+			t.Errorf("%s held by %v: role %s, want %s", c.name, c.owners, got, c.want)
+		}
+	}
+}
