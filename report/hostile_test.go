@@ -213,3 +213,26 @@ func TestReadJSONRefusesContradictions(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyTensorName: torch.save(t) of a bare tensor names it "" (the
+// whole pickle); the tensor table shows "(top level)", as the module
+// table does, not a blank cell, and the JSON keeps the name as it is.
+func TestEmptyTensorName(t *testing.T) {
+	rep := hostileReport(t, "", "w")
+	for _, md := range []bool{false, true} {
+		var b bytes.Buffer
+		if err := write(&b, rep, TextOptions{By: "tensor"}, md); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), "(top level)") {
+			t.Errorf("markdown=%v: no (top level) row:\n%s", md, b.String())
+		}
+	}
+	var b bytes.Buffer
+	if err := WriteJSON(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"name": ""`) && !strings.Contains(b.String(), `"name":""`) {
+		t.Errorf("JSON does not keep the empty name:\n%s", b.String())
+	}
+}

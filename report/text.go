@@ -464,7 +464,11 @@ func tensorTable(rep *Report, opts TextOptions) *table {
 		for i, d := range x.Shape {
 			dims[i] = fmt.Sprint(d)
 		}
-		t.rows = append(t.rows, []string{x.Name, x.DType, "[" + strings.Join(dims, ",") + "]", x.Role, x.Part, scheme,
+		name := x.Name
+		if name == "" {
+			name = "(top level)" // the file's whole pickle is one tensor: torch.save(t)
+		}
+		t.rows = append(t.rows, []string{name, x.DType, "[" + strings.Join(dims, ",") + "]", x.Role, x.Part, scheme,
 			sb.format(x.BaselineBytes), st.format(x.TheoreticalBytes), ss.format(x.StoredBytes)})
 	}
 	return t
