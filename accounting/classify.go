@@ -281,11 +281,12 @@ func isEmbeddingTensor(t *Tensor) bool {
 	// objects and TorchScript's typed-list builders sit inside it.
 	for i := len(t.Owners) - 1; i >= 0; i-- {
 		o := t.Owners[i]
+		class := leafOf(o)
 		if strings.HasPrefix(o, "torch.classes.") || strings.HasPrefix(o, "torch.jit._pickle.") ||
-			o == "torch.ScriptObject" || strings.Contains(leafOf(o), "PackedParams") {
+			o == "torch.ScriptObject" || strings.Contains(class, "PackedParams") {
 			continue
 		}
-		switch leafOf(o) {
+		switch class {
 		case "Embedding", "EmbeddingBag":
 			return strings.HasPrefix(o, "torch.") || strings.HasPrefix(o, "__torch__.torch.")
 		}

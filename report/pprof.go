@@ -32,13 +32,10 @@ func WritePprof(w io.Writer, rep *Report) error {
 		return l
 	}
 	for _, t := range rep.Tensors {
-		module := t.Module
-		if module == "" {
-			module = "(top level)"
-		}
+		module := orTopLevel(t.Module)
 		// Leaf first: the tensor, then its module, then its role.
 		p.Sample = append(p.Sample, &profile.Sample{
-			Location: []*profile.Location{loc("tensor " + t.Name), loc("module " + module), loc("role " + t.Role)},
+			Location: []*profile.Location{loc("tensor " + orTopLevel(t.Name)), loc("module " + module), loc("role " + t.Role)},
 			Value:    []int64{t.StoredBytes, t.BaselineBytes},
 			Label:    map[string][]string{"dtype": {t.DType}, "file": {t.File}},
 		})

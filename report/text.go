@@ -409,10 +409,7 @@ func groupTable(title, keyTitle, baseline string, gs []Group, total *Group, opts
 		right:  []bool{false, true, true, true, true, true, true, true},
 	}
 	for _, g := range gs {
-		key := g.Key()
-		if key == "" {
-			key = "(top level)"
-		}
+		key := orTopLevel(g.Key())
 		if g.Role == "optimizer_state" {
 			key += " *"
 			t.notes = append(t.notes, "* optimizer state is saved in the checkpoint but is not part of the model: not in the total")
@@ -464,11 +461,7 @@ func tensorTable(rep *Report, opts TextOptions) *table {
 		for i, d := range x.Shape {
 			dims[i] = fmt.Sprint(d)
 		}
-		name := x.Name
-		if name == "" {
-			name = "(top level)" // the file's whole pickle is one tensor: torch.save(t)
-		}
-		t.rows = append(t.rows, []string{name, x.DType, "[" + strings.Join(dims, ",") + "]", x.Role, x.Part, scheme,
+		t.rows = append(t.rows, []string{orTopLevel(x.Name), x.DType, "[" + strings.Join(dims, ",") + "]", x.Role, x.Part, scheme,
 			sb.format(x.BaselineBytes), st.format(x.TheoreticalBytes), ss.format(x.StoredBytes)})
 	}
 	return t
@@ -509,10 +502,7 @@ func findingsTable(rep *Report, opts TextOptions) *table {
 		right:  []bool{false, false, false, true, false},
 	}
 	for _, a := range aggs {
-		where := a.modules[0]
-		if where == "" {
-			where = "(top level)"
-		}
+		where := orTopLevel(a.modules[0])
 		if n := len(a.modules); n > 1 {
 			where = fmt.Sprintf("%s (+%d more)", where, n-1)
 		}
@@ -575,4 +565,13 @@ func sortRows[T any](rows []T, by SortKey, name func(T) string, sums func(T) Gro
 		sort.SliceStable(rows, func(i, j int) bool { return key(rows[i]) > key(rows[j]) })
 	}
 	return rows
+}
+
+// orTopLevel is how tables show an empty module or tensor name: the
+// file's top level (a tensor named "" is a bare torch.save(t)).
+func orTopLevel(name string) string {
+	if name == "" {
+		return "(top level)"
+	}
+	return name
 }

@@ -1,7 +1,6 @@
 package pytorch
 
 import (
-	"encoding/json"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -47,9 +46,7 @@ type edgeExpected struct {
 // ones that say what the figures cannot (no-data for meta tensors).
 func TestEdgeFixtures(t *testing.T) {
 	var exp edgeExpected
-	if err := json.Unmarshal(readFile(t, filepath.Join(fixturesDir, "expected_edge.json")), &exp); err != nil {
-		t.Fatal(err)
-	}
+	readTruth(t, "expected_edge.json", &exp)
 	if len(exp.Files) < 14 {
 		t.Fatalf("expected_edge.json lists %d files", len(exp.Files))
 	}

@@ -1,7 +1,6 @@
 package pytorch
 
 import (
-	"encoding/json"
 	"path/filepath"
 	"testing"
 
@@ -17,9 +16,7 @@ func TestEmbeddingByClass(t *testing.T) {
 	var exp struct {
 		Files map[string]map[string]string
 	}
-	if err := json.Unmarshal(readFile(t, filepath.Join(fixturesDir, "expected_embed.json")), &exp); err != nil {
-		t.Fatal(err)
-	}
+	readTruth(t, "expected_embed.json", &exp)
 	if len(exp.Files) < 5 {
 		t.Fatalf("expected_embed.json lists %d files, want 5", len(exp.Files))
 	}

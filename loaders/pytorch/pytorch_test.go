@@ -25,6 +25,15 @@ func loadBytes(data []byte) (*accounting.Model, error) {
 	return Loader{}.Load(bytes.NewReader(data), int64(len(data)))
 }
 
+// readTruth decodes the fixture truth file name (expected_*.json, written
+// by the script that made the fixtures) into v.
+func readTruth(t testing.TB, name string, v any) {
+	t.Helper()
+	if err := json.Unmarshal(readFile(t, filepath.Join(fixturesDir, name)), v); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}
+
 func readFile(t testing.TB, path string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(path)

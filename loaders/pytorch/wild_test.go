@@ -2,7 +2,6 @@ package pytorch
 
 import (
 	"bytes"
-	"encoding/json"
 	"math"
 	"path/filepath"
 	"slices"
@@ -150,9 +149,7 @@ type tsExpected struct {
 // truth it computed: every tensor, the stored bytes and the accounting.
 func TestTorchScriptAndQuantizedFixtures(t *testing.T) {
 	var exp tsExpected
-	if err := json.Unmarshal(readFile(t, filepath.Join(fixturesDir, "expected_ts.json")), &exp); err != nil {
-		t.Fatal(err)
-	}
+	readTruth(t, "expected_ts.json", &exp)
 	if len(exp.Files) < 22 {
 		t.Fatalf("expected_ts.json lists %d files", len(exp.Files))
 	}
