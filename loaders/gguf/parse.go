@@ -363,8 +363,8 @@ func (p *parser) tensorInfos(h *Header) error {
 	}
 	// Preallocate for at most 16,384 tensors (some 2.7 MB, in a file of at
 	// least 24 bytes a tensor): n can still be far too large when the file
-	// is mostly tensor data. Beyond, upTo and room double the slices as the
-	// infos are read.
+	// is mostly tensor data. Beyond, upTo grows the infos (eightfold) and
+	// room the names and dims (twofold) as the infos are read.
 	capN := min(n, 1<<14)
 	h.Tensors = make([]TensorInfo, 0, capN)
 	dims := make([]int64, 0, 2*capN)
@@ -467,12 +467,17 @@ func (p *parser) tensorInfo(names []byte, dims []int64) (_ []byte, _ []int64, ty
 }
 
 // upTo returns s with room for one more element of the n it will hold:
-// when it has to grow, it doubles, up to n.
+// when it has to grow, it grows eightfold, up to n. Doubling left the
+// arrays of 16,384, 32,768 and 65,536 infos of a 100,000-tensor file as
+// garbage, 12.8 MB, a seventh of its audit's peak RSS; eightfold takes
+// such a file from the first 16,384 to all of them in one step. Growth
+// stops at n, which tensorInfos holds to tensorLimit: the file's size
+// still bounds the memory.
 func upTo[T any](s []T, n uint64) []T {
 	if len(s) < cap(s) {
 		return s
 	}
-	return grow(s, int(min(uint64(cap(s)), n-uint64(len(s)))))
+	return grow(s, int(min(7*uint64(cap(s)), n-uint64(len(s)))))
 }
 
 // room returns s with room for k more elements: when it has to grow, it
@@ -487,7 +492,7 @@ func room[T any](s []T, k int) []T {
 
 // grow is slices.Grow(s, k) with huge pages advised for the new array
 // before s is copied into it: past 16,384 tensors the infos, dims and
-// names double in fresh memory (41% of the page faults of a
+// names grow in fresh memory (41% of the page faults of a
 // 100,000-tensor file's audit).
 func grow[T any](s []T, k int) []T {
 	g := make([]T, len(s), len(s)+k)
