@@ -85,7 +85,7 @@ func FuzzLoad(f *testing.F) {
 // often. Every persistent id resolves to a 4 KiB storage.
 func FuzzPickle(f *testing.F) {
 	for _, name := range []string{"whole_module.pt", "dynamic_qint8_bias.pt", "nested_checkpoint.pt", "tied_head.pt", "slice_view.pt",
-		"ts_lite.ptl", "qstatic_qnnpack_lite.ptl", "qstatic_fbgemm_ts.pt", "qdynamic_perchannel_ts.pt", "lightning.ckpt",
+		"ts_lite.ptl", "qstatic_qnnpack_lite.ptl", "qstatic_fbgemm_ts.pt", "qdynamic_perchannel_ts.pt", "lightning.ckpt", "numpy_p2.pt", "numpy_p5.pt",
 		filepath.Join(realworld.WildDir(), "ios-demo-app_reddit.pt"), filepath.Join(realworld.WildDir(), "android-demo-app_asl.ptl")} {
 		if !filepath.IsAbs(name) && !strings.HasPrefix(name, "..") {
 			name = filepath.Join(fixturesDir, name)

@@ -491,7 +491,8 @@ func TestCorruptBytes(t *testing.T) {
 }
 
 // checkAnyOutcome loads data and checks the result is an error or a model
-// whose storages lie inside data.
+// whose storages lie inside data. The storages of numpy arrays, which the
+// pickle holds at no fixed offset, take no more than data's bytes in all.
 func checkAnyOutcome(t *testing.T, data []byte) {
 	t.Helper()
 	m, err := loadBytes(data)
@@ -501,7 +502,20 @@ func checkAnyOutcome(t *testing.T, data []byte) {
 	if len(m.Files) != 1 {
 		t.Fatalf("%d files", len(m.Files))
 	}
+	inPickle := map[string]int64{}
+	var inPickleBytes int64
 	for _, tt := range m.Tensors {
+		if tt.DataOffset == -1 && strings.HasPrefix(tt.Storage, "(numpy ") {
+			if b, seen := inPickle[tt.Storage]; seen && b != tt.StorageBytes {
+				t.Fatalf("tensor %q: storage %q of %d bytes, %d before", tt.Name, tt.Storage, tt.StorageBytes, b)
+			} else if !seen {
+				inPickle[tt.Storage] = tt.StorageBytes
+				if inPickleBytes += tt.StorageBytes; tt.StorageBytes < 0 || inPickleBytes > int64(len(data)) {
+					t.Fatalf("numpy arrays of %d bytes in a %d-byte file", inPickleBytes, len(data))
+				}
+			}
+			continue
+		}
 		if _, ok := accounting.LookupDType(tt.DType); !ok {
 			t.Fatalf("tensor %q: unknown dtype %q", tt.Name, tt.DType)
 		}

@@ -58,6 +58,11 @@ type namer struct {
 	// (see accounting.Tensor.Owners); shared is a copy of them that the
 	// tensors listed since the last change share.
 	owners, shared []string
+	// numpyKeys name the storages of numpy arrays (see numpy.go) by the
+	// first byte of their data in the pickle; emptyNumpys counts the
+	// arrays of no data, each a storage of its own.
+	numpyKeys   map[*byte]string
+	emptyNumpys int
 }
 
 // step is one step of a path: a dict key or attribute name, an index, or
@@ -126,7 +131,7 @@ func (e *duplicateName) Error() string { return "duplicate name " + e.name }
 // everything else without building its name.
 func holdsTensors(v any) bool {
 	switch v.(type) {
-	case *tensor, *storageRef, *pyDict, *types.List, *types.Tuple, *object, *pySet:
+	case *tensor, *storageRef, *pyDict, *types.List, *types.Tuple, *object, *pySet, *ndarray:
 		return true
 	}
 	return false
@@ -242,6 +247,8 @@ func (n *namer) walk(v any, depth int) error {
 		return n.tensor(x, depth)
 	case *storageRef:
 		return n.bareStorage(x)
+	case *ndarray:
+		return n.numpy(x, depth)
 	case *pyDict:
 		if err := n.entries(x.entries, depth, false, true); err != nil {
 			return err
@@ -511,6 +518,68 @@ func (n *namer) tensor(t *tensor, depth int) error {
 		return err
 	}
 	return n.entries(t.attrs, depth, false, false)
+}
+
+// numpy lists a numpy array as a tensor of its own storage, held in the
+// pickle (see numpy.go), or, when it cannot tell its size, walks it as the
+// object it is and records it as unread.
+func (n *namer) numpy(a *ndarray, depth int) error {
+	arr, err := a.array()
+	if err == nil {
+		err = checkNumpySize(arr)
+	}
+	if err != nil {
+		a.unread()
+		return n.walk(a.obj, depth)
+	}
+	var strides []int64
+	if arr.fortran && len(arr.shape) > 1 {
+		strides = make([]int64, len(arr.shape))
+		s := int64(1)
+		for i, d := range arr.shape {
+			strides[i] = s
+			s *= max(d, 1) // checkNumpySize bounds the product
+		}
+		strides = noncontiguous(arr.shape, strides)
+	}
+	key, ok := n.numpyKeys[arr.data]
+	if !ok || arr.data == nil {
+		if n.numpyKeys == nil {
+			n.numpyKeys = map[*byte]string{}
+		}
+		key = fmt.Sprintf("(numpy %d)", len(n.numpyKeys)+n.emptyNumpys)
+		if arr.data == nil {
+			n.emptyNumpys++
+		} else {
+			n.numpyKeys[arr.data] = key
+		}
+	}
+	return n.list(accounting.Tensor{
+		DType:        arr.dtype,
+		Shape:        orNoDims(arr.shape),
+		Strides:      strides,
+		Storage:      key,
+		StorageBytes: arr.bytes,
+		DataOffset:   -1,
+		Owners:       n.ownerList(),
+	})
+}
+
+// checkNumpySize fails unless the array's data is its shape's elements.
+func checkNumpySize(arr numpyArray) error {
+	dt, _ := accounting.LookupDType(arr.dtype)
+	numel, err := accounting.Numel(arr.shape)
+	if err != nil {
+		return err
+	}
+	want, err := dt.Bytes(numel)
+	if err != nil {
+		return err
+	}
+	if want != arr.bytes {
+		return fmt.Errorf("%d bytes of data for %d elements of %s", arr.bytes, numel, arr.dtype)
+	}
+	return nil
 }
 
 // noDims is every empty shape: a scalar's, empty but not nil.

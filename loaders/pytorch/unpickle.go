@@ -96,6 +96,9 @@ func (u *unpickler) findClass(module, name string, at int64) any {
 	if tensorRebuild(module, name) {
 		u.unread = u.noteOnce(u.unread, module, name, at)
 	}
+	if isNumpyArrayFunc(module, name) {
+		return &numpyClass{class: &pyClass{module: module, name: name}, u: u, at: at}
+	}
 	switch full {
 	case "collections.OrderedDict":
 		return orderedDictClass{}
@@ -136,19 +139,20 @@ var allowed = sync.OnceValue(func() map[string]any {
 // rebuild tensors and parameters; they are reimplemented in tensors.go.
 var rebuilders = sync.OnceValue(func() map[string]func(u *unpickler, args []any) (any, error) {
 	return map[string]func(u *unpickler, args []any) (any, error){
-		"torch._utils._rebuild_tensor":                 rebuildTensor,
-		"torch._utils._rebuild_tensor_v2":              rebuildTensorV2,
-		"torch._utils._rebuild_tensor_v3":              rebuildTensorV3,
-		"torch._utils._rebuild_qtensor":                rebuildQTensor,
-		"torch._utils._rebuild_parameter":              rebuildParameter,
-		"torch._utils._rebuild_parameter_with_state":   rebuildParameterWithState,
-		"torch._utils._rebuild_meta_tensor_no_storage": rebuildMetaTensor,
-		"torch._utils._rebuild_sparse_tensor":          rebuildSparse,
-		"torch._utils._rebuild_sparse_csr_tensor":      rebuildSparse,
-		"torch._tensor._rebuild_from_type":             rebuildFromType,
-		"torch._tensor._rebuild_from_type_v2":          rebuildFromType,
-		"torch.tensor._rebuild_from_type":              rebuildFromType,
-		"torch.tensor._rebuild_from_type_v2":           rebuildFromType,
+		"torch._utils._rebuild_tensor":                   rebuildTensor,
+		"torch._utils._rebuild_tensor_v2":                rebuildTensorV2,
+		"torch._utils._rebuild_tensor_v3":                rebuildTensorV3,
+		"torch._utils._rebuild_qtensor":                  rebuildQTensor,
+		"torch._utils._rebuild_parameter":                rebuildParameter,
+		"torch._utils._rebuild_parameter_with_state":     rebuildParameterWithState,
+		"torch._utils._rebuild_meta_tensor_no_storage":   rebuildMetaTensor,
+		"torch._utils._rebuild_device_tensor_from_numpy": rebuildDeviceFromNumpy,
+		"torch._utils._rebuild_sparse_tensor":            rebuildSparse,
+		"torch._utils._rebuild_sparse_csr_tensor":        rebuildSparse,
+		"torch._tensor._rebuild_from_type":               rebuildFromType,
+		"torch._tensor._rebuild_from_type_v2":            rebuildFromType,
+		"torch.tensor._rebuild_from_type":                rebuildFromType,
+		"torch.tensor._rebuild_from_type_v2":             rebuildFromType,
 	}
 })
 
@@ -414,6 +418,8 @@ func typeName(v any) string {
 		return "class " + x.module + "." + x.name
 	case *object:
 		return x.class.module + "." + x.class.name
+	case *ndarray:
+		return "numpy.ndarray"
 	case dtypeObj:
 		return "torch." + string(x)
 	case qscheme:
