@@ -389,6 +389,8 @@ func gapFindings(m *Model) []Finding {
 		g := f.Gaps[0]
 		where := fmt.Sprintf("%d bytes at offset %d", g.Bytes, g.Offset)
 		switch {
+		case g.Record != "":
+			where = fmt.Sprintf("record %q, %d bytes at offset %d, a storage no tensor uses", g.Record, g.Bytes, g.Offset)
 		case g.After == "":
 			where += ", before the first tensor"
 		case g.Offset+g.Bytes == f.SizeBytes:

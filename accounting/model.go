@@ -68,6 +68,9 @@ type Gap struct {
 	Offset int64  // file offset of its first byte
 	Bytes  int64  // its length
 	After  string // the tensor whose data precedes it, "" at the start of the data section
+	// Record, in a zip archive (a PyTorch checkpoint), is the record that
+	// holds the bytes: a storage no tensor of the archive uses.
+	Record string
 }
 
 // Split is what one part of a split model says of the set.

@@ -3,11 +3,14 @@ package pytorch
 import (
 	"archive/zip"
 	"bytes"
+	"cmp"
 	"compress/flate"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/qinsaudit/qinsaudit/accounting"
@@ -194,7 +197,50 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		}
 		us = append(us, bu)
 	}
-	return &accounting.Model{Files: []accounting.File{{Format: formatZip, Globals: globals, UnreadTensors: fileUnread(us...)}}, Tensors: tensors}, nil
+	gaps, err := z.unusedStorages(tensors)
+	if err != nil {
+		return nil, err
+	}
+	return &accounting.Model{Files: []accounting.File{{Format: formatZip, Globals: globals, UnreadTensors: fileUnread(us...), Gaps: gaps}}, Tensors: tensors}, nil
+}
+
+// unusedStorages returns the storage records (data/ and constants/) that
+// no tensor uses: bytes torch.load reads nowhere, which a hand-edited or
+// re-packed archive can carry. They are the file's overhead, and the
+// unused-file-bytes finding says so.
+func (z *zipCheckpoint) unusedStorages(tensors []accounting.Tensor) ([]accounting.Gap, error) {
+	used := make(map[string]bool, len(tensors))
+	for i := range tensors {
+		used[tensors[i].Storage] = true
+	}
+	var gaps []accounting.Gap
+	add := func(name string, e zipEntry) error {
+		if used[name] || e.csize == 0 {
+			return nil
+		}
+		off, err := e.dataOffset(z.h)
+		if err != nil {
+			return accounting.Errorf(formatZip, -1, "", "record %q: local header: %v", z.prefix+name, err)
+		}
+		gaps = append(gaps, accounting.Gap{Offset: off, Bytes: int64(e.csize), Record: z.prefix + name})
+		return nil
+	}
+	for i, e := range z.records.data {
+		if e.set {
+			if err := add("data/"+strconv.Itoa(i), e); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for name, e := range z.records.byName {
+		if strings.HasPrefix(name, "data/") || strings.HasPrefix(name, "constants/") {
+			if err := add(name, e); err != nil {
+				return nil, err
+			}
+		}
+	}
+	slices.SortFunc(gaps, func(a, b accounting.Gap) int { return cmp.Compare(a.Offset, b.Offset) })
+	return gaps, nil
 }
 
 // zipCheckpoint is a zip checkpoint being read.
