@@ -59,10 +59,10 @@ type namer struct {
 	// tensors listed since the last change share.
 	owners, shared []string
 	// numpyKeys name the storages of numpy arrays (see numpy.go) by the
-	// first byte of their data in the pickle; emptyNumpys counts the
-	// arrays of no data, each a storage of its own.
-	numpyKeys   map[*byte]string
-	emptyNumpys int
+	// first byte of their data in the pickle; numpys counts the storages
+	// named, an array of no data being one of its own.
+	numpyKeys map[*byte]string
+	numpys    int
 }
 
 // step is one step of a path: a dict key or attribute name, an index, or
@@ -544,13 +544,12 @@ func (n *namer) numpy(a *ndarray, depth int) error {
 	}
 	key, ok := n.numpyKeys[arr.data]
 	if !ok || arr.data == nil {
-		if n.numpyKeys == nil {
-			n.numpyKeys = map[*byte]string{}
-		}
-		key = fmt.Sprintf("(numpy %d)", len(n.numpyKeys)+n.emptyNumpys)
-		if arr.data == nil {
-			n.emptyNumpys++
-		} else {
+		key = fmt.Sprintf("(numpy %d)", n.numpys)
+		n.numpys++
+		if arr.data != nil {
+			if n.numpyKeys == nil {
+				n.numpyKeys = map[*byte]string{}
+			}
 			n.numpyKeys[arr.data] = key
 		}
 	}

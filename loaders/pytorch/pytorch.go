@@ -197,7 +197,7 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 		}
 		us = append(us, bu)
 	}
-	gaps, err := z.unusedStorages(tensors)
+	gaps, err := z.unusedStorages()
 	if err != nil {
 		return nil, err
 	}
@@ -205,19 +205,12 @@ func loadZip(r io.ReaderAt, size int64) (*accounting.Model, error) {
 }
 
 // unusedStorages returns the storage records (data/ and constants/) that
-// no tensor uses: bytes torch.load reads nowhere, which a hand-edited or
-// re-packed archive can carry. They are the file's overhead, and the
-// unused-file-bytes finding says so.
-func (z *zipCheckpoint) unusedStorages(tensors []accounting.Tensor) ([]accounting.Gap, error) {
-	used := make(map[string]bool, len(tensors))
-	for i := range tensors {
-		used[tensors[i].Storage] = true
-	}
+// no persistent id named: bytes torch.load reads nowhere, which a
+// hand-edited or re-packed archive can carry. They are the file's
+// overhead, and the unused-file-bytes finding says so.
+func (z *zipCheckpoint) unusedStorages() ([]accounting.Gap, error) {
 	var gaps []accounting.Gap
 	add := func(name string, e zipEntry) error {
-		if used[name] || e.csize == 0 {
-			return nil
-		}
 		off, err := e.dataOffset(z.h)
 		if err != nil {
 			return accounting.Errorf(formatZip, -1, "", "record %q: local header: %v", z.prefix+name, err)
@@ -226,14 +219,14 @@ func (z *zipCheckpoint) unusedStorages(tensors []accounting.Tensor) ([]accountin
 		return nil
 	}
 	for i, e := range z.records.data {
-		if e.set {
+		if e.set && !e.used && e.csize > 0 {
 			if err := add("data/"+strconv.Itoa(i), e); err != nil {
 				return nil, err
 			}
 		}
 	}
 	for name, e := range z.records.byName {
-		if strings.HasPrefix(name, "data/") || strings.HasPrefix(name, "constants/") {
+		if !e.used && e.csize > 0 && (strings.HasPrefix(name, "data/") || strings.HasPrefix(name, "constants/")) {
 			if err := add(name, e); err != nil {
 				return nil, err
 			}
@@ -368,6 +361,7 @@ func (z *zipCheckpoint) storage(id *persistentID, into *storage, dirs []string) 
 	if !e.set {
 		return fmt.Errorf("storage %q: the archive has no record %q", id.key, z.prefix+dirs[0]+id.key)
 	}
+	z.records.use(dir, id.key)
 	off, err := e.dataOffset(z.h)
 	if err != nil {
 		return fmt.Errorf("storage %q: record %q: local header: %v", id.key, z.prefix+dir+id.key, err)

@@ -62,6 +62,21 @@ func (r *recordSet) get(dir, key string) (zipEntry, bool) {
 	return e, ok
 }
 
+// use marks the record dir+key, which get found, as a storage a tensor
+// uses: the records left unmarked are no tensor's (see unusedStorages).
+func (r *recordSet) use(dir, key string) {
+	if dir == "data/" {
+		if i, ok := decimalIndex(key, len(r.data)); ok {
+			r.data[i].used = true
+			return
+		}
+	}
+	if e, ok := r.byName[dir+key]; ok {
+		e.used = true
+		r.byName[dir+key] = e
+	}
+}
+
 // refCache maps storage keys to what their persistent ids resolved to.
 type refCache struct {
 	dense  []*storageRef

@@ -54,6 +54,7 @@ type zipEntry struct {
 	usize  uint64 // bytes uncompressed
 	method uint16 // 0: stored, 8: deflated
 	set    bool   // in a recordSet's slice: the record exists
+	used   bool   // a persistent id named it (see recordSet.use)
 }
 
 // zipDir is a zip archive's central directory, read in pieces into one
