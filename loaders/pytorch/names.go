@@ -533,12 +533,14 @@ func (n *namer) numpy(a *ndarray, depth int) error {
 		return n.walk(a.obj, depth)
 	}
 	var strides []int64
-	if arr.fortran && len(arr.shape) > 1 {
+	if arr.fortran && len(arr.shape) > 1 && arr.bytes > 0 {
+		// Column-major; the product stays within the data's size, which
+		// checkNumpySize held to the shape's (no dimension is 0).
 		strides = make([]int64, len(arr.shape))
 		s := int64(1)
 		for i, d := range arr.shape {
 			strides[i] = s
-			s *= max(d, 1) // checkNumpySize bounds the product
+			s *= d
 		}
 		strides = noncontiguous(arr.shape, strides)
 	}
