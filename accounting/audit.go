@@ -179,6 +179,9 @@ func Audit(m *Model, opts Options) (*Result, error) {
 			r.BaselineBytes = 0
 		case r.Encoded || dt.isFloat(r.DType) || r.DType == "":
 			r.BaselineBytes = r.Params * ref.BlockBytes
+			if d, _ := dt.lookup(r.DType); d.Complex && !r.Encoded {
+				r.BaselineBytes *= 2 // a complex element is two floats
+			}
 		default:
 			r.BaselineBytes = r.TheoreticalBytes
 		}

@@ -1,6 +1,9 @@
 package accounting
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Class is what classification says of one tensor.
 type Class struct {
@@ -78,12 +81,7 @@ func classify(m *Model, extra []Scheme, at func(i int) *Class) {
 				continue
 			}
 			if byName == nil {
-				byName = make(map[string]int, len(m.Tensors))
-				for k := range m.Tensors {
-					if _, dup := byName[m.Tensors[k].Name]; !dup {
-						byName[m.Tensors[k].Name] = k
-					}
-				}
+				byName = firstByName(m)
 			}
 			sides := make([]int, len(s.Sides))
 			complete := true
@@ -150,6 +148,40 @@ func classify(m *Model, extra []Scheme, at func(i int) *Class) {
 			done[i] = true
 		}
 	}
+	// Pruning (torch.nn.utils.prune) replaces a module's tensor X by
+	// X_orig, the dense parameter, and X_mask, a buffer of its shape; a
+	// whole-module save keeps X as well, their product. X_orig is the
+	// module's X; the mask and the product hold no weights of their own.
+	var pruned map[int]bool // the X_orig tensors
+	for i := range m.Tensors {
+		t := &m.Tensors[i]
+		x, ok := strings.CutSuffix(t.Name, "_mask")
+		if done[i] || !ok || leafOf(x) == "" {
+			continue
+		}
+		if byName == nil {
+			byName = firstByName(m)
+		}
+		o, ok := byName[x+"_orig"]
+		if !ok || done[o] || !slices.Equal(m.Tensors[o].Shape, t.Shape) {
+			continue
+		}
+		mod := moduleOf(x)
+		role := Untouched
+		if leafOf(x) == "weight" && (isEmbeddingModule(lastComponent(mod)) || isEmbeddingTensor(&m.Tensors[o])) {
+			role = Embedding
+		}
+		*at(i) = Class{Role: role, Part: PartMask, Module: mod}
+		done[i] = true
+		if c, ok := byName[x]; ok && !done[c] && slices.Equal(m.Tensors[c].Shape, t.Shape) {
+			*at(c) = Class{Role: role, Part: PartMaskedCopy, Module: mod}
+			done[c] = true
+		}
+		if pruned == nil {
+			pruned = map[int]bool{}
+		}
+		pruned[o] = true
+	}
 	// What is left: biases and leftovers of encoded modules, embeddings,
 	// plain tensors.
 	for i := range m.Tensors {
@@ -158,6 +190,11 @@ func classify(m *Model, extra []Scheme, at func(i int) *Class) {
 			continue
 		}
 		mod, leaf := moduleOf(t.Name), leafOf(t.Name)
+		if pruned[i] {
+			leaf = strings.TrimSuffix(leaf, "_orig")
+		} else if pm, pl, ok := parametrized(t.Name); ok {
+			mod, leaf = pm, pl
+		}
 		float := dt.isFloat(t.DType)
 		c := Class{Role: Untouched, Module: mod, Params: numel(t), Part: plainPart(float, mod, leaf)}
 		if len(encoded) > 0 {
@@ -178,6 +215,32 @@ func classify(m *Model, extra []Scheme, at func(i int) *Class) {
 		}
 		*at(i) = c
 	}
+}
+
+// firstByName maps each tensor name of m to its first tensor.
+func firstByName(m *Model) map[string]int {
+	byName := make(map[string]int, len(m.Tensors))
+	for k := range m.Tensors {
+		if _, dup := byName[m.Tensors[k].Name]; !dup {
+			byName[m.Tensors[k].Name] = k
+		}
+	}
+	return byName
+}
+
+// parametrized returns the module and the name of the tensor that a
+// parametrization (torch.nn.utils.parametrize, torch.ao's sparsifiers)
+// keeps as <module>.parametrizations.<name>.original.
+func parametrized(name string) (mod, leaf string, ok bool) {
+	rest, ok := strings.CutSuffix(name, ".original")
+	if !ok {
+		return "", "", false
+	}
+	mod, leaf = moduleOf(rest), leafOf(rest)
+	if leaf == "" || leafOf(mod) != "parametrizations" {
+		return "", "", false
+	}
+	return moduleOf(mod), leaf, true
 }
 
 // schemeCandidates are, per dtype, the indices of the schemes whose main

@@ -21,6 +21,9 @@ type DType struct {
 	// and 2-bit quantized types (a quint4x2 [3, 3] takes 3 x 2 bytes, not
 	// 5). See ShapeBytes.
 	RowPacked bool
+	// Complex is set for complex types: an element is two floats, and its
+	// baseline is two baseline floats.
+	Complex bool
 }
 
 // dtypes lists every storage type qinsaudit knows: the plain element types
@@ -44,9 +47,9 @@ var plainDTypes = []DType{
 	{Name: "float4_e2m1fn", BlockElems: 2, BlockBytes: 1, Float: true},
 	{Name: "float6_e2m3fn", BlockElems: 4, BlockBytes: 3, Float: true},
 	{Name: "float6_e3m2fn", BlockElems: 4, BlockBytes: 3, Float: true},
-	{Name: "complex128", BlockElems: 1, BlockBytes: 16, Float: true},
-	{Name: "complex64", BlockElems: 1, BlockBytes: 8, Float: true},
-	{Name: "complex32", BlockElems: 1, BlockBytes: 4, Float: true},
+	{Name: "complex128", BlockElems: 1, BlockBytes: 16, Float: true, Complex: true},
+	{Name: "complex64", BlockElems: 1, BlockBytes: 8, Float: true, Complex: true},
+	{Name: "complex32", BlockElems: 1, BlockBytes: 4, Float: true, Complex: true},
 	{Name: "int64", BlockElems: 1, BlockBytes: 8},
 	{Name: "int32", BlockElems: 1, BlockBytes: 4},
 	{Name: "int16", BlockElems: 1, BlockBytes: 2},

@@ -5,6 +5,7 @@ import (
 	"iter"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -56,12 +57,20 @@ const (
 	// UnreadTensors: a pickle rebuilds tensors with a function the loader
 	// does not read (File.UnreadTensors): they are not counted.
 	UnreadTensors FindingKind = "unread-tensors"
+	// PruningMask: a tensor pruned with torch.nn.utils.prune saved as its
+	// dense X_orig and its X_mask (and, in a whole-module save, their
+	// product X): pruning saved no bytes, and the mask adds a copy's worth.
+	PruningMask FindingKind = "pruning-mask"
+	// RepeatedElements: a view whose strides repeat elements (torch's
+	// expand, a stride of 0): its numel x element size exceeds the storage
+	// it spans, and its ratio counts the repetition as saving.
+	RepeatedElements FindingKind = "repeated-elements"
 )
 
 // FindingKinds lists every kind, for documentation and config validation.
 var FindingKinds = []FindingKind{EncodedButUncompressed, SidecarOverhead, DuplicateWeight, DeadBytes, SharedStorage, UnknownDType,
 	FileTypeMismatch, RemovedGGMLType, UnusedFileBytes, ConfigMismatch, UnknownEncoding, UnsafePickle, NotDecoded,
-	HeapProfileTruncated, HeapProfileNoInUse, HeapProfileLate, HeapProfileNoBase, HeapOverBudget, NoData, UnreadTensors}
+	HeapProfileTruncated, HeapProfileNoInUse, HeapProfileLate, HeapProfileNoBase, HeapOverBudget, NoData, UnreadTensors, PruningMask, RepeatedElements}
 
 // Severity ranks findings.
 type Severity string
@@ -203,12 +212,20 @@ func findings(m *Model, res *Result) []Finding {
 	out = append(out, noDataFindings(m, res)...)
 	out = append(out, unreadFindings(m)...)
 	out = append(out, tensorFindings(m.Quantization, res)...)
+	out = append(out, pruneFindings(res)...)
 	for i := range res.Rows {
 		r := &res.Rows[i]
 		if r.Leftover {
 			out = append(out, Finding{Kind: DuplicateWeight, Severity: Error, Module: r.Module,
 				Tensors: []string{r.Name}, Bytes: r.StoredBytes,
 				Message: fmt.Sprintf("%s is encoded as %s but still carries its %s weight", r.Module, mods[index[r.Module]].scheme, r.DType)})
+		}
+		if t := &m.Tensors[i]; t.Strides != nil && r.Numel > 0 {
+			if span := viewSpan(t, r.TheoreticalBytes); span[1]-span[0] < r.TheoreticalBytes {
+				out = append(out, Finding{Kind: RepeatedElements, Severity: Warning, Module: r.Module,
+					Tensors: []string{r.Name}, Bytes: r.TheoreticalBytes - (span[1] - span[0]),
+					Message: fmt.Sprintf("strides %s repeat elements (an expanded view): %d bytes of elements span %d bytes of storage, and the ratio counts the repetition as saving", dims(t.Strides), r.TheoreticalBytes, span[1]-span[0])})
+			}
 		}
 		if r.DeadBytes > 0 {
 			ts := append([]string{r.Name}, r.SharesStorageWith...)
@@ -221,6 +238,54 @@ func findings(m *Model, res *Result) []Finding {
 				Bytes:   r.StoredBytes * int64(len(r.SharesStorageWith)),
 				Message: fmt.Sprintf("%d tensors share one storage; summing per-tensor sizes counts it %d times", len(ts), len(ts))})
 		}
+	}
+	return out
+}
+
+// dims writes a shape or strides as [a,b,c].
+func dims(ds []int64) string {
+	b := []byte{'['}
+	for i, d := range ds {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, d, 10)
+	}
+	return string(append(b, ']'))
+}
+
+// pruneFindings names each tensor pruned with torch.nn.utils.prune that
+// the file stores dense: the bytes are its mask's and, in a whole-module
+// save, its masked copy's, which prune.remove before saving drops.
+func pruneFindings(res *Result) []Finding {
+	var out []Finding
+	var copies map[string]int // masked copies by name, once a mask is found
+	for i := range res.Rows {
+		r := &res.Rows[i]
+		if r.Part != PartMask {
+			continue
+		}
+		if copies == nil {
+			copies = map[string]int{}
+			for j := range res.Rows {
+				if res.Rows[j].Part == PartMaskedCopy {
+					copies[res.Rows[j].Name] = j
+				}
+			}
+		}
+		x := strings.TrimSuffix(r.Name, "_mask")
+		leaf := leafOf(x)
+		ts, bytes, copied := []string{x + "_orig", r.Name}, r.StoredBytes, ""
+		if j, ok := copies[x]; ok {
+			ts, bytes = append(ts, x), bytes+res.Rows[j].StoredBytes
+			copied = fmt.Sprintf(", and %s, their product, is saved too", leaf)
+		}
+		bits := "an unknown width"
+		if d, ok := LookupDType(r.DType); ok {
+			bits = fmt.Sprintf("%g bits", d.Bits())
+		}
+		out = append(out, Finding{Kind: PruningMask, Severity: Warning, Module: r.Module, Tensors: ts, Bytes: bytes,
+			Message: fmt.Sprintf("%s is pruned (torch.nn.utils.prune) but stored dense: %s_orig keeps every element and %s_mask adds a %s mask, %s per element where 1 would do%s; prune.remove before saving saves the bytes shown", leaf, leaf, leaf, r.DType, bits, copied)})
 	}
 	return out
 }

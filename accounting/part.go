@@ -25,4 +25,10 @@ const (
 	// whose shapes tell its bits per weight.
 	PartScale      Part = "scale"
 	PartGroupIndex Part = "group_index"
+	// PartMask is a pruning mask (torch.nn.utils.prune's <name>_mask): it
+	// says which weights of <name>_orig are zero and holds none itself.
+	PartMask Part = "mask"
+	// PartMaskedCopy is the product of a pruned tensor and its mask that a
+	// whole-module save keeps beside both (the module's <name> attribute).
+	PartMaskedCopy Part = "masked_copy"
 )

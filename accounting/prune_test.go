@@ -1,0 +1,130 @@
+package accounting
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestPrunedPairs: X_orig and X_mask of one shape are the module's X and
+// its mask; a whole-module save's X is their product. Anything else named
+// like them is a plain tensor.
+func TestPrunedPairs(t *testing.T) {
+	m := newModel().
+		t("fc.weight_orig", "float32", 4, 8).t("fc.weight_mask", "float32", 4, 8).t("fc.weight", "float32", 4, 8).
+		t("fc.bias_orig", "float32", 4).t("fc.bias_mask", "float32", 4).
+		t("embed.weight_orig", "float32", 10, 4).t("embed.weight_mask", "float32", 10, 4).
+		t("odd.weight_orig", "float32", 4, 4).t("odd.weight_mask", "float32", 2, 2). // shapes differ: no pair
+		t("lone_mask", "bool", 3).                                                   // no _orig
+		t("weight_orig", "float16", 2).t("weight_mask", "float16", 2).               // top level
+		model()
+	r, err := Audit(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct {
+		role   Role
+		part   Part
+		module string
+		params int64
+	}{
+		"fc.weight_orig":    {Untouched, PartWeight, "fc", 32},
+		"fc.weight_mask":    {Untouched, PartMask, "fc", 0},
+		"fc.weight":         {Untouched, PartMaskedCopy, "fc", 0},
+		"fc.bias_orig":      {Untouched, PartBias, "fc", 4},
+		"fc.bias_mask":      {Untouched, PartMask, "fc", 0},
+		"embed.weight_orig": {Embedding, PartWeight, "embed", 40},
+		"embed.weight_mask": {Embedding, PartMask, "embed", 0},
+		"odd.weight_orig":   {Untouched, PartParam, "odd", 16},
+		"odd.weight_mask":   {Untouched, PartParam, "odd", 4},
+		"lone_mask":         {Untouched, PartBuffer, "", 3},
+		"weight_orig":       {Untouched, PartWeight, "", 2},
+		"weight_mask":       {Untouched, PartMask, "", 0},
+	}
+	for _, row := range r.Rows {
+		w := want[row.Name]
+		if row.Role != w.role || row.Part != w.part || row.Module != w.module || row.Params != w.params {
+			t.Errorf("%s: %s %s %q %d params; want %s %s %q %d", row.Name, row.Role, row.Part, row.Module, row.Params,
+				w.role, w.part, w.module, w.params)
+		}
+		if (row.Part == PartMask || row.Part == PartMaskedCopy) && row.BaselineBytes != 0 {
+			t.Errorf("%s: baseline %d", row.Name, row.BaselineBytes)
+		}
+	}
+	var got []string
+	var bytes int64
+	for _, f := range r.Findings {
+		if f.Kind == PruningMask {
+			got = append(got, f.Tensors...)
+			bytes += f.Bytes
+		}
+	}
+	slices.Sort(got)
+	wantTensors := []string{"embed.weight_mask", "embed.weight_orig", "fc.bias_mask", "fc.bias_orig", "fc.weight",
+		"fc.weight_mask", "fc.weight_orig", "weight_mask", "weight_orig"}
+	if !slices.Equal(got, wantTensors) {
+		t.Errorf("pruning-mask tensors %v", got)
+	}
+	// The masks (128 + 16 + 160 + 4) and fc's masked copy (128).
+	if bytes != 128+16+160+4+128 {
+		t.Errorf("pruning-mask bytes %d", bytes)
+	}
+}
+
+// TestParametrized: a parametrization's original is its module's tensor.
+func TestParametrized(t *testing.T) {
+	for _, c := range []struct{ name, mod, leaf string }{
+		{"l.parametrizations.weight.original", "l", "weight"},
+		{"a.b.parametrizations.bias.original", "a.b", "bias"},
+		{"parametrizations.weight.original", "", "weight"},
+	} {
+		mod, leaf, ok := parametrized(c.name)
+		if !ok || mod != c.mod || leaf != c.leaf {
+			t.Errorf("parametrized(%q) = %q, %q, %v", c.name, mod, leaf, ok)
+		}
+	}
+	for _, name := range []string{"original", "l.original", "l.weight.original", "l.parametrizations.original", "l.parametrizations.weight.original0"} {
+		if _, _, ok := parametrized(name); ok {
+			t.Errorf("parametrized(%q) is true", name)
+		}
+	}
+}
+
+// TestRepeatedElements: a stride of 0 over a dimension larger than 1
+// repeats elements; over a dimension of 1, or a transposed view, it does
+// not.
+func TestRepeatedElements(t *testing.T) {
+	m := newModel().t("e", "float32", 100, 4).t("pos", "int64", 1, 8).t("tr", "float32", 4, 8).model()
+	m.Tensors[0].Strides, m.Tensors[0].StorageBytes = []int64{0, 1}, 16
+	m.Tensors[1].Strides = []int64{0, 1}
+	m.Tensors[2].Strides = []int64{1, 4}
+	r, err := Audit(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fs []Finding
+	for _, f := range r.Findings {
+		if f.Kind == RepeatedElements {
+			fs = append(fs, f)
+		}
+	}
+	if len(fs) != 1 || !slices.Equal(fs[0].Tensors, []string{"e"}) || fs[0].Bytes != 1600-16 {
+		t.Errorf("repeated-elements findings %+v", fs)
+	}
+}
+
+// TestComplexBaseline: a complex element is two baseline floats.
+func TestComplexBaseline(t *testing.T) {
+	m := newModel().t("z", "complex64", 8).t("zz", "complex128", 3).model()
+	for _, c := range []struct {
+		baseline string
+		want     int64
+	}{{"float32", 11 * 8}, {"float16", 11 * 4}} {
+		r, err := Audit(m, Options{Baseline: c.baseline})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Total.BaselineBytes != c.want || r.Total.Params != 11 {
+			t.Errorf("%s: baseline %d, params %d; want %d, 11", c.baseline, r.Total.BaselineBytes, r.Total.Params, c.want)
+		}
+	}
+}
