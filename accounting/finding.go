@@ -145,6 +145,7 @@ func findings(m *Model, res *Result) []Finding {
 		return k
 	}
 	cur := -1
+	var sides []int // rows whose information needs NeedBits per weight
 	for i := range res.Rows {
 		r := &res.Rows[i]
 		if !r.Encoded {
@@ -159,15 +160,30 @@ func findings(m *Model, res *Result) []Finding {
 			md.dtype = r.DType
 		}
 		if r.NeedBits > 0 && r.StoredBytes > 0 {
-			d, ok := LookupDType(r.DType)
-			if ok && d.Bits() > float64(r.NeedBits) {
-				packed := (r.Numel*int64(r.NeedBits) + 7) / 8
-				if save := r.StoredBytes - packed; save > 0 {
-					out = append(out, Finding{Kind: SidecarOverhead, Severity: Warning, Module: r.Module,
-						Tensors: []string{r.Name}, Bytes: save,
-						Message: fmt.Sprintf("%s stored as %s, %g bits per element where %d would do; bit-packing saves the bytes shown", r.Part, r.DType, d.Bits(), r.NeedBits)})
-				}
-			}
+			sides = append(sides, i)
+		}
+	}
+	// A side holds NeedBits per element; but one of fewer elements than
+	// its module has weights, wide enough for NeedBits per weight, may
+	// already pack them (QINS signs eight to a byte: [out, in/8] uint8),
+	// and is held to that: no saving is claimed that its layout may
+	// already make.
+	for _, i := range sides {
+		r := &res.Rows[i]
+		d, ok := LookupDType(r.DType)
+		if !ok || d.Bits() <= float64(r.NeedBits) {
+			continue
+		}
+		need := r.Numel * int64(r.NeedBits)
+		weights := mods[index[r.Module]].params
+		if w := weights * int64(r.NeedBits); r.Numel < weights && r.StoredBytes*8 >= w {
+			need = w
+		}
+		packed := (need + 7) / 8
+		if save := r.StoredBytes - packed; save > 0 {
+			out = append(out, Finding{Kind: SidecarOverhead, Severity: Warning, Module: r.Module,
+				Tensors: []string{r.Name}, Bytes: save,
+				Message: fmt.Sprintf("%s stored as %s, %g bits per element where %d would do; bit-packing saves the bytes shown", r.Part, r.DType, d.Bits(), r.NeedBits)})
 		}
 	}
 	flagged := false
