@@ -148,39 +148,47 @@ func classify(m *Model, extra []Scheme, at func(i int) *Class) {
 			done[i] = true
 		}
 	}
-	// Pruning (torch.nn.utils.prune) replaces a module's tensor X by
-	// X_orig, the dense parameter, and X_mask, a buffer of its shape; a
-	// whole-module save keeps X as well, their product. X_orig is the
-	// module's X; the mask and the product hold no weights of their own.
-	var pruned map[int]bool // the X_orig tensors
+	// Reparametrizations of torch.nn.utils keep a module's tensor X as the
+	// tensors it is computed from: prune as X_orig, the dense parameter,
+	// and X_mask, a buffer of its shape; spectral_norm as X_orig and the
+	// vectors X_u and X_v; weight_norm as X_g and X_v. A whole-module save
+	// keeps X as well, computed (a plain attribute of the module). X_orig
+	// is the module's X; a mask and a computed X hold no weights of their
+	// own.
+	var origs map[int]bool // the X_orig tensors
 	for i := range m.Tensors {
 		t := &m.Tensors[i]
-		x, ok := strings.CutSuffix(t.Name, "_mask")
-		if done[i] || !ok || leafOf(x) == "" {
+		x, source, ok := reparametrized(t.Name)
+		if done[i] || !ok {
 			continue
 		}
 		if byName == nil {
 			byName = firstByName(m)
 		}
-		o, ok := byName[x+"_orig"]
-		if !ok || done[o] || !slices.Equal(m.Tensors[o].Shape, t.Shape) {
+		src, ok := byName[x+source]
+		mask := strings.HasSuffix(t.Name, "_mask")
+		if !ok || done[src] || mask && !slices.Equal(m.Tensors[src].Shape, t.Shape) {
 			continue
 		}
 		mod := moduleOf(x)
 		role := Untouched
-		if leafOf(x) == "weight" && (isEmbeddingModule(lastComponent(mod)) || isEmbeddingTensor(&m.Tensors[o])) {
+		if leafOf(x) == "weight" && (isEmbeddingModule(lastComponent(mod)) || isEmbeddingTensor(&m.Tensors[src])) {
 			role = Embedding
 		}
-		*at(i) = Class{Role: role, Part: PartMask, Module: mod}
-		done[i] = true
-		if c, ok := byName[x]; ok && !done[c] && slices.Equal(m.Tensors[c].Shape, t.Shape) {
-			*at(c) = Class{Role: role, Part: PartMaskedCopy, Module: mod}
+		if mask {
+			*at(i) = Class{Role: role, Part: PartMask, Module: mod}
+			done[i] = true
+		}
+		if c, ok := byName[x]; ok && !done[c] && slices.Equal(m.Tensors[c].Shape, m.Tensors[src].Shape) {
+			*at(c) = Class{Role: role, Part: PartDerivedCopy, Module: mod}
 			done[c] = true
 		}
-		if pruned == nil {
-			pruned = map[int]bool{}
+		if source == "_orig" {
+			if origs == nil {
+				origs = map[int]bool{}
+			}
+			origs[src] = true
 		}
-		pruned[o] = true
 	}
 	// What is left: biases and leftovers of encoded modules, embeddings,
 	// plain tensors.
@@ -190,7 +198,7 @@ func classify(m *Model, extra []Scheme, at func(i int) *Class) {
 			continue
 		}
 		mod, leaf := moduleOf(t.Name), leafOf(t.Name)
-		if pruned[i] {
+		if origs[i] {
 			leaf = strings.TrimSuffix(leaf, "_orig")
 		} else if pm, pl, ok := parametrized(t.Name); ok {
 			mod, leaf = pm, pl
@@ -226,6 +234,18 @@ func firstByName(m *Model) map[string]int {
 		}
 	}
 	return byName
+}
+
+// reparametrized returns X for a tensor named X_mask (prune), X_u
+// (spectral_norm) or X_g (weight_norm), and the suffix of the tensor X is
+// computed from with it: X_orig, X_orig and X_v.
+func reparametrized(name string) (x, source string, ok bool) {
+	for _, r := range [...][2]string{{"_mask", "_orig"}, {"_u", "_orig"}, {"_g", "_v"}} {
+		if x, ok := strings.CutSuffix(name, r[0]); ok && leafOf(x) != "" {
+			return x, r[1], true
+		}
+	}
+	return "", "", false
 }
 
 // parametrized returns the module and the name of the tensor that a

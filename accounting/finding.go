@@ -65,12 +65,15 @@ const (
 	// expand, a stride of 0): its numel x element size exceeds the storage
 	// it spans, and its ratio counts the repetition as saving.
 	RepeatedElements FindingKind = "repeated-elements"
+	// DerivedCopy: a tensor that weight_norm or spectral_norm computes from
+	// others, kept by a whole-module save beside them.
+	DerivedCopy FindingKind = "derived-copy"
 )
 
 // FindingKinds lists every kind, for documentation and config validation.
 var FindingKinds = []FindingKind{EncodedButUncompressed, SidecarOverhead, DuplicateWeight, DeadBytes, SharedStorage, UnknownDType,
 	FileTypeMismatch, RemovedGGMLType, UnusedFileBytes, ConfigMismatch, UnknownEncoding, UnsafePickle, NotDecoded,
-	HeapProfileTruncated, HeapProfileNoInUse, HeapProfileLate, HeapProfileNoBase, HeapOverBudget, NoData, UnreadTensors, PruningMask, RepeatedElements}
+	HeapProfileTruncated, HeapProfileNoInUse, HeapProfileLate, HeapProfileNoBase, HeapOverBudget, NoData, UnreadTensors, PruningMask, RepeatedElements, DerivedCopy}
 
 // Severity ranks findings.
 type Severity string
@@ -228,7 +231,7 @@ func findings(m *Model, res *Result) []Finding {
 	out = append(out, noDataFindings(m, res)...)
 	out = append(out, unreadFindings(m)...)
 	out = append(out, tensorFindings(m.Quantization, res)...)
-	out = append(out, pruneFindings(res)...)
+	out = append(out, reparamFindings(res)...)
 	for i := range res.Rows {
 		r := &res.Rows[i]
 		if r.Leftover {
@@ -270,24 +273,23 @@ func dims(ds []int64) string {
 	return string(append(b, ']'))
 }
 
-// pruneFindings names each tensor pruned with torch.nn.utils.prune that
-// the file stores dense: the bytes are its mask's and, in a whole-module
-// save, its masked copy's, which prune.remove before saving drops.
-func pruneFindings(res *Result) []Finding {
+// reparamFindings names each tensor pruned with torch.nn.utils.prune
+// that the file stores dense, with the bytes of its mask and, in a
+// whole-module save, of its derived copy, which prune.remove before
+// saving drops; and each other derived copy (weight_norm's,
+// spectral_norm's weight, computed and kept by a whole-module save).
+func reparamFindings(res *Result) []Finding {
 	var out []Finding
-	var copies map[string]int // masked copies by name, once a mask is found
+	copies := map[string]int{} // derived copies by name, not yet named by a finding
+	for i := range res.Rows {
+		if res.Rows[i].Part == PartDerivedCopy {
+			copies[res.Rows[i].Name] = i
+		}
+	}
 	for i := range res.Rows {
 		r := &res.Rows[i]
 		if r.Part != PartMask {
 			continue
-		}
-		if copies == nil {
-			copies = map[string]int{}
-			for j := range res.Rows {
-				if res.Rows[j].Part == PartMaskedCopy {
-					copies[res.Rows[j].Name] = j
-				}
-			}
 		}
 		x := strings.TrimSuffix(r.Name, "_mask")
 		leaf := leafOf(x)
@@ -295,6 +297,7 @@ func pruneFindings(res *Result) []Finding {
 		if j, ok := copies[x]; ok {
 			ts, bytes = append(ts, x), bytes+res.Rows[j].StoredBytes
 			copied = fmt.Sprintf(", and %s, their product, is saved too", leaf)
+			delete(copies, x)
 		}
 		bits := "an unknown width"
 		if d, ok := LookupDType(r.DType); ok {
@@ -302,6 +305,14 @@ func pruneFindings(res *Result) []Finding {
 		}
 		out = append(out, Finding{Kind: PruningMask, Severity: Warning, Module: r.Module, Tensors: ts, Bytes: bytes,
 			Message: fmt.Sprintf("%s is pruned (torch.nn.utils.prune) but stored dense: %s_orig keeps every element and %s_mask adds a %s mask, %s per element where 1 would do%s; prune.remove before saving saves the bytes shown", leaf, leaf, leaf, r.DType, bits, copied)})
+	}
+	for i := range res.Rows { // in row order, not the map's
+		r := &res.Rows[i]
+		if _, ok := copies[r.Name]; !ok {
+			continue
+		}
+		out = append(out, Finding{Kind: DerivedCopy, Severity: Warning, Module: r.Module, Tensors: []string{r.Name}, Bytes: r.StoredBytes,
+			Message: fmt.Sprintf("%s is computed from the tensors beside it (torch.nn.utils.weight_norm or spectral_norm) and saved as well: a whole pickled module keeps it, a state_dict does not", leafOf(r.Name))})
 	}
 	return out
 }

@@ -28,7 +28,8 @@ const (
 	// PartMask is a pruning mask (torch.nn.utils.prune's <name>_mask): it
 	// says which weights of <name>_orig are zero and holds none itself.
 	PartMask Part = "mask"
-	// PartMaskedCopy is the product of a pruned tensor and its mask that a
-	// whole-module save keeps beside both (the module's <name> attribute).
-	PartMaskedCopy Part = "masked_copy"
+	// PartDerivedCopy is a tensor a reparametrization computes from others
+	// (prune's <name>_orig x <name>_mask, weight_norm's, spectral_norm's)
+	// that a whole-module save keeps beside them, as the module's <name>.
+	PartDerivedCopy Part = "derived_copy"
 )

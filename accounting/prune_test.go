@@ -29,7 +29,7 @@ func TestPrunedPairs(t *testing.T) {
 	}{
 		"fc.weight_orig":    {Untouched, PartWeight, "fc", 32},
 		"fc.weight_mask":    {Untouched, PartMask, "fc", 0},
-		"fc.weight":         {Untouched, PartMaskedCopy, "fc", 0},
+		"fc.weight":         {Untouched, PartDerivedCopy, "fc", 0},
 		"fc.bias_orig":      {Untouched, PartBias, "fc", 4},
 		"fc.bias_mask":      {Untouched, PartMask, "fc", 0},
 		"embed.weight_orig": {Embedding, PartWeight, "embed", 40},
@@ -46,7 +46,7 @@ func TestPrunedPairs(t *testing.T) {
 			t.Errorf("%s: %s %s %q %d params; want %s %s %q %d", row.Name, row.Role, row.Part, row.Module, row.Params,
 				w.role, w.part, w.module, w.params)
 		}
-		if (row.Part == PartMask || row.Part == PartMaskedCopy) && row.BaselineBytes != 0 {
+		if (row.Part == PartMask || row.Part == PartDerivedCopy) && row.BaselineBytes != 0 {
 			t.Errorf("%s: baseline %d", row.Name, row.BaselineBytes)
 		}
 	}
@@ -64,7 +64,7 @@ func TestPrunedPairs(t *testing.T) {
 	if !slices.Equal(got, wantTensors) {
 		t.Errorf("pruning-mask tensors %v", got)
 	}
-	// The masks (128 + 16 + 160 + 4) and fc's masked copy (128).
+	// The masks (128 + 16 + 160 + 4) and fc's derived copy (128).
 	if bytes != 128+16+160+4+128 {
 		t.Errorf("pruning-mask bytes %d", bytes)
 	}
@@ -126,5 +126,40 @@ func TestComplexBaseline(t *testing.T) {
 		if r.Total.BaselineBytes != c.want || r.Total.Params != 11 {
 			t.Errorf("%s: baseline %d, params %d; want %d, 11", c.baseline, r.Total.BaselineBytes, r.Total.Params, c.want)
 		}
+	}
+}
+
+// TestNormCopies: weight_norm's X_g and X_v, spectral_norm's X_orig and
+// X_u; a whole-module save's X beside them is a derived copy. A tensor
+// named X_g without X_v is plain.
+func TestNormCopies(t *testing.T) {
+	m := newModel().
+		t("a.weight_g", "float32", 4, 1).t("a.weight_v", "float32", 4, 8).t("a.weight", "float32", 4, 8).
+		t("b.weight_orig", "float32", 4, 8).t("b.weight_u", "float32", 4).t("b.weight_v", "float32", 8).t("b.weight", "float32", 4, 8).
+		t("c.ln_g", "float32", 8).t("c.ln", "float32", 8).
+		model()
+	r, err := Audit(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := map[string]Part{}
+	for _, row := range r.Rows {
+		parts[row.Name] = row.Part
+	}
+	if parts["a.weight"] != PartDerivedCopy || parts["b.weight"] != PartDerivedCopy || parts["b.weight_orig"] != PartWeight ||
+		parts["a.weight_v"] != PartParam || parts["c.ln"] != PartParam {
+		t.Errorf("parts %v", parts)
+	}
+	if r.Total.Params != 4+32+32+4+8+8+8 {
+		t.Errorf("params %d", r.Total.Params)
+	}
+	var copies []string
+	for _, f := range r.Findings {
+		if f.Kind == DerivedCopy {
+			copies = append(copies, f.Tensors...)
+		}
+	}
+	if !slices.Equal(copies, []string{"a.weight", "b.weight"}) {
+		t.Errorf("derived-copy findings name %v", copies)
 	}
 }
