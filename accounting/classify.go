@@ -212,6 +212,19 @@ func classify(m *Model, extra []Scheme, at func(i int) *Class) {
 				}
 			}
 		}
+		if float && isDigits(leaf) {
+			if cell, copied := rnnBias(t.Name); cell != "" {
+				if byName == nil {
+					byName = firstByName(m)
+				}
+				if j, ok := byName[cell]; !copied || ok && slices.Equal(m.Tensors[j].Shape, t.Shape) {
+					c.Part = PartBias
+					if copied {
+						c.Params = 0
+					}
+				}
+			}
+		}
 		switch {
 		case c.Part == PartBias:
 		case leaf == "weight" && float && encoded[mod] != "":
@@ -223,6 +236,39 @@ func classify(m *Model, extra []Scheme, at func(i int) *Class) {
 		}
 		*at(i) = c
 	}
+}
+
+// rnnBias tells the biases of a dynamically quantized RNN
+// (torch.ao.nn.quantized.dynamic LSTM, GRU) apart: each cell's pickled
+// state lists its biases, <rnn>._all_weight_values.<k>.param.0.1.<j>, and
+// its packed weights, ….param.0.4.<j>.0.0, which carry the same biases
+// again, ….param.0.4.<j>.0.1. For one of the first, cell is its own name;
+// for a copy, cell names the bias it copies and copied is set.
+func rnnBias(name string) (cell string, copied bool) {
+	const marker = "._all_weight_values."
+	k := strings.LastIndex(name, marker)
+	if k < 0 {
+		return "", false
+	}
+	rest := name[k+len(marker):] // <k>.param.0.<field>...
+	layer, rest, _ := strings.Cut(rest, ".")
+	if !isDigits(layer) {
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(rest, "param.0.")
+	if !ok {
+		return "", false
+	}
+	base := name[:len(name)-len(rest)] // ….param.0.
+	if j, ok := strings.CutPrefix(rest, "1."); ok && isDigits(j) {
+		return name, false
+	}
+	if j, ok := strings.CutPrefix(rest, "4."); ok {
+		if j, ok = strings.CutSuffix(j, ".0.1"); ok && isDigits(j) {
+			return base + "1." + j, true
+		}
+	}
+	return "", false
 }
 
 // firstByName maps each tensor name of m to its first tensor.

@@ -163,3 +163,35 @@ func TestNormCopies(t *testing.T) {
 		t.Errorf("derived-copy findings name %v", copies)
 	}
 }
+
+// TestRNNBias: a dynamically quantized RNN cell's biases, and the copies
+// its packed weights carry.
+func TestRNNBias(t *testing.T) {
+	for _, c := range []struct {
+		name, cell string
+		copied     bool
+	}{
+		{"lstm._all_weight_values.0.param.0.1.1", "lstm._all_weight_values.0.param.0.1.1", false},
+		{"enc.lstm._all_weight_values.3.param.0.4.1.0.1", "enc.lstm._all_weight_values.3.param.0.1.1", true},
+		{"lstm._all_weight_values.0.param.0.4.1.0.0", "", false}, // the weight
+		{"lstm._all_weight_values.x.param.0.1.1", "", false},
+		{"lstm._all_weight_values.0.param.1.1.1", "", false},
+		{"lstm.weight_ih_l0", "", false},
+	} {
+		cell, copied := rnnBias(c.name)
+		if cell != c.cell || copied != c.copied {
+			t.Errorf("rnnBias(%q) = %q, %v; want %q, %v", c.name, cell, copied, c.cell, c.copied)
+		}
+	}
+	// A copy whose cell bias is missing, or of another shape, keeps its params.
+	m := newModel().t("r._all_weight_values.0.param.0.1.0", "float32", 8).
+		t("r._all_weight_values.0.param.0.4.0.0.1", "float32", 8).
+		t("r._all_weight_values.0.param.0.4.1.0.1", "float32", 8).model()
+	r, err := Audit(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Rows[0].Params != 8 || r.Rows[1].Params != 0 || r.Rows[2].Params != 8 {
+		t.Errorf("params %d, %d, %d; want 8, 0, 8", r.Rows[0].Params, r.Rows[1].Params, r.Rows[2].Params)
+	}
+}

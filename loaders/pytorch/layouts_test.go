@@ -12,7 +12,7 @@ import (
 
 // TestLayoutFixtures audits gen_layouts.py's files (a pruned model, as a
 // state_dict and pickled whole; a sparsifier's parametrization; expanded
-// views; complex tensors; weight_norm and spectral_norm; QINS signs packed eight to a byte) against what torch says of them: the model's
+// views; complex tensors; weight_norm and spectral_norm; dynamically quantized RNNs; QINS signs packed eight to a byte) against what torch says of them: the model's
 // params and float32 baseline, the bytes of its storages, and the bytes
 // each warning must name.
 func TestLayoutFixtures(t *testing.T) { checkLayouts(t, fixturesDir) }
@@ -51,7 +51,7 @@ func checkLayouts(t *testing.T, dir string) {
 	if err := json.Unmarshal(readFile(t, filepath.Join(dir, "expected_layouts.json")), &exp); err != nil {
 		t.Fatal(err)
 	}
-	if len(exp.Files) != 8 {
+	if len(exp.Files) != 10 {
 		t.Fatalf("expected_layouts.json lists %d files", len(exp.Files))
 	}
 	for name, want := range exp.Files {
